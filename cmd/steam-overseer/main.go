@@ -1,0 +1,64 @@
+// Command steam-overseer watches and heals H2O Steam deployments: its
+// exporter publishes their health for Prometheus, its remediator restarts
+// the dead ones when Alertmanager calls.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+
+	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+)
+
+// A subcommand registers its flags on the application and returns what runs
+// it; run returns the process's exit code.
+type subcommand struct {
+	clause *kingpin.CmdClause
+	run    func(ctx context.Context, logger *slog.Logger) int
+}
+
+func main() { os.Exit(run(os.Args)) }
+
+func run(args []string) int {
+	// Installed (linked) under the name "java", the binary is the demo's fake
+	// scoring service, started with Steam's own java argv.
+	if filepath.Base(args[0]) == "java" {
+		return fakescorer.Main(args[1:])
+	}
+
+	app := kingpin.New("steam-overseer", "Watches H2O Steam deployments and restarts the dead ones.")
+	app.Version(version.Print("steam-overseer"))
+	app.HelpFlag.Short('h')
+	logConfig := &promslog.Config{}
+	promslogflag.AddFlags(app, logConfig)
+
+	commands := []subcommand{
+		exporterCommand(app),
+	}
+
+	selected, err := app.Parse(args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "steam-overseer: %v\n", err)
+		return 2
+	}
+	logger := promslog.New(logConfig)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	for _, c := range commands {
+		if c.clause.FullCommand() == selected {
+			return c.run(ctx, logger)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "steam-overseer: unknown command %q\n", selected)
+	return 2
+}

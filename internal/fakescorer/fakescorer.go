@@ -1,0 +1,226 @@
+// Package fakescorer is a stand-in for a Steam deployment's JVM: a small
+// program, installed under the name "java" and started with Steam's exact
+// argv, that answers the scoring service's HTTP endpoints. Tests and the demo
+// run it so that real processes are started, killed and restarted in
+// milliseconds instead of a JVM's seconds.
+//
+// How it behaves is read from the war it is given, so that a remediator
+// restarting it gets the same behaviour again. A war is a text file of
+// key=value lines (a real war, a zip, has none and runs normally):
+//
+//	mode=normal             serve until SIGINT/SIGTERM (the default)
+//	mode=crash_at_start     print an error and exit 1 before listening
+//	mode=crash_after_ready  serve, then exit 1 after crash_after
+//	mode=never_ready        run without ever listening
+//	mode=unavailable        listen, but /ping answers 503 forever
+//	mode=failed             print jetty's FAILED line and keep running, not listening
+//	ready_after=300ms       wait this long before listening
+//	crash_after=1s          for crash_after_ready
+//	ignore_sigint=true      survive SIGINT (only SIGKILL stops it)
+package fakescorer
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Behaviour is what a war asks the fake scorer to do.
+type Behaviour struct {
+	Mode         string
+	ReadyAfter   time.Duration
+	CrashAfter   time.Duration
+	IgnoreSIGINT bool
+}
+
+// WarContent renders b as the contents of a fake war file.
+func (b Behaviour) WarContent() string {
+	var sb strings.Builder
+	mode := b.Mode
+	if mode == "" {
+		mode = "normal"
+	}
+	fmt.Fprintf(&sb, "mode=%s\n", mode)
+	if b.ReadyAfter > 0 {
+		fmt.Fprintf(&sb, "ready_after=%s\n", b.ReadyAfter)
+	}
+	if b.CrashAfter > 0 {
+		fmt.Fprintf(&sb, "crash_after=%s\n", b.CrashAfter)
+	}
+	if b.IgnoreSIGINT {
+		sb.WriteString("ignore_sigint=true\n")
+	}
+	return sb.String()
+}
+
+// readBehaviour parses a war. Lines that are not key=value (a real zip) are
+// ignored.
+func readBehaviour(r io.Reader) (Behaviour, error) {
+	b := Behaviour{Mode: "normal", CrashAfter: time.Second}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if !ok {
+			continue
+		}
+		var err error
+		switch k {
+		case "mode":
+			b.Mode = v
+		case "ready_after":
+			b.ReadyAfter, err = time.ParseDuration(v)
+		case "crash_after":
+			b.CrashAfter, err = time.ParseDuration(v)
+		case "ignore_sigint":
+			b.IgnoreSIGINT, err = strconv.ParseBool(v)
+		}
+		if err != nil {
+			return b, fmt.Errorf("war line %q: %w", sc.Text(), err)
+		}
+	}
+	return b, sc.Err()
+}
+
+// parseArgs reads java's argv after the program name:
+// [jvm options] -jar <jar> [--name value ...] <war>.
+func parseArgs(args []string) (port int, war string, err error) {
+	i := 0
+	for i < len(args) && args[i] != "-jar" {
+		i++
+	}
+	if i+1 >= len(args) {
+		return 0, "", errors.New("usage: java [options] -jar jetty-runner.jar --port N app.war")
+	}
+	rest := args[i+2:]
+	for j := 0; j < len(rest); j++ {
+		switch {
+		case rest[j] == "--port" && j+1 < len(rest):
+			port, err = strconv.Atoi(rest[j+1])
+			j++
+		case strings.HasPrefix(rest[j], "--") && j+1 < len(rest):
+			j++
+		default:
+			war = rest[j]
+		}
+		if err != nil {
+			return 0, "", fmt.Errorf("bad --port: %w", err)
+		}
+	}
+	if port == 0 || war == "" {
+		return 0, "", errors.New("need --port N and a war")
+	}
+	return port, war, nil
+}
+
+// Main runs the fake scoring service with java's arguments (os.Args[1:]) and
+// returns its exit code. It logs to stdout and stderr the way jetty-runner
+// does, since the remediator reads those lines for verdicts.
+func Main(args []string) int {
+	begin := time.Now()
+	port, war, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		return 2
+	}
+	f, err := os.Open(war)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "java.io.FileNotFoundException: %s\n", war)
+		return 1
+	}
+	b, err := readBehaviour(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		return 1
+	}
+
+	sigs := make(chan os.Signal, 1)
+	if b.IgnoreSIGINT {
+		signal.Ignore(syscall.SIGINT)
+		signal.Notify(sigs, syscall.SIGTERM)
+	} else {
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	}
+	fmt.Printf("INFO: Runner: jetty-runner (fake) pid %d, port %d, war %s\n", os.Getpid(), port, war)
+
+	switch b.Mode {
+	case "crash_at_start":
+		fmt.Fprintln(os.Stderr, "java.lang.OutOfMemoryError: fake crash at start")
+		return 1
+	case "failed":
+		fmt.Println("WARN: Failed startup of context o.e.j.w.WebAppContext: FAILED")
+		<-sigs
+		return 0
+	case "never_ready":
+		<-sigs
+		return 0
+	}
+
+	select {
+	case <-time.After(b.ReadyAfter):
+	case <-sigs:
+		return 0
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "java.net.BindException: Address already in use (%v)\n", err)
+		fmt.Println("FAILED ServerConnector@fake{HTTP/1.1}{0.0.0.0:" + strconv.Itoa(port) + "}")
+		return 1
+	}
+	srv := &http.Server{Handler: handler(b, begin), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	fmt.Printf("INFO: Started @%dms\n", time.Since(begin).Milliseconds())
+
+	var crash <-chan time.Time
+	if b.Mode == "crash_after_ready" {
+		crash = time.After(b.CrashAfter)
+	}
+	select {
+	case <-sigs:
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		return 0
+	case <-crash:
+		fmt.Fprintln(os.Stderr, "java.lang.OutOfMemoryError: fake crash after ready")
+		return 1
+	}
+}
+
+func handler(b Behaviour, start time.Time) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ping", func(w http.ResponseWriter, _ *http.Request) {
+		if b.Mode == "unavailable" {
+			http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "pong")
+	})
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
+		ms := time.Now().UnixMilli()
+		writeJSON(w, map[string]any{"startTime": start.UnixMilli(), "lastTime": ms})
+	})
+	mux.HandleFunc("/info", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]any{"model": "fake", "pid": os.Getpid()})
+	})
+	mux.HandleFunc("/predict", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]any{"labelIndex": 1, "label": "yes", "classProbabilities": []float64{0.27, 0.73}})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,100 @@
+// Package procid decides whether a PID really is a given Steam deployment's
+// java process. Everything that signals, adopts or measures a process asks it
+// first: a PID alone proves nothing after a crash or a reboot, when the number
+// may belong to any program.
+package procid
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Identity is what a deployment's java process looks like on its command
+// line, as Steam starts it:
+//
+//	java [jvm options] -jar <home>/var/master/assets/jetty-runner.jar --port <port> <war>
+type Identity struct {
+	// JettyRunner is the absolute path of the Steam home's jetty-runner.jar.
+	JettyRunner string
+	// Port is the deployment's port.
+	Port int
+	// Wars are the absolute paths of the wars the deployment may run (Steam
+	// names a model's war <logical_name>.war or <logical_name>_py.war).
+	Wars []string
+}
+
+// Matches reports whether argv is java running this identity. Relative paths
+// on the command line are resolved against cwd, which is asked for only when
+// one is met (reading a process's cwd costs a syscall and may be denied);
+// cwd returning "" means it is unknown, and a relative path then never
+// matches.
+func (id Identity) Matches(argv []string, cwd func() string) bool {
+	if len(argv) < 5 || filepath.Base(argv[0]) != "java" {
+		return false
+	}
+	jar := -1
+	for i, a := range argv[1:] {
+		if a == "-jar" {
+			jar = i + 1
+			break
+		}
+		if !strings.HasPrefix(a, "-") { // a main class instead of -jar
+			return false
+		}
+	}
+	if jar < 0 || jar+1 >= len(argv) {
+		return false
+	}
+	var dir string
+	abs := func(p string) string {
+		if filepath.IsAbs(p) {
+			return filepath.Clean(p)
+		}
+		if dir == "" {
+			if dir = cwd(); dir == "" {
+				return ""
+			}
+		}
+		return filepath.Join(dir, p)
+	}
+	if abs(argv[jar+1]) != filepath.Clean(id.JettyRunner) {
+		return false
+	}
+	port, war, ok := parseRunnerArgs(argv[jar+2:])
+	if !ok || port != strconv.Itoa(id.Port) {
+		return false
+	}
+	war = abs(war)
+	for _, w := range id.Wars {
+		if war == filepath.Clean(w) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseRunnerArgs reads jetty-runner's arguments: options of the form
+// "--name value" (or "--port=N") and exactly one war.
+func parseRunnerArgs(args []string) (port, war string, ok bool) {
+	var wars int
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case strings.HasPrefix(a, "--port="):
+			port = strings.TrimPrefix(a, "--port=")
+		case strings.HasPrefix(a, "--"):
+			if i+1 >= len(args) {
+				return "", "", false
+			}
+			if a == "--port" {
+				port = args[i+1]
+			}
+			i++
+		default:
+			war = a
+			wars++
+		}
+	}
+	return port, war, wars == 1 && port != ""
+}

@@ -1,0 +1,215 @@
+package procid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/prometheus/procfs"
+	gnet "github.com/shirou/gopsutil/v3/net"
+)
+
+// Status is what became of a deployment's recorded PID.
+type Status string
+
+// The statuses, as the steam_deployment_status metric labels them.
+const (
+	// StatusRunning: alive, not a zombie, and its command line is this
+	// deployment's java.
+	StatusRunning Status = "running"
+	// StatusDead: no such process.
+	StatusDead Status = "dead"
+	// StatusZombie: exited but not reaped; it serves nothing.
+	StatusZombie Status = "zombie"
+	// StatusPIDReused: alive, but another program or another deployment.
+	StatusPIDReused Status = "pid_reused"
+	// StatusNoPID: Steam recorded no PID (process_id ≤ 0).
+	StatusNoPID Status = "no_pid"
+	// StatusUnknown: the process could not be read (permissions, hidepid).
+	StatusUnknown Status = "unknown"
+)
+
+// Statuses lists every status, in the order metrics expose them.
+var Statuses = []Status{StatusRunning, StatusDead, StatusZombie, StatusPIDReused, StatusNoPID, StatusUnknown}
+
+// Process is what one look at a PID found. The resource fields are set only
+// when Status is StatusRunning: a process not proven to be the deployment's
+// is never measured on its behalf.
+type Process struct {
+	PID    int
+	Status Status
+	// Err says why Status is StatusUnknown.
+	Err error
+
+	CPUSeconds    float64 // user + system
+	ResidentBytes uint64
+	VirtualBytes  uint64
+	StartTime     float64 // seconds since the Unix epoch
+	// StartTicks is the start time in clock ticks since boot, as the kernel
+	// reports it. PID and StartTicks together name one process for good: a
+	// reused PID has another start.
+	StartTicks uint64
+}
+
+// Inspector reads processes from a procfs mount. Per PID it reads just
+// /proc/<pid>/stat and /proc/<pid>/cmdline, each once, so inspecting a
+// thousand deployments stays cheap.
+type Inspector struct {
+	fs       procfs.FS
+	bootTime float64
+}
+
+// NewInspector reads processes under procRoot ("" means /proc); tests hand in
+// fixtures.
+func NewInspector(procRoot string) (*Inspector, error) {
+	if procRoot == "" {
+		procRoot = procfs.DefaultMountPoint
+	}
+	pfs, err := procfs.NewFS(procRoot)
+	if err != nil {
+		return nil, fmt.Errorf("opening procfs at %s: %w", procRoot, err)
+	}
+	// Boot time is read once: the kernel's btime wobbles by a second under
+	// NTP, and start times computed from it must not.
+	st, err := pfs.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading boot time from %s/stat: %w", procRoot, err)
+	}
+	return &Inspector{fs: pfs, bootTime: float64(st.BootTime)}, nil
+}
+
+// Inspect decides what pid is with respect to id. ok=false identities (a
+// deployment whose row cannot be recognised) make any live process
+// StatusPIDReused: it cannot be proven to be the deployment's.
+func (in *Inspector) Inspect(pid int, id Identity) Process {
+	p := Process{PID: pid}
+	if pid <= 0 {
+		p.Status = StatusNoPID
+		return p
+	}
+	proc, err := in.fs.Proc(pid)
+	if err != nil {
+		return p.failed(err)
+	}
+	stat, err := proc.Stat()
+	if err != nil {
+		return p.failed(err)
+	}
+	switch stat.State {
+	case "Z":
+		p.Status = StatusZombie
+		return p
+	case "X", "x":
+		p.Status = StatusDead
+		return p
+	}
+	argv, err := proc.CmdLine()
+	if err != nil {
+		return p.failed(err)
+	}
+	if !id.Matches(argv, cwdOf(proc)) {
+		p.Status = StatusPIDReused
+		return p
+	}
+	p.Status = StatusRunning
+	p.CPUSeconds = stat.CPUTime()
+	p.ResidentBytes = uint64(stat.ResidentMemory())
+	p.VirtualBytes = uint64(stat.VirtualMemory())
+	p.StartTicks = stat.Starttime
+	p.StartTime = in.bootTime + float64(stat.Starttime)/userHZ
+	return p
+}
+
+// userHZ is the kernel's USER_HZ, which /proc reports times in: 100 on every
+// Linux architecture Steam runs on (procfs assumes the same).
+const userHZ = 100
+
+func (p Process) failed(err error) Process {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+		// Gone, or gone between two reads: either way nothing runs there.
+		p.Status = StatusDead
+		return p
+	}
+	p.Status = StatusUnknown
+	p.Err = fmt.Errorf("reading process %d: %w", p.PID, err)
+	return p
+}
+
+func cwdOf(proc procfs.Proc) func() string {
+	return func() string {
+		cwd, err := proc.Cwd()
+		if err != nil {
+			return ""
+		}
+		return cwd
+	}
+}
+
+// Find returns every live process that is id's java, whatever its PID: the
+// way to recognise a deployment Steam's row has lost track of. It walks all
+// of /proc, so it is for remediation, not for every scrape.
+func (in *Inspector) Find(id Identity) ([]Process, error) {
+	procs, err := in.fs.AllProcs()
+	if err != nil {
+		return nil, fmt.Errorf("listing processes: %w", err)
+	}
+	var found []Process
+	for _, proc := range procs {
+		argv, err := proc.CmdLine()
+		if err != nil || len(argv) == 0 || !strings.HasSuffix(argv[0], "java") {
+			continue
+		}
+		if !id.Matches(argv, cwdOf(proc)) {
+			continue
+		}
+		// Inspect again: it rules out zombies and fills in the start time.
+		if p := in.Inspect(proc.PID, id); p.Status == StatusRunning {
+			found = append(found, p)
+		}
+	}
+	return found, nil
+}
+
+// ListenerPIDs returns the PIDs of the processes that listen on TCP port
+// (IPv4 or IPv6). A listener whose owner cannot be read (another user's
+// process, when not root) is reported with PID 0: the port is taken all the
+// same.
+func ListenerPIDs(ctx context.Context, port int) ([]int, error) {
+	conns, err := gnet.ConnectionsWithContext(ctx, "tcp")
+	if err != nil {
+		return nil, fmt.Errorf("listing TCP sockets: %w", err)
+	}
+	seen := map[int]bool{}
+	var pids []int
+	for _, c := range conns {
+		if c.Status != "LISTEN" || int(c.Laddr.Port) != port {
+			continue
+		}
+		pid := int(c.Pid)
+		if !seen[pid] {
+			seen[pid] = true
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// Alive reports whether pid exists and is not a zombie, whatever it runs.
+func (in *Inspector) Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	proc, err := in.fs.Proc(pid)
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	stat, err := proc.Stat()
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	return stat.State != "Z" && stat.State != "X"
+}

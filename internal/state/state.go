@@ -1,0 +1,222 @@
+// Package state is steam-overseer's own SQLite database, beside Steam's but
+// never inside it: the journal of every remediation action (the operators'
+// audit trail), the count of successful restarts per deployment that the
+// exporter publishes, and the restart policy's memory that must survive a
+// remediator restart.
+//
+// The remediator opens it read-write; the exporter and the status command
+// open it read-only.
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// schema is applied on every read-write open; every statement is idempotent.
+// The default rollback journal is kept: writers are few and tiny, and a
+// read-only reader needs no -shm file beside the database.
+const schema = `
+CREATE TABLE IF NOT EXISTS journal (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    time             TEXT    NOT NULL, -- RFC 3339, UTC
+    deployment_id    INTEGER NOT NULL,
+    deployment       TEXT    NOT NULL,
+    action           TEXT    NOT NULL,
+    result           TEXT    NOT NULL,
+    reason           TEXT    NOT NULL DEFAULT '',
+    old_pid          INTEGER NOT NULL DEFAULT 0,
+    new_pid          INTEGER NOT NULL DEFAULT 0,
+    duration_seconds REAL    NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS journal_by_deployment ON journal (deployment_id, id);
+
+-- Kept apart from the journal so that the count stays monotonic even when
+-- an operator prunes old journal rows.
+CREATE TABLE IF NOT EXISTS restarts (
+    deployment_id INTEGER PRIMARY KEY,
+    total         INTEGER NOT NULL
+);
+`
+
+// Actions and results the journal records.
+const (
+	ActionRestart = "restart"
+	ActionAdopt   = "adopt"
+	ActionNoop    = "noop"
+	ActionSkip    = "skip"
+	ActionGiveUp  = "give_up"
+	ActionReset   = "reset"
+
+	ResultSuccess = "success"
+	ResultFailure = "failure"
+)
+
+// Entry is one journal row.
+type Entry struct {
+	ID           int64
+	Time         time.Time
+	DeploymentID int64
+	Deployment   string
+	Action       string
+	Result       string
+	Reason       string
+	OldPID       int64
+	NewPID       int64
+	Duration     time.Duration
+}
+
+// DB is an open state database.
+type DB struct {
+	db       *sql.DB
+	readOnly bool
+}
+
+// busyTimeout lets a reader wait out the remediator's writes.
+const busyTimeout = 5 * time.Second
+
+func dsn(path, mode string) string {
+	q := url.Values{}
+	q.Set("mode", mode)
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Set("_txlock", "immediate")
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// Open opens the state database read-write, creating it and its schema if
+// needed.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, "rwc"))
+	if err != nil {
+		return nil, fmt.Errorf("opening state database %s: %w", path, err)
+	}
+	// One connection: SQLite serialises writers anyway, and one connection
+	// never deadlocks against itself.
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("creating state schema in %s: %w", path, err)
+	}
+	return &DB{db: db}, nil
+}
+
+// ErrNoState means the state database does not exist yet: the remediator has
+// never run. Readers treat it as an empty journal.
+var ErrNoState = errors.New("state database does not exist")
+
+// OpenReadOnly opens an existing state database without ever writing to it.
+func OpenReadOnly(path string) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("opening %s: %w", path, ErrNoState)
+		}
+		return nil, fmt.Errorf("opening state database: %w", err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, "ro"))
+	if err != nil {
+		return nil, fmt.Errorf("opening state database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	return &DB{db: db, readOnly: true}, nil
+}
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+// SQL exposes the connection to packages that keep their own tables here
+// (the restart policy, backups). They must create their tables idempotently.
+func (s *DB) SQL() *sql.DB { return s.db }
+
+// Record appends e to the journal. A successful restart also increments the
+// deployment's restart count, in the same transaction.
+func (s *DB) Record(ctx context.Context, e Entry) (int64, error) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("journaling %s of deployment %d: %w", e.Action, e.DeploymentID, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	res, err := tx.ExecContext(ctx, `INSERT INTO journal
+		(time, deployment_id, deployment, action, result, reason, old_pid, new_pid, duration_seconds)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Time.UTC().Format(time.RFC3339Nano), e.DeploymentID, e.Deployment, e.Action, e.Result,
+		e.Reason, e.OldPID, e.NewPID, e.Duration.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("journaling %s of deployment %d: %w", e.Action, e.DeploymentID, err)
+	}
+	id, _ := res.LastInsertId()
+	if e.Action == ActionRestart && e.Result == ResultSuccess {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO restarts (deployment_id, total) VALUES (?, 1)
+			ON CONFLICT (deployment_id) DO UPDATE SET total = total + 1`, e.DeploymentID); err != nil {
+			return 0, fmt.Errorf("counting restart of deployment %d: %w", e.DeploymentID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("journaling %s of deployment %d: %w", e.Action, e.DeploymentID, err)
+	}
+	return id, nil
+}
+
+// RestartCounts returns the number of successful restarts per deployment id.
+func (s *DB) RestartCounts(ctx context.Context) (map[int64]uint64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT deployment_id, total FROM restarts`)
+	if err != nil {
+		return nil, fmt.Errorf("reading restart counts: %w", err)
+	}
+	defer rows.Close()
+	counts := map[int64]uint64{}
+	for rows.Next() {
+		var id int64
+		var n uint64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("reading restart counts: %w", err)
+		}
+		counts[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading restart counts: %w", err)
+	}
+	return counts, nil
+}
+
+// Journal returns the newest entries first, at most limit of them; a
+// deploymentID of 0 means every deployment.
+func (s *DB) Journal(ctx context.Context, deploymentID int64, limit int) ([]Entry, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, time, deployment_id, deployment, action, result,
+		reason, old_pid, new_pid, duration_seconds FROM journal
+		WHERE ? = 0 OR deployment_id = ? ORDER BY id DESC LIMIT ?`, deploymentID, deploymentID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading journal: %w", err)
+	}
+	defer rows.Close()
+	var es []Entry
+	for rows.Next() {
+		var e Entry
+		var ts string
+		var secs float64
+		if err := rows.Scan(&e.ID, &ts, &e.DeploymentID, &e.Deployment, &e.Action, &e.Result,
+			&e.Reason, &e.OldPID, &e.NewPID, &secs); err != nil {
+			return nil, fmt.Errorf("reading journal: %w", err)
+		}
+		e.Time, _ = time.Parse(time.RFC3339Nano, ts)
+		e.Duration = time.Duration(secs * float64(time.Second))
+		es = append(es, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading journal: %w", err)
+	}
+	return es, nil
+}

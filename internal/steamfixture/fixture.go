@@ -1,0 +1,235 @@
+// Package steamfixture builds throwaway Steam homes: Steam's real schema in a
+// real SQLite file, the folder layout, fake wars, and deployments started
+// with Steam's exact argv. Tests build their homes with it (through
+// steamtest), and so does the demo, so both exercise the same layout that a
+// real Steam installation has.
+package steamfixture
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	steamoverseer "github.com/steam-overseer/steam-overseer"
+	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+)
+
+// Fixture is a Steam home under construction.
+type Fixture struct {
+	Home steam.Home
+	// DB is a read-write connection to the home's steam.db, for fixtures
+	// that edit rows the way Steam or an operator would.
+	DB        *sql.DB
+	projectID int64
+}
+
+// Options change how the home is built.
+type Options struct {
+	// Lax drops the NOT NULL constraints of the service table, so that a
+	// fixture can hold the odd rows older Steam versions and hand edits
+	// leave behind (a NULL process_id).
+	Lax bool
+}
+
+// Create builds a Steam home in dir (which must exist).
+func Create(dir string, opts Options) (*Fixture, error) {
+	home := steam.Home{Dir: dir}
+	for _, d := range []string{filepath.Dir(home.DBPath()), filepath.Dir(home.JettyRunner()), home.LogDir(),
+		filepath.Join(home.MasterDir(), "model")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	// The fake java never reads the runner; it only has to be where Steam
+	// keeps it.
+	if err := os.WriteFile(home.JettyRunner(), []byte("fake jetty-runner\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("writing jetty-runner.jar: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+home.DBPath()+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return nil, fmt.Errorf("creating steam.db: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	schema := steamoverseer.SteamSchema
+	if opts.Lax {
+		schema = strings.NewReplacer(
+			"process_id integer NOT NULL", "process_id integer",
+			"port integer NOT NULL", "port integer",
+		).Replace(schema)
+	}
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("creating Steam schema: %w", err)
+	}
+	res, err := db.Exec(`INSERT INTO project (name, description, model_category, created)
+		VALUES ('churn', 'Customer churn', 'Binomial', datetime('now'))`)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("inserting project: %w", err)
+	}
+	pid, _ := res.LastInsertId()
+	return &Fixture{Home: home, DB: db, projectID: pid}, nil
+}
+
+// Close closes the fixture's database connection.
+func (f *Fixture) Close() error { return f.DB.Close() }
+
+// Spec describes one deployment to add.
+type Spec struct {
+	Name string
+	// LogicalName of the model; "" leaves the column NULL.
+	LogicalName string
+	// Port; 0 picks a free one.
+	Port int
+	// State of the service row; "" means "started".
+	State string
+	// Behaviour of the fake scorer, written into the war.
+	Behaviour fakescorer.Behaviour
+	// PyWar names the war <logical_name>_py.war.
+	PyWar bool
+	// NoWar writes no war at all.
+	NoWar bool
+}
+
+// Add inserts a model and a service row for s and writes its war. The row's
+// process_id is 0 until the deployment is started.
+func (f *Fixture) Add(s Spec) (steam.Deployment, error) {
+	if s.Port == 0 {
+		port, err := FreePort()
+		if err != nil {
+			return steam.Deployment{}, err
+		}
+		s.Port = port
+	}
+	if s.State == "" {
+		s.State = steam.StateStarted
+	}
+	var logical any
+	if s.LogicalName != "" {
+		logical = s.LogicalName
+	}
+	res, err := f.DB.Exec(`INSERT INTO model (project_id, training_dataset_id, name, cluster_name,
+		model_key, algorithm, model_category, dataset_name, response_column_name, logical_name,
+		location, metrics, metrics_version, created)
+		VALUES (?, 1, ?, 'h2o', ?, 'gbm', 'Binomial', 'churn.csv', 'churned', ?, '', '{}', '1', datetime('now'))`,
+		f.projectID, s.Name+"-model", s.Name+"-key", logical)
+	if err != nil {
+		return steam.Deployment{}, fmt.Errorf("inserting model of %s: %w", s.Name, err)
+	}
+	modelID, _ := res.LastInsertId()
+	if !s.NoWar {
+		name := s.LogicalName
+		if name == "" {
+			name = s.Name
+		}
+		if s.PyWar {
+			name += "_py"
+		}
+		if err := f.WriteWar(modelID, name+".war", s.Behaviour); err != nil {
+			return steam.Deployment{}, err
+		}
+	}
+	res, err = f.DB.Exec(`INSERT INTO service (project_id, model_id, name, address, port, process_id, state, created)
+		VALUES (?, ?, ?, '127.0.0.1', ?, 0, ?, datetime('now'))`, f.projectID, modelID, s.Name, s.Port, s.State)
+	if err != nil {
+		return steam.Deployment{}, fmt.Errorf("inserting service %s: %w", s.Name, err)
+	}
+	id, _ := res.LastInsertId()
+	return steam.NewRegistry(f.Home).Deployment(context.Background(), id)
+}
+
+// WriteWar writes a fake war with behaviour b into the model's folder.
+func (f *Fixture) WriteWar(modelID int64, name string, b fakescorer.Behaviour) error {
+	dir := f.Home.ModelDir(modelID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating model folder: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(b.WarContent()), 0o644); err != nil {
+		return fmt.Errorf("writing war %s: %w", name, err)
+	}
+	return nil
+}
+
+// Command returns the command Steam runs for d, with java at javaPath but
+// "java" as its argv[0], exactly as Steam's exec of "java" through PATH
+// leaves it.
+func (f *Fixture) Command(javaPath string, d steam.Deployment) *exec.Cmd {
+	cmd := exec.Command(javaPath, "-jar", f.Home.JettyRunner(), "--port", fmt.Sprint(d.Port), d.War)
+	cmd.Args[0] = "java"
+	// Steam starts each deployment in its own process group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+// Start starts d as Steam does, waits until it answers /ping and records its
+// PID in the service row. The caller owns the returned process: it must be
+// waited for (or killed and waited for).
+func (f *Fixture) Start(javaPath string, d steam.Deployment, logTo *os.File) (*exec.Cmd, error) {
+	cmd := f.Command(javaPath, d)
+	if logTo != nil {
+		cmd.Stdout, cmd.Stderr = logTo, logTo
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting deployment %s: %w", d.Name, err)
+	}
+	if err := WaitReady(context.Background(), int(d.Port), 10*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("starting deployment %s: %w", d.Name, err)
+	}
+	if err := f.SetPID(d.ID, cmd.Process.Pid); err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// SetPID writes pid into the deployment's row, as Steam does after a start.
+func (f *Fixture) SetPID(id int64, pid int) error {
+	if _, err := f.DB.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, pid, id); err != nil {
+		return fmt.Errorf("recording PID of service %d: %w", id, err)
+	}
+	return nil
+}
+
+// WaitReady polls http://127.0.0.1:port/ping until it answers 200.
+func WaitReady(ctx context.Context, port int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	url := fmt.Sprintf("http://127.0.0.1:%d/ping", port)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("port %d not ready: %w", port, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// FreePort returns a TCP port that was free a moment ago on loopback.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,178 @@
+// Package steamtest gives tests a real Steam home and real deployments: a
+// temp folder with Steam's schema (steamfixture), the fake scoring service
+// built and installed under the name "java", and cleanup that kills every
+// process a test started.
+package steamtest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+)
+
+var (
+	buildOnce sync.Once
+	javaPath  string
+	buildErr  error
+)
+
+// RepoRoot is the repository's top folder, found from this file's location.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Java builds the fake scoring service once per test binary and returns the
+// path of the executable, named "java".
+func Java(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "steam-overseer-java-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		javaPath = filepath.Join(dir, "java")
+		cmd := exec.Command("go", "build", "-o", javaPath, "./testdata/fakejava")
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = err
+			t.Logf("go build ./testdata/fakejava: %s", out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building the fake java: %v", buildErr)
+	}
+	return javaPath
+}
+
+// Home is a Steam home in a test's temp dir.
+type Home struct {
+	*steamfixture.Fixture
+	t    testing.TB
+	Java string
+}
+
+// NewHome builds a Steam home for t; everything it starts is killed when the
+// test ends.
+func NewHome(t testing.TB, opts ...steamfixture.Options) *Home {
+	t.Helper()
+	var o steamfixture.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	f, err := steamfixture.Create(t.TempDir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &Home{Fixture: f, t: t, Java: Java(t)}
+}
+
+// Add adds a deployment (see steamfixture.Spec); its process_id stays 0.
+func (h *Home) Add(s steamfixture.Spec) steam.Deployment {
+	h.t.Helper()
+	d, err := h.Fixture.Add(s)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+// Start starts d as Steam does, waits for /ping, records the PID in the row
+// and returns the process, which is killed at the end of the test.
+func (h *Home) Start(d steam.Deployment) *os.Process {
+	h.t.Helper()
+	cmd, err := h.Fixture.Start(h.Java, d, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	Reap(h.t, cmd)
+	return cmd.Process
+}
+
+// Run adds and starts a normal deployment, returning it re-read with its PID.
+func (h *Home) Run(s steamfixture.Spec) (steam.Deployment, *os.Process) {
+	h.t.Helper()
+	d := h.Add(s)
+	p := h.Start(d)
+	return h.Deployment(d.ID), p
+}
+
+// Deployment re-reads a deployment from the registry.
+func (h *Home) Deployment(id int64) steam.Deployment {
+	h.t.Helper()
+	d, err := steam.NewRegistry(h.Home).Deployment(context.Background(), id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+// Exec runs SQL against steam.db, as Steam or an operator would.
+func (h *Home) Exec(query string, args ...any) {
+	h.t.Helper()
+	if _, err := h.DB.Exec(query, args...); err != nil {
+		h.t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// Reap makes sure cmd's process is killed and waited for when the test ends.
+// It waits in the background, so a test that kills the process sees it gone
+// (not a zombie) as soon as it dies.
+func Reap(t testing.TB, cmd *exec.Cmd) {
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+}
+
+// Kill SIGKILLs p and waits until its PID no longer exists (it is reaped by
+// Reap's waiter).
+func Kill(t testing.TB, p *os.Process) {
+	t.Helper()
+	if err := p.Kill(); err != nil {
+		t.Fatalf("killing %d: %v", p.Pid, err)
+	}
+	Eventually(t, 5*time.Second, "process to be gone", func() bool {
+		return syscall.Kill(p.Pid, 0) != nil
+	})
+}
+
+// Eventually polls cond every 10 ms until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// StartForeign starts a process that is not a deployment (sleep), killed at
+// the end of the test: the owner of a reused PID.
+func StartForeign(t testing.TB, args ...string) *os.Process {
+	t.Helper()
+	if len(args) == 0 {
+		args = []string{"sleep", "600"}
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	Reap(t, cmd)
+	return cmd.Process
+}
