@@ -20,11 +20,20 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 )
 
-// A subcommand registers its flags on the application and returns what runs
-// it; run returns the process's exit code.
+// A subcommand is one kingpin command and what runs it; run returns the
+// process's exit code.
 type subcommand struct {
 	clause *kingpin.CmdClause
 	run    func(ctx context.Context, logger *slog.Logger) int
+}
+
+// registrations add each subcommand's flags to the application. Every
+// subcommand's file registers itself from init, so that adding one touches
+// no other file.
+var registrations []func(app *kingpin.Application) []subcommand
+
+func register(r func(app *kingpin.Application) []subcommand) {
+	registrations = append(registrations, r)
 }
 
 func main() { os.Exit(run(os.Args)) }
@@ -42,8 +51,9 @@ func run(args []string) int {
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
 
-	commands := []subcommand{
-		exporterCommand(app),
+	var commands []subcommand
+	for _, r := range registrations {
+		commands = append(commands, r(app)...)
 	}
 
 	selected, err := app.Parse(args[1:])
