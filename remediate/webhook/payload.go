@@ -1,0 +1,108 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// payloadVersion is the only version of Alertmanager's webhook payload
+// understood here; it has been "4" since Alertmanager 0.7.
+const payloadVersion = "4"
+
+// Alert statuses Alertmanager sends.
+const (
+	statusFiring   = "firing"
+	statusResolved = "resolved"
+)
+
+// message holds the parts of Alertmanager's webhook payload that are used.
+// The group's status, groupLabels and commonLabels are left out on purpose:
+// the group is "firing" while any one of its alerts fires, and commonLabels
+// shrink to the labels all its alerts share, so only each alert's own status
+// and labels say what to do. Unknown fields are ignored, as newer
+// Alertmanagers add some.
+type message struct {
+	Version         string   `json:"version"`
+	GroupKey        string   `json:"groupKey"`
+	Receiver        string   `json:"receiver"`
+	TruncatedAlerts uint64   `json:"truncatedAlerts"`
+	Alerts          []*alert `json:"alerts"`
+}
+
+// alert is one alert of a notification. startsAt and endsAt are not read:
+// a firing alert's endsAt is 0001-01-01T00:00:00Z, and status alone says
+// whether it fires.
+type alert struct {
+	Status      string            `json:"status"`
+	Labels      map[string]string `json:"labels"`
+	Fingerprint string            `json:"fingerprint"`
+}
+
+// decode parses and checks a webhook payload. An error means the whole
+// payload is rejected and nothing in it is acted on.
+func decode(body []byte) (*message, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, errors.New("empty body, want a JSON object")
+	}
+	if trimmed[0] != '{' {
+		return nil, errors.New("body is not a JSON object")
+	}
+	var msg message
+	if err := json.Unmarshal(body, &msg); err != nil {
+		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+			return nil, fmt.Errorf("decoding payload at byte %d: %w", se.Offset, err)
+		}
+		return nil, fmt.Errorf("decoding payload: %w", err)
+	}
+	if msg.Version == "" {
+		return nil, errors.New(`missing "version"`)
+	}
+	if msg.Version != payloadVersion {
+		return nil, fmt.Errorf("unsupported payload version %q, want %q", msg.Version, payloadVersion)
+	}
+	// Alertmanager always sends the array, even empty; null or missing means
+	// the body is not a notification.
+	if msg.Alerts == nil {
+		return nil, errors.New(`missing "alerts" array`)
+	}
+	for i, a := range msg.Alerts {
+		if a == nil {
+			return nil, fmt.Errorf("alert %d is null", i)
+		}
+		if a.Status != statusFiring && a.Status != statusResolved {
+			return nil, fmt.Errorf("alert %d: unknown status %q, want %q or %q", i, a.Status, statusFiring, statusResolved)
+		}
+	}
+	return &msg, nil
+}
+
+// Outcome says what was done with one alert.
+type Outcome string
+
+// Outcomes, also the values of the outcome label of
+// steam_remediator_alerts_total.
+const (
+	Queued                 Outcome = "queued"
+	IgnoredResolved        Outcome = "ignored_resolved"
+	IgnoredAlertname       Outcome = "ignored_alertname"
+	IgnoredUnmatched       Outcome = "ignored_unmatched"
+	IgnoredNoDeploymentID  Outcome = "ignored_no_deployment_id"
+	IgnoredBadDeploymentID Outcome = "ignored_bad_deployment_id"
+)
+
+var outcomes = []Outcome{Queued, IgnoredResolved, IgnoredAlertname, IgnoredUnmatched, IgnoredNoDeploymentID, IgnoredBadDeploymentID}
+
+// parseDeploymentID accepts only the canonical decimal form of a positive
+// id, the form the exporter writes, so that "07", "+7" or "7 " never name
+// deployment 7 by accident.
+func parseDeploymentID(s string) (int64, bool) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != s {
+		return 0, false
+	}
+	return id, true
+}
