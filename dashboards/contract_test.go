@@ -1,0 +1,97 @@
+package dashboards
+
+import "strings"
+
+// metricKind is how a metric may be queried: a counter only through rate()
+// or increase().
+type metricKind int
+
+const (
+	gauge metricKind = iota
+	counter
+	histogram
+)
+
+// metric is one metric of the contract between the exporter, the
+// remediator, the rules and the dashboard (issues 2, 3 and 5), or one that
+// Prometheus itself writes.
+type metric struct {
+	kind   metricKind
+	labels []string // besides job and instance
+}
+
+var (
+	deploymentLabels = []string{"deployment_id", "deployment"}
+	buildInfoLabels  = []string{"version", "revision", "branch", "goversion", "goos", "goarch", "tags"}
+	// The labels of SteamDeploymentDown, the one alert the dashboard reads.
+	alertLabels = []string{"alertname", "alertstate", "severity", "deployment_id", "deployment"}
+)
+
+var knownMetrics = map[string]metric{
+	"steam_deployment_up":                    {gauge, deploymentLabels},
+	"steam_deployment_status":                {gauge, append([]string{"status"}, deploymentLabels...)},
+	"steam_deployment_cpu_seconds_total":     {counter, deploymentLabels},
+	"steam_deployment_resident_memory_bytes": {gauge, deploymentLabels},
+	"steam_deployment_virtual_memory_bytes":  {gauge, deploymentLabels},
+	"steam_deployment_start_time_seconds":    {gauge, deploymentLabels},
+	"steam_deployment_info": {gauge, append([]string{"model_id", "model", "project", "port", "address", "state", "war", "problem"},
+		deploymentLabels...)},
+	"steam_deployment_restarts_total":        {counter, deploymentLabels},
+	"steam_exporter_scrape_success":          {gauge, nil},
+	"steam_exporter_scrape_duration_seconds": {gauge, nil},
+	"steam_exporter_state_scrape_success":    {gauge, nil},
+	"steam_exporter_build_info":              {gauge, buildInfoLabels},
+
+	"steam_remediator_webhook_requests_total":   {counter, []string{"code"}},
+	"steam_remediator_alerts_total":             {counter, []string{"outcome"}},
+	"steam_remediator_actions_total":            {counter, []string{"action", "result"}},
+	"steam_remediator_restart_duration_seconds": {histogram, nil},
+	"steam_remediator_deployment_gave_up":       {gauge, []string{"deployment_id"}},
+	"steam_remediator_queue_length":             {gauge, nil},
+	"steam_remediator_build_info":               {gauge, buildInfoLabels},
+
+	"steam_backup_last_success_timestamp_seconds": {gauge, nil},
+
+	// Written by Prometheus: per target, and per active alert.
+	"up":                      {gauge, nil},
+	"scrape_duration_seconds": {gauge, nil},
+	"ALERTS":                  {gauge, alertLabels},
+	"ALERTS_FOR_STATE":        {gauge, alertLabels},
+}
+
+// lookupMetric finds a series name in the contract: a metric, or one of a
+// histogram's _bucket, _sum and _count series. A histogram's series are
+// counters; _bucket has the le label besides.
+func lookupMetric(name string) (metric, bool) {
+	if m, ok := knownMetrics[name]; ok && m.kind != histogram {
+		return m, true
+	}
+	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+		base, ok := strings.CutSuffix(name, suffix)
+		if !ok {
+			continue
+		}
+		if m, ok := knownMetrics[base]; ok && m.kind == histogram {
+			labels := m.labels
+			if suffix == "_bucket" {
+				labels = append([]string{"le"}, labels...)
+			}
+			return metric{kind: counter, labels: labels}, true
+		}
+	}
+	return metric{}, false
+}
+
+// hasLabel says whether series of m carry the label (job and instance are
+// on every scraped series).
+func (m metric) hasLabel(name string) bool {
+	if name == "job" || name == "instance" || name == "__name__" {
+		return true
+	}
+	for _, l := range m.labels {
+		if l == name {
+			return true
+		}
+	}
+	return false
+}
