@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/state"
+	"github.com/steam-overseer/steam-overseer/internal/status"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+)
+
+func init() { register(statusCommand) }
+
+func statusCommand(app *kingpin.Application) []subcommand {
+	cmd := app.Command("status", "Print every deployment's status, uptime, restarts and last remediation.")
+	home := cmd.Flag("steam.home", "The unpacked Steam release whose deployments are listed.").
+		Envar("STEAM_HOME").String()
+	statePath := cmd.Flag("state.path",
+		"steam-overseer's state database, read for restarts and actions (default: <steam.home>/var/master/db/steam-overseer.db).").
+		String()
+	output := cmd.Flag("output", "Output format: table or json.").Default("table").Enum("table", "json")
+	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
+		return runStatus(ctx, logger, os.Stdout, *home, *statePath, *output)
+	}}}
+}
+
+// runStatus exits 0 whenever it could read Steam's registry, however many
+// deployments are down: it reports, and alerting is Prometheus's job. A
+// state database that is missing or unreadable only blanks the restart and
+// action columns.
+func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, homeDir, statePath, output string) int {
+	home, err := steam.NewHome(homeDir)
+	if err != nil {
+		logger.Error("Invalid Steam home", "err", err)
+		return 1
+	}
+	if statePath == "" {
+		statePath = home.StatePath()
+	}
+	inspector, err := procid.NewInspector("")
+	if err != nil {
+		logger.Error("Cannot read processes", "err", err)
+		return 1
+	}
+	now := time.Now()
+	rows, err := status.Rows(ctx, steam.NewRegistry(home), inspector, now)
+	if err != nil {
+		logger.Error("Reading Steam's deployments failed", "steam_home", home.Dir, "err", err)
+		return 1
+	}
+	st, err := state.OpenReadOnly(statePath)
+	switch {
+	case errors.Is(err, state.ErrNoState):
+		logger.Debug("No state database yet", "path", statePath)
+	case err != nil:
+		logger.Warn("Cannot open the state database, restarts and actions unknown", "path", statePath, "err", err)
+	default:
+		err = status.AddHistory(ctx, rows, st)
+		st.Close()
+		if err != nil {
+			logger.Warn("Reading the state database failed, restarts and actions unknown", "path", statePath, "err", err)
+		}
+	}
+	if output == "json" {
+		err = status.WriteJSON(stdout, rows)
+	} else {
+		err = status.WriteTable(stdout, rows, now)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "steam-overseer: writing status: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/promslog"
+
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
+
+func TestStatusCommand(t *testing.T) {
+	h := steamtest.NewHome(t)
+	h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	_, p := h.Run(steamfixture.Spec{Name: "fraud", LogicalName: "fraud"})
+	steamtest.Kill(t, p)
+	corrupt := filepath.Join(t.TempDir(), "state.db")
+	if err := os.WriteFile(corrupt, []byte(strings.Repeat("garbage ", 512)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name      string
+		home      string
+		statePath string
+		wantCode  int
+	}{
+		// No state database yet: the remediator never ran.
+		{name: "no state database", home: h.Home.Dir, wantCode: 0},
+		{name: "unreadable state database", home: h.Home.Dir, statePath: corrupt, wantCode: 0},
+		{name: "steam home without steam.db", home: t.TempDir(), wantCode: 1},
+		{name: "steam home missing", home: filepath.Join(t.TempDir(), "nonexistent"), wantCode: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, format := range []string{"table", "json"} {
+				var stdout bytes.Buffer
+				code := runStatus(context.Background(), promslog.NewNopLogger(), &stdout, tc.home, tc.statePath, format)
+				if code != tc.wantCode {
+					t.Fatalf("%s: exit code %d, want %d", format, code, tc.wantCode)
+				}
+				if code != 0 {
+					if stdout.Len() != 0 {
+						t.Errorf("%s: printed %q on failure", format, stdout.String())
+					}
+					continue
+				}
+				switch format {
+				case "table":
+					out := stdout.String()
+					if !strings.Contains(out, "churn") || !strings.Contains(out, "running") ||
+						!strings.Contains(out, "fraud") || !strings.Contains(out, "dead") {
+						t.Errorf("table lacks a deployment or status:\n%s", out)
+					}
+				case "json":
+					var rows []struct {
+						Name, Status string
+					}
+					if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
+						t.Fatalf("decoding %q: %v", stdout.String(), err)
+					}
+					if len(rows) != 2 || rows[0].Status != "running" || rows[1].Status != "dead" {
+						t.Errorf("rows %+v, want churn running and fraud dead", rows)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestStatusCommandFlags(t *testing.T) {
+	if code := run([]string{"steam-overseer", "status", "--steam.home", t.TempDir(), "--output", "xml"}); code != 2 {
+		t.Errorf("--output=xml exits %d, want 2", code)
+	}
+}

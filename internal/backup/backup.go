@@ -1,0 +1,455 @@
+// Package backup takes a consistent snapshot of a Steam home while Steam
+// runs: Steam's database, steam-overseer's state database and the model
+// folder with every war, in one gzipped tar with a manifest of sha256 sums.
+//
+// A live SQLite file is never copied byte for byte: a copy taken while Steam
+// commits can hold half a transaction. Each database is instead written out
+// by SQLite itself with VACUUM INTO from a read-only connection, which reads
+// one consistent snapshot under a shared lock and never changes the source's
+// journal mode, schema or content.
+//
+// The archive mirrors the home's layout, so a restore is
+//
+//	tar -xzf backup.tar.gz -C <steam home>
+//
+// with Steam stopped.
+package backup
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/version"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+)
+
+// ManifestName is the manifest's path inside the archive. It names the tool,
+// because a restore extracts it into the Steam home beside Steam's own files.
+const ManifestName = "steam-overseer-manifest.json"
+
+// Manifest lists every regular file of an archive with its size and sha256.
+type Manifest struct {
+	Created   time.Time `json:"created"`
+	SteamHome string    `json:"steam_home"`
+	StatePath string    `json:"state_path,omitempty"`
+	Version   string    `json:"version"`
+	Files     []File    `json:"files"`
+}
+
+// File is one manifest entry. Path is relative to the Steam home, with
+// forward slashes, as in the archive.
+type File struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Options say what to back up and where to.
+type Options struct {
+	Home steam.Home
+	// StatePath is steam-overseer's state database; it is backed up when it
+	// exists and skipped when it does not (the remediator never ran).
+	StatePath string
+	// Output is the archive to write. When it names an existing directory,
+	// the archive is written into it as steam-backup-<UTC time>.tar.gz, so
+	// that a timer can keep one archive per run without a shell.
+	Output string
+	// BusyTimeout is how long a database read waits for a writer's lock;
+	// zero means steam.DefaultBusyTimeout.
+	BusyTimeout time.Duration
+}
+
+// Result describes a written archive.
+type Result struct {
+	Path     string
+	Bytes    int64
+	Manifest Manifest
+	Duration time.Duration
+}
+
+// Create writes the archive. It is written to a temporary file beside the
+// output and renamed into place only once complete and synced: on any error
+// nothing is left behind, and an existing archive of the same name is kept.
+func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, error) {
+	start := time.Now()
+	if opts.BusyTimeout == 0 {
+		opts.BusyTimeout = steam.DefaultBusyTimeout
+	}
+	out, err := outputPath(opts.Output, start)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Path: out}
+	modelDir := filepath.Join(opts.Home.MasterDir(), "model")
+	if within(out, modelDir) {
+		return res, fmt.Errorf("output %s is inside the model folder %s it backs up", out, modelDir)
+	}
+	if _, err := os.Stat(opts.Home.DBPath()); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return res, fmt.Errorf("no Steam database at %s: is %s an unpacked Steam release?", opts.Home.DBPath(), opts.Home.Dir)
+		}
+		return res, fmt.Errorf("opening Steam database: %w", err)
+	}
+
+	// Snapshots are staged beside the output: that filesystem is known to be
+	// writable and to have room, unlike a tmpfs /tmp.
+	dir := filepath.Dir(out)
+	staging, err := os.MkdirTemp(dir, ".steam-backup-staging-")
+	if err != nil {
+		return res, fmt.Errorf("creating staging folder beside the output: %w", err)
+	}
+	defer os.RemoveAll(staging)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(out)+".tmp-")
+	if err != nil {
+		return res, fmt.Errorf("creating temporary archive beside the output: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+
+	w := newArchive(tmp)
+	manifest := Manifest{Created: start.UTC(), SteamHome: opts.Home.Dir, Version: version.Version}
+
+	// Steam's database first, the model folder after it. A model created
+	// meanwhile then shows up as a war without a row, which a restore
+	// tolerates; the other order would restore rows whose war is missing.
+	dbs := []struct{ src, name string }{{opts.Home.DBPath(), relative(opts.Home, opts.Home.DBPath())}}
+	if opts.StatePath != "" {
+		switch _, err := os.Stat(opts.StatePath); {
+		case err == nil:
+			manifest.StatePath = opts.StatePath
+			dbs = append(dbs, struct{ src, name string }{opts.StatePath, stateArchiveName(opts.Home, opts.StatePath)})
+		case errors.Is(err, fs.ErrNotExist):
+			logger.Info("No state database to back up", "path", opts.StatePath)
+		default:
+			return res, fmt.Errorf("opening state database: %w", err)
+		}
+	}
+	for i, db := range dbs {
+		snap := filepath.Join(staging, fmt.Sprintf("%d.db", i))
+		t0 := time.Now()
+		if err := Snapshot(ctx, db.src, snap, opts.BusyTimeout); err != nil {
+			return res, err
+		}
+		logger.Debug("Snapshot taken", "db", db.src, "duration", time.Since(t0))
+		// The copy keeps the source's permissions: Steam's database may hold
+		// password hashes, and a restore must not widen who can read it.
+		srcInfo, err := os.Stat(db.src)
+		if err != nil {
+			return res, fmt.Errorf("reading %s: %w", db.src, err)
+		}
+		f, err := w.addFile(ctx, db.name, snap, func(fi fs.FileInfo) fs.FileInfo {
+			return snapshotInfo{fi, start, srcInfo.Mode().Perm()}
+		})
+		if err != nil {
+			return res, err
+		}
+		// Each copy is in the archive now; dropping it keeps the space the
+		// staging takes to one database at a time.
+		os.Remove(snap)
+		manifest.Files = append(manifest.Files, f)
+	}
+	files, err := w.addTree(ctx, logger, opts.Home, modelDir)
+	if err != nil {
+		return res, err
+	}
+	manifest.Files = append(manifest.Files, files...)
+
+	body, err := json.MarshalIndent(manifest, "", "  ")
+	if err != nil {
+		return res, fmt.Errorf("encoding manifest: %w", err)
+	}
+	if err := w.addBytes(ManifestName, append(body, '\n'), start); err != nil {
+		return res, err
+	}
+	if err := w.close(); err != nil {
+		return res, fmt.Errorf("writing archive %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return res, fmt.Errorf("syncing archive %s: %w", tmp.Name(), err)
+	}
+	fi, err := tmp.Stat()
+	if err != nil {
+		return res, fmt.Errorf("writing archive %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return res, fmt.Errorf("writing archive %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return res, fmt.Errorf("moving archive into place: %w", err)
+	}
+	committed = true
+	// The rename is durable only once the folder is synced; without it a
+	// power loss could leave the old archive, or none, after "success".
+	if d, err := os.Open(dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return res, fmt.Errorf("syncing %s: %w", dir, err)
+		}
+	}
+	res.Bytes = fi.Size()
+	res.Manifest = manifest
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// outputPath resolves Options.Output and checks that its folder exists, so
+// that a typo fails with a message naming it.
+func outputPath(output string, now time.Time) (string, error) {
+	if output == "" {
+		return "", errors.New("no output archive given")
+	}
+	out, err := filepath.Abs(output)
+	if err != nil {
+		return "", fmt.Errorf("resolving output %q: %w", output, err)
+	}
+	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		return filepath.Join(out, "steam-backup-"+now.UTC().Format("20060102T150405Z")+".tar.gz"), nil
+	}
+	dir := filepath.Dir(out)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("output folder %s does not exist", dir)
+	case err != nil:
+		return "", fmt.Errorf("checking output folder: %w", err)
+	case !fi.IsDir():
+		return "", fmt.Errorf("output folder %s is not a directory", dir)
+	}
+	return out, nil
+}
+
+// Snapshot writes a consistent copy of the SQLite database src to dst (which
+// must not exist) with VACUUM INTO over a read-only connection, then checks
+// the copy's integrity. The source is only read: its journal mode, schema
+// and content stay as they are, and writers wait at most for the length of
+// one read transaction.
+func Snapshot(ctx context.Context, src, dst string, busyTimeout time.Duration) error {
+	q := url.Values{}
+	q.Set("mode", "ro")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: src}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", src, err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+		return fmt.Errorf("snapshotting %s: %w", src, err)
+	}
+	return checkIntegrity(ctx, dst)
+}
+
+// checkIntegrity runs PRAGMA integrity_check on a snapshot. It reads only the
+// copy, so it costs Steam nothing, and a backup that could not be restored
+// is reported now rather than on the day it is needed.
+func checkIntegrity(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro")
+	if err != nil {
+		return fmt.Errorf("opening snapshot %s: %w", path, err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `PRAGMA integrity_check`)
+	if err != nil {
+		return fmt.Errorf("checking snapshot: %w", err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return fmt.Errorf("checking snapshot: %w", err)
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("checking snapshot: %w", err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("snapshot fails integrity check: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// stateArchiveName places the state database at its path inside the home,
+// or at the default spot when it lives elsewhere: a restore into the home
+// then finds it where a default remediator looks.
+func stateArchiveName(home steam.Home, path string) string {
+	abs, err := filepath.Abs(path)
+	if err == nil && within(abs, home.Dir) {
+		return relative(home, abs)
+	}
+	return relative(home, home.StatePath())
+}
+
+func relative(home steam.Home, path string) string {
+	rel, err := filepath.Rel(home.Dir, path)
+	if err != nil {
+		return filepath.ToSlash(path)
+	}
+	return filepath.ToSlash(rel)
+}
+
+// within reports whether path is dir or below it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// archive is a gzipped tar being written.
+type archive struct {
+	gz *gzip.Writer
+	tw *tar.Writer
+	h  hash.Hash
+}
+
+func newArchive(w io.Writer) *archive {
+	gz := gzip.NewWriter(w)
+	return &archive{gz: gz, tw: tar.NewWriter(gz), h: sha256.New()}
+}
+
+func (a *archive) close() error {
+	if err := a.tw.Close(); err != nil {
+		return err
+	}
+	return a.gz.Close()
+}
+
+// addFile archives the regular file at path under name, hashing what it
+// writes. A file whose size changes while it is read (a war being
+// rewritten) fails the backup rather than archiving a torn copy.
+func (a *archive) addFile(ctx context.Context, name, path string, as func(fs.FileInfo) fs.FileInfo) (File, error) {
+	if err := ctx.Err(); err != nil {
+		return File{}, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return File{}, fmt.Errorf("reading %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return File{}, fmt.Errorf("reading %s: %w", path, err)
+	}
+	hdrInfo := fi
+	if as != nil {
+		hdrInfo = as(fi)
+	}
+	hdr, err := tar.FileInfoHeader(hdrInfo, "")
+	if err != nil {
+		return File{}, fmt.Errorf("archiving %s: %w", path, err)
+	}
+	hdr.Name = name
+	if err := a.tw.WriteHeader(hdr); err != nil {
+		return File{}, fmt.Errorf("writing archive: %w", err)
+	}
+	a.h.Reset()
+	n, err := io.Copy(io.MultiWriter(a.tw, a.h), io.LimitReader(f, fi.Size()+1))
+	switch {
+	case errors.Is(err, tar.ErrWriteTooLong) || (err == nil && n != fi.Size()):
+		return File{}, fmt.Errorf("archiving %s: file changed size while it was read", path)
+	case err != nil:
+		return File{}, fmt.Errorf("archiving %s: %w", path, err)
+	}
+	return File{Path: name, Size: n, SHA256: hex.EncodeToString(a.h.Sum(nil))}, nil
+}
+
+func (a *archive) addBytes(name string, b []byte, modTime time.Time) error {
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(b)), Mode: 0o644, ModTime: modTime}
+	if err := a.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	if _, err := a.tw.Write(b); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	return nil
+}
+
+// addTree archives the folder root with everything below it. Symbolic links
+// are kept as links (their targets may lie outside the home); anything else
+// that is not a regular file or a folder cannot be restored and is skipped
+// with a warning.
+func (a *archive) addTree(ctx context.Context, logger *slog.Logger, home steam.Home, root string) ([]File, error) {
+	if _, err := os.Lstat(root); errors.Is(err, fs.ErrNotExist) {
+		logger.Warn("No model folder to back up", "path", root)
+		return nil, nil
+	}
+	var files []File
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		name := relative(home, path)
+		info, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		switch {
+		case d.Type().IsRegular():
+			f, err := a.addFile(ctx, name, path, nil)
+			if err != nil {
+				return err
+			}
+			files = append(files, f)
+			return nil
+		case d.IsDir():
+			name += "/"
+		case d.Type()&fs.ModeSymlink != 0:
+		default:
+			logger.Warn("Skipping a file that is neither regular nor a folder", "path", path, "mode", info.Mode().String())
+			return nil
+		}
+		var link string
+		if d.Type()&fs.ModeSymlink != 0 {
+			if link, err = os.Readlink(path); err != nil {
+				return fmt.Errorf("reading link %s: %w", path, err)
+			}
+		}
+		hdr, err := tar.FileInfoHeader(info, link)
+		if err != nil {
+			return fmt.Errorf("archiving %s: %w", path, err)
+		}
+		hdr.Name = name
+		if err := a.tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("writing archive: %w", err)
+		}
+		return nil
+	})
+	return files, err
+}
+
+// snapshotInfo describes a database snapshot by the backup's time and the
+// source's permissions instead of the staging file's.
+type snapshotInfo struct {
+	fs.FileInfo
+	modTime time.Time
+	perm    fs.FileMode
+}
+
+func (s snapshotInfo) ModTime() time.Time { return s.modTime }
+func (s snapshotInfo) Mode() fs.FileMode  { return s.perm }

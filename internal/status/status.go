@@ -1,0 +1,204 @@
+// Package status answers what an operator asks first when paged: which
+// deployments run, which are dead, since when, how often they were
+// restarted and what the remediator last did about them. It reads Steam's
+// registry, /proc and the state database once each and changes nothing.
+package status
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/state"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+)
+
+// Misconfigured is the status of a deployment whose row cannot be verified
+// or started (steam.Deployment.Problem) and whose java is not verified
+// running: what needs fixing is the row or the files, not the process.
+const Misconfigured = "misconfigured"
+
+// Row is one deployment's status. The JSON names are an interface: scripts
+// read them.
+type Row struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+	Port int64  `json:"port"`
+	PID  int64  `json:"pid"`
+	// Status is a procid.Status or Misconfigured.
+	Status string `json:"status"`
+	// Problem is the deployment's steam.Problem*, also when it runs.
+	Problem string `json:"problem"`
+	// State is Steam's own state column ("started" for a deployment Steam
+	// considers running).
+	State string `json:"state"`
+	// Error says why the process could not be read (status unknown).
+	Error string `json:"error"`
+	// Started and Uptime are set only for a verified running process.
+	Started       *time.Time `json:"started"`
+	UptimeSeconds *float64   `json:"uptime_seconds"`
+	// Restarts and LastAction come from the state database (AddHistory).
+	Restarts uint64 `json:"restarts"`
+	// LastAction is the newest journal entry of the deployment, nil when the
+	// remediator has never acted on it.
+	LastAction *Action `json:"last_action"`
+}
+
+// Action is a journal entry as status shows it.
+type Action struct {
+	Action string    `json:"action"`
+	Result string    `json:"result"`
+	Reason string    `json:"reason"`
+	Time   time.Time `json:"time"`
+}
+
+// Rows evaluates every deployment of reg: what its recorded PID is, and
+// since when it runs. Restarts and last actions come from AddHistory, so
+// that a broken state database never hides the registry.
+func Rows(ctx context.Context, reg *steam.Registry, in *procid.Inspector, now time.Time) ([]Row, error) {
+	ds, err := reg.Deployments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]Row, 0, len(ds))
+	for _, d := range ds {
+		r := Row{ID: d.ID, Name: d.Name, Port: d.Port, PID: d.PID, Problem: d.Problem, State: d.State}
+		id, _ := d.Identity() // an unrecognisable identity makes any live PID pid_reused
+		p := in.Inspect(int(d.PID), id)
+		r.Status = string(p.Status)
+		switch {
+		case p.Status == procid.StatusRunning:
+			// The kernel counts in 10 ms ticks; milliseconds drop the
+			// float's noise without losing anything real.
+			started := time.UnixMilli(int64(math.Round(p.StartTime * 1e3))).UTC()
+			uptime := max(now.Sub(started), 0).Seconds()
+			r.Started, r.UptimeSeconds = &started, &uptime
+		case d.Problem != "":
+			r.Status = Misconfigured
+		}
+		if p.Err != nil {
+			r.Error = p.Err.Error()
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// AddHistory fills in each row's restart count and newest journal entry
+// from the state database.
+func AddHistory(ctx context.Context, rows []Row, st *state.DB) error {
+	counts, err := st.RestartCounts(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		r := &rows[i]
+		r.Restarts = counts[r.ID]
+		es, err := st.Journal(ctx, r.ID, 1)
+		if err != nil {
+			return err
+		}
+		if len(es) > 0 {
+			r.LastAction = &Action{Action: es[0].Action, Result: es[0].Result, Reason: es[0].Reason, Time: es[0].Time.UTC()}
+		}
+	}
+	return nil
+}
+
+// WriteJSON writes rows as one JSON array.
+func WriteJSON(w io.Writer, rows []Row) error {
+	if rows == nil {
+		rows = []Row{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rows)
+}
+
+// WriteTable writes rows as aligned columns, times relative to now.
+func WriteTable(w io.Writer, rows []Row, now time.Time) error {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tPORT\tPID\tSTATUS\tUPTIME\tRESTARTS\tLAST ACTION\tNOTE")
+	for _, r := range rows {
+		uptime := "-"
+		if r.UptimeSeconds != nil {
+			uptime = formatDuration(time.Duration(*r.UptimeSeconds * float64(time.Second)))
+		}
+		last := "-"
+		if a := r.LastAction; a != nil {
+			last = fmt.Sprintf("%s %s %s ago", a.Action, a.Result, formatDuration(now.Sub(a.Time)))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\t%d\t%s\t%s\n",
+			r.ID, cell(r.Name), r.Port, r.PID, r.Status, uptime, r.Restarts, last, note(r))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// tabwriter pads every cell but the last; an empty last column would
+	// leave trailing blanks on most lines.
+	for line := range strings.Lines(buf.String()) {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// note says what else an operator must know about a row: the problem, why
+// the process could not be read, and a Steam state other than started (such
+// a row is not restarted).
+func note(r Row) string {
+	var parts []string
+	if r.Problem != "" {
+		parts = append(parts, r.Problem)
+	}
+	if r.State != steam.StateStarted {
+		parts = append(parts, "steam state "+strconv.Quote(r.State))
+	}
+	if r.Error != "" {
+		parts = append(parts, r.Error)
+	}
+	return cell(strings.Join(parts, "; "))
+}
+
+// cell keeps a value from breaking the table: names come from Steam's
+// database and may hold tabs or newlines.
+func cell(s string) string {
+	if s == "" {
+		return ""
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// formatDuration prints a duration the way uptime(1) readers expect, at
+// most two units: 3d4h, 5h12m, 4m7s, 12s.
+func formatDuration(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	s := int64(d / time.Second)
+	days, hours, mins, secs := s/86400, s/3600%24, s/60%60, s%60
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd%dh", days, hours)
+	case hours > 0:
+		return fmt.Sprintf("%dh%dm", hours, mins)
+	case mins > 0:
+		return fmt.Sprintf("%dm%ds", mins, secs)
+	}
+	return fmt.Sprintf("%ds", secs)
+}
