@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/steam-overseer/steam-overseer/internal/state"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+	"github.com/steam-overseer/steam-overseer/remediate"
+	"github.com/steam-overseer/steam-overseer/remediate/webhook"
+)
+
+func init() { register(remediatorCommand) }
+
+// remediatorShutdownGrace is how long remediations in progress may go on
+// after SIGTERM. Longer ones are abandoned, which is safe: their processes
+// keep running and are adopted by the next remediator.
+const remediatorShutdownGrace = 10 * time.Second
+
+type remediatorFlags struct {
+	home, statePath string
+
+	web           *web.FlagConfig
+	alertNames    []string
+	match         map[string]string
+	maxBody       int64
+	tokenFile     string
+	concurrency   int
+	startTimeout  time.Duration
+	javaPath      string
+	javaOpts      string
+	resetDeployID int64
+}
+
+func remediatorCommand(app *kingpin.Application) []subcommand {
+	f := &remediatorFlags{match: map[string]string{}} // StringMapVar panics on a nil map
+	cmd := app.Command("remediator", "Restart dead deployments when Alertmanager calls, and record their new PIDs in Steam's database.")
+	cmd.Flag("steam.home", "The unpacked Steam release whose deployments are remediated.").
+		Envar("STEAM_HOME").StringVar(&f.home)
+	cmd.Flag("state.path",
+		"steam-overseer's state database: journal and restart policy (default: <steam.home>/var/master/db/steam-overseer.db).").
+		StringVar(&f.statePath)
+
+	serveCmd := cmd.Command("serve", "Serve Alertmanager's webhook (the default).").Default()
+	f.web = kingpinflag.AddFlags(serveCmd, "127.0.0.1:9733")
+	serveCmd.Flag("webhook.alertname", "Alert name acted on; repeat for several.").
+		Default(webhook.DefaultAlertName).StringsVar(&f.alertNames)
+	serveCmd.Flag("webhook.match", "Label every acted-on alert must carry, as name=value; repeat for several (e.g. instance=steam1:9732).").
+		StringMapVar(&f.match)
+	maxBody := serveCmd.Flag("webhook.max-body", "Largest webhook body accepted.").
+		Default("1MiB").Bytes()
+	serveCmd.Flag("webhook.bearer-token-file", "File holding the token Alertmanager must send as \"Authorization: Bearer\" (its authorization.credentials_file).").
+		StringVar(&f.tokenFile)
+	serveCmd.Flag("remediate.concurrency", "Deployments remediated at once.").
+		Default(fmt.Sprint(remediate.DefaultConcurrency)).IntVar(&f.concurrency)
+	serveCmd.Flag("remediate.start-timeout", "How long a restarted deployment has to answer /ping before it is stopped and counted as failed.").
+		Default(remediate.DefaultStartTimeout.String()).DurationVar(&f.startTimeout)
+	serveCmd.Flag("java.path", "The java to start deployments with (default: java on PATH).").
+		StringVar(&f.javaPath)
+	serveCmd.Flag("java.opts", "JVM options put before -jar, split at spaces (no shell), e.g. \"-Xmx2g -XX:+UseG1GC\".").
+		StringVar(&f.javaOpts)
+
+	resetCmd := cmd.Command("reset", "Clear the restart policy of a deployment (failures, backoff, giving up), so that the next notification may start it again.")
+	resetCmd.Arg("id", "The deployment's id (service.id, the deployment_id label).").Required().Int64Var(&f.resetDeployID)
+
+	return []subcommand{
+		{clause: serveCmd, run: func(ctx context.Context, logger *slog.Logger) int {
+			f.maxBody = int64(*maxBody)
+			return runRemediator(ctx, logger, f)
+		}},
+		{clause: resetCmd, run: func(ctx context.Context, logger *slog.Logger) int { return runRemediatorReset(ctx, logger, f) }},
+	}
+}
+
+// openRemediatorState opens the Steam home and the state database, read-write.
+func openRemediatorState(ctx context.Context, f *remediatorFlags) (steam.Home, *state.DB, error) {
+	home, err := steam.NewHome(f.home)
+	if err != nil {
+		return steam.Home{}, nil, err
+	}
+	if f.statePath == "" {
+		f.statePath = home.StatePath()
+	}
+	st, err := state.Open(ctx, f.statePath)
+	if err != nil {
+		return steam.Home{}, nil, err
+	}
+	return home, st, nil
+}
+
+func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags) int {
+	logger.Info("Starting steam-overseer remediator", "version", version.Info())
+	logger.Info("Build context", "build_context", version.BuildContext())
+
+	home, st, err := openRemediatorState(ctx, f)
+	if err != nil {
+		logger.Error("Cannot open the Steam home or the state database", "err", err)
+		return 1
+	}
+	defer st.Close()
+	var token []byte
+	if f.tokenFile != "" {
+		if token, err = webhook.ReadTokenFile(f.tokenFile); err != nil {
+			logger.Error("Cannot read the webhook's bearer token", "err", err)
+			return 1
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		versioncollector.NewCollector("steam_remediator"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	engine, err := remediate.New(remediate.Config{
+		Home:         home,
+		State:        st,
+		JavaPath:     f.javaPath,
+		JavaOpts:     strings.Fields(f.javaOpts),
+		Concurrency:  f.concurrency,
+		StartTimeout: f.startTimeout,
+	}, logger, reg)
+	if err != nil {
+		logger.Error("Invalid remediation settings", "err", err)
+		return 1
+	}
+	hook, err := webhook.New(webhook.Config{
+		AlertNames:  f.alertNames,
+		Match:       f.match,
+		MaxBody:     f.maxBody,
+		BearerToken: token,
+	}, engine, reg, logger)
+	if err != nil {
+		logger.Error("Invalid webhook settings", "err", err)
+		return 1
+	}
+	if err := engine.Start(ctx); err != nil {
+		logger.Error("Cannot start remediation", "err", err)
+		return 1
+	}
+
+	var shuttingDown atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle("/webhook", hook)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "Healthy")
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if shuttingDown.Load() {
+			http.Error(w, "Shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Ready")
+	})
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        "steam-overseer remediator",
+		Description: "Restarts dead H2O Steam deployments when Alertmanager calls",
+		Version:     version.Info(),
+		Links: []web.LandingLinks{
+			{Address: "/metrics", Text: "Metrics"},
+			{Address: "/webhook", Text: "Webhook", Description: "POST Alertmanager's webhook notifications here"},
+			{Address: "/-/healthy", Text: "Health"},
+		},
+	})
+	if err != nil {
+		logger.Error("Building the landing page failed", "err", err)
+		return 1
+	}
+	mux.Handle("/", landing)
+
+	// On SIGTERM the webhook answers 503 at once (Alertmanager retries
+	// elsewhere or later) while the server drains.
+	stopHook := context.AfterFunc(ctx, func() {
+		shuttingDown.Store(true)
+		hook.Shutdown()
+	})
+	defer stopHook()
+
+	logger.Info("Remediating Steam home", "steam_home", home.Dir, "state_path", f.statePath)
+	code := 0
+	if err := serve(ctx, logger, f.web, mux); err != nil {
+		logger.Error("Serving the webhook failed", "err", err)
+		code = 1
+	}
+	shuttingDown.Store(true)
+	hook.Shutdown()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), remediatorShutdownGrace)
+	defer cancel()
+	if err := engine.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		logger.Error("Stopping remediation failed", "err", err)
+	}
+	logger.Info("Remediator stopped")
+	return code
+}
+
+func runRemediatorReset(ctx context.Context, logger *slog.Logger, f *remediatorFlags) int {
+	if f.resetDeployID <= 0 {
+		logger.Error("Invalid deployment id", "id", f.resetDeployID)
+		return 2
+	}
+	home, st, err := openRemediatorState(ctx, f)
+	if err != nil {
+		logger.Error("Cannot open the Steam home or the state database", "err", err)
+		return 1
+	}
+	defer st.Close()
+	engine, err := remediate.New(remediate.Config{Home: home, State: st}, logger, nil)
+	if err != nil {
+		logger.Error("Cannot reset", "err", err)
+		return 1
+	}
+	// Waits for a remediation of the deployment in progress, which holds
+	// its lock, to end.
+	if err := engine.Reset(ctx, f.resetDeployID); err != nil {
+		logger.Error("Resetting the restart policy failed", "deployment_id", f.resetDeployID, "err", err)
+		return 1
+	}
+	fmt.Printf("Deployment %d: restart policy reset; the next notification may start it again.\n", f.resetDeployID)
+	return 0
+}

@@ -1,0 +1,226 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// policySchema is created by the first write of the restart policy, not by
+// Open, so that readers of a state database written by an older remediator
+// (or only by the backup command) keep working: they see no policy rows.
+//
+// Times are Unix milliseconds, 0 meaning "none": they are compared in SQL,
+// which RFC 3339 text with varying fractions would get wrong.
+const policySchema = `
+CREATE TABLE IF NOT EXISTS restart_policy (
+    deployment_id        INTEGER PRIMARY KEY,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    next_start_ms        INTEGER NOT NULL DEFAULT 0,
+    gave_up_until_ms     INTEGER NOT NULL DEFAULT 0,
+    gave_up_reason       TEXT    NOT NULL DEFAULT '',
+    probation_pid        INTEGER NOT NULL DEFAULT 0,
+    probation_until_ms   INTEGER NOT NULL DEFAULT 0
+);
+-- One row per process the remediator started, whatever became of it: the
+-- flapping limit counts starts, and a start whose remediator was killed
+-- before it could journal the outcome must count all the same.
+CREATE TABLE IF NOT EXISTS restart_starts (
+    deployment_id INTEGER NOT NULL,
+    time_ms       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS restart_starts_by_deployment ON restart_starts (deployment_id, time_ms);
+`
+
+// ActionFailure journals a start that was counted as failed after it had
+// been journaled as a restart: its process died within the watch window that
+// follows readiness.
+const ActionFailure = "failure"
+
+// RestartPolicy is what the remediator remembers about one deployment
+// between starts, so that backoff and giving up survive its own restarts.
+// The zero value (apart from DeploymentID) is a deployment with a clean
+// record.
+type RestartPolicy struct {
+	DeploymentID int64
+	// ConsecutiveFailures counts failed starts since the last start that
+	// stayed up through its watch window.
+	ConsecutiveFailures int
+	// NextStart is the earliest time another start may be made; zero when
+	// there is no backoff.
+	NextStart time.Time
+	// GaveUpUntil is when a given-up deployment may be started again; zero
+	// when it was not given up.
+	GaveUpUntil  time.Time
+	GaveUpReason string
+	// ProbationPID is the process of the last start while it is inside its
+	// watch window (until ProbationUntil): if it dies there, the start
+	// counts as failed.
+	ProbationPID   int64
+	ProbationUntil time.Time
+}
+
+// GaveUp reports whether the deployment is given up at now.
+func (p RestartPolicy) GaveUp(now time.Time) bool {
+	return !p.GaveUpUntil.IsZero() && now.Before(p.GaveUpUntil)
+}
+
+func toMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMillis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+// RestartPolicy returns the policy record of a deployment; a deployment
+// never started by the remediator has a zero record.
+func (s *DB) RestartPolicy(ctx context.Context, deploymentID int64) (RestartPolicy, error) {
+	p := RestartPolicy{DeploymentID: deploymentID}
+	if ok, err := s.hasPolicy(ctx); err != nil || !ok {
+		return p, err
+	}
+	ps, err := s.restartPolicies(ctx, `WHERE deployment_id = ?`, deploymentID)
+	if err != nil || len(ps) == 0 {
+		return p, err
+	}
+	return ps[0], nil
+}
+
+// RestartPolicies returns every deployment's policy record, ordered by id.
+func (s *DB) RestartPolicies(ctx context.Context) ([]RestartPolicy, error) {
+	if ok, err := s.hasPolicy(ctx); err != nil || !ok {
+		return nil, err
+	}
+	return s.restartPolicies(ctx, `ORDER BY deployment_id`)
+}
+
+func (s *DB) restartPolicies(ctx context.Context, where string, args ...any) ([]RestartPolicy, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT deployment_id, consecutive_failures, next_start_ms,
+		gave_up_until_ms, gave_up_reason, probation_pid, probation_until_ms FROM restart_policy `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading restart policy: %w", err)
+	}
+	defer rows.Close()
+	var ps []RestartPolicy
+	for rows.Next() {
+		var p RestartPolicy
+		var next, gaveUp, probation int64
+		if err := rows.Scan(&p.DeploymentID, &p.ConsecutiveFailures, &next, &gaveUp, &p.GaveUpReason,
+			&p.ProbationPID, &probation); err != nil {
+			return nil, fmt.Errorf("reading restart policy: %w", err)
+		}
+		p.NextStart, p.GaveUpUntil, p.ProbationUntil = fromMillis(next), fromMillis(gaveUp), fromMillis(probation)
+		ps = append(ps, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading restart policy: %w", err)
+	}
+	return ps, nil
+}
+
+// SaveRestartPolicy stores p, replacing the deployment's previous record.
+func (s *DB) SaveRestartPolicy(ctx context.Context, p RestartPolicy) error {
+	if _, err := s.db.ExecContext(ctx, policySchema); err != nil {
+		return fmt.Errorf("creating restart policy tables: %w", err)
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO restart_policy (deployment_id, consecutive_failures,
+		next_start_ms, gave_up_until_ms, gave_up_reason, probation_pid, probation_until_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (deployment_id) DO UPDATE SET
+		consecutive_failures = excluded.consecutive_failures, next_start_ms = excluded.next_start_ms,
+		gave_up_until_ms = excluded.gave_up_until_ms, gave_up_reason = excluded.gave_up_reason,
+		probation_pid = excluded.probation_pid, probation_until_ms = excluded.probation_until_ms`,
+		p.DeploymentID, p.ConsecutiveFailures, toMillis(p.NextStart), toMillis(p.GaveUpUntil), p.GaveUpReason,
+		p.ProbationPID, toMillis(p.ProbationUntil))
+	if err != nil {
+		return fmt.Errorf("saving restart policy of deployment %d: %w", p.DeploymentID, err)
+	}
+	return nil
+}
+
+// RecordStart notes that a process was started for the deployment at t, and
+// forgets its starts older than forgetBefore.
+func (s *DB) RecordStart(ctx context.Context, deploymentID int64, t, forgetBefore time.Time) error {
+	if _, err := s.db.ExecContext(ctx, policySchema); err != nil {
+		return fmt.Errorf("creating restart policy tables: %w", err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("recording start of deployment %d: %w", deploymentID, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if _, err := tx.ExecContext(ctx, `DELETE FROM restart_starts WHERE deployment_id = ? AND time_ms < ?`,
+		deploymentID, forgetBefore.UnixMilli()); err != nil {
+		return fmt.Errorf("recording start of deployment %d: %w", deploymentID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO restart_starts (deployment_id, time_ms) VALUES (?, ?)`,
+		deploymentID, t.UnixMilli()); err != nil {
+		return fmt.Errorf("recording start of deployment %d: %w", deploymentID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("recording start of deployment %d: %w", deploymentID, err)
+	}
+	return nil
+}
+
+// StartsSince counts the deployment's starts at or after since.
+func (s *DB) StartsSince(ctx context.Context, deploymentID int64, since time.Time) (int, error) {
+	if ok, err := s.hasPolicy(ctx); err != nil || !ok {
+		return 0, err
+	}
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM restart_starts WHERE deployment_id = ? AND time_ms >= ?`,
+		deploymentID, since.UnixMilli()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting starts of deployment %d: %w", deploymentID, err)
+	}
+	return n, nil
+}
+
+// ResetRestartPolicy forgets everything the policy remembers about a
+// deployment: failures, backoff, giving up and past starts.
+func (s *DB) ResetRestartPolicy(ctx context.Context, deploymentID int64) error {
+	if _, err := s.db.ExecContext(ctx, policySchema); err != nil {
+		return fmt.Errorf("creating restart policy tables: %w", err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("resetting restart policy of deployment %d: %w", deploymentID, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	// The row stays, clean, so that a deployment that was given up is
+	// seen as no longer given up rather than vanishing from metrics.
+	for _, q := range []string{
+		`INSERT OR REPLACE INTO restart_policy (deployment_id) VALUES (?)`,
+		`DELETE FROM restart_starts WHERE deployment_id = ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, deploymentID); err != nil {
+			return fmt.Errorf("resetting restart policy of deployment %d: %w", deploymentID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("resetting restart policy of deployment %d: %w", deploymentID, err)
+	}
+	return nil
+}
+
+// hasPolicy asks the schema instead of creating the tables, which a
+// read-only connection cannot do.
+func (s *DB) hasPolicy(ctx context.Context) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx,
+		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'restart_policy'`).Scan(&n)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("reading state schema: %w", err)
+	}
+	return n > 0, nil
+}

@@ -1,0 +1,240 @@
+package remediate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+
+	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/state"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
+
+// testConfig shortens every wait of the production defaults so that the
+// tests run in seconds; each test lengthens what it needs.
+func testConfig(h *steamtest.Home, st *state.DB) Config {
+	return Config{
+		Home:            h.Home,
+		State:           st,
+		JavaPath:        h.Java,
+		StartTimeout:    5 * time.Second,
+		StopTimeout:     300 * time.Millisecond,
+		StopInterval:    50 * time.Millisecond,
+		WatchAfterReady: time.Minute,
+		RecordTimeout:   10 * time.Second,
+		Policy: Policy{
+			InitialBackoff: 20 * time.Millisecond,
+			MaxBackoff:     80 * time.Millisecond,
+			Jitter:         -1,
+		},
+	}
+}
+
+type testEngine struct {
+	*Engine
+	h     *steamtest.Home
+	state *state.DB
+	reg   *prometheus.Registry
+}
+
+// newHome returns a Steam home whose java processes, however they were
+// started (by the engine, by a helper remediator process that was killed),
+// are killed when the test ends.
+func newHome(t testing.TB) *steamtest.Home {
+	t.Helper()
+	h := steamtest.NewHome(t)
+	t.Cleanup(func() { killJavas(t, h) })
+	return h
+}
+
+// newEngine returns an engine on h with its own state database at the
+// default path. modify changes the test config.
+func newEngine(t testing.TB, h *steamtest.Home, modify ...func(*Config)) *testEngine {
+	t.Helper()
+	st, err := state.Open(context.Background(), h.Home.StatePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(h, st)
+	for _, m := range modify {
+		m(&cfg)
+	}
+	reg := prometheus.NewRegistry()
+	e, err := New(cfg, promslog.NewNopLogger(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.Shutdown(ctx)
+		st.Close()
+	})
+	return &testEngine{Engine: e, h: h, state: st, reg: reg}
+}
+
+// idle waits until no deployment is queued or being remediated.
+func (e *testEngine) idle(t testing.TB) {
+	t.Helper()
+	steamtest.Eventually(t, 30*time.Second, "the queue to drain", func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return len(e.jobs) == 0
+	})
+}
+
+// journal returns the deployment's journal, oldest first.
+func (e *testEngine) journal(t *testing.T, id int64) []state.Entry {
+	t.Helper()
+	return readJournal(t, e.state, id)
+}
+
+func readJournal(t *testing.T, st *state.DB, id int64) []state.Entry {
+	t.Helper()
+	es, err := st.Journal(context.Background(), id, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, j := 0, len(es)-1; i < j; i, j = i+1, j-1 {
+		es[i], es[j] = es[j], es[i]
+	}
+	return es
+}
+
+func countActions(es []state.Entry, action, result string) int {
+	n := 0
+	for _, e := range es {
+		if e.Action == action && (result == "" || e.Result == result) {
+			n++
+		}
+	}
+	return n
+}
+
+func describeJournal(es []state.Entry) string {
+	var sb strings.Builder
+	for _, e := range es {
+		fmt.Fprintf(&sb, "\n  %s %s %s (%s) old=%d new=%d", e.Time.Format("15:04:05.000"), e.Action, e.Result, e.Reason, e.OldPID, e.NewPID)
+	}
+	return sb.String()
+}
+
+// starts counts the starts of a deployment by the engine from the
+// deployment's log, a witness apart from both databases: every start writes
+// one header line before the exec.
+func starts(t *testing.T, h *steamtest.Home, id int64) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.Home.LogDir(), fmt.Sprintf("deployment-%d.log", id)))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte("steam-overseer remediator: starting deployment "))
+}
+
+// running asserts that the deployment's row holds a PID verified as its
+// java, and that the service answers /ping; it returns the PID.
+func running(t *testing.T, h *steamtest.Home, id int64) int64 {
+	t.Helper()
+	d := h.Deployment(id)
+	identity, ok := d.Identity()
+	if !ok {
+		t.Fatalf("deployment %d cannot be identified (%s)", id, d.Problem)
+	}
+	if p := inspector(t).Inspect(int(d.PID), identity); p.Status != procid.StatusRunning {
+		t.Fatalf("deployment %d: row PID %d is %s, want running", id, d.PID, p.Status)
+	}
+	if err := steamfixture.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
+		t.Fatalf("deployment %d: %v", id, err)
+	}
+	return d.PID
+}
+
+var (
+	inspectorOnce sync.Once
+	testInspector *procid.Inspector
+)
+
+func inspector(t testing.TB) *procid.Inspector {
+	inspectorOnce.Do(func() {
+		var err error
+		if testInspector, err = procid.NewInspector(""); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return testInspector
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(t testing.TB, pid int) bool {
+	return inspector(t).Alive(pid)
+}
+
+// startTicks returns pid's start time, to tell it from a reused PID.
+func startTicks(t testing.TB, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Field 22 counts from after the command, which may hold spaces.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	v, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// killJavas kills the java processes of h's deployments, found by their
+// command line naming h's own temp jetty-runner.jar: no other process on the
+// machine can carry that path. The engine's children are reaped by its
+// waiters; the others by init.
+func killJavas(t testing.TB, h *steamtest.Home) {
+	ds, err := steam.NewRegistry(h.Home).Deployments(context.Background())
+	if err != nil {
+		t.Logf("listing deployments to clean up: %v", err)
+		return
+	}
+	var pids []int
+	for _, d := range ds {
+		identity, ok := d.Identity()
+		if !ok {
+			continue
+		}
+		found, err := inspector(t).Find(identity)
+		if err != nil {
+			t.Logf("finding processes to clean up: %v", err)
+		}
+		for _, p := range found {
+			if syscall.Kill(p.PID, syscall.SIGKILL) == nil {
+				pids = append(pids, p.PID)
+			}
+		}
+	}
+	// Gone, not just a zombie: a killed process's main thread turns
+	// zombie before its other threads have closed its sockets, and the
+	// next remediation must find the port free.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}

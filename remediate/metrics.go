@@ -1,0 +1,98 @@
+package remediate
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	actions         *prometheus.CounterVec
+	restartDuration prometheus.Histogram
+	journalFailures prometheus.Counter
+}
+
+// actionResults are the series of steam_remediator_actions_total that can
+// occur, initialised to zero so that rates work from the first scrape.
+var actionResults = [][2]string{
+	{ActionNoop, ResultSuccess},
+	{ActionSkip, ResultSuccess},
+	{ActionSkip, ResultFailure},
+	{ActionAdopt, ResultSuccess},
+	{ActionAdopt, ResultFailure},
+	{ActionRestart, ResultSuccess},
+	{ActionRestart, ResultFailure},
+	{ActionFailure, ResultFailure},
+	{ActionPortConflict, ResultFailure},
+	{ActionMisconfigured, ResultFailure},
+	{ActionGiveUp, ResultFailure},
+	{ActionReset, ResultSuccess},
+	{ActionError, ResultFailure},
+}
+
+func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "steam_remediator_actions_total",
+			Help: "Remediations of deployments, by action taken and its result.",
+		}, []string{"action", "result"}),
+		restartDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "steam_remediator_restart_duration_seconds",
+			Help:    "Time from the notification that queued a deployment to its restarted service answering /ping.",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120},
+		}),
+		journalFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "steam_remediator_journal_write_failures_total",
+			Help: "Remediation actions that could not be written to the state database's journal.",
+		}),
+	}
+	for _, ar := range actionResults {
+		m.actions.WithLabelValues(ar[0], ar[1])
+	}
+	queueLength := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "steam_remediator_queue_length",
+		Help: "Deployments queued for remediation and waiting for a worker.",
+	}, e.queueLength)
+	gaveUp := &gaveUpCollector{e: e, desc: prometheus.NewDesc("steam_remediator_deployment_gave_up",
+		"1 if the restart policy gave the deployment up: it is not started again until the window passes or an operator resets it.",
+		[]string{"deployment_id"}, nil)}
+	for _, c := range []prometheus.Collector{m.actions, m.restartDuration, m.journalFailures, queueLength, gaveUp} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("remediate: registering metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// gaveUpCollector reads the restart policy at every scrape: giving up is
+// persisted, and lifts by itself when the window passes, with no event to
+// update a gauge on.
+type gaveUpCollector struct {
+	e    *Engine
+	desc *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*gaveUpCollector)(nil)
+
+func (c *gaveUpCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *gaveUpCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pols, err := c.e.state.RestartPolicies(ctx)
+	if err != nil {
+		c.e.logger.Error("Could not read restart policies for metrics", "err", err)
+		return
+	}
+	now := c.e.cfg.Now()
+	for _, p := range pols {
+		v := 0.0
+		if p.GaveUp(now) {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, strconv.FormatInt(p.DeploymentID, 10))
+	}
+}

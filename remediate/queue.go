@@ -1,0 +1,182 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// job is a deployment queued or being remediated.
+type job struct {
+	queued  time.Time // when the notification that queued it came
+	running bool
+	// again: a notification came while the deployment was being
+	// remediated. It is checked once more afterwards, which finds it
+	// running (or finds what changed since); it never starts it twice.
+	again       bool
+	againQueued time.Time
+}
+
+// Start starts the workers, which remediate queued deployments, at most
+// Config.Concurrency at once. It also schedules the retries that the
+// restart policy of a previous run had promised: a deployment in its
+// backoff is retried when the backoff ends.
+func (e *Engine) Start(ctx context.Context) error {
+	pols, err := e.state.RestartPolicies(ctx)
+	if err != nil {
+		return fmt.Errorf("reading restart policies: %w", err)
+	}
+	e.mu.Lock()
+	if e.started || e.closed {
+		e.mu.Unlock()
+		return errors.New("remediate: engine already started")
+	}
+	e.started = true
+	e.mu.Unlock()
+	now := e.cfg.Now()
+	for _, p := range pols {
+		switch {
+		case p.GaveUp(now):
+		case p.ProbationPID != 0:
+			e.retryAt(p.DeploymentID, p.ProbationUntil)
+		case p.ConsecutiveFailures > 0:
+			e.retryAt(p.DeploymentID, p.NextStart)
+		}
+	}
+	for range e.cfg.Concurrency {
+		e.workers.Add(1)
+		go e.work()
+	}
+	e.logger.Info("Remediation workers started", "concurrency", e.cfg.Concurrency, "lock_dir", e.cfg.LockDir)
+	return nil
+}
+
+// Enqueue queues a deployment for remediation. It never blocks. A
+// deployment already queued is not queued twice; one being remediated is
+// checked once more when that remediation ends. After Shutdown, Enqueue
+// does nothing.
+func (e *Engine) Enqueue(deploymentID int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		e.logger.Debug("Engine is shutting down; not queueing deployment", "deployment_id", deploymentID)
+		return
+	}
+	now := time.Now()
+	if j := e.jobs[deploymentID]; j != nil {
+		if j.running && !j.again {
+			j.again, j.againQueued = true, now
+		}
+		return
+	}
+	e.jobs[deploymentID] = &job{queued: now}
+	e.queue = append(e.queue, deploymentID)
+	e.cond.Signal()
+}
+
+func (e *Engine) work() {
+	defer e.workers.Done()
+	for {
+		e.mu.Lock()
+		for len(e.queue) == 0 && !e.closed {
+			e.cond.Wait()
+		}
+		if e.closed {
+			e.mu.Unlock()
+			return
+		}
+		id := e.queue[0]
+		e.queue = e.queue[1:]
+		j := e.jobs[id]
+		j.running = true
+		queued := j.queued
+		e.mu.Unlock()
+
+		_, _ = e.remediate(e.workCtx, id, queued, false) // journaled, counted and logged
+
+		e.mu.Lock()
+		if j.again && !e.closed {
+			j.running, j.again, j.queued = false, false, j.againQueued
+			e.queue = append(e.queue, id)
+			e.cond.Signal()
+		} else {
+			delete(e.jobs, id)
+		}
+		e.mu.Unlock()
+	}
+}
+
+// retryAt queues the deployment again at t (on the policy's clock), if the
+// workers run.
+func (e *Engine) retryAt(id int64, t time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.started || e.closed {
+		return
+	}
+	if old := e.retries[id]; old != nil {
+		old.Stop()
+	}
+	var timer *time.Timer
+	// The callback takes e.mu, which is held until timer is assigned.
+	timer = time.AfterFunc(max(t.Sub(e.cfg.Now()), 0), func() {
+		e.mu.Lock()
+		if e.retries[id] == timer {
+			delete(e.retries, id)
+		}
+		e.mu.Unlock()
+		e.Enqueue(id)
+	})
+	e.retries[id] = timer
+}
+
+func (e *Engine) queueLength() float64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return float64(len(e.queue))
+}
+
+// Shutdown stops taking work: later Enqueues are ignored, queued
+// deployments and scheduled retries are dropped (Alertmanager notifies
+// again; the policy is persisted). Remediations in progress may finish until
+// ctx ends; then they are abandoned: a started process is left running,
+// to be adopted by the next remediation, and a PID already being recorded
+// is still recorded (bounded by Config.RecordTimeout). A failed start being
+// stopped is stopped. Shutdown returns ctx's error if it had to abandon.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	dropped := len(e.queue)
+	for _, id := range e.queue {
+		delete(e.jobs, id)
+	}
+	e.queue = nil
+	for id, t := range e.retries {
+		t.Stop()
+		delete(e.retries, id)
+	}
+	e.cond.Broadcast()
+	e.mu.Unlock()
+	if dropped > 0 {
+		e.logger.Info("Dropped queued remediations on shutdown", "deployments", dropped)
+	}
+	e.stopWatch()
+
+	done := make(chan struct{})
+	go func() {
+		e.workers.Wait()
+		e.watchers.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.logger.Warn("Abandoning remediations in progress; started processes are left running")
+		err = ctx.Err()
+	}
+	e.stopWork()
+	<-done
+	return err
+}

@@ -1,0 +1,899 @@
+package remediate
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/internal/state"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
+
+// TestRestartsDeadDeployment covers every way a recorded PID stops being
+// the deployment: the deployment is started again, its new PID lands in the
+// row, it answers /ping, the journal says so, and whatever owns the old PID
+// is left alone.
+func TestRestartsDeadDeployment(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// breakIt turns a running deployment into a dead one and returns
+		// the process that must survive the remediation, if any.
+		breakIt func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process
+	}{
+		{
+			name: "killed",
+			breakIt: func(t *testing.T, _ *steamtest.Home, _ steam.Deployment, p *os.Process) *os.Process {
+				steamtest.Kill(t, p)
+				return nil
+			},
+		},
+		{
+			name: "zombie",
+			breakIt: func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process {
+				steamtest.Kill(t, p)
+				// A java of the deployment that exited and that nobody
+				// waited for (yet): the row points at a zombie.
+				cmd := h.Command(h.Java, d)
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = cmd.Wait() })
+				if err := steamfixture.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
+					t.Fatal(err)
+				}
+				if err := syscall.Kill(cmd.Process.Pid, syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				steamtest.Eventually(t, 5*time.Second, "a zombie", func() bool {
+					b, _ := os.ReadFile("/proc/" + itoa(cmd.Process.Pid) + "/stat")
+					return strings.Contains(string(b), ") Z ")
+				})
+				if err := h.SetPID(d.ID, cmd.Process.Pid); err != nil {
+					t.Fatal(err)
+				}
+				return nil
+			},
+		},
+		{
+			name: "pid reused by an unrelated process",
+			breakIt: func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process {
+				steamtest.Kill(t, p)
+				other := steamtest.StartForeign(t)
+				if err := h.SetPID(d.ID, other.Pid); err != nil {
+					t.Fatal(err)
+				}
+				return other
+			},
+		},
+		{
+			name: "pid reused by another deployment's java",
+			breakIt: func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process {
+				steamtest.Kill(t, p)
+				_, other := h.Run(steamfixture.Spec{Name: "other", LogicalName: "other"})
+				if err := h.SetPID(d.ID, other.Pid); err != nil {
+					t.Fatal(err)
+				}
+				return other
+			},
+		},
+		{
+			name: "no pid recorded",
+			breakIt: func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process {
+				steamtest.Kill(t, p)
+				if err := h.SetPID(d.ID, 0); err != nil {
+					t.Fatal(err)
+				}
+				return nil
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHome(t)
+			e := newEngine(t, h)
+			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			bystander := tc.breakIt(t, h, d, p)
+			var bystanderTicks uint64
+			if bystander != nil {
+				bystanderTicks = startTicks(t, bystander.Pid)
+			}
+			old := h.Deployment(d.ID).PID
+
+			o, err := e.Remediate(context.Background(), d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Action != ActionRestart || o.Result != ResultSuccess {
+				t.Fatalf("outcome %s, want restart success", o)
+			}
+			pid := running(t, h, d.ID)
+			if pid != o.NewPID || pid == old || o.OldPID != old {
+				t.Errorf("row PID %d, outcome %d → %d, old row PID %d", pid, o.OldPID, o.NewPID, old)
+			}
+			if n := starts(t, h, d.ID); n != 1 {
+				t.Errorf("%d starts, want 1", n)
+			}
+			js := e.journal(t, d.ID)
+			if len(js) != 1 || js[0].Action != state.ActionRestart || js[0].Result != state.ResultSuccess ||
+				js[0].OldPID != old || js[0].NewPID != pid || js[0].Deployment != "churn" || js[0].Duration <= 0 {
+				t.Errorf("journal: %s", describeJournal(js))
+			}
+			counts, err := e.state.RestartCounts(context.Background())
+			if err != nil || counts[d.ID] != 1 {
+				t.Errorf("restart count %v (%v), want 1", counts[d.ID], err)
+			}
+			if bystander != nil {
+				if !alive(t, bystander.Pid) || startTicks(t, bystander.Pid) != bystanderTicks {
+					t.Errorf("bystander PID %d was touched", bystander.Pid)
+				}
+			}
+			if got := testutil.ToFloat64(e.metrics.actions.WithLabelValues(ActionRestart, ResultSuccess)); got != 1 {
+				t.Errorf("steam_remediator_actions_total{action=restart,result=success} = %v, want 1", got)
+			}
+			if got := testutil.CollectAndCount(e.metrics.restartDuration); got != 1 {
+				t.Errorf("restart duration histogram has %d series, want 1", got)
+			}
+		})
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestConcurrentNotifications sends 50 notifications for one deployment at
+// once: a dead one is started exactly once, a live one never.
+func TestConcurrentNotifications(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		dead       bool
+		wantStarts int
+	}{
+		{name: "dead", dead: true, wantStarts: 1},
+		{name: "live", dead: false, wantStarts: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHome(t)
+			e := newEngine(t, h)
+			// Slow enough to be ready that notifications pile up while
+			// the first remediation waits for it.
+			d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn",
+				Behaviour: fakescorer.Behaviour{ReadyAfter: 200 * time.Millisecond}})
+			p := h.Start(d)
+			before := h.Deployment(d.ID).PID
+			if tc.dead {
+				steamtest.Kill(t, p)
+			}
+			if err := e.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for range 50 {
+				wg.Go(func() { e.Enqueue(d.ID) })
+			}
+			wg.Wait()
+			e.idle(t)
+
+			if n := starts(t, h, d.ID); n != tc.wantStarts {
+				t.Errorf("%d starts, want %d", n, tc.wantStarts)
+			}
+			js := e.journal(t, d.ID)
+			if n := countActions(js, state.ActionRestart, ""); n != tc.wantStarts {
+				t.Errorf("%d restarts journaled, want %d:%s", n, tc.wantStarts, describeJournal(js))
+			}
+			pid := running(t, h, d.ID)
+			if !tc.dead && pid != before {
+				t.Errorf("live deployment's PID changed from %d to %d", before, pid)
+			}
+		})
+	}
+}
+
+// TestAdoptsUnknownPID: the deployment's java runs, but the row names
+// another PID; the row is corrected and nothing is started.
+func TestAdoptsUnknownPID(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rowPID func(t *testing.T) int
+	}{
+		{name: "dead pid", rowPID: func(t *testing.T) int {
+			p := steamtest.StartForeign(t, "true")
+			steamtest.Eventually(t, 5*time.Second, "true to exit", func() bool { return !alive(t, p.Pid) })
+			return p.Pid
+		}},
+		{name: "no pid", rowPID: func(*testing.T) int { return 0 }},
+		{name: "pid reused", rowPID: func(t *testing.T) int { return steamtest.StartForeign(t).Pid }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHome(t)
+			e := newEngine(t, h)
+			d, p := h.Run(steamfixture.Spec{Name: "churn"})
+			row := tc.rowPID(t)
+			if err := h.SetPID(d.ID, row); err != nil {
+				t.Fatal(err)
+			}
+			o, err := e.Remediate(context.Background(), d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Action != ActionAdopt || o.Result != ResultSuccess || o.NewPID != int64(p.Pid) || o.OldPID != int64(row) {
+				t.Fatalf("outcome %s %d → %d, want adopt success %d → %d", o, o.OldPID, o.NewPID, row, p.Pid)
+			}
+			if pid := running(t, h, d.ID); pid != int64(p.Pid) {
+				t.Errorf("row PID %d, want %d", pid, p.Pid)
+			}
+			if n := starts(t, h, d.ID); n != 0 {
+				t.Errorf("%d starts, want 0", n)
+			}
+			if js := e.journal(t, d.ID); len(js) != 1 || js[0].Action != state.ActionAdopt || js[0].NewPID != int64(p.Pid) {
+				t.Errorf("journal: %s", describeJournal(js))
+			}
+			// Adopted once, the next notification finds it running.
+			if o, err := e.Remediate(context.Background(), d.ID); err != nil || o.Action != ActionNoop {
+				t.Errorf("second remediation: %s, %v; want noop", o, err)
+			}
+		})
+	}
+}
+
+// TestPortConflict: something else listens on a dead deployment's port.
+// Nothing is started and the listener is not touched.
+func TestPortConflict(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// listen takes the port and returns a check that the listener
+		// still serves.
+		listen func(t *testing.T, h *steamtest.Home, port int) func() bool
+	}{
+		{
+			name: "listener in another program",
+			listen: func(t *testing.T, h *steamtest.Home, port int) func() bool {
+				// Another deployment's java, misconfigured onto this port.
+				other := h.Add(steamfixture.Spec{Name: "other", LogicalName: "other", Port: port})
+				p := h.Start(other)
+				ticks := startTicks(t, p.Pid)
+				return func() bool {
+					return alive(t, p.Pid) && startTicks(t, p.Pid) == ticks &&
+						steamfixture.WaitReady(context.Background(), port, time.Second) == nil
+				}
+			},
+		},
+		{
+			name: "listener in this very process",
+			listen: func(t *testing.T, _ *steamtest.Home, port int) func() bool {
+				ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(port))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { ln.Close() })
+				return func() bool {
+					c, err := net.Dial("tcp", ln.Addr().String())
+					if err != nil {
+						return false
+					}
+					c.Close()
+					return true
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHome(t)
+			e := newEngine(t, h)
+			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			steamtest.Kill(t, p)
+			serves := tc.listen(t, h, int(d.Port))
+
+			o, err := e.Remediate(context.Background(), d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Action != ActionPortConflict || o.Result != ResultFailure {
+				t.Fatalf("outcome %s, want port_conflict failure", o)
+			}
+			if n := starts(t, h, d.ID); n != 0 {
+				t.Errorf("%d starts, want 0", n)
+			}
+			if !serves() {
+				t.Error("the listener on the port was disturbed")
+			}
+			if js := e.journal(t, d.ID); len(js) != 1 || js[0].Action != ActionPortConflict {
+				t.Errorf("journal: %s", describeJournal(js))
+			}
+		})
+	}
+}
+
+// TestNothingToStart covers the deployments that are not started, whatever
+// their state, and the misconfigured ones.
+func TestNothingToStart(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		spec       steamfixture.Spec
+		prepare    func(t *testing.T, h *steamtest.Home, d steam.Deployment)
+		java       string
+		wantAction string
+		wantReason string
+	}{
+		{name: "row deleted", spec: steamfixture.Spec{Name: "a"},
+			prepare: func(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+				h.Exec(`DELETE FROM service WHERE id = ?`, d.ID)
+			}, wantAction: ActionSkip, wantReason: "not_found"},
+		{name: "stopped by Steam", spec: steamfixture.Spec{Name: "a", State: "stopped"},
+			wantAction: ActionSkip, wantReason: "state_stopped"},
+		{name: "war missing", spec: steamfixture.Spec{Name: "a", LogicalName: "a", NoWar: true},
+			wantAction: ActionMisconfigured, wantReason: steam.ProblemWarMissing},
+		{name: "jetty-runner missing", spec: steamfixture.Spec{Name: "a"},
+			prepare: func(t *testing.T, h *steamtest.Home, _ steam.Deployment) {
+				if err := os.Remove(h.Home.JettyRunner()); err != nil {
+					t.Fatal(err)
+				}
+			}, wantAction: ActionMisconfigured, wantReason: steam.ProblemJettyRunnerMissing},
+		{name: "port invalid", spec: steamfixture.Spec{Name: "a"},
+			prepare: func(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+				h.Exec(`UPDATE service SET port = 70000 WHERE id = ?`, d.ID)
+			}, wantAction: ActionMisconfigured, wantReason: steam.ProblemPortInvalid},
+		{name: "java missing", spec: steamfixture.Spec{Name: "a"}, java: "/nonexistent/java",
+			wantAction: ActionMisconfigured, wantReason: "java_missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHome(t)
+			e := newEngine(t, h, func(c *Config) {
+				if tc.java != "" {
+					c.JavaPath = tc.java
+				}
+			})
+			d := h.Add(tc.spec)
+			if tc.prepare != nil {
+				tc.prepare(t, h, d)
+			}
+			plan, err := e.Plan(context.Background(), d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := e.Remediate(context.Background(), d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, got := range []Outcome{plan, o} {
+				if got.Action != tc.wantAction || !strings.HasPrefix(got.Reason, tc.wantReason) {
+					t.Errorf("outcome %s, want %s (%s…)", got, tc.wantAction, tc.wantReason)
+				}
+			}
+			if n := starts(t, h, d.ID); n != 0 {
+				t.Errorf("%d starts, want 0", n)
+			}
+			if js := e.journal(t, d.ID); len(js) != 1 || js[0].Action != tc.wantAction {
+				t.Errorf("journal (one entry from Remediate, none from Plan): %s", describeJournal(js))
+			}
+		})
+	}
+}
+
+// TestPlanChangesNothing: a dry run says what it would do and does none of
+// it.
+func TestPlanChangesNothing(t *testing.T) {
+	h := newHome(t)
+	e := newEngine(t, h)
+	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
+	steamtest.Kill(t, p)
+	lost, q := h.Run(steamfixture.Spec{Name: "lost", LogicalName: "lost"})
+	if err := h.SetPID(lost.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	live, _ := h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
+
+	for _, tc := range []struct {
+		d          steam.Deployment
+		wantAction string
+		wantResult string
+	}{
+		{dead, ActionRestart, ResultPlanned},
+		{lost, ActionAdopt, ResultPlanned},
+		{live, ActionNoop, ResultSuccess},
+	} {
+		o, err := e.Plan(context.Background(), tc.d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Action != tc.wantAction || o.Result != tc.wantResult || !o.DryRun {
+			t.Errorf("%s: plan %s, want %s %s", tc.d.Name, o, tc.wantAction, tc.wantResult)
+		}
+		if tc.d.ID == lost.ID && o.NewPID != int64(q.Pid) {
+			t.Errorf("plan adopts %d, want %d", o.NewPID, q.Pid)
+		}
+	}
+	if n := starts(t, h, dead.ID); n != 0 {
+		t.Errorf("%d starts, want 0", n)
+	}
+	if pid := h.Deployment(lost.ID).PID; pid != 0 {
+		t.Errorf("dry run wrote PID %d", pid)
+	}
+	if js := e.journal(t, 0); len(js) != 0 {
+		t.Errorf("dry run journaled: %s", describeJournal(js))
+	}
+}
+
+// TestFailedStartIsStopped: a start that does not become ready is stopped
+// as Steam stops one, and its process is gone.
+func TestFailedStartIsStopped(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		behaviour  fakescorer.Behaviour
+		wantReason string
+		wantSignal string
+	}{
+		{name: "never ready", behaviour: fakescorer.Behaviour{Mode: "never_ready"},
+			wantReason: "not_ready", wantSignal: "stopped with SIGINT"},
+		{name: "never ready, deaf to SIGINT", behaviour: fakescorer.Behaviour{Mode: "never_ready", IgnoreSIGINT: true},
+			wantReason: "not_ready", wantSignal: "stopped with SIGKILL"},
+		{name: "prints FAILED", behaviour: fakescorer.Behaviour{Mode: "failed"},
+			wantReason: "failed: ", wantSignal: "stopped with SIGINT"},
+		{name: "unavailable", behaviour: fakescorer.Behaviour{Mode: "unavailable"},
+			wantReason: "not_ready", wantSignal: "stopped with SIGINT"},
+		{name: "crashes at start", behaviour: fakescorer.Behaviour{Mode: "crash_at_start"},
+			wantReason: "exited: exit status 1 (java.lang.OutOfMemoryError"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHome(t)
+			e := newEngine(t, h, func(c *Config) { c.StartTimeout = 400 * time.Millisecond })
+			d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: tc.behaviour})
+
+			o, err := e.Remediate(context.Background(), d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Action != ActionRestart || o.Result != ResultFailure || !strings.HasPrefix(o.Reason, tc.wantReason) ||
+				!strings.Contains(o.Reason, tc.wantSignal) {
+				t.Fatalf("outcome %s, want restart failure (%s… %s)", o, tc.wantReason, tc.wantSignal)
+			}
+			if o.NewPID == 0 || alive(t, int(o.NewPID)) {
+				t.Errorf("started process %d still runs", o.NewPID)
+			}
+			if pid := h.Deployment(d.ID).PID; pid != 0 {
+				t.Errorf("row PID %d recorded for a failed start", pid)
+			}
+			pol, err := e.state.RestartPolicy(context.Background(), d.ID)
+			if err != nil || pol.ConsecutiveFailures != 1 || pol.NextStart.IsZero() {
+				t.Errorf("policy %+v (%v), want one failure and a backoff", pol, err)
+			}
+		})
+	}
+}
+
+// TestCrashAtStartGivesUp: a deployment that cannot start is started
+// exactly MaxFailures times, then never again, also by a new remediator on
+// the same state, until an operator resets it.
+func TestCrashAtStartGivesUp(t *testing.T) {
+	h := newHome(t)
+	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	e := newEngine(t, h)
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.Enqueue(d.ID)
+	// The engine retries by itself after each backoff.
+	steamtest.Eventually(t, 20*time.Second, "giving up", func() bool {
+		return countActions(e.journal(t, d.ID), state.ActionGiveUp, "") == 1
+	})
+	// Alertmanager keeps notifying: nothing more is started.
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); {
+		e.Enqueue(d.ID)
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.idle(t)
+	if n := starts(t, h, d.ID); n != DefaultMaxFailures {
+		t.Fatalf("%d starts, want %d:%s", n, DefaultMaxFailures, describeJournal(e.journal(t, d.ID)))
+	}
+	js := e.journal(t, d.ID)
+	if n := countActions(js, state.ActionRestart, state.ResultFailure); n != DefaultMaxFailures {
+		t.Errorf("%d failed restarts journaled, want %d", n, DefaultMaxFailures)
+	}
+	if js[len(js)-1].Action != state.ActionSkip || !strings.HasPrefix(js[len(js)-1].Reason, "gave_up") {
+		t.Errorf("last journal entry %+v, want a skip because it gave up", js[len(js)-1])
+	}
+	gaveUp := func(e *testEngine, want string) {
+		t.Helper()
+		expected := "# HELP steam_remediator_deployment_gave_up 1 if the restart policy gave the deployment up: it is not started again until the window passes or an operator resets it.\n" +
+			"# TYPE steam_remediator_deployment_gave_up gauge\n" +
+			"steam_remediator_deployment_gave_up{deployment_id=\"" + itoa(int(d.ID)) + "\"} " + want + "\n"
+		if err := testutil.GatherAndCompare(e.reg, strings.NewReader(expected), "steam_remediator_deployment_gave_up"); err != nil {
+			t.Error(err)
+		}
+	}
+	gaveUp(e, "1")
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new remediator remembers.
+	e2 := newEngine(t, h)
+	if err := e2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e2.Enqueue(d.ID)
+	e2.idle(t)
+	gaveUp(e2, "1")
+	if n := starts(t, h, d.ID); n != DefaultMaxFailures {
+		t.Fatalf("after a remediator restart: %d starts, want %d", n, DefaultMaxFailures)
+	}
+
+	// An operator resets it: it is started again.
+	if err := e2.Reset(context.Background(), d.ID); err != nil {
+		t.Fatal(err)
+	}
+	gaveUp(e2, "0")
+	e2.Enqueue(d.ID)
+	steamtest.Eventually(t, 10*time.Second, "a start after the reset", func() bool {
+		return starts(t, h, d.ID) > DefaultMaxFailures
+	})
+	js = e2.journal(t, d.ID)
+	if countActions(js, state.ActionReset, state.ResultSuccess) != 1 {
+		t.Errorf("reset not journaled:%s", describeJournal(js))
+	}
+	problems, err := testutil.GatherAndLint(e2.reg)
+	if err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+// TestCrashAfterReady: a start whose process dies within the watch window
+// counts as failed; one that lives through it wipes the failures.
+func TestCrashAfterReady(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		crashAfter   time.Duration
+		watch        time.Duration
+		wantFailures int
+	}{
+		{name: "dies within the window", crashAfter: 200 * time.Millisecond, watch: time.Minute, wantFailures: 1},
+		{name: "dies after the window", crashAfter: time.Second, watch: 200 * time.Millisecond, wantFailures: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHome(t)
+			e := newEngine(t, h, func(c *Config) {
+				c.WatchAfterReady = tc.watch
+				c.Policy.InitialBackoff = time.Hour // no retry during the test
+			})
+			d := h.Add(steamfixture.Spec{Name: "churn",
+				Behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: tc.crashAfter}})
+			// A failure before, so that a successful window has
+			// something to wipe.
+			if err := e.state.SaveRestartPolicy(context.Background(), state.RestartPolicy{DeploymentID: d.ID, ConsecutiveFailures: 1}); err != nil {
+				t.Fatal(err)
+			}
+			o, err := e.Remediate(context.Background(), d.ID)
+			if err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
+				t.Fatalf("outcome %s (%v), want restart success", o, err)
+			}
+			steamtest.Eventually(t, 10*time.Second, "the process to crash", func() bool { return !alive(t, int(o.NewPID)) })
+			var pol state.RestartPolicy
+			steamtest.Eventually(t, 10*time.Second, "the watch window to close", func() bool {
+				pol, err = e.state.RestartPolicy(context.Background(), d.ID)
+				// The policy is saved, then the failure journaled.
+				return err == nil && pol.ProbationPID == 0 &&
+					countActions(e.journal(t, d.ID), state.ActionFailure, "") >= tc.wantFailures
+			})
+			want := tc.wantFailures
+			if want > 0 {
+				want++ // the one before
+			}
+			if pol.ConsecutiveFailures != want {
+				t.Errorf("%d consecutive failures, want %d", pol.ConsecutiveFailures, want)
+			}
+			js := e.journal(t, d.ID)
+			if n := countActions(js, state.ActionFailure, state.ResultFailure); n != tc.wantFailures {
+				t.Errorf("%d failures journaled, want %d:%s", n, tc.wantFailures, describeJournal(js))
+			}
+		})
+	}
+}
+
+// TestSteamDatabaseLocked: Steam holds its write lock for 3 s while the
+// restarted deployment becomes ready; the PID lands once it lets go.
+func TestSteamDatabaseLocked(t *testing.T) {
+	h := newHome(t)
+	e := newEngine(t, h)
+	d, p := h.Run(steamfixture.Spec{Name: "churn"})
+	steamtest.Kill(t, p)
+
+	conn, err := h.DB.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(3 * time.Second)
+		if _, err := conn.ExecContext(context.Background(), `COMMIT`); err != nil {
+			t.Error(err)
+		}
+	}()
+	o, err := e.Remediate(context.Background(), d.ID)
+	<-released
+	if err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
+		t.Fatalf("outcome %s (%v), want restart success", o, err)
+	}
+	if pid := running(t, h, d.ID); pid != o.NewPID {
+		t.Errorf("row PID %d, want %d", pid, o.NewPID)
+	}
+}
+
+// TestRowChangesBeforeRecording: Steam stops the deployment while it is
+// being restarted. The new process serves and is kept; nothing is written.
+func TestRowChangesBeforeRecording(t *testing.T) {
+	h := newHome(t)
+	e := newEngine(t, h)
+	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 300 * time.Millisecond}})
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		h.Exec(`UPDATE service SET state = 'stopped', process_id = 1 WHERE id = ?`, d.ID)
+	}()
+	o, err := e.Remediate(context.Background(), d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Action != ActionRestart || o.Result != ResultFailure || !strings.Contains(o.Reason, "row_changed") {
+		t.Fatalf("outcome %s, want restart failure (row_changed)", o)
+	}
+	if !alive(t, int(o.NewPID)) {
+		t.Error("the new process was stopped")
+	}
+	if pid := h.Deployment(d.ID).PID; pid != 1 {
+		t.Errorf("row PID %d, want Steam's 1 left alone", pid)
+	}
+}
+
+// TestShutdownAbandonsSafely: shutting down while a start waits for
+// readiness leaves the process running; the next remediator adopts it.
+func TestShutdownAbandonsSafely(t *testing.T) {
+	h := newHome(t)
+	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 800 * time.Millisecond}})
+	e := newEngine(t, h)
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.Enqueue(d.ID)
+	steamtest.Eventually(t, 5*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := e.Shutdown(ctx); err == nil {
+		t.Error("Shutdown returned nil, want the context's error for an abandoned remediation")
+	}
+	e.Enqueue(d.ID) // ignored
+	if n := starts(t, h, d.ID); n != 1 {
+		t.Errorf("%d starts after shutdown, want 1", n)
+	}
+
+	e2 := newEngine(t, h)
+	o, err := e2.Remediate(context.Background(), d.ID)
+	if err != nil || o.Action != ActionAdopt {
+		t.Fatalf("outcome %s (%v), want adopt", o, err)
+	}
+	running(t, h, d.ID)
+	if n := starts(t, h, d.ID); n != 1 {
+		t.Errorf("%d starts, want 1", n)
+	}
+}
+
+// TestJavaOptions: --java.opts are passed as separate arguments, no shell,
+// and the started process is still recognised as the deployment's.
+func TestJavaOptions(t *testing.T) {
+	h := newHome(t)
+	e := newEngine(t, h, func(c *Config) { c.JavaOpts = []string{"-Xmx64m", "-Dsteam.note=$(touch /tmp/x)"} })
+	d := h.Add(steamfixture.Spec{Name: "churn"})
+	o, err := e.Remediate(context.Background(), d.ID)
+	if err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
+		t.Fatalf("outcome %s (%v), want restart success", o, err)
+	}
+	b, err := os.ReadFile("/proc/" + itoa(int(o.NewPID)) + "/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	want := []string{"java", "-Xmx64m", "-Dsteam.note=$(touch /tmp/x)", "-jar", h.Home.JettyRunner(), "--port", itoa(int(d.Port)), d.War}
+	if strings.Join(argv, "|") != strings.Join(want, "|") {
+		t.Errorf("argv %q, want %q", argv, want)
+	}
+	if _, err := New(Config{Home: h.Home, State: e.state, JavaOpts: []string{"Xmx64m"}}, nil, nil); err == nil {
+		t.Error("New accepted a java option without a leading dash")
+	}
+}
+
+// helperEnv marks the test binary re-executed as a remediator process.
+const helperEnv = "REMEDIATE_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(helperMain(mode))
+	}
+	os.Exit(m.Run())
+}
+
+// helper starts the test binary as another remediator process on h.
+func helper(t *testing.T, h *steamtest.Home, mode string, id int64) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, "STEAM_HOME="+h.Home.Dir, "HELPER_JAVA="+h.Java,
+		"HELPER_DEPLOYMENT="+itoa(int(id)))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
+}
+
+// TestTwoRemediatorProcesses: two remediator processes on one Steam home,
+// both notified 25 times at once about a dead deployment, start it once.
+func TestTwoRemediatorProcesses(t *testing.T) {
+	h := newHome(t)
+	d, p := h.Run(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 500 * time.Millisecond}})
+	steamtest.Kill(t, p)
+	a, b := helper(t, h, "enqueue", d.ID), helper(t, h, "enqueue", d.ID)
+	for _, cmd := range []*exec.Cmd{a, b} {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("remediator process: %v", err)
+		}
+	}
+	if n := starts(t, h, d.ID); n != 1 {
+		t.Errorf("%d starts, want 1", n)
+	}
+	st, err := state.OpenReadOnly(h.Home.StatePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	js := readJournal(t, st, d.ID)
+	if n := countActions(js, state.ActionRestart, state.ResultSuccess); n != 1 {
+		t.Errorf("%d restarts journaled, want 1:%s", n, describeJournal(js))
+	}
+	running(t, h, d.ID)
+}
+
+// TestRemediatorKilledAfterStart: the remediator is SIGKILLed right after
+// starting a java; the next one adopts it instead of starting a second.
+func TestRemediatorKilledAfterStart(t *testing.T) {
+	h := newHome(t)
+	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: time.Second}})
+	cmd := helper(t, h, "remediate", d.ID)
+	steamtest.Eventually(t, 10*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
+	identity, _ := d.Identity()
+	steamtest.Eventually(t, 5*time.Second, "the java", func() bool {
+		found, _ := inspector(t).Find(identity)
+		return len(found) == 1
+	})
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	e := newEngine(t, h)
+	o, err := e.Remediate(context.Background(), d.ID)
+	if err != nil || o.Action != ActionAdopt || o.Result != ResultSuccess {
+		t.Fatalf("outcome %s (%v), want adopt success", o, err)
+	}
+	if n := starts(t, h, d.ID); n != 1 {
+		t.Errorf("%d starts, want 1", n)
+	}
+	running(t, h, d.ID)
+}
+
+// helperMain is a remediator process for the tests above: "enqueue" runs the
+// workers and notifies them 25 times at once; "remediate" remediates once.
+func helperMain(mode string) int {
+	home, err := steam.NewHome("")
+	if err != nil {
+		return fail(err)
+	}
+	id, err := strconv.ParseInt(os.Getenv("HELPER_DEPLOYMENT"), 10, 64)
+	if err != nil {
+		return fail(err)
+	}
+	st, err := state.Open(context.Background(), home.StatePath())
+	if err != nil {
+		return fail(err)
+	}
+	defer st.Close()
+	cfg := Config{Home: home, State: st, JavaPath: os.Getenv("HELPER_JAVA"), StartTimeout: 10 * time.Second}
+	e, err := New(cfg, nil, nil)
+	if err != nil {
+		return fail(err)
+	}
+	switch mode {
+	case "enqueue":
+		if err := e.Start(context.Background()); err != nil {
+			return fail(err)
+		}
+		var wg sync.WaitGroup
+		for range 25 {
+			wg.Go(func() { e.Enqueue(id) })
+		}
+		wg.Wait()
+		for {
+			e.mu.Lock()
+			n := len(e.jobs)
+			e.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	case "remediate":
+		if _, err := e.Remediate(context.Background(), id); err != nil {
+			return fail(err)
+		}
+	}
+	if err := e.Shutdown(context.Background()); err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+func fail(err error) int {
+	os.Stderr.WriteString("remediator helper: " + err.Error() + "\n")
+	return 1
+}
+
+// TestSweep remediates every deployment at once, as reconcile does; a dry
+// run first changes nothing.
+func TestSweep(t *testing.T) {
+	h := newHome(t)
+	e := newEngine(t, h)
+	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
+	steamtest.Kill(t, p)
+	lost, q := h.Run(steamfixture.Spec{Name: "lost", LogicalName: "lost"})
+	if err := h.SetPID(lost.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
+	h.Add(steamfixture.Spec{Name: "stopped", State: "stopped"})
+
+	for _, tc := range []struct {
+		dryRun bool
+		want   []string
+	}{
+		{true, []string{"restart planned", "adopt planned", "noop success", "skip success"}},
+		{false, []string{"restart success", "adopt success", "noop success", "skip success"}},
+		{false, []string{"noop success", "noop success", "noop success", "skip success"}},
+	} {
+		outcomes, err := e.Sweep(context.Background(), tc.dryRun)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, o := range outcomes {
+			got = append(got, o.Action+" "+o.Result)
+		}
+		if strings.Join(got, ", ") != strings.Join(tc.want, ", ") {
+			t.Errorf("sweep (dry run %v): %q, want %q", tc.dryRun, got, tc.want)
+		}
+	}
+	if n := starts(t, h, dead.ID); n != 1 {
+		t.Errorf("%d starts, want 1", n)
+	}
+	// The journal holds what was done, not the sweeps' noops and skips.
+	var actions []string
+	for _, entry := range e.journal(t, 0) {
+		actions = append(actions, entry.Deployment+" "+entry.Action)
+	}
+	if strings.Join(actions, ", ") != "dead restart, lost adopt" && strings.Join(actions, ", ") != "lost adopt, dead restart" {
+		t.Errorf("journal %q, want the restart and the adoption only", actions)
+	}
+	running(t, h, dead.ID)
+	if pid := running(t, h, lost.ID); pid != int64(q.Pid) {
+		t.Errorf("lost deployment's row PID %d, want %d", pid, q.Pid)
+	}
+}
