@@ -13,6 +13,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -195,4 +196,35 @@ func replace(m any, key string, value any) bool {
 		}
 	}
 	return false
+}
+
+// PrometheusOverrides are what a private Prometheus changes in the shipped
+// prometheus.yml: where its targets and its Alertmanager listen, and how
+// often it scrapes and evaluates.
+type PrometheusOverrides struct {
+	ExporterAddr, RemediatorAddr, AlertmanagerAddr string
+	Interval                                       time.Duration
+}
+
+// AdaptPrometheusConfig returns the shipped prometheus.yml changed by o. The
+// shipped file names loopback addresses with the default ports, and those
+// are what is replaced; a shipped file that no longer has them is an error,
+// so that the demo and the end-to-end test never silently run another
+// configuration than the one operators get.
+func AdaptPrometheusConfig(config []byte, o PrometheusOverrides) ([]byte, error) {
+	s := string(config)
+	replacements := []struct{ old, new string }{
+		{`"127.0.0.1:9732"`, `"` + o.ExporterAddr + `"`},
+		{`"127.0.0.1:9733"`, `"` + o.RemediatorAddr + `"`},
+		{`"127.0.0.1:9093"`, `"` + o.AlertmanagerAddr + `"`},
+		{"scrape_interval: 15s", "scrape_interval: " + model.Duration(o.Interval).String()},
+		{"evaluation_interval: 15s", "evaluation_interval: " + model.Duration(o.Interval).String()},
+	}
+	for _, r := range replacements {
+		if !strings.Contains(s, r.old) {
+			return nil, fmt.Errorf("prometheus.yml no longer contains %s", r.old)
+		}
+		s = strings.ReplaceAll(s, r.old, r.new)
+	}
+	return []byte(s), nil
 }

@@ -65,14 +65,10 @@ func TestLoop(t *testing.T) {
 		deployments = append(deployments, d)
 		processes = append(processes, p)
 	}
-	// The remediator starts deployments in their own sessions, so they
-	// outlive it: kill, once everything else is stopped, every process
-	// that is verified to be one of this home's deployments.
 	inspector, err := procid.NewInspector("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { killDeployments(t, inspector, deployments) })
 
 	addr := func() string {
 		port, err := steamfixture.FreePort()
@@ -133,15 +129,17 @@ func TestLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(dir, "alerts.yml"), rules)
-	promConfig := replaceAll(t, string(dashboards.PrometheusConfig),
-		"127.0.0.1:9732", exporterAddr,
-		"127.0.0.1:9733", remediatorAddr,
-		"127.0.0.1:9093", alertmanagerAddr,
-		"scrape_interval: 15s", "scrape_interval: "+model.Duration(interval).String(),
-		"evaluation_interval: 15s", "evaluation_interval: "+model.Duration(interval).String(),
-	)
+	promConfig, err := dashboards.AdaptPrometheusConfig(dashboards.PrometheusConfig, dashboards.PrometheusOverrides{
+		ExporterAddr:     exporterAddr,
+		RemediatorAddr:   remediatorAddr,
+		AlertmanagerAddr: alertmanagerAddr,
+		Interval:         interval,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	start(t, dir, "prometheus", nil, prometheusBin,
-		"--config.file="+writeFile(t, filepath.Join(dir, "prometheus.yml"), []byte(promConfig)),
+		"--config.file="+writeFile(t, filepath.Join(dir, "prometheus.yml"), promConfig),
 		"--storage.tsdb.path="+filepath.Join(dir, "prometheus-data"),
 		"--web.listen-address="+prometheusAddr)
 
@@ -452,45 +450,12 @@ func start(t *testing.T, dir, name string, env []string, args ...string) {
 	})
 }
 
-// killDeployments SIGKILLs every live process verified to be one of ds's
-// java, whoever started it.
-func killDeployments(t *testing.T, in *procid.Inspector, ds []steam.Deployment) {
-	for _, d := range ds {
-		id, ok := d.Identity()
-		if !ok {
-			continue
-		}
-		found, err := in.Find(id)
-		if err != nil {
-			t.Errorf("looking for deployment %s's processes: %v", d.Name, err)
-			continue
-		}
-		for _, p := range found {
-			_ = syscall.Kill(p.PID, syscall.SIGKILL)
-		}
-	}
-}
-
 func writeFile(t *testing.T, path string, data []byte) string {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// replaceAll replaces each old with its new in s, failing when an old is
-// not there: a changed shipped file must not silently escape the test's
-// changes.
-func replaceAll(t *testing.T, s string, oldnew ...string) string {
-	t.Helper()
-	for i := 0; i < len(oldnew); i += 2 {
-		if !strings.Contains(s, oldnew[i]) {
-			t.Fatalf("the shipped configuration has no %q to replace", oldnew[i])
-		}
-		s = strings.ReplaceAll(s, oldnew[i], oldnew[i+1])
-	}
-	return s
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {

@@ -22,7 +22,7 @@ import (
 // It reports the medians: engine-ms, direct-ms and overhead-ms (their
 // difference). Run it with a fixed count, e.g. -benchtime=30x.
 func BenchmarkRestartOverhead(b *testing.B) {
-	h := newHome(b)
+	h := steamtest.NewHome(b)
 	// Every iteration kills the deployment: neither the watch window nor
 	// the flapping limit may count that against it.
 	e := newEngine(b, h, func(c *Config) {
@@ -50,7 +50,7 @@ func BenchmarkRestartOverhead(b *testing.B) {
 			pol, err := e.state.RestartPolicy(context.Background(), d.ID)
 			return err == nil && pol.ProbationPID == 0
 		})
-		killJavas(b, h)
+		h.KillJavas()
 
 		begin := time.Now()
 		cmd := h.Command(h.Java, d)

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
 )
@@ -49,16 +47,6 @@ type testEngine struct {
 	h     *steamtest.Home
 	state *state.DB
 	reg   *prometheus.Registry
-}
-
-// newHome returns a Steam home whose java processes, however they were
-// started (by the engine, by a helper remediator process that was killed),
-// are killed when the test ends.
-func newHome(t testing.TB) *steamtest.Home {
-	t.Helper()
-	h := steamtest.NewHome(t)
-	t.Cleanup(func() { killJavas(t, h) })
-	return h
 }
 
 // newEngine returns an engine on h with its own state database at the
@@ -200,41 +188,4 @@ func startTicks(t testing.TB, pid int) uint64 {
 		t.Fatal(err)
 	}
 	return v
-}
-
-// killJavas kills the java processes of h's deployments, found by their
-// command line naming h's own temp jetty-runner.jar: no other process on the
-// machine can carry that path. The engine's children are reaped by its
-// waiters; the others by init.
-func killJavas(t testing.TB, h *steamtest.Home) {
-	ds, err := steam.NewRegistry(h.Home).Deployments(context.Background())
-	if err != nil {
-		t.Logf("listing deployments to clean up: %v", err)
-		return
-	}
-	var pids []int
-	for _, d := range ds {
-		identity, ok := d.Identity()
-		if !ok {
-			continue
-		}
-		found, err := inspector(t).Find(identity)
-		if err != nil {
-			t.Logf("finding processes to clean up: %v", err)
-		}
-		for _, p := range found {
-			if syscall.Kill(p.PID, syscall.SIGKILL) == nil {
-				pids = append(pids, p.PID)
-			}
-		}
-	}
-	// Gone, not just a zombie: a killed process's main thread turns
-	// zombie before its other threads have closed its sockets, and the
-	// next remediation must find the port free.
-	deadline := time.Now().Add(5 * time.Second)
-	for _, pid := range pids {
-		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 }

@@ -101,7 +101,7 @@ func TestPolicyArithmetic(t *testing.T) {
 // the same state remembers all of it, and an hour later one start is tried
 // again.
 func TestBackoffAndGivingUpAcrossRestarts(t *testing.T) {
-	h := newHome(t)
+	h := steamtest.NewHome(t)
 	clock := newFakeClock()
 	production := func(c *Config) {
 		c.Policy = Policy{Jitter: -1}
@@ -168,7 +168,7 @@ func TestBackoffAndGivingUpAcrossRestarts(t *testing.T) {
 // TestFlapping: a deployment that starts fine but keeps dying (after its
 // watch window) is given up after MaxStarts starts within the window.
 func TestFlapping(t *testing.T) {
-	h := newHome(t)
+	h := steamtest.NewHome(t)
 	clock := newFakeClock()
 	e := newEngine(t, h, func(c *Config) {
 		c.Policy = Policy{Jitter: -1}
@@ -186,7 +186,7 @@ func TestFlapping(t *testing.T) {
 			pol, err := e.state.RestartPolicy(context.Background(), d.ID)
 			return err == nil && pol.ProbationPID == 0
 		})
-		killJavas(t, h)
+		h.KillJavas()
 		if found, _ := inspector(t).Find(identity); len(found) != 0 {
 			t.Fatalf("java still runs: %+v", found)
 		}

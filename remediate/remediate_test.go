@@ -100,7 +100,7 @@ func TestRestartsDeadDeployment(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHome(t)
+			h := steamtest.NewHome(t)
 			e := newEngine(t, h)
 			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
 			bystander := tc.breakIt(t, h, d, p)
@@ -162,7 +162,7 @@ func TestConcurrentNotifications(t *testing.T) {
 		{name: "live", dead: false, wantStarts: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHome(t)
+			h := steamtest.NewHome(t)
 			e := newEngine(t, h)
 			// Slow enough to be ready that notifications pile up while
 			// the first remediation waits for it.
@@ -214,7 +214,7 @@ func TestAdoptsUnknownPID(t *testing.T) {
 		{name: "pid reused", rowPID: func(t *testing.T) int { return steamtest.StartForeign(t).Pid }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHome(t)
+			h := steamtest.NewHome(t)
 			e := newEngine(t, h)
 			d, p := h.Run(steamfixture.Spec{Name: "churn"})
 			row := tc.rowPID(t)
@@ -287,7 +287,7 @@ func TestPortConflict(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHome(t)
+			h := steamtest.NewHome(t)
 			e := newEngine(t, h)
 			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
 			steamtest.Kill(t, p)
@@ -346,7 +346,7 @@ func TestNothingToStart(t *testing.T) {
 			wantAction: ActionMisconfigured, wantReason: "java_missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHome(t)
+			h := steamtest.NewHome(t)
 			e := newEngine(t, h, func(c *Config) {
 				if tc.java != "" {
 					c.JavaPath = tc.java
@@ -382,7 +382,7 @@ func TestNothingToStart(t *testing.T) {
 // TestPlanChangesNothing: a dry run says what it would do and does none of
 // it.
 func TestPlanChangesNothing(t *testing.T) {
-	h := newHome(t)
+	h := steamtest.NewHome(t)
 	e := newEngine(t, h)
 	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
 	steamtest.Kill(t, p)
@@ -444,7 +444,7 @@ func TestFailedStartIsStopped(t *testing.T) {
 			wantReason: "exited: exit status 1 (java.lang.OutOfMemoryError"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHome(t)
+			h := steamtest.NewHome(t)
 			e := newEngine(t, h, func(c *Config) { c.StartTimeout = 400 * time.Millisecond })
 			d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: tc.behaviour})
 
@@ -474,7 +474,7 @@ func TestFailedStartIsStopped(t *testing.T) {
 // exactly MaxFailures times, then never again, also by a new remediator on
 // the same state, until an operator resets it.
 func TestCrashAtStartGivesUp(t *testing.T) {
-	h := newHome(t)
+	h := steamtest.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
 	e := newEngine(t, h)
 	if err := e.Start(context.Background()); err != nil {
@@ -559,7 +559,7 @@ func TestCrashAfterReady(t *testing.T) {
 		{name: "dies after the window", crashAfter: time.Second, watch: 200 * time.Millisecond, wantFailures: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHome(t)
+			h := steamtest.NewHome(t)
 			e := newEngine(t, h, func(c *Config) {
 				c.WatchAfterReady = tc.watch
 				c.Policy.InitialBackoff = time.Hour // no retry during the test
@@ -601,7 +601,7 @@ func TestCrashAfterReady(t *testing.T) {
 // TestSteamDatabaseLocked: Steam holds its write lock for 3 s while the
 // restarted deployment becomes ready; the PID lands once it lets go.
 func TestSteamDatabaseLocked(t *testing.T) {
-	h := newHome(t)
+	h := steamtest.NewHome(t)
 	e := newEngine(t, h)
 	d, p := h.Run(steamfixture.Spec{Name: "churn"})
 	steamtest.Kill(t, p)
@@ -635,7 +635,7 @@ func TestSteamDatabaseLocked(t *testing.T) {
 // TestRowChangesBeforeRecording: Steam stops the deployment while it is
 // being restarted. The new process serves and is kept; nothing is written.
 func TestRowChangesBeforeRecording(t *testing.T) {
-	h := newHome(t)
+	h := steamtest.NewHome(t)
 	e := newEngine(t, h)
 	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 300 * time.Millisecond}})
 	go func() {
@@ -660,7 +660,7 @@ func TestRowChangesBeforeRecording(t *testing.T) {
 // TestShutdownAbandonsSafely: shutting down while a start waits for
 // readiness leaves the process running; the next remediator adopts it.
 func TestShutdownAbandonsSafely(t *testing.T) {
-	h := newHome(t)
+	h := steamtest.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 800 * time.Millisecond}})
 	e := newEngine(t, h)
 	if err := e.Start(context.Background()); err != nil {
@@ -692,7 +692,7 @@ func TestShutdownAbandonsSafely(t *testing.T) {
 // TestJavaOptions: --java.opts are passed as separate arguments, no shell,
 // and the started process is still recognised as the deployment's.
 func TestJavaOptions(t *testing.T) {
-	h := newHome(t)
+	h := steamtest.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.JavaOpts = []string{"-Xmx64m", "-Dsteam.note=$(touch /tmp/x)"} })
 	d := h.Add(steamfixture.Spec{Name: "churn"})
 	o, err := e.Remediate(context.Background(), d.ID)
@@ -739,7 +739,7 @@ func helper(t *testing.T, h *steamtest.Home, mode string, id int64) *exec.Cmd {
 // TestTwoRemediatorProcesses: two remediator processes on one Steam home,
 // both notified 25 times at once about a dead deployment, start it once.
 func TestTwoRemediatorProcesses(t *testing.T) {
-	h := newHome(t)
+	h := steamtest.NewHome(t)
 	d, p := h.Run(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 500 * time.Millisecond}})
 	steamtest.Kill(t, p)
 	a, b := helper(t, h, "enqueue", d.ID), helper(t, h, "enqueue", d.ID)
@@ -766,7 +766,7 @@ func TestTwoRemediatorProcesses(t *testing.T) {
 // TestRemediatorKilledAfterStart: the remediator is SIGKILLed right after
 // starting a java; the next one adopts it instead of starting a second.
 func TestRemediatorKilledAfterStart(t *testing.T) {
-	h := newHome(t)
+	h := steamtest.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: time.Second}})
 	cmd := helper(t, h, "remediate", d.ID)
 	steamtest.Eventually(t, 10*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
@@ -850,7 +850,7 @@ func fail(err error) int {
 // TestSweep remediates every deployment at once, as reconcile does; a dry
 // run first changes nothing.
 func TestSweep(t *testing.T) {
-	h := newHome(t)
+	h := steamtest.NewHome(t)
 	e := newEngine(t, h)
 	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
 	steamtest.Kill(t, p)

@@ -35,16 +35,45 @@ const remediatorShutdownGrace = 10 * time.Second
 type remediatorFlags struct {
 	home, statePath string
 
-	web           *web.FlagConfig
-	alertNames    []string
-	match         map[string]string
-	maxBody       int64
-	tokenFile     string
-	concurrency   int
-	startTimeout  time.Duration
-	javaPath      string
-	javaOpts      string
-	resetDeployID int64
+	web               *web.FlagConfig
+	alertNames        []string
+	match             map[string]string
+	maxBody           int64
+	tokenFile         string
+	engine            engineFlags
+	reconcileInterval time.Duration
+	resetDeployID     int64
+}
+
+// engineFlags are how deployments are started; the remediator and the
+// reconcile command share them.
+type engineFlags struct {
+	concurrency  int
+	startTimeout time.Duration
+	javaPath     string
+	javaOpts     string
+}
+
+func addEngineFlags(cmd *kingpin.CmdClause, f *engineFlags) {
+	cmd.Flag("remediate.concurrency", "Deployments remediated at once.").
+		Default(fmt.Sprint(remediate.DefaultConcurrency)).IntVar(&f.concurrency)
+	cmd.Flag("remediate.start-timeout", "How long a restarted deployment has to answer /ping before it is stopped and counted as failed.").
+		Default(remediate.DefaultStartTimeout.String()).DurationVar(&f.startTimeout)
+	cmd.Flag("java.path", "The java to start deployments with (default: java on PATH).").
+		StringVar(&f.javaPath)
+	cmd.Flag("java.opts", "JVM options put before -jar, split at spaces (no shell), e.g. \"-Xmx2g -XX:+UseG1GC\".").
+		StringVar(&f.javaOpts)
+}
+
+func (f engineFlags) config(home steam.Home, st *state.DB) remediate.Config {
+	return remediate.Config{
+		Home:         home,
+		State:        st,
+		JavaPath:     f.javaPath,
+		JavaOpts:     strings.Fields(f.javaOpts),
+		Concurrency:  f.concurrency,
+		StartTimeout: f.startTimeout,
+	}
 }
 
 func remediatorCommand(app *kingpin.Application) []subcommand {
@@ -66,14 +95,9 @@ func remediatorCommand(app *kingpin.Application) []subcommand {
 		Default("1MiB").Bytes()
 	serveCmd.Flag("webhook.bearer-token-file", "File holding the token Alertmanager must send as \"Authorization: Bearer\" (its authorization.credentials_file).").
 		StringVar(&f.tokenFile)
-	serveCmd.Flag("remediate.concurrency", "Deployments remediated at once.").
-		Default(fmt.Sprint(remediate.DefaultConcurrency)).IntVar(&f.concurrency)
-	serveCmd.Flag("remediate.start-timeout", "How long a restarted deployment has to answer /ping before it is stopped and counted as failed.").
-		Default(remediate.DefaultStartTimeout.String()).DurationVar(&f.startTimeout)
-	serveCmd.Flag("java.path", "The java to start deployments with (default: java on PATH).").
-		StringVar(&f.javaPath)
-	serveCmd.Flag("java.opts", "JVM options put before -jar, split at spaces (no shell), e.g. \"-Xmx2g -XX:+UseG1GC\".").
-		StringVar(&f.javaOpts)
+	addEngineFlags(serveCmd, &f.engine)
+	serveCmd.Flag("reconcile.interval", "Also sweep every deployment this often, as a safety net for when Alertmanager cannot reach the remediator (0 turns it off).").
+		Default("0s").DurationVar(&f.reconcileInterval)
 
 	resetCmd := cmd.Command("reset", "Clear the restart policy of a deployment (failures, backoff, giving up), so that the next notification may start it again.")
 	resetCmd.Arg("id", "The deployment's id (service.id, the deployment_id label).").Required().Int64Var(&f.resetDeployID)
@@ -127,14 +151,7 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	engine, err := remediate.New(remediate.Config{
-		Home:         home,
-		State:        st,
-		JavaPath:     f.javaPath,
-		JavaOpts:     strings.Fields(f.javaOpts),
-		Concurrency:  f.concurrency,
-		StartTimeout: f.startTimeout,
-	}, logger, reg)
+	engine, err := remediate.New(f.engine.config(home, st), logger, reg)
 	if err != nil {
 		logger.Error("Invalid remediation settings", "err", err)
 		return 1
@@ -152,6 +169,13 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	if err := engine.Start(ctx); err != nil {
 		logger.Error("Cannot start remediation", "err", err)
 		return 1
+	}
+	reconciled := make(chan struct{})
+	if f.reconcileInterval > 0 {
+		logger.Info("Reconciling periodically", "interval", f.reconcileInterval)
+		go func() { engine.Reconcile(ctx, f.reconcileInterval); close(reconciled) }()
+	} else {
+		close(reconciled)
 	}
 
 	var shuttingDown atomic.Bool
@@ -207,6 +231,11 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	defer cancel()
 	if err := engine.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		logger.Error("Stopping remediation failed", "err", err)
+	}
+	select {
+	case <-reconciled:
+	case <-shutdownCtx.Done():
+		logger.Warn("Abandoning a reconcile sweep in progress; its deployments are adopted next time")
 	}
 	logger.Info("Remediator stopped")
 	return code

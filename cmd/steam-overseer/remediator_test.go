@@ -53,7 +53,6 @@ func startRemediator(t *testing.T, h *steamtest.Home, args ...string) *remediato
 		_ = r.cmd.Process.Kill()
 		<-r.done
 	})
-	t.Cleanup(func() { killStartedJavas(t, h) })
 	steamtest.Eventually(t, 10*time.Second, "the remediator to listen", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -90,28 +89,6 @@ func (r *remediatorProcess) exitCode(t *testing.T) int {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("remediator still running; log:\n%s", r.stderr.String())
 		return -1
-	}
-}
-
-// killStartedJavas kills the java processes of h's deployments, recognised
-// by their command line, which names h's own temp jetty-runner.jar.
-func killStartedJavas(t *testing.T, h *steamtest.Home) {
-	ds, err := steam.NewRegistry(h.Home).Deployments(context.Background())
-	if err != nil {
-		return
-	}
-	in, err := procid.NewInspector("")
-	if err != nil {
-		t.Log(err)
-		return
-	}
-	for _, d := range ds {
-		if identity, ok := d.Identity(); ok {
-			found, _ := in.Find(identity)
-			for _, p := range found {
-				_ = syscall.Kill(p.PID, syscall.SIGKILL)
-			}
-		}
 	}
 }
 

@@ -111,6 +111,22 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return &DB{db: db}, nil
 }
 
+// OpenMemory returns an empty state database that lives in memory only: what
+// a dry run reads when no state database exists yet, without creating one.
+func OpenMemory(ctx context.Context) (*DB, error) {
+	db, err := sql.Open("sqlite", "file::memory:")
+	if err != nil {
+		return nil, fmt.Errorf("opening in-memory state database: %w", err)
+	}
+	// One connection: each new connection to :memory: is another database.
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("creating in-memory state schema: %w", err)
+	}
+	return &DB{db: db}, nil
+}
+
 // ErrNoState means the state database does not exist yet: the remediator has
 // never run. Readers treat it as an empty journal.
 var ErrNoState = errors.New("state database does not exist")

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 )
@@ -75,7 +76,51 @@ func NewHome(t testing.TB, opts ...steamfixture.Options) *Home {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	return &Home{Fixture: f, t: t, Java: Java(t)}
+	h := &Home{Fixture: f, t: t, Java: Java(t)}
+	// Registered first, so it runs last: after the test's remediators are
+	// gone, whatever they started is killed too.
+	t.Cleanup(h.KillJavas)
+	return h
+}
+
+// KillJavas SIGKILLs every process verified to be the java of one of h's
+// deployments, whoever started it, and waits until they are gone (not just
+// zombies: a killed process's threads may hold its port a moment longer).
+// Only processes whose command line names h's own temp jetty-runner.jar can
+// match, so nothing outside the test is touched.
+func (h *Home) KillJavas() {
+	ds, err := steam.NewRegistry(h.Home).Deployments(context.Background())
+	if err != nil {
+		h.t.Logf("listing deployments to clean up: %v", err)
+		return
+	}
+	in, err := procid.NewInspector("")
+	if err != nil {
+		h.t.Logf("cleaning up: %v", err)
+		return
+	}
+	var pids []int
+	for _, d := range ds {
+		identity, ok := d.Identity()
+		if !ok {
+			continue
+		}
+		found, err := in.Find(identity)
+		if err != nil {
+			h.t.Logf("finding processes to clean up: %v", err)
+		}
+		for _, p := range found {
+			if in.Signal(p, identity, syscall.SIGKILL) == nil {
+				pids = append(pids, p.PID)
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
 
 // Add adds a deployment (see steamfixture.Spec); its process_id stays 0.

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/steam-overseer/steam-overseer/internal/state"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+	"github.com/steam-overseer/steam-overseer/remediate"
+)
+
+func init() { register(reconcileCommand) }
+
+type reconcileFlags struct {
+	home, statePath string
+	once, dryRun    bool
+	interval        time.Duration
+	engine          engineFlags
+}
+
+func reconcileCommand(app *kingpin.Application) []subcommand {
+	f := &reconcileFlags{}
+	cmd := app.Command("reconcile", "Sweep every deployment and bring back the dead ones, with the remediator's locks, checks and restart policy: the drop-in for the old cron job.")
+	cmd.Flag("steam.home", "The unpacked Steam release whose deployments are reconciled.").
+		Envar("STEAM_HOME").StringVar(&f.home)
+	cmd.Flag("state.path",
+		"steam-overseer's state database: journal and restart policy (default: <steam.home>/var/master/db/steam-overseer.db).").
+		StringVar(&f.statePath)
+	cmd.Flag("once", "Sweep once and exit: 0 when every deployment Steam wants running runs, 1 when one stayed down.").
+		BoolVar(&f.once)
+	cmd.Flag("dry-run", "Say what a sweep would do and change nothing (implies --once).").
+		BoolVar(&f.dryRun)
+	cmd.Flag("reconcile.interval", "Time between two sweeps without --once.").
+		Default("30s").DurationVar(&f.interval)
+	addEngineFlags(cmd, &f.engine)
+	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
+		return runReconcile(ctx, logger, f, os.Stdout)
+	}}}
+}
+
+func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, out io.Writer) int {
+	home, err := steam.NewHome(f.home)
+	if err != nil {
+		logger.Error("Invalid Steam home", "err", err)
+		return 1
+	}
+	if f.statePath == "" {
+		f.statePath = home.StatePath()
+	}
+	// A dry run reads the state database but must not create it.
+	var st *state.DB
+	if f.dryRun {
+		st, err = state.OpenReadOnly(f.statePath)
+		if errors.Is(err, state.ErrNoState) {
+			st, err = state.OpenMemory(ctx)
+		}
+	} else {
+		st, err = state.Open(ctx, f.statePath)
+	}
+	if err != nil {
+		logger.Error("Cannot open the state database", "err", err)
+		return 1
+	}
+	defer st.Close()
+	engine, err := remediate.New(f.engine.config(home, st), logger, nil)
+	if err != nil {
+		logger.Error("Invalid remediation settings", "err", err)
+		return 1
+	}
+	if !f.once && !f.dryRun {
+		logger.Info("Reconciling periodically", "steam_home", home.Dir, "interval", f.interval)
+		engine.Reconcile(ctx, f.interval)
+		return 0
+	}
+	outcomes, err := engine.Sweep(ctx, f.dryRun)
+	if err != nil {
+		logger.Error("Cannot list deployments", "err", err)
+		return 1
+	}
+	down := printOutcomes(out, outcomes)
+	if down > 0 {
+		return 1
+	}
+	return 0
+}
+
+// printOutcomes writes one line per deployment and returns how many are
+// (or would stay) down.
+func printOutcomes(w io.Writer, outcomes []remediate.Outcome) (down int) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tACTION\tRESULT\tOLD PID\tNEW PID\tREASON")
+	for _, o := range outcomes {
+		if o.Down() {
+			down++
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", o.DeploymentID, o.Deployment, o.Action, o.Result, o.OldPID, o.NewPID, o.Reason)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d deployments, %d down\n", len(outcomes), down)
+	return down
+}

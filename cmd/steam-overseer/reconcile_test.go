@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/promslog"
+
+	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
+
+// reconcileHome is a home with one deployment of each kind a sweep meets.
+type reconcileHome struct {
+	*steamtest.Home
+	live, dead, reused, stopped steam.Deployment
+	livePID                     int
+	foreign                     *os.Process
+}
+
+func newReconcileHome(t *testing.T) reconcileHome {
+	h := reconcileHome{Home: steamtest.NewHome(t)}
+	var p *os.Process
+	h.live, p = h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
+	h.livePID = p.Pid
+	h.dead, p = h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
+	steamtest.Kill(t, p)
+	// After a reboot: the row's PID now belongs to an unrelated program.
+	h.reused = h.Add(steamfixture.Spec{Name: "reused", LogicalName: "reused"})
+	h.foreign = steamtest.StartForeign(t)
+	if err := h.SetPID(h.reused.ID, h.foreign.Pid); err != nil {
+		t.Fatal(err)
+	}
+	// Steam stopped this one: its row is not "started", so it is not ours.
+	h.stopped = h.Add(steamfixture.Spec{Name: "stopped", LogicalName: "stopped", State: "stopped"})
+	return h
+}
+
+func (h reconcileHome) reconcile(t *testing.T, dryRun bool) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	f := &reconcileFlags{home: h.Home.Home.Dir, once: true, dryRun: dryRun,
+		engine: engineFlags{javaPath: h.Java, concurrency: 2, startTimeout: 20 * time.Second}}
+	code := runReconcile(context.Background(), promslog.NewNopLogger(), f, &out)
+	return code, out.String()
+}
+
+// running returns the deployment's PID if it is verified running and serves.
+func running(t *testing.T, h *steamtest.Home, id int64) int {
+	t.Helper()
+	d := h.Deployment(id)
+	identity, ok := d.Identity()
+	if !ok {
+		t.Fatalf("deployment %d: no identity", id)
+	}
+	in, err := procid.NewInspector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := in.Inspect(int(d.PID), identity); p.Status != procid.StatusRunning {
+		return 0
+	}
+	if err := steamfixture.WaitReady(context.Background(), int(d.Port), time.Second); err != nil {
+		return 0
+	}
+	return int(d.PID)
+}
+
+func TestReconcileOnce(t *testing.T) {
+	h := newReconcileHome(t)
+
+	code, out := h.reconcile(t, false)
+	if code != 0 {
+		t.Fatalf("reconcile --once exited %d, want 0:\n%s", code, out)
+	}
+	if got := running(t, h.Home, h.live.ID); got != h.livePID {
+		t.Errorf("live deployment: running PID %d, want it untouched as %d", got, h.livePID)
+	}
+	for _, d := range []steam.Deployment{h.dead, h.reused} {
+		if running(t, h.Home, d.ID) == 0 {
+			t.Errorf("deployment %s was not brought back:\n%s", d.Name, out)
+		}
+	}
+	if err := syscall.Kill(h.foreign.Pid, 0); err != nil {
+		t.Errorf("the unrelated process holding the reused PID was touched: %v", err)
+	}
+	if got := h.Deployment(h.stopped.ID).PID; got != 0 {
+		t.Errorf("stopped deployment got PID %d; Steam stopped it, it must stay stopped", got)
+	}
+	for _, want := range []string{"dead  restart  success", "reused  restart  success", "4 deployments, 0 down"} {
+		if !strings.Contains(strings.Join(strings.Fields(out), "  "), strings.Join(strings.Fields(want), "  ")) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// A second sweep finds everything running and starts nothing.
+	before := map[int64]int{}
+	for _, d := range []steam.Deployment{h.live, h.dead, h.reused} {
+		before[d.ID] = running(t, h.Home, d.ID)
+	}
+	if code, out := h.reconcile(t, false); code != 0 || strings.Contains(out, "restart") {
+		t.Fatalf("second sweep: exit %d, want 0 with no restart:\n%s", code, out)
+	}
+	for id, pid := range before {
+		if got := running(t, h.Home, id); got != pid {
+			t.Errorf("deployment %d: PID %d after the second sweep, want %d", id, got, pid)
+		}
+	}
+}
+
+func TestReconcileDryRunChangesNothing(t *testing.T) {
+	h := newReconcileHome(t)
+	deadPID := h.Deployment(h.dead.ID).PID
+
+	code, out := h.reconcile(t, true)
+	if code != 1 {
+		t.Errorf("dry run with dead deployments exited %d, want 1:\n%s", code, out)
+	}
+	for _, want := range []string{"dead  restart  planned", "reused  restart  planned", "4 deployments, 2 down"} {
+		if !strings.Contains(strings.Join(strings.Fields(out), "  "), strings.Join(strings.Fields(want), "  ")) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := h.Deployment(h.dead.ID).PID; got != deadPID {
+		t.Errorf("dry run changed the row's PID from %d to %d", deadPID, got)
+	}
+	if err := steamfixture.WaitReady(context.Background(), int(h.dead.Port), 300*time.Millisecond); err == nil {
+		t.Error("dry run started the dead deployment")
+	}
+	if _, err := os.Stat(h.Home.Home.StatePath()); !os.IsNotExist(err) {
+		t.Errorf("dry run created the state database (stat: %v)", err)
+	}
+}
+
+func TestReconcileOnceFailsWhileDown(t *testing.T) {
+	h := steamtest.NewHome(t)
+	crash := h.Add(steamfixture.Spec{Name: "crash", LogicalName: "crash",
+		Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	broken := h.Add(steamfixture.Spec{Name: "broken", LogicalName: "broken", NoWar: true})
+	var out bytes.Buffer
+	f := &reconcileFlags{home: h.Home.Dir, once: true, engine: engineFlags{javaPath: h.Java, startTimeout: 10 * time.Second}}
+	if code := runReconcile(context.Background(), promslog.NewNopLogger(), f, &out); code != 1 {
+		t.Errorf("exit %d, want 1 while deployments stay down:\n%s", code, &out)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("%d  crash  restart  failure", crash.ID),
+		fmt.Sprintf("%d  broken  misconfigured  failure", broken.ID),
+	} {
+		if !strings.Contains(strings.Join(strings.Fields(out.String()), "  "), want) {
+			t.Errorf("output lacks %q:\n%s", want, &out)
+		}
+	}
+}
+
+func TestRemediatorReconcileInterval(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	startRemediator(t, h, "--reconcile.interval=200ms")
+	steamtest.Kill(t, p)
+	// No webhook is sent: the periodic sweep alone brings it back.
+	steamtest.Eventually(t, 20*time.Second, "the sweep to restart the deployment", func() bool {
+		pid := running(t, h, d.ID)
+		return pid != 0 && pid != p.Pid
+	})
+}
