@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/steam-overseer/steam-overseer/internal/demo"
+)
+
+func init() { register(demoCommand) }
+
+func demoCommand(app *kingpin.Application) []subcommand {
+	cfg := demo.Config{Out: os.Stdout}
+	cmd := app.Command("demo", "Show the whole loop on this machine: a throwaway Steam home, three deployments, the exporter and the remediator, and Prometheus and Alertmanager when installed. Kill a deployment and watch it come back.")
+	cmd.Flag("exporter.listen-address", "Where the demo's exporter listens.").
+		Default(":9732").StringVar(&cfg.ExporterAddr)
+	cmd.Flag("remediator.listen-address", "Where the demo's remediator listens.").
+		Default("127.0.0.1:9733").StringVar(&cfg.RemediatorAddr)
+	cmd.Flag("prometheus.listen-address", "Where the demo's Prometheus listens (when installed).").
+		Default("127.0.0.1:9090").StringVar(&cfg.PrometheusAddr)
+	cmd.Flag("alertmanager.listen-address", "Where the demo's Alertmanager listens (when installed).").
+		Default("127.0.0.1:9093").StringVar(&cfg.AlertmanagerAddr)
+	cmd.Flag("healer", "What brings a killed deployment back: alertmanager (Prometheus and Alertmanager, the production loop), reconcile (the remediator's periodic sweep), or auto (alertmanager when installed).").
+		Default(demo.HealerAuto).EnumVar(&cfg.Healer, demo.HealerAuto, demo.HealerAlertmanager, demo.HealerReconcile)
+	cmd.Flag("keep", "Keep the demo's Steam home when it ends.").BoolVar(&cfg.Keep)
+	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
+		exe, err := os.Executable()
+		if err != nil {
+			logger.Error("Cannot find this program's path", "err", err)
+			return 1
+		}
+		cfg.Exe, cfg.Logger = exe, logger
+		if err := demo.Run(ctx, cfg); err != nil {
+			logger.Error("Demo failed", "err", err)
+			return 1
+		}
+		return 0
+	}}}
+}

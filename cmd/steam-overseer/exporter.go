@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/steam-overseer/steam-overseer/collector"
+	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+)
+
+func init() { register(exporterCommand) }
+
+func exporterCommand(app *kingpin.Application) []subcommand {
+	cmd := app.Command("exporter", "Serve Prometheus metrics about the deployments of a Steam home.")
+	home := cmd.Flag("steam.home", "The unpacked Steam release whose deployments are watched.").
+		Envar("STEAM_HOME").String()
+	statePath := cmd.Flag("state.path",
+		"steam-overseer's state database, read for restart counts (default: <steam.home>/var/master/db/steam-overseer.db).").
+		String()
+	webConfig := kingpinflag.AddFlags(cmd, ":9732")
+	metricsPath := cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").
+		Default("/metrics").String()
+	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
+		return runExporter(ctx, logger, *home, *statePath, webConfig, *metricsPath)
+	}}}
+}
+
+func runExporter(ctx context.Context, logger *slog.Logger, homeDir, statePath string, webConfig *web.FlagConfig, metricsPath string) int {
+	logger.Info("Starting steam-overseer exporter", "version", version.Info())
+	logger.Info("Build context", "build_context", version.BuildContext())
+
+	home, err := steam.NewHome(homeDir)
+	if err != nil {
+		logger.Error("Invalid Steam home", "err", err)
+		return 1
+	}
+	if statePath == "" {
+		statePath = home.StatePath()
+	}
+	inspector, err := procid.NewInspector("")
+	if err != nil {
+		logger.Error("Cannot read processes", "err", err)
+		return 1
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collector.New(steam.NewRegistry(home), inspector, statePath, logger),
+		versioncollector.NewCollector("steam_exporter"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+
+	mux := http.NewServeMux()
+	mux.Handle(metricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	if metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "steam-overseer exporter",
+			Description: "Health and resource use of H2O Steam deployments",
+			Version:     version.Info(),
+			Links:       []web.LandingLinks{{Address: metricsPath, Text: "Metrics"}},
+		})
+		if err != nil {
+			logger.Error("Building the landing page failed", "err", err)
+			return 1
+		}
+		mux.Handle("/", landing)
+	}
+
+	logger.Info("Watching Steam home", "steam_home", home.Dir, "state_path", statePath)
+	if err := serve(ctx, logger, webConfig, mux); err != nil {
+		logger.Error("Serving metrics failed", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
+
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+// binary builds steam-overseer once per test binary.
+func binary(t *testing.T) string {
+	t.Helper()
+	binaryOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "steam-overseer-bin-")
+		if err != nil {
+			binaryErr = err
+			return
+		}
+		binaryPath = filepath.Join(dir, "steam-overseer")
+		out, err := exec.Command("go", "build", "-o", binaryPath, ".").CombinedOutput()
+		if err != nil {
+			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		t.Fatal(binaryErr)
+	}
+	return binaryPath
+}
+
+// safeBuffer collects a process's stderr while the test reads it.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// exporter runs `steam-overseer exporter` with args; the process is killed
+// when the test ends.
+type exporter struct {
+	cmd    *exec.Cmd
+	stderr *safeBuffer
+	done   chan struct{}
+	err    error
+}
+
+func startExporter(t *testing.T, args ...string) *exporter {
+	t.Helper()
+	e := &exporter{stderr: &safeBuffer{}, done: make(chan struct{})}
+	e.cmd = exec.Command(binary(t), append([]string{"exporter"}, args...)...)
+	e.cmd.Env = append(os.Environ(), "STEAM_HOME=")
+	e.cmd.Stderr = e.stderr
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { e.err = e.cmd.Wait(); close(e.done) }()
+	t.Cleanup(func() {
+		_ = e.cmd.Process.Kill()
+		<-e.done
+	})
+	return e
+}
+
+// exitCode waits for the exporter to exit on its own.
+func (e *exporter) exitCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-e.done:
+		return e.cmd.ProcessState.ExitCode()
+	case <-time.After(30 * time.Second):
+		t.Fatalf("exporter still running; log:\n%s", e.stderr.String())
+		return -1
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func TestExporterServes(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	port, err := steamfixture.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	e := startExporter(t, "--steam.home="+h.Home.Dir, "--web.listen-address="+addr)
+	base := "http://" + addr
+	steamtest.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+
+	code, body := get(t, base+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d\n%s", code, body)
+	}
+	for _, want := range []string{
+		fmt.Sprintf(`steam_deployment_up{deployment="churn",deployment_id="%d"} 1`, d.ID),
+		fmt.Sprintf(`steam_deployment_restarts_total{deployment="churn",deployment_id="%d"} 0`, d.ID),
+		"steam_exporter_scrape_success 1",
+		"steam_exporter_state_scrape_success 1",
+		"steam_exporter_build_info{",
+		"go_goroutines ",
+		"process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	code, body = get(t, base+"/")
+	if code != http.StatusOK || !strings.Contains(body, `href="/metrics"`) {
+		t.Errorf("GET /: %d, landing page without a link to /metrics:\n%s", code, body)
+	}
+
+	// Steam's database goes away: the exporter keeps serving and says so.
+	aside := h.Home.DBPath() + ".aside"
+	if err := os.Rename(h.Home.DBPath(), aside); err != nil {
+		t.Fatal(err)
+	}
+	code, body = get(t, base+"/metrics")
+	if code != http.StatusOK || !strings.Contains(body, "steam_exporter_scrape_success 0") ||
+		strings.Contains(body, "steam_deployment_up{") {
+		t.Errorf("GET /metrics without steam.db: %d\n%s", code, body)
+	}
+	if log := e.stderr.String(); !strings.Contains(log, `msg="Reading Steam's registry failed"`) || !strings.Contains(log, "err=") {
+		t.Errorf("the failure is not logged with its cause:\n%s", log)
+	}
+	if err := os.Rename(aside, h.Home.DBPath()); err != nil {
+		t.Fatal(err)
+	}
+	if _, body = get(t, base+"/metrics"); !strings.Contains(body, "steam_exporter_scrape_success 1") {
+		t.Error("the exporter did not recover when steam.db came back")
+	}
+
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := e.exitCode(t); code != 0 {
+		t.Errorf("exit code after SIGTERM %d, want 0; log:\n%s", code, e.stderr.String())
+	}
+	if log := e.stderr.String(); !strings.Contains(log, `msg="Starting steam-overseer exporter"`) {
+		t.Errorf("no start line in the log:\n%s", log)
+	}
+}
+
+func TestExporterFailsToStart(t *testing.T) {
+	h := steamtest.NewHome(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantLog string
+	}{
+		{
+			name:    "port taken",
+			args:    []string{"--steam.home=" + h.Home.Dir, "--web.listen-address=" + taken.Addr().String()},
+			wantLog: "address already in use",
+		},
+		{
+			name:    "Steam home missing",
+			args:    []string{"--steam.home=" + filepath.Join(t.TempDir(), "nope"), "--web.listen-address=127.0.0.1:0"},
+			wantLog: "no such file or directory",
+		},
+		{
+			name:    "no Steam home given",
+			args:    []string{"--web.listen-address=127.0.0.1:0"},
+			wantLog: "no Steam home",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startExporter(t, tc.args...)
+			if code := e.exitCode(t); code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			if log := e.stderr.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, tc.wantLog) {
+				t.Errorf("log does not say %q at level error:\n%s", tc.wantLog, log)
+			}
+		})
+	}
+}

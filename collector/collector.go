@@ -1,0 +1,215 @@
+// Package collector is the exporter's view of Steam: at every scrape it reads
+// Steam's registry, checks each deployment's recorded PID against the
+// process that really holds it, and publishes whether the deployment is up
+// and what its java costs. Nothing is cached between scrapes, so a value on
+// /metrics is never older than the scrape that produced it.
+package collector
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/state"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+)
+
+// StatusMisconfigured is the status of a deployment whose row cannot be
+// verified (see steam.Deployment.Problem) and whose process is therefore not
+// known to run. It joins procid's statuses on steam_deployment_status.
+const StatusMisconfigured = "misconfigured"
+
+// Statuses lists every value of steam_deployment_status's status label, in
+// the order they are exposed.
+var Statuses = func() []string {
+	var ss []string
+	for _, s := range procid.Statuses {
+		ss = append(ss, string(s))
+	}
+	return append(ss, StatusMisconfigured)
+}()
+
+// Collector is a prometheus.Collector for the deployments of one Steam home.
+type Collector struct {
+	registry  *steam.Registry
+	inspector *procid.Inspector
+	statePath string
+	logger    *slog.Logger
+
+	up, status, cpu, resident, virtual, startTime, info, restarts *prometheus.Desc
+	scrapeSuccess, scrapeDuration, stateScrapeSuccess             *prometheus.Desc
+	// statusPairs are the status label's pairs, in Statuses' order.
+	statusPairs []*dto.LabelPair
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// New returns a collector reading Steam's registry through reg, processes
+// through in, and restart counts from the state database at statePath
+// (which need not exist yet).
+func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *slog.Logger) *Collector {
+	deployment := []string{"deployment_id", "deployment"}
+	desc := func(subsystem, name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName("steam", subsystem, name), help, labels, nil)
+	}
+	var statusPairs []*dto.LabelPair
+	for _, s := range Statuses {
+		statusPairs = append(statusPairs, labelPair("status", s))
+	}
+	return &Collector{
+		statusPairs: statusPairs,
+		registry:    reg,
+		inspector:   in,
+		statePath:   statePath,
+		logger:      logger,
+
+		up: desc("deployment", "up",
+			"Whether the deployment's recorded process is alive and verified to be its java (1) or not (0).", deployment...),
+		status: desc("deployment", "status",
+			"What became of the deployment's recorded process: 1 for the current status, 0 for the others.",
+			append(deployment, "status")...),
+		cpu: desc("deployment", "cpu_seconds_total",
+			"User and system CPU time of the deployment's verified process.", deployment...),
+		resident: desc("deployment", "resident_memory_bytes",
+			"Resident memory of the deployment's verified process.", deployment...),
+		virtual: desc("deployment", "virtual_memory_bytes",
+			"Virtual memory of the deployment's verified process.", deployment...),
+		startTime: desc("deployment", "start_time_seconds",
+			"Start time of the deployment's verified process since the Unix epoch.", deployment...),
+		info: desc("deployment", "info",
+			"What Steam's registry records about the deployment; problem says why it cannot be verified, if it cannot.",
+			append(deployment, "model_id", "model", "project", "port", "address", "state", "war", "problem")...),
+		restarts: desc("deployment", "restarts_total",
+			"Successful restarts of the deployment by steam-overseer's remediator.", deployment...),
+		scrapeSuccess: desc("exporter", "scrape_success",
+			"Whether Steam's registry could be read at this scrape."),
+		scrapeDuration: desc("exporter", "scrape_duration_seconds",
+			"How long this scrape of Steam's registry and processes took."),
+		stateScrapeSuccess: desc("exporter", "state_scrape_success",
+			"Whether steam-overseer's state database could be read at this scrape (1 also when it does not exist yet)."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.status, c.cpu, c.resident, c.virtual, c.startTime,
+		c.info, c.restarts, c.scrapeSuccess, c.scrapeDuration, c.stateScrapeSuccess} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector. A registry that cannot be read
+// costs the deployment series of this scrape, never the scrape itself.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	begin := time.Now()
+	ctx := context.Background()
+
+	deployments, err := c.registry.Deployments(ctx)
+	if err != nil {
+		c.logger.Error("Reading Steam's registry failed", "err", err)
+	}
+	restarts, stateErr := c.restartCounts(ctx)
+	if stateErr != nil {
+		c.logger.Error("Reading the state database failed", "path", c.statePath, "err", stateErr)
+	}
+
+	// Inspecting a deployment is two reads of /proc, mostly kernel time:
+	// spread over the CPUs, a thousand deployments take a fraction of the
+	// wall time.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(deployments)) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(deployments)); i = next.Add(1) - 1 {
+				c.collectDeployment(ch, deployments[i], restarts, stateErr == nil)
+			}
+		})
+	}
+	wg.Wait()
+
+	ch <- prometheus.MustNewConstMetric(c.scrapeSuccess, prometheus.GaugeValue, boolValue(err == nil))
+	ch <- prometheus.MustNewConstMetric(c.stateScrapeSuccess, prometheus.GaugeValue, boolValue(stateErr == nil))
+	ch <- prometheus.MustNewConstMetric(c.scrapeDuration, prometheus.GaugeValue, time.Since(begin).Seconds())
+}
+
+func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, d steam.Deployment, restarts map[int64]uint64, restartsKnown bool) {
+	id, ok := d.Identity()
+	// With ok=false, Inspect calls any live process pid_reused: nothing is
+	// proven, so nothing is measured.
+	p := c.inspector.Inspect(int(d.PID), id)
+	if p.Err != nil {
+		c.logger.Debug("Cannot read a deployment's process", "deployment_id", d.ID, "pid", d.PID, "err", p.Err)
+	}
+	status := string(p.Status)
+	if p.Status != procid.StatusRunning && (d.Problem != "" || !ok) {
+		status = StatusMisconfigured
+	}
+
+	// Names and paths come from rows anyone may have edited; a label value
+	// that is not UTF-8 would cost its series. Every list of pairs below is
+	// sorted by label name, as series requires.
+	namePair, idPair := labelPair("deployment", validUTF8(d.Name)), labelPair("deployment_id", d.IDString())
+	labels := []*dto.LabelPair{namePair, idPair}
+	emit := func(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels []*dto.LabelPair) {
+		ch <- &series{desc: desc, valueType: t, value: v, labels: labels}
+	}
+	running := p.Status == procid.StatusRunning
+	emit(c.up, prometheus.GaugeValue, boolValue(running), labels)
+	for i, s := range Statuses {
+		emit(c.status, prometheus.GaugeValue, boolValue(s == status), []*dto.LabelPair{namePair, idPair, c.statusPairs[i]})
+	}
+	emit(c.info, prometheus.GaugeValue, 1, []*dto.LabelPair{
+		labelPair("address", validUTF8(d.Address)),
+		namePair,
+		idPair,
+		labelPair("model", validUTF8(d.ModelName)),
+		labelPair("model_id", strconv.FormatInt(d.ModelID, 10)),
+		labelPair("port", strconv.FormatInt(d.Port, 10)),
+		labelPair("problem", d.Problem),
+		labelPair("project", validUTF8(d.ProjectName)),
+		labelPair("state", validUTF8(d.State)),
+		labelPair("war", validUTF8(d.War)),
+	})
+	if running {
+		emit(c.cpu, prometheus.CounterValue, p.CPUSeconds, labels)
+		emit(c.resident, prometheus.GaugeValue, float64(p.ResidentBytes), labels)
+		emit(c.virtual, prometheus.GaugeValue, float64(p.VirtualBytes), labels)
+		emit(c.startTime, prometheus.GaugeValue, p.StartTime, labels)
+	}
+	if restartsKnown {
+		emit(c.restarts, prometheus.CounterValue, float64(restarts[d.ID]), labels)
+	}
+}
+
+// restartCounts reads the remediator's restart counts. A state database that
+// does not exist yet means no restarts so far, not an error.
+func (c *Collector) restartCounts(ctx context.Context) (map[int64]uint64, error) {
+	db, err := state.OpenReadOnly(c.statePath)
+	if errors.Is(err, state.ErrNoState) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return db.RestartCounts(ctx)
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }

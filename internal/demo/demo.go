@@ -1,0 +1,549 @@
+// Package demo shows the whole steam-overseer loop on one machine without
+// Steam: a throwaway Steam home with Steam's schema, three deployments of the
+// built-in fake scoring service (this very binary, linked as "java"), and
+// the real exporter and remediator subcommands of this binary watching them.
+// When Debian's prometheus and prometheus-alertmanager are installed, they
+// run too, with the shipped rules and route, and heal a killed deployment
+// the way production does; otherwise the remediator's periodic reconcile
+// sweep does.
+//
+// Everything the demo starts it stops again: its own children by the
+// processes it holds, and deployments (whoever restarted them) only after
+// their identity is verified.
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/steam-overseer/steam-overseer/dashboards"
+	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+)
+
+// Healers: what brings a killed deployment back.
+const (
+	// HealerAuto picks HealerAlertmanager when Prometheus and Alertmanager
+	// are installed, else HealerReconcile.
+	HealerAuto = "auto"
+	// HealerAlertmanager: Prometheus fires SteamDeploymentDown, Alertmanager
+	// calls the remediator's webhook.
+	HealerAlertmanager = "alertmanager"
+	// HealerReconcile: the remediator sweeps every ReconcileInterval.
+	HealerReconcile = "reconcile"
+)
+
+// Config is how the demo runs.
+type Config struct {
+	// Exe is the steam-overseer binary: it is run as the exporter, the
+	// remediator and (linked as java) the deployments.
+	Exe string
+	// Listen addresses. The deployments' ports are picked free.
+	ExporterAddr, RemediatorAddr, PrometheusAddr, AlertmanagerAddr string
+	Healer                                                         string
+	// Keep keeps the Steam home when the demo ends.
+	Keep bool
+	// Out receives what a person reads: the URLs, the deployments, events.
+	Out    io.Writer
+	Logger *slog.Logger
+}
+
+// Timings of the demo's loop: seconds, not production's minutes.
+const (
+	interval          = time.Second // scrapes, rule evaluation, health polling
+	holdFactor        = 30          // SteamDeploymentDown's 1m hold becomes 2s
+	reconcileInterval = 2 * time.Second
+	stopGrace         = 10 * time.Second
+)
+
+// deployments of the demo: names in the style of Steam's UI.
+var deployments = []string{"churn-gbm", "fraud-drf", "upsell-glm"}
+
+// Run runs the demo until ctx ends, then stops everything it started.
+func Run(ctx context.Context, cfg Config) (err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	healer, err := pickHealer(cfg.Healer)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "steam-overseer-demo-")
+	if err != nil {
+		return fmt.Errorf("creating the demo's Steam home: %w", err)
+	}
+	r := &run{cfg: cfg, dir: dir, out: cfg.Out}
+	defer func() {
+		if cerr := r.cleanup(); err == nil {
+			err = cerr
+		}
+	}()
+	if err := r.buildHome(); err != nil {
+		return err
+	}
+	if err := r.startServices(ctx, healer); err != nil {
+		return err
+	}
+	r.printIntro(healer)
+	r.watch(ctx)
+	return nil
+}
+
+func pickHealer(h string) (string, error) {
+	switch h {
+	case HealerAlertmanager, HealerReconcile:
+		return h, nil
+	case HealerAuto, "":
+		for _, bin := range []string{"prometheus", "prometheus-alertmanager"} {
+			if _, err := exec.LookPath(bin); err != nil {
+				return HealerReconcile, nil
+			}
+		}
+		return HealerAlertmanager, nil
+	}
+	return "", fmt.Errorf("unknown healer %q: want auto, alertmanager or reconcile", h)
+}
+
+// run is one demo's state.
+type run struct {
+	cfg     Config
+	dir     string // everything the demo writes lives here
+	out     io.Writer
+	fixture *steamfixture.Fixture
+	java    string
+	deps    []steam.Deployment
+	// children are the demo's own direct child processes, stopped in
+	// reverse order of start.
+	mu       sync.Mutex
+	children []*child
+	urls     [][2]string
+}
+
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (r *run) home() steam.Home { return steam.Home{Dir: filepath.Join(r.dir, "steam")} }
+
+func (r *run) buildHome() error {
+	home := r.home()
+	if err := os.MkdirAll(home.Dir, 0o755); err != nil {
+		return fmt.Errorf("creating the demo's Steam home: %w", err)
+	}
+	f, err := steamfixture.Create(home.Dir, steamfixture.Options{})
+	if err != nil {
+		return err
+	}
+	r.fixture = f
+	// The deployments' java is this binary under the name java, as Steam
+	// would find a JVM on PATH.
+	binDir := filepath.Join(r.dir, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return fmt.Errorf("creating the demo's bin folder: %w", err)
+	}
+	r.java = filepath.Join(binDir, "java")
+	if err := os.Symlink(r.cfg.Exe, r.java); err != nil {
+		return fmt.Errorf("linking the fake java: %w", err)
+	}
+	for _, name := range deployments {
+		d, err := f.Add(steamfixture.Spec{Name: name, LogicalName: name,
+			Behaviour: fakescorer.Behaviour{ReadyAfter: 300 * time.Millisecond}})
+		if err != nil {
+			return err
+		}
+		log, err := os.OpenFile(filepath.Join(home.LogDir(), fmt.Sprintf("deployment-%d.log", d.ID)),
+			os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("opening the log of %s: %w", name, err)
+		}
+		cmd, err := f.Start(r.java, d, log)
+		log.Close()
+		if err != nil {
+			return err
+		}
+		r.adopt("deployment "+name, cmd)
+		if d, err = steam.NewRegistry(home).Deployment(context.Background(), d.ID); err != nil {
+			return err
+		}
+		r.deps = append(r.deps, d)
+	}
+	return nil
+}
+
+// adopt keeps cmd to stop it at the end, and reaps it as soon as it exits,
+// so that a killed deployment does not linger as a zombie.
+func (r *run) adopt(name string, cmd *exec.Cmd) {
+	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	r.mu.Lock()
+	r.children = append(r.children, c)
+	r.mu.Unlock()
+}
+
+// start runs a long-lived program of the demo with its output in a log
+// file, in its own process group so that the terminal's Ctrl-C reaches only
+// the demo, which then stops everything in order.
+func (r *run) start(name string, args ...string) error {
+	logPath := filepath.Join(r.dir, name+".log")
+	log, err := os.Create(logPath)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", logPath, err)
+	}
+	defer log.Close()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	r.adopt(name, cmd)
+	return nil
+}
+
+func (r *run) startServices(ctx context.Context, healer string) error {
+	home := r.home()
+	if err := r.start("exporter", r.cfg.Exe, "exporter", "--steam.home="+home.Dir,
+		"--web.listen-address="+r.cfg.ExporterAddr); err != nil {
+		return err
+	}
+	remediator := []string{r.cfg.Exe, "remediator", "--steam.home=" + home.Dir,
+		"--web.listen-address=" + r.cfg.RemediatorAddr, "--java.path=" + r.java,
+		"--remediate.start-timeout=20s"}
+	exporterURL := "http://" + hostport(r.cfg.ExporterAddr)
+	remediatorURL := "http://" + hostport(r.cfg.RemediatorAddr)
+	r.urls = append(r.urls, [2]string{"Exporter", exporterURL + "/metrics"},
+		[2]string{"Remediator", remediatorURL + "/metrics"})
+	var waitFor []string
+	switch healer {
+	case HealerReconcile:
+		remediator = append(remediator, "--reconcile.interval="+reconcileInterval.String())
+		if err := r.start("remediator", remediator...); err != nil {
+			return err
+		}
+	case HealerAlertmanager:
+		token := filepath.Join(r.dir, "webhook-token")
+		if err := writeToken(token); err != nil {
+			return err
+		}
+		remediator = append(remediator, "--webhook.bearer-token-file="+token)
+		if err := r.start("remediator", remediator...); err != nil {
+			return err
+		}
+		if err := r.startPrometheusStack(token); err != nil {
+			return err
+		}
+		waitFor = append(waitFor, "http://"+r.cfg.PrometheusAddr+"/-/ready", "http://"+r.cfg.AlertmanagerAddr+"/-/ready")
+	}
+	waitFor = append(waitFor, exporterURL+"/metrics", remediatorURL+"/-/ready")
+	for _, u := range waitFor {
+		if err := r.waitOK(ctx, u, 30*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startPrometheusStack runs Debian's Prometheus and Alertmanager with the
+// shipped prometheus.yml, alerts.yml and alertmanager.yml: only addresses,
+// intervals and hold times are changed.
+func (r *run) startPrometheusStack(token string) error {
+	rules, err := dashboards.ShortenHolds(dashboards.AlertRules, holdFactor)
+	if err != nil {
+		return err
+	}
+	promConfig, err := dashboards.AdaptPrometheusConfig(dashboards.PrometheusConfig, dashboards.PrometheusOverrides{
+		ExporterAddr: hostport(r.cfg.ExporterAddr), RemediatorAddr: r.cfg.RemediatorAddr,
+		AlertmanagerAddr: r.cfg.AlertmanagerAddr, Interval: interval,
+	})
+	if err != nil {
+		return err
+	}
+	amConfig, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, dashboards.AlertmanagerOverrides{
+		RemediatorURL:   "http://" + r.cfg.RemediatorAddr + "/webhook",
+		CredentialsFile: token,
+		// The shipped human receiver mails; here its notifications go to
+		// the remediator's 404 page and show in Alertmanager's log only.
+		OperatorsURL:   "http://" + r.cfg.RemediatorAddr + "/operators",
+		GroupWait:      time.Second,
+		GroupInterval:  2 * time.Second,
+		RepeatInterval: 20 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	promDir := filepath.Join(r.dir, "prometheus")
+	if err := os.MkdirAll(promDir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", promDir, err)
+	}
+	for name, data := range map[string][]byte{"alerts.yml": rules, "prometheus.yml": promConfig, "alertmanager.yml": amConfig} {
+		if err := os.WriteFile(filepath.Join(promDir, name), data, 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", name, err)
+		}
+	}
+	if err := r.start("alertmanager", "prometheus-alertmanager",
+		"--config.file="+filepath.Join(promDir, "alertmanager.yml"),
+		"--storage.path="+filepath.Join(promDir, "alertmanager-data"),
+		"--web.listen-address="+r.cfg.AlertmanagerAddr,
+		"--cluster.listen-address="); err != nil {
+		return err
+	}
+	if err := r.start("prometheus", "prometheus",
+		"--config.file="+filepath.Join(promDir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(promDir, "prometheus-data"),
+		"--web.listen-address="+r.cfg.PrometheusAddr); err != nil {
+		return err
+	}
+	r.urls = append(r.urls, [2]string{"Prometheus", "http://" + r.cfg.PrometheusAddr + "/alerts"},
+		[2]string{"Alertmanager", "http://" + r.cfg.AlertmanagerAddr})
+	return nil
+}
+
+func writeToken(path string) error {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Errorf("making the webhook token: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing the webhook token: %w", err)
+	}
+	return nil
+}
+
+// hostport turns a listen address (":9732") into one to connect to.
+func hostport(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host != "" {
+		return addr
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+// waitOK polls url until it answers 200, failing early when one of the
+// demo's programs has exited (a port already taken, say).
+func (r *run) waitOK(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if c := r.exited(); c != nil {
+			return fmt.Errorf("%s exited (%v); its log is in %s", c.name, c.cmd.ProcessState, filepath.Join(r.dir, c.name+".log"))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer within %s (last error: %v)", url, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// exited returns a service of the demo (not a deployment) that has exited.
+func (r *run) exited() *child {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.children {
+		select {
+		case <-c.done:
+			if filepath.Base(c.cmd.Path) != "java" {
+				return c
+			}
+		default:
+		}
+	}
+	return nil
+}
+
+func (r *run) printIntro(healer string) {
+	fmt.Fprintf(r.out, "steam-overseer demo\n\n")
+	tw := tabwriter.NewWriter(r.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  Steam home:\t%s\n", r.home().Dir)
+	for _, u := range r.urls {
+		fmt.Fprintf(tw, "  %s:\t%s\n", u[0], u[1])
+	}
+	switch healer {
+	case HealerAlertmanager:
+		fmt.Fprintf(tw, "  Healing:\tPrometheus fires SteamDeploymentDown (hold shortened to %s), Alertmanager calls the remediator's webhook\n",
+			time.Minute/holdFactor)
+	default:
+		fmt.Fprintf(tw, "  Healing:\tthe remediator's reconcile sweep every %s (install prometheus and prometheus-alertmanager for the real loop)\n",
+			reconcileInterval)
+	}
+	tw.Flush()
+	fmt.Fprintf(r.out, "\nDeployments:\n")
+	tw = tabwriter.NewWriter(r.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  ID\tNAME\tPORT\tPID\tPREDICT\n")
+	for _, d := range r.deps {
+		fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\thttp://127.0.0.1:%d/predict\n", d.ID, d.Name, d.Port, d.PID, d.Port)
+	}
+	tw.Flush()
+	fmt.Fprintf(r.out, "\nKill one and watch it come back:  kill -9 %d\n", r.deps[0].PID)
+	fmt.Fprintf(r.out, "Look at it as an operator would:  %s status --steam.home=%s\n", r.cfg.Exe, r.home().Dir)
+	fmt.Fprintf(r.out, "Ctrl-C stops everything the demo started.\n\n")
+}
+
+// watch reports, until ctx ends, each deployment going down and coming back,
+// as the registry and the processes show it.
+func (r *run) watch(ctx context.Context) {
+	registry := steam.NewRegistry(r.home())
+	in, err := procid.NewInspector("")
+	if err != nil {
+		r.cfg.Logger.Error("Cannot read processes; not reporting events", "err", err)
+		<-ctx.Done()
+		return
+	}
+	downSince := map[int64]time.Time{}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ds, err := registry.Deployments(ctx)
+		if err != nil {
+			continue
+		}
+		for _, d := range ds {
+			id, ok := d.Identity()
+			if !ok {
+				continue
+			}
+			p := in.Inspect(int(d.PID), id)
+			since, down := downSince[d.ID]
+			switch {
+			case p.Status != procid.StatusRunning && !down:
+				downSince[d.ID] = time.Now()
+				fmt.Fprintf(r.out, "%s  %s (id %d) is down: PID %d is %s\n", clock(), d.Name, d.ID, d.PID, p.Status)
+			case p.Status == procid.StatusRunning && down:
+				delete(downSince, d.ID)
+				fmt.Fprintf(r.out, "%s  %s (id %d) is back: PID %d, serving again after %s\n",
+					clock(), d.Name, d.ID, d.PID, time.Since(since).Round(100*time.Millisecond))
+			}
+		}
+	}
+}
+
+func clock() string { return time.Now().Format("15:04:05") }
+
+// cleanup stops the demo's services, then every verified process of its
+// deployments, then removes the home unless it is kept.
+func (r *run) cleanup() error {
+	var errs []error
+	r.mu.Lock()
+	children := r.children
+	r.mu.Unlock()
+	for i := len(children) - 1; i >= 0; i-- {
+		c := children[i]
+		if filepath.Base(c.cmd.Path) == "java" {
+			continue // deployments are stopped below, by identity
+		}
+		if err := stop(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := r.stopDeployments(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, c := range children {
+		<-c.done
+	}
+	if r.fixture != nil {
+		r.fixture.Close()
+	}
+	if r.cfg.Keep {
+		fmt.Fprintf(r.out, "Kept the demo's Steam home: %s\n", r.home().Dir)
+	} else if err := os.RemoveAll(r.dir); err != nil {
+		errs = append(errs, fmt.Errorf("removing the demo's files: %w", err))
+	} else {
+		fmt.Fprintf(r.out, "Stopped everything the demo started and removed %s\n", r.dir)
+	}
+	return errors.Join(errs...)
+}
+
+// stop asks one of the demo's own children to exit, and kills it after a
+// grace period. It holds the process, so no PID can have been reused.
+func stop(c *child) error {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(stopGrace):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		return fmt.Errorf("%s did not stop within %s and was killed", c.name, stopGrace)
+	}
+}
+
+// stopDeployments stops every process verified to be one of the demo's
+// deployments, whether the demo or the remediator started it: SIGINT, as
+// Steam stops one, then SIGKILL for what is left.
+func (r *run) stopDeployments() error {
+	in, err := procid.NewInspector("")
+	if err != nil {
+		return fmt.Errorf("stopping deployments: %w", err)
+	}
+	type verified struct {
+		id procid.Identity
+		procid.Process
+	}
+	find := func() []verified {
+		var all []verified
+		for _, d := range r.deps {
+			if id, ok := d.Identity(); ok {
+				found, _ := in.Find(id)
+				for _, p := range found {
+					all = append(all, verified{id, p})
+				}
+			}
+		}
+		return all
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
+		procs := find()
+		if len(procs) == 0 {
+			return nil
+		}
+		for _, p := range procs {
+			_ = in.Signal(p.Process, p.id, sig)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for len(find()) > 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if left := find(); len(left) > 0 {
+		return fmt.Errorf("deployments still running after SIGKILL: %v", left)
+	}
+	return nil
+}

@@ -1,0 +1,341 @@
+package procid_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
+
+func inspector(t *testing.T) *procid.Inspector {
+	t.Helper()
+	in, err := procid.NewInspector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func identity(t *testing.T, d steam.Deployment) procid.Identity {
+	t.Helper()
+	id, ok := d.Identity()
+	if !ok {
+		t.Fatalf("deployment %s has no identity (problem %q)", d.Name, d.Problem)
+	}
+	return id
+}
+
+// startZombie starts d (whose war makes it exit at once) with Steam's argv
+// and does not wait for it, so it stays a zombie until the test ends.
+func startZombie(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
+	t.Helper()
+	cmd := h.Command(h.Java, d)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	steamtest.Eventually(t, 10*time.Second, "child to become a zombie", func() bool {
+		return procState(pid) == "Z"
+	})
+	return pid
+}
+
+// procState reads the state field of /proc/<pid>/stat directly, without the
+// code under test.
+func procState(pid int) string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return ""
+	}
+	_, after, _ := strings.Cut(string(b), ") ")
+	state, _, _ := strings.Cut(after, " ")
+	return state
+}
+
+func TestInspect(t *testing.T) {
+	h := steamtest.NewHome(t)
+	begin := time.Now()
+	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
+	_, procB := h.Run(steamfixture.Spec{Name: "b", LogicalName: "b"})
+	idA := identity(t, a)
+	in := inspector(t)
+
+	for _, tc := range []struct {
+		name string
+		// pid returns the PID to inspect and the identity to check it against.
+		pid  func(t *testing.T) (int, procid.Identity)
+		want procid.Status
+	}{
+		{name: "running", pid: func(*testing.T) (int, procid.Identity) { return procA.Pid, idA }, want: procid.StatusRunning},
+		{name: "running with python war", pid: func(t *testing.T) (int, procid.Identity) {
+			d, p := h.Run(steamfixture.Spec{Name: "py", LogicalName: "py", PyWar: true})
+			return p.Pid, identity(t, d)
+		}, want: procid.StatusRunning},
+		{name: "dead (killed and reaped)", pid: func(t *testing.T) (int, procid.Identity) {
+			d, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
+			steamtest.Kill(t, p)
+			return p.Pid, identity(t, d)
+		}, want: procid.StatusDead},
+		{name: "zombie", pid: func(t *testing.T) (int, procid.Identity) {
+			d := h.Add(steamfixture.Spec{Name: "zombie", LogicalName: "zombie",
+				Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+			return startZombie(t, h, d), identity(t, d)
+		}, want: procid.StatusZombie},
+		{name: "pid reused by sleep", pid: func(t *testing.T) (int, procid.Identity) {
+			return steamtest.StartForeign(t).Pid, idA
+		}, want: procid.StatusPIDReused},
+		{name: "pid reused by another deployment's java", pid: func(*testing.T) (int, procid.Identity) {
+			return procB.Pid, idA
+		}, want: procid.StatusPIDReused},
+		{name: "pid reused by a kernel thread", pid: func(*testing.T) (int, procid.Identity) {
+			return 2, idA // kthreadd: no command line at all
+		}, want: procid.StatusPIDReused},
+		{name: "unverifiable identity", pid: func(*testing.T) (int, procid.Identity) {
+			return procA.Pid, procid.Identity{}
+		}, want: procid.StatusPIDReused},
+		{name: "no such pid", pid: func(*testing.T) (int, procid.Identity) { return 1 << 30, idA }, want: procid.StatusDead},
+		{name: "no pid", pid: func(*testing.T) (int, procid.Identity) { return 0, idA }, want: procid.StatusNoPID},
+		{name: "negative pid", pid: func(*testing.T) (int, procid.Identity) { return -1, idA }, want: procid.StatusNoPID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pid, id := tc.pid(t)
+			p := in.Inspect(pid, id)
+			if p.Status != tc.want || p.PID != pid || p.Err != nil {
+				t.Fatalf("Inspect(%d) = %+v, want status %s", pid, p, tc.want)
+			}
+			if tc.want != procid.StatusRunning {
+				if p.CPUSeconds != 0 || p.ResidentBytes != 0 || p.VirtualBytes != 0 || p.StartTime != 0 || p.StartTicks != 0 {
+					t.Errorf("a process not verified as the deployment's was measured: %+v", p)
+				}
+				return
+			}
+			if p.CPUSeconds < 0 || p.ResidentBytes == 0 || p.VirtualBytes < p.ResidentBytes || p.StartTicks == 0 {
+				t.Errorf("implausible resources: %+v", p)
+			}
+			// Started during this test; btime has a one-second resolution.
+			if start := time.Unix(0, int64(p.StartTime*1e9)); start.Before(begin.Add(-2*time.Second)) || start.After(time.Now().Add(2*time.Second)) {
+				t.Errorf("start time %s, but the process was started after %s", start, begin)
+			}
+		})
+	}
+
+	t.Run("same process, same start", func(t *testing.T) {
+		first, second := in.Inspect(procA.Pid, idA), in.Inspect(procA.Pid, idA)
+		if first.StartTicks != second.StartTicks || first.StartTime != second.StartTime {
+			t.Errorf("start changed between two looks: %+v, %+v", first, second)
+		}
+	})
+}
+
+// writeProc writes a /proc fixture for one process.
+func writeProc(t *testing.T, root string, pid int, stat string, argv []string) {
+	t.Helper()
+	dir := filepath.Join(root, strconv.Itoa(pid))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmdline := strings.Join(argv, "\x00")
+	if len(argv) > 0 {
+		cmdline += "\x00"
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cmdline"), []byte(cmdline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInspectProcFixture checks the arithmetic on values a live process
+// cannot make deterministic: CPU ticks, pages and the start time.
+func TestInspectProcFixture(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "stat"), []byte("cpu  1 2 3 4 5 6 7 8 9 10\nbtime 1700000000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := procid.Identity{JettyRunner: "/opt/steam/var/master/assets/jetty-runner.jar", Port: 8080,
+		Wars: []string{"/opt/steam/var/master/model/3/churn.war"}}
+	argv := []string{"java", "-jar", id.JettyRunner, "--port", "8080", id.Wars[0]}
+	// Fields as the kernel writes them: utime 250, stime 50, starttime
+	// 12345 ticks after boot, vsize 1 GiB, rss 2560 pages.
+	const statFmt = "%d (java) %s 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 30 0 12345 1073741824 2560 " +
+		"18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+	stat := func(pid int, state string) string {
+		return strings.NewReplacer("%d", strconv.Itoa(pid), "%s", state).Replace(statFmt)
+	}
+	writeProc(t, root, 4242, stat(4242, "S"), argv)
+	writeProc(t, root, 4243, stat(4243, "Z"), argv)
+	writeProc(t, root, 4244, stat(4244, "X"), argv)
+	writeProc(t, root, 4245, "4245 (java) S garbage\n", argv)
+	writeProc(t, root, 4246, stat(4246, "R"), []string{"java", "-jar", id.JettyRunner, "--port", "8081", id.Wars[0]})
+	// A command name may hold spaces and parentheses.
+	writeProc(t, root, 4248, strings.Replace(stat(4248, "S"), "(java)", "(a) b (c)", 1), argv)
+	// A command line longer than the first read.
+	long := append([]string{"java", "-Dpad=" + strings.Repeat("x", 10000)}, argv[1:]...)
+	writeProc(t, root, 4249, stat(4249, "S"), long)
+
+	in, err := procid.NewInspector(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := uint64(os.Getpagesize())
+	for _, tc := range []struct {
+		name string
+		pid  int
+		want procid.Process
+	}{
+		{name: "running", pid: 4242, want: procid.Process{PID: 4242, Status: procid.StatusRunning,
+			CPUSeconds: 3, ResidentBytes: 2560 * page, VirtualBytes: 1 << 30, StartTime: 1700000123.45, StartTicks: 12345}},
+		{name: "zombie", pid: 4243, want: procid.Process{PID: 4243, Status: procid.StatusZombie}},
+		{name: "dead (X)", pid: 4244, want: procid.Process{PID: 4244, Status: procid.StatusDead}},
+		{name: "missing", pid: 4247, want: procid.Process{PID: 4247, Status: procid.StatusDead}},
+		{name: "other port", pid: 4246, want: procid.Process{PID: 4246, Status: procid.StatusPIDReused}},
+		{name: "odd command name", pid: 4248, want: procid.Process{PID: 4248, Status: procid.StatusRunning,
+			CPUSeconds: 3, ResidentBytes: 2560 * page, VirtualBytes: 1 << 30, StartTime: 1700000123.45, StartTicks: 12345}},
+		{name: "long command line", pid: 4249, want: procid.Process{PID: 4249, Status: procid.StatusRunning,
+			CPUSeconds: 3, ResidentBytes: 2560 * page, VirtualBytes: 1 << 30, StartTime: 1700000123.45, StartTicks: 12345}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := in.Inspect(tc.pid, id); got != tc.want {
+				t.Errorf("Inspect(%d) = %+v, want %+v", tc.pid, got, tc.want)
+			}
+		})
+	}
+	t.Run("unreadable stat", func(t *testing.T) {
+		got := in.Inspect(4245, id)
+		if got.Status != procid.StatusUnknown || got.Err == nil || !strings.Contains(got.Err.Error(), "4245") {
+			t.Errorf("Inspect of a malformed stat = %+v, want unknown with an error naming the PID", got)
+		}
+	})
+}
+
+func TestFind(t *testing.T) {
+	h := steamtest.NewHome(t)
+	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
+	b, procB := h.Run(steamfixture.Spec{Name: "b", LogicalName: "b"})
+	// Steam's row lost track of a's PID; Find must not care.
+	h.Exec(`UPDATE service SET process_id = 0 WHERE id = ?`, a.ID)
+	// Two copies of one deployment (never listening, so both can run).
+	twin := h.Add(steamfixture.Spec{Name: "twin", LogicalName: "twin", Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
+	var twins []int
+	for range 2 {
+		cmd := h.Command(h.Java, twin)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		steamtest.Reap(t, cmd)
+		twins = append(twins, cmd.Process.Pid)
+	}
+	crashed := h.Add(steamfixture.Spec{Name: "crashed", LogicalName: "crashed", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	startZombie(t, h, crashed)
+	stopped := h.Add(steamfixture.Spec{Name: "stopped", LogicalName: "stopped"})
+	steamtest.StartForeign(t) // an unrelated process to walk past
+
+	in := inspector(t)
+	for _, tc := range []struct {
+		name string
+		d    steam.Deployment
+		want []int
+	}{
+		{name: "row lost the PID", d: a, want: []int{procA.Pid}},
+		{name: "only its own java", d: b, want: []int{procB.Pid}},
+		{name: "two copies", d: twin, want: twins},
+		{name: "zombie is not found", d: crashed, want: nil},
+		{name: "nothing running", d: stopped, want: nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The twins start asynchronously: their argv is exec'd by the
+			// time Start returns, so no waiting is needed.
+			found, err := in.Find(identity(t, tc.d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pids []int
+			for _, p := range found {
+				if p.Status != procid.StatusRunning || p.StartTicks == 0 {
+					t.Errorf("found %+v", p)
+				}
+				pids = append(pids, p.PID)
+			}
+			slices.Sort(pids)
+			want := slices.Sorted(slices.Values(tc.want))
+			if !slices.Equal(pids, want) {
+				t.Errorf("Find = %v, want %v", pids, want)
+			}
+		})
+	}
+}
+
+func TestListenerPIDs(t *testing.T) {
+	h := steamtest.NewHome(t)
+	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
+	free, err := steamfixture.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		port int
+		want []int
+	}{
+		{name: "deployment's port", port: int(a.Port), want: []int{procA.Pid}},
+		{name: "free port", port: free, want: nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pids, err := procid.ListenerPIDs(context.Background(), tc.port)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(pids, tc.want) {
+				t.Errorf("ListenerPIDs(%d) = %v, want %v", tc.port, pids, tc.want)
+			}
+		})
+	}
+}
+
+func TestAlive(t *testing.T) {
+	h := steamtest.NewHome(t)
+	in := inspector(t)
+	sleep := steamtest.StartForeign(t)
+	dead := steamtest.StartForeign(t)
+	steamtest.Kill(t, dead)
+	crashed := h.Add(steamfixture.Spec{Name: "crashed", LogicalName: "crashed", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	zombie := startZombie(t, h, crashed)
+	for _, tc := range []struct {
+		name string
+		pid  int
+		want bool
+	}{
+		{name: "alive, whatever it runs", pid: sleep.Pid, want: true},
+		{name: "dead", pid: dead.Pid, want: false},
+		{name: "zombie", pid: zombie, want: false},
+		{name: "no pid", pid: 0, want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := in.Alive(tc.pid); got != tc.want {
+				t.Errorf("Alive(%d) = %v, want %v", tc.pid, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNewInspectorMissingProc(t *testing.T) {
+	_, err := procid.NewInspector(filepath.Join(t.TempDir(), "nope"))
+	if err == nil {
+		t.Fatal("NewInspector on a missing procfs succeeded")
+	}
+	if !strings.Contains(err.Error(), "nope") {
+		t.Errorf("error does not say what is missing: %v", err)
+	}
+}
