@@ -54,7 +54,7 @@ const (
 func TestLoop(t *testing.T) {
 	prometheusBin := requireTool(t, "prometheus")
 	alertmanagerBin := requireTool(t, "prometheus-alertmanager")
-	bin := buildSteamOverseer(t)
+	bin := steamtest.Binary(t)
 
 	dir := t.TempDir()
 	h := steamtest.NewHome(t)
@@ -401,24 +401,6 @@ func requireTool(t *testing.T, name string) string {
 			"(apt-get install prometheus prometheus-alertmanager), as ./scripts/test does", name, err)
 	}
 	return path
-}
-
-// buildSteamOverseer builds the binary under test and checks that it has
-// both subcommands the loop needs.
-func buildSteamOverseer(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "steam-overseer")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/steam-overseer")
-	cmd.Dir = steamtest.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/steam-overseer: %v\n%s", err, out)
-	}
-	for _, sub := range []string{"exporter", "remediator"} {
-		if out, err := exec.Command(bin, sub, "--help").CombinedOutput(); err != nil {
-			t.Fatalf("steam-overseer %s --help: %v: the binary lacks the %s subcommand\n%s", sub, err, sub, out)
-		}
-	}
-	return bin
 }
 
 // start runs a program for the rest of the test, its output in a log file

@@ -19,33 +19,6 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
 )
 
-var (
-	binaryOnce sync.Once
-	binaryPath string
-	binaryErr  error
-)
-
-// binary builds steam-overseer once per test binary.
-func binary(t *testing.T) string {
-	t.Helper()
-	binaryOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "steam-overseer-bin-")
-		if err != nil {
-			binaryErr = err
-			return
-		}
-		binaryPath = filepath.Join(dir, "steam-overseer")
-		out, err := exec.Command("go", "build", "-o", binaryPath, ".").CombinedOutput()
-		if err != nil {
-			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binaryErr != nil {
-		t.Fatal(binaryErr)
-	}
-	return binaryPath
-}
-
 // safeBuffer collects a process's stderr while the test reads it.
 type safeBuffer struct {
 	mu sync.Mutex
@@ -76,7 +49,7 @@ type exporter struct {
 func startExporter(t *testing.T, args ...string) *exporter {
 	t.Helper()
 	e := &exporter{stderr: &safeBuffer{}, done: make(chan struct{})}
-	e.cmd = exec.Command(binary(t), append([]string{"exporter"}, args...)...)
+	e.cmd = exec.Command(steamtest.Binary(t), append([]string{"exporter"}, args...)...)
 	e.cmd.Env = append(os.Environ(), "STEAM_HOME=")
 	e.cmd.Stderr = e.stderr
 	if err := e.cmd.Start(); err != nil {

@@ -42,7 +42,7 @@ func startRemediator(t *testing.T, h *steamtest.Home, args ...string) *remediato
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	r := &remediatorProcess{base: "http://" + addr, stderr: &safeBuffer{}, done: make(chan struct{})}
-	r.cmd = exec.Command(binary(t), append([]string{"remediator", "--steam.home=" + h.Home.Dir,
+	r.cmd = exec.Command(steamtest.Binary(t), append([]string{"remediator", "--steam.home=" + h.Home.Dir,
 		"--web.listen-address=" + addr, "--java.path=" + h.Java, "--log.level=debug"}, args...)...)
 	r.cmd.Stderr = r.stderr
 	if err := r.cmd.Start(); err != nil {
@@ -185,7 +185,7 @@ func TestRemediatorServes(t *testing.T) {
 	}
 
 	// The reset command journals.
-	out, err := exec.Command(binary(t), "remediator", "reset", fmt.Sprint(d.ID), "--steam.home="+h.Home.Dir).CombinedOutput()
+	out, err := exec.Command(steamtest.Binary(t), "remediator", "reset", fmt.Sprint(d.ID), "--steam.home="+h.Home.Dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("remediator reset: %v\n%s", err, out)
 	}
@@ -259,7 +259,7 @@ func TestRemediatorFailsToStart(t *testing.T) {
 		{"reset of no deployment", []string{"remediator", "reset", "0", "--steam.home=" + h.Home.Dir}, 2, "Invalid deployment id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(binary(t), tc.args...)
+			cmd := exec.Command(steamtest.Binary(t), tc.args...)
 			cmd.Env = append(os.Environ(), "STEAM_HOME=")
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr

@@ -10,8 +10,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
 )
 
 const installedBinary = "/usr/local/bin/steam-overseer"
@@ -21,33 +22,6 @@ var units = []string{
 	"steam-overseer-remediator.service",
 	"steam-overseer-backup.service",
 	"steam-overseer-backup.timer",
-}
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
-)
-
-// buildBinary builds steam-overseer once per test binary.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "steam-overseer-units-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "steam-overseer")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/steam-overseer")
-		cmd.Dir = filepath.Join("..", "..")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build ./cmd/steam-overseer: %v\n%s", buildErr, buildOut)
-	}
-	return binPath
 }
 
 // directives reads a unit file's Key=Value lines, all values of each key in
@@ -83,7 +57,7 @@ func TestUnitsVerify(t *testing.T) {
 	if err != nil {
 		t.Fatalf("systemd-analyze verifies the unit files; install Debian's systemd package: %v", err)
 	}
-	bin := buildBinary(t)
+	bin := steamtest.Binary(t)
 	// verify insists that ExecStart's program exists: point the units at
 	// the binary just built.
 	dir := t.TempDir()
@@ -110,7 +84,7 @@ func TestUnitsVerify(t *testing.T) {
 // fails kingpin's parse before the help is printed.
 func TestUnitsExecStart(t *testing.T) {
 	env := directives(t, "steam-overseer.default")
-	bin := buildBinary(t)
+	bin := steamtest.Binary(t)
 	varRef := regexp.MustCompile(`\$\{(\w+)\}|\$(\w+)`)
 	for _, u := range units {
 		if !strings.HasSuffix(u, ".service") {

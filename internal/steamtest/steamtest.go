@@ -6,6 +6,7 @@ package steamtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,11 +21,39 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 )
 
-var (
-	buildOnce sync.Once
-	javaPath  string
-	buildErr  error
-)
+// builds holds the programs tests build, once per test binary each.
+var builds sync.Map // package path → *build
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildOnce builds the main package pkg (relative to the repository root)
+// into a temp folder as name, once per test binary, and returns its path.
+func buildOnce(t testing.TB, pkg, name string) string {
+	t.Helper()
+	v, _ := builds.LoadOrStore(pkg, &build{})
+	b := v.(*build)
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "steam-overseer-build-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", b.path, pkg)
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
 
 // RepoRoot is the repository's top folder, found from this file's location.
 func RepoRoot() string {
@@ -32,28 +61,18 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// Java builds the fake scoring service once per test binary and returns the
-// path of the executable, named "java".
+// Java builds the fake scoring service and returns the path of the
+// executable, named "java".
 func Java(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "steam-overseer-java-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		javaPath = filepath.Join(dir, "java")
-		cmd := exec.Command("go", "build", "-o", javaPath, "./testdata/fakejava")
-		cmd.Dir = RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = err
-			t.Logf("go build ./testdata/fakejava: %s", out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("building the fake java: %v", buildErr)
-	}
-	return javaPath
+	return buildOnce(t, "./testdata/fakejava", "java")
+}
+
+// Binary builds steam-overseer itself, for tests that run its commands as
+// the real processes they are in production.
+func Binary(t testing.TB) string {
+	t.Helper()
+	return buildOnce(t, "./cmd/steam-overseer", "steam-overseer")
 }
 
 // Home is a Steam home in a test's temp dir.
