@@ -48,6 +48,7 @@ type Collector struct {
 
 	up, status, cpu, resident, virtual, startTime, info, restarts *prometheus.Desc
 	scrapeSuccess, scrapeDuration, stateScrapeSuccess             *prometheus.Desc
+	backupLastSuccess                                             *prometheus.Desc
 	// statusPairs are the status label's pairs, in Statuses' order.
 	statusPairs []*dto.LabelPair
 }
@@ -55,8 +56,8 @@ type Collector struct {
 var _ prometheus.Collector = (*Collector)(nil)
 
 // New returns a collector reading Steam's registry through reg, processes
-// through in, and restart counts from the state database at statePath
-// (which need not exist yet).
+// through in, and restart counts and backups from the state database at
+// statePath (which need not exist yet).
 func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *slog.Logger) *Collector {
 	deployment := []string{"deployment_id", "deployment"}
 	desc := func(subsystem, name, help string, labels ...string) *prometheus.Desc {
@@ -97,13 +98,15 @@ func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *sl
 			"How long this scrape of Steam's registry and processes took."),
 		stateScrapeSuccess: desc("exporter", "state_scrape_success",
 			"Whether steam-overseer's state database could be read at this scrape (1 also when it does not exist yet)."),
+		backupLastSuccess: desc("backup", "last_success_timestamp_seconds",
+			"When the last successful steam-overseer backup of the Steam home finished, since the Unix epoch; absent before the first."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.status, c.cpu, c.resident, c.virtual, c.startTime,
-		c.info, c.restarts, c.scrapeSuccess, c.scrapeDuration, c.stateScrapeSuccess} {
+		c.info, c.restarts, c.scrapeSuccess, c.scrapeDuration, c.stateScrapeSuccess, c.backupLastSuccess} {
 		ch <- d
 	}
 }
@@ -118,7 +121,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		c.logger.Error("Reading Steam's registry failed", "err", err)
 	}
-	restarts, stateErr := c.restartCounts(ctx)
+	st, stateErr := c.readState(ctx)
+	restarts := st.restarts
 	if stateErr != nil {
 		c.logger.Error("Reading the state database failed", "path", c.statePath, "err", stateErr)
 	}
@@ -139,6 +143,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 	ch <- prometheus.MustNewConstMetric(c.scrapeSuccess, prometheus.GaugeValue, boolValue(err == nil))
 	ch <- prometheus.MustNewConstMetric(c.stateScrapeSuccess, prometheus.GaugeValue, boolValue(stateErr == nil))
+	if st.backupOK {
+		ch <- prometheus.MustNewConstMetric(c.backupLastSuccess, prometheus.GaugeValue,
+			float64(st.lastBackup.UnixNano())/1e9)
+	}
 	ch <- prometheus.MustNewConstMetric(c.scrapeDuration, prometheus.GaugeValue, time.Since(begin).Seconds())
 }
 
@@ -191,18 +199,33 @@ func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, d steam.Deplo
 	}
 }
 
-// restartCounts reads the remediator's restart counts. A state database that
-// does not exist yet means no restarts so far, not an error.
-func (c *Collector) restartCounts(ctx context.Context) (map[int64]uint64, error) {
+// stateReading is what a scrape reads from the state database.
+type stateReading struct {
+	restarts   map[int64]uint64
+	lastBackup time.Time
+	backupOK   bool // a successful backup exists
+}
+
+// readState reads the remediator's restart counts and the last successful
+// backup, in one opening of the state database. A state database that does
+// not exist yet means no restarts and no backup so far, not an error.
+func (c *Collector) readState(ctx context.Context) (stateReading, error) {
 	db, err := state.OpenReadOnly(c.statePath)
 	if errors.Is(err, state.ErrNoState) {
-		return nil, nil
+		return stateReading{}, nil
 	}
 	if err != nil {
-		return nil, err
+		return stateReading{}, err
 	}
 	defer db.Close()
-	return db.RestartCounts(ctx)
+	var r stateReading
+	if r.restarts, err = db.RestartCounts(ctx); err != nil {
+		return stateReading{}, err
+	}
+	if r.lastBackup, r.backupOK, err = db.LastBackupSuccess(ctx); err != nil {
+		return stateReading{}, err
+	}
+	return r, nil
 }
 
 func boolValue(b bool) float64 {

@@ -632,6 +632,7 @@ func TestCollectStateDatabase(t *testing.T) {
 		prepare  func(t *testing.T, path string, id int64)
 		success  float64
 		restarts []float64 // nil: no series
+		backup   []float64 // steam_backup_last_success_timestamp_seconds; nil: no series
 	}{
 		{
 			name:     "not created yet",
@@ -656,6 +657,29 @@ func TestCollectStateDatabase(t *testing.T) {
 			},
 			success:  1,
 			restarts: []float64{3},
+		},
+		{
+			name: "backups recorded",
+			prepare: func(t *testing.T, path string, _ int64) {
+				db, err := state.Open(context.Background(), path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				for _, r := range []state.BackupRecord{
+					{Time: time.Unix(1_700_000_000, 0), Result: state.ResultSuccess},
+					{Time: time.Unix(1_700_086_400, 500_000_000), Result: state.ResultSuccess},
+					{Time: time.Unix(1_700_090_000, 0), Result: state.ResultFailure, Error: "disk full"},
+				} {
+					if err := db.RecordBackup(context.Background(), r); err != nil {
+						t.Fatal(err)
+					}
+				}
+			},
+			success:  1,
+			restarts: []float64{0},
+			// The newest success; the later failure does not count.
+			backup: []float64{1_700_086_400.5},
 		},
 		{
 			name: "not a database",
@@ -694,6 +718,13 @@ func TestCollectStateDatabase(t *testing.T) {
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tc.restarts) {
 				t.Errorf("restarts_total = %v, want %v", got, tc.restarts)
+			}
+			var backup []float64
+			for _, smp := range s["steam_backup_last_success_timestamp_seconds"] {
+				backup = append(backup, smp.value)
+			}
+			if fmt.Sprint(backup) != fmt.Sprint(tc.backup) {
+				t.Errorf("steam_backup_last_success_timestamp_seconds = %v, want %v", backup, tc.backup)
 			}
 			// The rest of the scrape does not depend on the state database.
 			if v, _ := s.value(t, "steam_exporter_scrape_success", -1); v != 1 {
