@@ -383,17 +383,21 @@ func (e *Engine) decide(ctx context.Context, id int64, dryRun bool) (decision, e
 	if d.policy, err = e.state.RestartPolicy(ctx, id); err != nil {
 		return d, err
 	}
+	// why is what became of the recorded PID: the reason an adoption or a
+	// restart gives.
+	why := ""
 	planned := func(action string) decision {
 		if dryRun {
-			return d.with(action, ResultPlanned, "")
+			return d.with(action, ResultPlanned, why)
 		}
-		return d.with(action, "", "")
+		return d.with(action, "", why)
 	}
 
 	identity, identified := dep.Identity()
 	if identified {
 		d.identity = identity
 		p := e.procs.Inspect(int(dep.PID), identity)
+		why = string(p.Status)
 		switch p.Status {
 		case procid.StatusRunning:
 			if !dryRun {

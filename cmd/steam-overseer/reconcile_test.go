@@ -79,6 +79,7 @@ func TestReconcileOnce(t *testing.T) {
 	h := newReconcileHome(t)
 
 	code, out := h.reconcile(t, false)
+	t.Logf("reconcile --once:\n%s", out)
 	if code != 0 {
 		t.Fatalf("reconcile --once exited %d, want 0:\n%s", code, out)
 	}
