@@ -15,37 +15,31 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/internal/backup"
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
 func init() { register(backupCommand) }
 
 func backupCommand(app *kingpin.Application) []subcommand {
 	cmd := app.Command("backup", "Write a consistent snapshot of Steam's database, the state database and the model folder, while Steam runs.")
-	home := cmd.Flag("steam.home", "The unpacked Steam release to back up.").
-		Envar("STEAM_HOME").String()
-	statePath := cmd.Flag("state.path",
-		"steam-overseer's state database, backed up too and where the outcome is recorded (default: <steam.home>/var/master/db/steam-overseer.db).").
-		String()
+	var loc location
+	addLocationFlags(cmd, &loc, "The unpacked Steam release to back up.",
+		"backed up too and where the outcome is recorded")
 	output := cmd.Flag("output",
 		"The .tar.gz archive to write; an existing directory gets a new steam-backup-<UTC time>.tar.gz per run.").
 		Required().String()
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runBackup(ctx, logger, os.Stdout, *home, *statePath, *output)
+		return runBackup(ctx, logger, os.Stdout, loc, *output)
 	}}}
 }
 
 // runBackup prints the archive's path on success, exits non-zero on any
 // failure, and records the outcome in the state database for the exporter's
 // steam_backup_last_success_timestamp_seconds.
-func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, homeDir, statePath, output string) int {
-	home, err := steam.NewHome(homeDir)
+func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, output string) int {
+	home, statePath, err := loc.resolve()
 	if err != nil {
 		logger.Error("Invalid Steam home", "err", err)
 		return 1
-	}
-	if statePath == "" {
-		statePath = home.StatePath()
 	}
 	start := time.Now()
 	res, err := backup.Create(ctx, logger, backup.Options{Home: home, StatePath: statePath, Output: output})

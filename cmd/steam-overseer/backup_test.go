@@ -66,7 +66,7 @@ func TestBackupCommand(t *testing.T) {
 			home, output := tc.prepare(t, h)
 			var stdout bytes.Buffer
 			before := time.Now()
-			code := runBackup(context.Background(), promslog.NewNopLogger(), &stdout, home, "", output)
+			code := runBackup(context.Background(), promslog.NewNopLogger(), &stdout, location{home: home}, output)
 			if code != tc.wantCode {
 				t.Fatalf("exit code %d, want %d", code, tc.wantCode)
 			}

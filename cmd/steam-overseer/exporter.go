@@ -23,30 +23,25 @@ func init() { register(exporterCommand) }
 
 func exporterCommand(app *kingpin.Application) []subcommand {
 	cmd := app.Command("exporter", "Serve Prometheus metrics about the deployments of a Steam home.")
-	home := cmd.Flag("steam.home", "The unpacked Steam release whose deployments are watched.").
-		Envar("STEAM_HOME").String()
-	statePath := cmd.Flag("state.path",
-		"steam-overseer's state database, read for restart counts (default: <steam.home>/var/master/db/steam-overseer.db).").
-		String()
+	var loc location
+	addLocationFlags(cmd, &loc, "The unpacked Steam release whose deployments are watched.",
+		"read for restart counts and backups")
 	webConfig := kingpinflag.AddFlags(cmd, ":9732")
 	metricsPath := cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").
 		Default("/metrics").String()
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runExporter(ctx, logger, *home, *statePath, webConfig, *metricsPath)
+		return runExporter(ctx, logger, loc, webConfig, *metricsPath)
 	}}}
 }
 
-func runExporter(ctx context.Context, logger *slog.Logger, homeDir, statePath string, webConfig *web.FlagConfig, metricsPath string) int {
+func runExporter(ctx context.Context, logger *slog.Logger, loc location, webConfig *web.FlagConfig, metricsPath string) int {
 	logger.Info("Starting steam-overseer exporter", "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
 
-	home, err := steam.NewHome(homeDir)
+	home, statePath, err := loc.resolve()
 	if err != nil {
 		logger.Error("Invalid Steam home", "err", err)
 		return 1
-	}
-	if statePath == "" {
-		statePath = home.StatePath()
 	}
 	inspector, err := procid.NewInspector("")
 	if err != nil {

@@ -13,27 +13,23 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/remediate"
 )
 
 func init() { register(reconcileCommand) }
 
 type reconcileFlags struct {
-	home, statePath string
-	once, dryRun    bool
-	interval        time.Duration
-	engine          engineFlags
+	location
+	once, dryRun bool
+	interval     time.Duration
+	engine       engineFlags
 }
 
 func reconcileCommand(app *kingpin.Application) []subcommand {
 	f := &reconcileFlags{}
 	cmd := app.Command("reconcile", "Sweep every deployment and bring back the dead ones, with the remediator's locks, checks and restart policy: the drop-in for the old cron job.")
-	cmd.Flag("steam.home", "The unpacked Steam release whose deployments are reconciled.").
-		Envar("STEAM_HOME").StringVar(&f.home)
-	cmd.Flag("state.path",
-		"steam-overseer's state database: journal and restart policy (default: <steam.home>/var/master/db/steam-overseer.db).").
-		StringVar(&f.statePath)
+	addLocationFlags(cmd, &f.location, "The unpacked Steam release whose deployments are reconciled.",
+		"holding the journal and the restart policy")
 	cmd.Flag("once", "Sweep once and exit: 0 when every deployment Steam wants running runs, 1 when one stayed down.").
 		BoolVar(&f.once)
 	cmd.Flag("dry-run", "Say what a sweep would do and change nothing (implies --once).").
@@ -47,23 +43,20 @@ func reconcileCommand(app *kingpin.Application) []subcommand {
 }
 
 func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, out io.Writer) int {
-	home, err := steam.NewHome(f.home)
+	home, statePath, err := f.resolve()
 	if err != nil {
 		logger.Error("Invalid Steam home", "err", err)
 		return 1
 	}
-	if f.statePath == "" {
-		f.statePath = home.StatePath()
-	}
 	// A dry run reads the state database but must not create it.
 	var st *state.DB
 	if f.dryRun {
-		st, err = state.OpenReadOnly(f.statePath)
+		st, err = state.OpenReadOnly(statePath)
 		if errors.Is(err, state.ErrNoState) {
 			st, err = state.OpenMemory(ctx)
 		}
 	} else {
-		st, err = state.Open(ctx, f.statePath)
+		st, err = state.Open(ctx, statePath)
 	}
 	if err != nil {
 		logger.Error("Cannot open the state database", "err", err)

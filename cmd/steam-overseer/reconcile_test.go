@@ -48,7 +48,7 @@ func newReconcileHome(t *testing.T) reconcileHome {
 func (h reconcileHome) reconcile(t *testing.T, dryRun bool) (int, string) {
 	t.Helper()
 	var out bytes.Buffer
-	f := &reconcileFlags{home: h.Home.Home.Dir, once: true, dryRun: dryRun,
+	f := &reconcileFlags{location: location{home: h.Home.Home.Dir}, once: true, dryRun: dryRun,
 		engine: engineFlags{javaPath: h.Java, concurrency: 2, startTimeout: 20 * time.Second}}
 	code := runReconcile(context.Background(), promslog.NewNopLogger(), f, &out)
 	return code, out.String()
@@ -148,7 +148,7 @@ func TestReconcileOnceFailsWhileDown(t *testing.T) {
 		Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
 	broken := h.Add(steamfixture.Spec{Name: "broken", LogicalName: "broken", NoWar: true})
 	var out bytes.Buffer
-	f := &reconcileFlags{home: h.Home.Dir, once: true, engine: engineFlags{javaPath: h.Java, startTimeout: 10 * time.Second}}
+	f := &reconcileFlags{location: location{home: h.Home.Dir}, once: true, engine: engineFlags{javaPath: h.Java, startTimeout: 10 * time.Second}}
 	if code := runReconcile(context.Background(), promslog.NewNopLogger(), f, &out); code != 1 {
 		t.Errorf("exit %d, want 1 while deployments stay down:\n%s", code, &out)
 	}

@@ -33,7 +33,7 @@ func init() { register(remediatorCommand) }
 const remediatorShutdownGrace = 10 * time.Second
 
 type remediatorFlags struct {
-	home, statePath string
+	location
 
 	web               *web.FlagConfig
 	alertNames        []string
@@ -79,11 +79,8 @@ func (f engineFlags) config(home steam.Home, st *state.DB) remediate.Config {
 func remediatorCommand(app *kingpin.Application) []subcommand {
 	f := &remediatorFlags{match: map[string]string{}} // StringMapVar panics on a nil map
 	cmd := app.Command("remediator", "Restart dead deployments when Alertmanager calls, and record their new PIDs in Steam's database.")
-	cmd.Flag("steam.home", "The unpacked Steam release whose deployments are remediated.").
-		Envar("STEAM_HOME").StringVar(&f.home)
-	cmd.Flag("state.path",
-		"steam-overseer's state database: journal and restart policy (default: <steam.home>/var/master/db/steam-overseer.db).").
-		StringVar(&f.statePath)
+	addLocationFlags(cmd, &f.location, "The unpacked Steam release whose deployments are remediated.",
+		"holding the journal and the restart policy")
 
 	serveCmd := cmd.Command("serve", "Serve Alertmanager's webhook (the default).").Default()
 	f.web = kingpinflag.AddFlags(serveCmd, "127.0.0.1:9733")
@@ -113,14 +110,12 @@ func remediatorCommand(app *kingpin.Application) []subcommand {
 
 // openRemediatorState opens the Steam home and the state database, read-write.
 func openRemediatorState(ctx context.Context, f *remediatorFlags) (steam.Home, *state.DB, error) {
-	home, err := steam.NewHome(f.home)
+	home, statePath, err := f.resolve()
 	if err != nil {
 		return steam.Home{}, nil, err
 	}
-	if f.statePath == "" {
-		f.statePath = home.StatePath()
-	}
-	st, err := state.Open(ctx, f.statePath)
+	f.statePath = statePath
+	st, err := state.Open(ctx, statePath)
 	if err != nil {
 		return steam.Home{}, nil, err
 	}

@@ -21,14 +21,12 @@ func init() { register(statusCommand) }
 
 func statusCommand(app *kingpin.Application) []subcommand {
 	cmd := app.Command("status", "Print every deployment's status, uptime, restarts and last remediation.")
-	home := cmd.Flag("steam.home", "The unpacked Steam release whose deployments are listed.").
-		Envar("STEAM_HOME").String()
-	statePath := cmd.Flag("state.path",
-		"steam-overseer's state database, read for restarts and actions (default: <steam.home>/var/master/db/steam-overseer.db).").
-		String()
+	var loc location
+	addLocationFlags(cmd, &loc, "The unpacked Steam release whose deployments are listed.",
+		"read for restarts and actions")
 	output := cmd.Flag("output", "Output format: table or json.").Default("table").Enum("table", "json")
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runStatus(ctx, logger, os.Stdout, *home, *statePath, *output)
+		return runStatus(ctx, logger, os.Stdout, loc, *output)
 	}}}
 }
 
@@ -36,14 +34,11 @@ func statusCommand(app *kingpin.Application) []subcommand {
 // deployments are down: it reports, and alerting is Prometheus's job. A
 // state database that is missing or unreadable only blanks the restart and
 // action columns.
-func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, homeDir, statePath, output string) int {
-	home, err := steam.NewHome(homeDir)
+func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, output string) int {
+	home, statePath, err := loc.resolve()
 	if err != nil {
 		logger.Error("Invalid Steam home", "err", err)
 		return 1
-	}
-	if statePath == "" {
-		statePath = home.StatePath()
 	}
 	inspector, err := procid.NewInspector("")
 	if err != nil {

@@ -40,7 +40,7 @@ func TestStatusCommand(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, format := range []string{"table", "json"} {
 				var stdout bytes.Buffer
-				code := runStatus(context.Background(), promslog.NewNopLogger(), &stdout, tc.home, tc.statePath, format)
+				code := runStatus(context.Background(), promslog.NewNopLogger(), &stdout, location{tc.home, tc.statePath}, format)
 				if code != tc.wantCode {
 					t.Fatalf("%s: exit code %d, want %d", format, code, tc.wantCode)
 				}
