@@ -166,9 +166,17 @@ func (e *Engine) start(dep steam.Deployment, java string, identity procid.Identi
 		c.waitErr = cmd.Wait()
 		close(c.exited)
 	}()
-	// Start returns after the exec, so the command line is java's already.
-	if p := e.procs.Inspect(c.pid, identity); p.Status == procid.StatusRunning {
-		c.startTicks = p.StartTicks
+	// Start returns once the exec has begun, but the kernel publishes the
+	// new command line a moment later: until then /proc shows none, and the
+	// process could not be recognised when it has to be stopped.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		if p := e.procs.Inspect(c.pid, identity); p.Status == procid.StatusRunning {
+			c.startTicks = p.StartTicks
+			break
+		}
+		if c.hasExited() || time.Now().After(deadline) {
+			break
+		}
 	}
 	return c, nil
 }
