@@ -24,21 +24,6 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
-// StatusMisconfigured is the status of a deployment whose row cannot be
-// verified (see steam.Deployment.Problem) and whose process is therefore not
-// known to run. It joins procid's statuses on steam_deployment_status.
-const StatusMisconfigured = "misconfigured"
-
-// Statuses lists every value of steam_deployment_status's status label, in
-// the order they are exposed.
-var Statuses = func() []string {
-	var ss []string
-	for _, s := range procid.Statuses {
-		ss = append(ss, string(s))
-	}
-	return append(ss, StatusMisconfigured)
-}()
-
 // Collector is a prometheus.Collector for the deployments of one Steam home.
 type Collector struct {
 	registry  *steam.Registry
@@ -49,7 +34,7 @@ type Collector struct {
 	up, status, cpu, resident, virtual, startTime, info, restarts *prometheus.Desc
 	scrapeSuccess, scrapeDuration, stateScrapeSuccess             *prometheus.Desc
 	backupLastSuccess                                             *prometheus.Desc
-	// statusPairs are the status label's pairs, in Statuses' order.
+	// statusPairs are the status label's pairs, in steam.Statuses' order.
 	statusPairs []*dto.LabelPair
 }
 
@@ -64,7 +49,7 @@ func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *sl
 		return prometheus.NewDesc(prometheus.BuildFQName("steam", subsystem, name), help, labels, nil)
 	}
 	var statusPairs []*dto.LabelPair
-	for _, s := range Statuses {
+	for _, s := range steam.Statuses {
 		statusPairs = append(statusPairs, labelPair("status", s))
 	}
 	return &Collector{
@@ -151,17 +136,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, d steam.Deployment, restarts map[int64]uint64, restartsKnown bool) {
-	id, ok := d.Identity()
-	// With ok=false, Inspect calls any live process pid_reused: nothing is
-	// proven, so nothing is measured.
+	// An unrecognisable deployment has the zero identity, which makes any
+	// live process pid_reused: nothing is proven, so nothing is measured.
+	id, _ := d.Identity()
 	p := c.inspector.Inspect(int(d.PID), id)
 	if p.Err != nil {
 		c.logger.Debug("Cannot read a deployment's process", "deployment_id", d.ID, "pid", d.PID, "err", p.Err)
 	}
-	status := string(p.Status)
-	if p.Status != procid.StatusRunning && (d.Problem != "" || !ok) {
-		status = StatusMisconfigured
-	}
+	status := d.Status(p)
 
 	// Names and paths come from rows anyone may have edited; a label value
 	// that is not UTF-8 would cost its series. Every list of pairs below is
@@ -173,7 +155,7 @@ func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, d steam.Deplo
 	}
 	running := p.Status == procid.StatusRunning
 	emit(c.up, prometheus.GaugeValue, boolValue(running), labels)
-	for i, s := range Statuses {
+	for i, s := range steam.Statuses {
 		emit(c.status, prometheus.GaugeValue, boolValue(s == status), []*dto.LabelPair{namePair, idPair, c.statusPairs[i]})
 	}
 	emit(c.info, prometheus.GaugeValue, 1, []*dto.LabelPair{

@@ -113,8 +113,8 @@ func (s scrape) value(t *testing.T, name string, id int64) (float64, bool) {
 func (s scrape) status(t *testing.T, id int64) string {
 	t.Helper()
 	series := s.of("steam_deployment_status", id)
-	if len(series) != len(collector.Statuses) {
-		t.Fatalf("deployment %d has %d status series, want %d", id, len(series), len(collector.Statuses))
+	if len(series) != len(steam.Statuses) {
+		t.Fatalf("deployment %d has %d status series, want %d", id, len(series), len(steam.Statuses))
 	}
 	current := ""
 	for _, smp := range series {
@@ -233,7 +233,7 @@ func TestCollectExposition(t *testing.T) {
 	for _, r := range rows {
 		l := fmt.Sprintf(`deployment="%s",deployment_id="%d"`, r.d.Name, r.d.ID)
 		fmt.Fprintf(&up, "steam_deployment_up{%s} %d\n", l, r.up)
-		for _, s := range collector.Statuses {
+		for _, s := range steam.Statuses {
 			v := 0
 			if s == r.status {
 				v = 1
@@ -314,7 +314,7 @@ func TestCollectBadInput(t *testing.T) {
 				h.Exec(`DELETE FROM model WHERE id = ?`, d.ModelID)
 				return d.ID
 			},
-			status: collector.StatusMisconfigured, problem: steam.ProblemModelMissing,
+			status: steam.StatusMisconfigured, problem: steam.ProblemModelMissing,
 			checkLabels: func(t *testing.T, info map[string]string) {
 				if info["model"] != "" || info["war"] != "" || info["model_id"] == "0" {
 					t.Errorf("info of a deployment without model: %v", info)
@@ -356,7 +356,7 @@ func TestCollectBadInput(t *testing.T) {
 				h.Exec(`UPDATE service SET port = 0 WHERE id = ?`, d.ID)
 				return d.ID
 			},
-			status: collector.StatusMisconfigured, problem: steam.ProblemPortInvalid,
+			status: steam.StatusMisconfigured, problem: steam.ProblemPortInvalid,
 			checkLabels: func(t *testing.T, info map[string]string) {
 				if info["port"] != "0" {
 					t.Errorf("port label %q, want 0", info["port"])
@@ -370,7 +370,7 @@ func TestCollectBadInput(t *testing.T) {
 				h.Exec(`UPDATE service SET port = 70000 WHERE id = ?`, d.ID)
 				return d.ID
 			},
-			status: collector.StatusMisconfigured, problem: steam.ProblemPortInvalid,
+			status: steam.StatusMisconfigured, problem: steam.ProblemPortInvalid,
 			checkLabels: func(t *testing.T, info map[string]string) {
 				if info["port"] != "70000" {
 					t.Errorf("port label %q, want 70000", info["port"])
@@ -384,14 +384,14 @@ func TestCollectBadInput(t *testing.T) {
 				h.Exec(`UPDATE service SET port = 'http' WHERE id = ?`, d.ID)
 				return d.ID
 			},
-			status: collector.StatusMisconfigured, problem: steam.ProblemPortInvalid,
+			status: steam.StatusMisconfigured, problem: steam.ProblemPortInvalid,
 		},
 		{
 			name: "war missing",
 			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
 				return h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd", NoWar: true}).ID
 			},
-			status: collector.StatusMisconfigured, problem: steam.ProblemWarMissing,
+			status: steam.StatusMisconfigured, problem: steam.ProblemWarMissing,
 		},
 		{
 			name: "war deleted under its running java",
@@ -415,7 +415,7 @@ func TestCollectBadInput(t *testing.T) {
 				}
 				return d.ID
 			},
-			status: collector.StatusMisconfigured, problem: steam.ProblemJettyRunnerMissing,
+			status: steam.StatusMisconfigured, problem: steam.ProblemJettyRunnerMissing,
 			soundProblem: steam.ProblemJettyRunnerMissing,
 		},
 		{
@@ -429,7 +429,7 @@ func TestCollectBadInput(t *testing.T) {
 			},
 			// Which war is the deployment's cannot be told, so the java
 			// is not proven to be it and is not measured.
-			status: collector.StatusMisconfigured, problem: steam.ProblemWarAmbiguous,
+			status: steam.StatusMisconfigured, problem: steam.ProblemWarAmbiguous,
 		},
 		{
 			name: "PID of an unrelated process",

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
@@ -47,6 +47,34 @@ type testEngine struct {
 	h     *steamtest.Home
 	state *state.DB
 	reg   *prometheus.Registry
+	log   *logBuffer
+}
+
+// logBuffer holds what an engine logged, at debug level: the events a test
+// may wait for.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitLogged waits until the engine logged a line holding msg.
+func (e *testEngine) waitLogged(t testing.TB, msg string) {
+	t.Helper()
+	steamtest.Eventually(t, 30*time.Second, "the log line "+msg, func() bool {
+		return strings.Contains(e.log.String(), msg)
+	})
 }
 
 // newEngine returns an engine on h with its own state database at the
@@ -62,7 +90,8 @@ func newEngine(t testing.TB, h *steamtest.Home, modify ...func(*Config)) *testEn
 		m(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	e, err := New(cfg, promslog.NewNopLogger(), reg)
+	log := &logBuffer{}
+	e, err := New(cfg, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +101,7 @@ func newEngine(t testing.TB, h *steamtest.Home, modify ...func(*Config)) *testEn
 		_ = e.Shutdown(ctx)
 		st.Close()
 	})
-	return &testEngine{Engine: e, h: h, state: st, reg: reg}
+	return &testEngine{Engine: e, h: h, state: st, reg: reg, log: log}
 }
 
 // idle waits until no deployment is queued or being remediated.
@@ -171,7 +200,7 @@ func inspector(t testing.TB) *procid.Inspector {
 
 // alive reports whether pid exists and is not a zombie.
 func alive(t testing.TB, pid int) bool {
-	return inspector(t).Alive(pid)
+	return steamtest.Alive(pid)
 }
 
 // startTicks returns pid's start time, to tell it from a reused PID.

@@ -69,7 +69,8 @@ func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 
 // gaveUpCollector reads the restart policy at every scrape: giving up is
 // persisted, and lifts by itself when the window passes, with no event to
-// update a gauge on.
+// update a gauge on. Only deployments still in Steam's registry have a
+// series: the policy keeps the rows of deleted ones, which nobody alerts on.
 type gaveUpCollector struct {
 	e    *Engine
 	desc *prometheus.Desc
@@ -87,8 +88,25 @@ func (c *gaveUpCollector) Collect(ch chan<- prometheus.Metric) {
 		c.e.logger.Error("Could not read restart policies for metrics", "err", err)
 		return
 	}
+	if len(pols) == 0 {
+		return
+	}
+	// Without the registry every row is published: a deployment given up
+	// must not drop out of its alert while Steam's database is unreadable.
+	var exists map[int64]bool
+	if ds, err := c.e.registry.Deployments(ctx); err != nil {
+		c.e.logger.Error("Could not read Steam's deployments for metrics", "err", err)
+	} else {
+		exists = make(map[int64]bool, len(ds))
+		for _, d := range ds {
+			exists[d.ID] = true
+		}
+	}
 	now := c.e.cfg.Now()
 	for _, p := range pols {
+		if exists != nil && !exists[p.DeploymentID] {
+			continue
+		}
 		v := 0.0
 		if p.GaveUp(now) {
 			v = 1

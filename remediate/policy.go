@@ -112,21 +112,36 @@ func (p Policy) healthy(pol state.RestartPolicy) state.RestartPolicy {
 	return pol
 }
 
-// settle brings the policy up to date before a decision. If the last start
-// is in its watch window and its process is gone, the start failed; if the
-// window has passed, it succeeded. running says whether the deployment's
-// java was found running.
+// settle brings the policy up to date before a decision. running says
+// whether the deployment's java was found running.
+//
+// A start's watch window is normally closed by the goroutine that watches
+// its process (watch). That goroutine dies with the engine, by a
+// remediator's restart or at the end of `reconcile --once`, and the window
+// is then closed here: the start succeeded if its process is seen running,
+// and failed if it is gone. Once the window has passed, a process that is
+// gone may have died after it, but nobody saw it alive there; it counts as
+// failed all the same, lest a deployment that crashes soon after every
+// start never be counted at all. Both the remediator (at the window's end,
+// see Start) and `reconcile --once` (which waits out its windows) see to it
+// that such a window is checked soon after it ends.
 func (e *Engine) settle(ctx context.Context, pol *state.RestartPolicy, identity procid.Identity, dep steam.Deployment, running bool) {
 	now := e.cfg.Now()
 	switch {
-	case pol.ProbationPID != 0 && !now.Before(pol.ProbationUntil):
-		e.savePolicy(ctx, e.cfg.Policy.healthy(*pol), pol)
 	case pol.ProbationPID != 0:
+		over := !now.Before(pol.ProbationUntil)
 		if e.procs.Inspect(int(pol.ProbationPID), identity).Status == procid.StatusRunning {
+			if over {
+				e.savePolicy(ctx, e.cfg.Policy.healthy(*pol), pol)
+			}
 			return
 		}
+		reason := "died_after_ready"
+		if over {
+			reason += ": not seen running after its watch window"
+		}
 		e.countFailure(ctx, pol, Outcome{DeploymentID: dep.ID, Deployment: dep.Name, Action: ActionFailure,
-			Result: ResultFailure, Reason: "died_after_ready", OldPID: dep.PID, NewPID: pol.ProbationPID})
+			Result: ResultFailure, Reason: reason, OldPID: dep.PID, NewPID: pol.ProbationPID})
 	case running && (pol.ConsecutiveFailures > 0 || !pol.NextStart.IsZero()):
 		e.savePolicy(ctx, e.cfg.Policy.healthy(*pol), pol)
 	}

@@ -211,3 +211,83 @@ func TestFlapping(t *testing.T) {
 		t.Errorf("starts that lived through their window counted as failures:%s", describeJournal(js))
 	}
 }
+
+// TestWatchWindowLeftOpen: the engine that started a process is gone before
+// its watch window closed (a remediator restarted, `reconcile --once`
+// exited), so the next remediation settles the window: a process gone
+// within it, or gone by the time the window is checked after it, counts as
+// a failed start; one found running wipes the failures.
+func TestWatchWindowLeftOpen(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		behaviour fakescorer.Behaviour
+		// later is how far the clock moves before the next remediation.
+		later        time.Duration
+		wantAction   string
+		wantFailures int
+		wantReason   string // of the failure journaled
+	}{
+		{name: "gone within the window", behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
+			later: 0, wantAction: ActionSkip, wantFailures: 2, wantReason: "died_after_ready"},
+		{name: "gone after the window", behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
+			later: 2 * time.Minute, wantAction: ActionSkip, wantFailures: 2, wantReason: "died_after_ready: not seen running after its watch window"},
+		{name: "running after the window", behaviour: fakescorer.Behaviour{Mode: "normal"},
+			later: 2 * time.Minute, wantAction: ActionNoop, wantFailures: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := steamtest.NewHome(t)
+			clock := newFakeClock()
+			config := func(c *Config) {
+				c.Policy = Policy{Jitter: -1}
+				c.Now = clock.Now
+				c.WatchAfterReady = time.Minute
+			}
+			e := newEngine(t, h, config)
+			d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: tc.behaviour})
+			if err := e.state.SaveRestartPolicy(context.Background(), state.RestartPolicy{DeploymentID: d.ID, ConsecutiveFailures: 1}); err != nil {
+				t.Fatal(err)
+			}
+			o, err := e.Remediate(context.Background(), d.ID)
+			if err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
+				t.Fatalf("outcome %s (%v), want restart success", o, err)
+			}
+			// The engine goes, and its watcher with it.
+			if err := e.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if tc.behaviour.Mode == "crash_after_ready" {
+				steamtest.Eventually(t, 20*time.Second, "the process to crash", func() bool { return !alive(t, int(o.NewPID)) })
+			}
+			if pol, err := e.state.RestartPolicy(context.Background(), d.ID); err != nil || pol.ProbationPID != o.NewPID {
+				t.Fatalf("policy %+v (%v), want the window of PID %d still open", pol, err, o.NewPID)
+			}
+			clock.Add(tc.later)
+
+			e2 := newEngine(t, h, config)
+			next, err := e2.Remediate(context.Background(), d.ID)
+			if err != nil || next.Action != tc.wantAction {
+				t.Fatalf("next remediation: %s (%v), want %s", next, err, tc.wantAction)
+			}
+			pol, err := e2.state.RestartPolicy(context.Background(), d.ID)
+			if err != nil || pol.ConsecutiveFailures != tc.wantFailures || pol.ProbationPID != 0 {
+				t.Errorf("policy %+v (%v), want %d consecutive failures and the window closed", pol, err, tc.wantFailures)
+			}
+			js := e2.journal(t, d.ID)
+			var failures []state.Entry
+			for _, j := range js {
+				if j.Action == state.ActionFailure {
+					failures = append(failures, j)
+				}
+			}
+			switch {
+			case tc.wantReason == "" && len(failures) != 0:
+				t.Errorf("failure journaled for a process that lived:%s", describeJournal(js))
+			case tc.wantReason != "" && (len(failures) != 1 || failures[0].Reason != tc.wantReason || failures[0].NewPID != o.NewPID):
+				t.Errorf("want one failure of PID %d (%s):%s", o.NewPID, tc.wantReason, describeJournal(js))
+			}
+			if n := starts(t, h, d.ID); n != 1 {
+				t.Errorf("%d starts, want 1", n)
+			}
+		})
+	}
+}

@@ -47,7 +47,7 @@ func (e *Engine) restart(ctx context.Context, d decision, queued time.Time) (out
 		return outcome{Outcome: o, journaled: true}, nil
 	}
 
-	c, err := e.start(dep, d.java, d.identity)
+	c, err := e.start(dep, d.java)
 	if err != nil {
 		return failed("start_error: " + err.Error())
 	}
@@ -67,7 +67,8 @@ func (e *Engine) restart(ctx context.Context, d decision, queued time.Time) (out
 		if c.hasExited() {
 			return failed(v.reason)
 		}
-		sig, err := e.stop(c, d.identity)
+		e.logger.Info("Start failed; stopping its process", "deployment_id", dep.ID, "pid", c.pid, "reason", v.reason)
+		sig, err := e.stop(ctx, c)
 		if err != nil {
 			e.logger.Error("Could not stop a failed start", "deployment_id", dep.ID, "pid", c.pid, "err", err)
 			return failed(v.reason + "; not stopped: " + err.Error())
@@ -75,29 +76,33 @@ func (e *Engine) restart(ctx context.Context, d decision, queued time.Time) (out
 		return failed(v.reason + "; stopped with " + sig)
 	}
 	readyAt := time.Now()
+	e.logger.Debug("Deployment serves; recording its PID", "deployment_id", dep.ID, "pid", c.pid)
 
 	// From here on the process serves: whatever happens to the row, it is
 	// never stopped.
 	if err := e.recordPID(ctx, d, c.pid); err != nil {
 		e.logger.Warn("New process serves but its PID could not be recorded; it keeps running and will be adopted",
 			"deployment_id", dep.ID, "pid", c.pid, "err", err)
-		o.Result, o.Reason = ResultFailure, "pid_not_recorded: "+err.Error()
+		o.Result, o.Reason, o.Duration = ResultFailure, "pid_not_recorded: "+err.Error(), time.Since(queued)
 	} else {
-		o.Result = ResultSuccess
+		// A restart's duration ends at readiness, not after the
+		// bookkeeping that follows it.
+		o.Result, o.Duration = ResultSuccess, readyAt.Sub(queued)
+		e.metrics.restartDuration.Observe(o.Duration.Seconds())
 	}
 	e.savePolicy(ctx, e.cfg.Policy.ready(d.policy, c.pid, e.cfg.Now(), e.cfg.WatchAfterReady), &d.policy)
+	// Journaled before the watch begins, so that a death in the window is
+	// journaled after the restart it undoes.
+	e.finish(ctx, o)
 	e.watch(c, dep)
-	return outcome{Outcome: o, readyAt: readyAt}, nil
+	return outcome{Outcome: o, journaled: true}, nil
 }
 
 // child is a java the engine started.
 type child struct {
-	cmd *exec.Cmd
-	pid int
-	// startTicks names the process for good, with pid: it is checked again
-	// before every signal.
-	startTicks uint64
-	logPath    string
+	cmd     *exec.Cmd
+	pid     int
+	logPath string
 	// offset is where this start's output begins in the log.
 	offset int64
 	// exited is closed once the process has been waited for; waitErr is
@@ -130,7 +135,7 @@ func (c *child) exitStatus() string {
 // in its own session, reading /dev/null and appending to its log file, so
 // that it outlives the remediator. A goroutine waits for it, so it never
 // lingers as a zombie while the remediator runs.
-func (e *Engine) start(dep steam.Deployment, java string, identity procid.Identity) (*child, error) {
+func (e *Engine) start(dep steam.Deployment, java string) (*child, error) {
 	args := slices.Concat(e.cfg.JavaOpts,
 		[]string{"-jar", e.cfg.Home.JettyRunner(), "--port", strconv.FormatInt(dep.Port, 10), dep.War})
 	cmd := exec.Command(java, args...)
@@ -166,18 +171,6 @@ func (e *Engine) start(dep steam.Deployment, java string, identity procid.Identi
 		c.waitErr = cmd.Wait()
 		close(c.exited)
 	}()
-	// Start returns once the exec has begun, but the kernel publishes the
-	// new command line a moment later: until then /proc shows none, and the
-	// process could not be recognised when it has to be stopped.
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
-		if p := e.procs.Inspect(c.pid, identity); p.Status == procid.StatusRunning {
-			c.startTicks = p.StartTicks
-			break
-		}
-		if c.hasExited() || time.Now().After(deadline) {
-			break
-		}
-	}
 	return c, nil
 }
 
@@ -287,57 +280,60 @@ func (e *Engine) listeners(ctx context.Context, port int) ([]int, error) {
 }
 
 // stop ends a failed start's process the way Steam stops a deployment:
-// SIGINT every StopInterval for StopTimeout, then SIGKILL. Signals go
-// through the *os.Process the engine started (a pidfd, so never to a reused
-// PID), and only while the process is still the one started. It returns the
-// last signal sent ("none" if the process went by itself).
-func (e *Engine) stop(c *child, identity procid.Identity) (string, error) {
-	kill := time.Now().Add(e.cfg.StopTimeout)
+// SIGINT every StopInterval for StopTimeout, then SIGKILL. If ctx ends first
+// (the engine shuts down), SIGKILL goes at once: a never-ready process left
+// running would be adopted by the next remediation. It returns the last
+// signal sent ("none" if the process went by itself).
+//
+// No identity check precedes a signal, and none is needed: the process is
+// the engine's own child, which only start's goroutine reaps, so its PID
+// cannot be reused before c.exited closes; os.Process signals it through a
+// pidfd where the kernel has them, and once Wait has reaped it, Signal
+// returns os.ErrProcessDone rather than signal anything. A check of its
+// command line would only refuse to stop a java run through a wrapper
+// script, or one not yet done with its exec.
+func (e *Engine) stop(ctx context.Context, c *child) (string, error) {
 	sent := "none"
-	for unverified := 0; ; {
-		sig, name := syscall.SIGINT, "SIGINT"
-		if !time.Now().Before(kill) {
-			sig, name = syscall.SIGKILL, "SIGKILL"
-		}
+	signal := func(sig syscall.Signal, name string) error {
+		err := c.cmd.Process.Signal(sig)
 		switch {
-		case e.stillOurs(c, identity):
-			err := c.cmd.Process.Signal(sig)
-			switch {
-			case err == nil:
-				sent = name
-			case !errors.Is(err, os.ErrProcessDone):
-				return sent, fmt.Errorf("sending %s to PID %d: %w", name, c.pid, err)
-			}
-		case !c.hasExited():
-			// A zombie about to be reaped looks like this for a moment;
-			// a process that stays unrecognisable is not signalled.
-			if unverified++; unverified > 3 {
-				return sent, fmt.Errorf("PID %d cannot be verified as the process started; not signalled", c.pid)
-			}
+		case err == nil:
+			sent = name
+		case !errors.Is(err, os.ErrProcessDone):
+			return fmt.Errorf("sending %s to PID %d: %w", name, c.pid, err)
 		}
-		wait := e.cfg.StopInterval
-		if sig == syscall.SIGKILL {
-			wait = 10 * time.Second
+		return nil
+	}
+	kill := time.NewTimer(e.cfg.StopTimeout)
+	defer kill.Stop()
+	again := time.NewTicker(e.cfg.StopInterval)
+	defer again.Stop()
+	for sigint := true; sigint; {
+		if err := signal(syscall.SIGINT, "SIGINT"); err != nil {
+			return sent, err
 		}
 		select {
 		case <-c.exited:
 			return sent, nil
-		case <-time.After(wait):
-			if sig == syscall.SIGKILL {
-				return sent, fmt.Errorf("PID %d did not exit after SIGKILL", c.pid)
-			}
+		case <-again.C:
+		case <-kill.C:
+			sigint = false
+		case <-ctx.Done():
+			sigint = false
 		}
 	}
-}
-
-// stillOurs reports whether the started process still runs as this
-// deployment's java, with the start time it had.
-func (e *Engine) stillOurs(c *child, identity procid.Identity) bool {
-	if c.hasExited() {
-		return false
+	if err := signal(syscall.SIGKILL, "SIGKILL"); err != nil {
+		return sent, err
 	}
-	p := e.procs.Inspect(c.pid, identity)
-	return p.Status == procid.StatusRunning && p.StartTicks == c.startTicks
+	select {
+	case <-c.exited:
+		return sent, nil
+	case <-ctx.Done():
+		// The kernel ends it whether or not anybody waits.
+		return sent, nil
+	case <-time.After(10 * time.Second):
+		return sent, fmt.Errorf("PID %d did not exit after SIGKILL", c.pid)
+	}
 }
 
 // recordPID writes the ready process's PID into the row by compare-and-set,
@@ -345,9 +341,10 @@ func (e *Engine) stillOurs(c *child, identity procid.Identity) bool {
 // was read, it is read again: a dead PID there is replaced; a live process
 // of the deployment, a stopped or deleted row are reported and left alone.
 func (e *Engine) recordPID(ctx context.Context, d decision, pid int) error {
-	// The PID of a serving process must land even while the engine shuts
-	// down; RecordTimeout bounds the wait instead.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RecordTimeout)
+	// Steam may hold its lock for a while; RecordTimeout bounds the wait.
+	// When the engine shuts down, the wait is abandoned: the process keeps
+	// serving, and the next remediation adopts it under its PID.
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.RecordTimeout)
 	defer cancel()
 	old := d.OldPID
 	for range 3 {

@@ -19,9 +19,11 @@ type job struct {
 }
 
 // Start starts the workers, which remediate queued deployments, at most
-// Config.Concurrency at once. It also schedules the retries that the
+// Config.Concurrency at once, and the periodic sweep if
+// Config.ReconcileInterval is set. It also schedules the retries that the
 // restart policy of a previous run had promised: a deployment in its
-// backoff is retried when the backoff ends.
+// backoff is retried when the backoff ends, and one whose watch window a
+// previous run left open is checked when the window ends.
 func (e *Engine) Start(ctx context.Context) error {
 	pols, err := e.state.RestartPolicies(ctx)
 	if err != nil {
@@ -49,6 +51,11 @@ func (e *Engine) Start(ctx context.Context) error {
 		go e.work()
 	}
 	e.logger.Info("Remediation workers started", "concurrency", e.cfg.Concurrency, "lock_dir", e.cfg.LockDir)
+	if e.cfg.ReconcileInterval > 0 {
+		e.workers.Add(1)
+		go e.reconcile()
+		e.logger.Info("Reconciling periodically", "interval", e.cfg.ReconcileInterval)
+	}
 	return nil
 }
 
@@ -139,13 +146,19 @@ func (e *Engine) queueLength() float64 {
 
 // Shutdown stops taking work: later Enqueues are ignored, queued
 // deployments and scheduled retries are dropped (Alertmanager notifies
-// again; the policy is persisted). Remediations in progress may finish until
-// ctx ends; then they are abandoned: a started process is left running,
-// to be adopted by the next remediation, and a PID already being recorded
-// is still recorded (bounded by Config.RecordTimeout). A failed start being
-// stopped is stopped. Shutdown returns ctx's error if it had to abandon.
+// again; the policy is persisted), and a periodic sweep begins no more
+// remediations. Remediations in progress may finish until ctx ends; then
+// they are abandoned, which is safe: a started process is left running, and
+// a PID not yet recorded in Steam's row stays unrecorded, both to be adopted
+// by the next remediation; a failed start being stopped gets SIGKILL at
+// once. Past ctx, what Shutdown still waits for is the journaling of the
+// abandoned remediations, each write bounded by the state database's busy
+// timeout. Shutdown returns ctx's error if it had to abandon.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
+	if !e.closed {
+		close(e.closing)
+	}
 	e.closed = true
 	dropped := len(e.queue)
 	for _, id := range e.queue {

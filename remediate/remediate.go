@@ -13,8 +13,9 @@
 // being started forever, across restarts of the remediator too.
 //
 // The Engine serves two callers: Alertmanager's webhook, through Enqueue and
-// a pool of workers, and sweeps over all deployments (reconcile), through the
-// synchronous Remediate and the side-effect-free Plan.
+// a pool of workers, and sweeps over all deployments (reconcile), through
+// Sweep (built on the synchronous Remediate and the side-effect-free Plan),
+// once or periodically beside the workers.
 package remediate
 
 import (
@@ -145,6 +146,9 @@ type Config struct {
 	// RecordTimeout bounds the retries of writing a new PID into Steam's
 	// row while Steam holds its lock.
 	RecordTimeout time.Duration
+	// ReconcileInterval, if positive, makes Start also sweep every
+	// deployment at once and then this often (see Sweep), until Shutdown.
+	ReconcileInterval time.Duration
 	// Policy is the restart policy; zero fields take their defaults.
 	Policy Policy
 	// Now is the clock of the restart policy's arithmetic (backoff, giving
@@ -178,9 +182,10 @@ func (c Config) withDefaults() Config {
 }
 
 // Engine remediates the deployments of one Steam home. The webhook feeds it
-// through Start, Enqueue and Shutdown; a sweep calls Remediate, Plan or
-// Sweep directly, without Start. Either way, Shutdown ends the goroutines
-// that watch restarted processes through their first minute.
+// through Start, Enqueue and Shutdown, and Start may sweep periodically too;
+// a single sweep calls Remediate, Plan or Sweep directly, without Start.
+// Either way, Shutdown ends the goroutines that watch restarted processes
+// through their first minute.
 type Engine struct {
 	cfg      Config
 	logger   *slog.Logger
@@ -196,6 +201,7 @@ type Engine struct {
 	queue    []int64
 	started  bool
 	closed   bool
+	closing  chan struct{} // closed by Shutdown: begin no more work
 	retries  map[int64]*time.Timer
 	workCtx  context.Context
 	stopWork context.CancelFunc
@@ -236,6 +242,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Engine, e
 		state:    cfg.State,
 		jobs:     map[int64]*job{},
 		retries:  map[int64]*time.Timer{},
+		closing:  make(chan struct{}),
 	}
 	e.cond = sync.NewCond(&e.mu)
 	e.workCtx, e.stopWork = context.WithCancel(context.Background())
@@ -281,12 +288,8 @@ func (e *Engine) remediate(ctx context.Context, id int64, queued time.Time, swee
 		o = outcome{Outcome: Outcome{DeploymentID: id, Deployment: o.Deployment, OldPID: o.OldPID,
 			Action: ActionError, Result: ResultFailure, Reason: err.Error()}}
 	}
-	o.Duration = time.Since(queued)
-	if o.Action == ActionRestart && o.Result == ResultSuccess {
-		// A restart's duration ends at readiness, not after the
-		// bookkeeping that follows it.
-		o.Duration = o.readyAt.Sub(queued)
-		e.metrics.restartDuration.Observe(o.Duration.Seconds())
+	if !o.journaled {
+		o.Duration = time.Since(queued)
 	}
 	switch {
 	case o.journaled:
@@ -301,9 +304,9 @@ func (e *Engine) remediate(ctx context.Context, id int64, queued time.Time, swee
 // outcome is an Outcome with what only the engine needs.
 type outcome struct {
 	Outcome
-	readyAt time.Time
 	// journaled: the outcome was journaled where it happened, so that
-	// the give-up it caused comes after it in the journal.
+	// what it caused (a give-up, a death in the watch window) comes after
+	// it in the journal.
 	journaled bool
 }
 
@@ -599,18 +602,53 @@ func (e *Engine) finish(ctx context.Context, o Outcome) {
 // outcomes in the order of the deployments' ids. It is the old cron job done
 // right: the same decisions, locks and policy as a notification's. Unlike
 // Remediate, it does not journal deployments with nothing to do. err is set
-// when the registry cannot be listed; a deployment whose remediation failed
-// has an ActionError outcome.
+// when the registry cannot be listed, or when ctx ended before every
+// deployment was begun: those left are not touched, and have an ActionError
+// outcome that is not journaled. A deployment whose remediation failed has
+// an ActionError outcome.
 func (e *Engine) Sweep(ctx context.Context, dryRun bool) ([]Outcome, error) {
+	return e.sweep(ctx, dryRun, nil)
+}
+
+// errClosing ends a periodic sweep when the engine shuts down.
+var errClosing = errors.New("the engine is shutting down")
+
+// sweep is Sweep, which also stops beginning remediations once stop is
+// closed.
+func (e *Engine) sweep(ctx context.Context, dryRun bool, stop <-chan struct{}) ([]Outcome, error) {
 	ds, err := e.registry.Deployments(ctx)
 	if err != nil {
 		return nil, err
 	}
 	outcomes := make([]Outcome, len(ds))
 	sem := make(chan struct{}, e.cfg.Concurrency)
+	acquire := func() error {
+		// Checked first: select picks at random among ready cases.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stop:
+			return errClosing
+		default:
+		}
+		select {
+		case sem <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stop:
+			return errClosing
+		}
+	}
 	var wg sync.WaitGroup
 	for i, d := range ds {
-		sem <- struct{}{}
+		if err = acquire(); err != nil {
+			for j, d := range ds[i:] {
+				outcomes[i+j] = Outcome{DeploymentID: d.ID, Deployment: d.Name, OldPID: d.PID, Action: ActionError,
+					Result: ResultFailure, Reason: "not_remediated: " + err.Error(), DryRun: dryRun}
+			}
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			if dryRun {
@@ -621,5 +659,5 @@ func (e *Engine) Sweep(ctx context.Context, dryRun bool) ([]Outcome, error) {
 		})
 	}
 	wg.Wait()
-	return outcomes, nil
+	return outcomes, err
 }

@@ -1,10 +1,13 @@
 package remediate
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -429,6 +432,7 @@ func TestFailedStartIsStopped(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		behaviour  fakescorer.Behaviour
+		wrapped    bool
 		wantReason string
 		wantSignal string
 	}{
@@ -442,10 +446,22 @@ func TestFailedStartIsStopped(t *testing.T) {
 			wantReason: "not_ready", wantSignal: "stopped with SIGINT"},
 		{name: "crashes at start", behaviour: fakescorer.Behaviour{Mode: "crash_at_start"},
 			wantReason: "exited: exit status 1 (java.lang.OutOfMemoryError"},
+		// The engine's own child is stopped even when it cannot be
+		// recognised as the deployment's java: its command line is the
+		// script's, then that of a java not named java.
+		{name: "never ready, run through a wrapper script", behaviour: fakescorer.Behaviour{Mode: "never_ready"},
+			wrapped: true, wantReason: "not_ready", wantSignal: "stopped with SIGINT"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := steamtest.NewHome(t)
-			e := newEngine(t, h, func(c *Config) { c.StartTimeout = 400 * time.Millisecond })
+			java := h.Java
+			if tc.wrapped {
+				java = wrapJava(t, h.Java)
+			}
+			e := newEngine(t, h, func(c *Config) {
+				c.StartTimeout = 400 * time.Millisecond
+				c.JavaPath = java
+			})
 			d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: tc.behaviour})
 
 			o, err := e.Remediate(context.Background(), d.ID)
@@ -459,6 +475,9 @@ func TestFailedStartIsStopped(t *testing.T) {
 			if o.NewPID == 0 || alive(t, int(o.NewPID)) {
 				t.Errorf("started process %d still runs", o.NewPID)
 			}
+			if n := starts(t, h, d.ID); n != 1 {
+				t.Errorf("%d starts, want 1", n)
+			}
 			if pid := h.Deployment(d.ID).PID; pid != 0 {
 				t.Errorf("row PID %d recorded for a failed start", pid)
 			}
@@ -468,6 +487,33 @@ func TestFailedStartIsStopped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wrapJava returns a script that runs java as a wrapper would: its process
+// never has a command line the deployment is recognised by, first the
+// shell's, then (after exec) that of java under another name. Whatever
+// still runs it when the test ends is killed.
+func wrapJava(t *testing.T, java string) string {
+	t.Helper()
+	dir := t.TempDir()
+	real := filepath.Join(dir, "jvm-real")
+	if err := os.Symlink(java, real); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "java-wrapper")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec "+real+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ms, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, m := range ms {
+			if b, err := os.ReadFile(m); err == nil && bytes.Contains(b, []byte(dir)) {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(m)))
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	return script
 }
 
 // TestCrashAtStartGivesUp: a deployment that cannot start is started
@@ -555,8 +601,11 @@ func TestCrashAfterReady(t *testing.T) {
 		watch        time.Duration
 		wantFailures int
 	}{
-		{name: "dies within the window", crashAfter: 200 * time.Millisecond, watch: time.Minute, wantFailures: 1},
-		{name: "dies after the window", crashAfter: time.Second, watch: 200 * time.Millisecond, wantFailures: 0},
+		// Wide margins: the engine must see the process ready before it
+		// crashes, and the window must close well before the crash, on a
+		// loaded machine too.
+		{name: "dies within the window", crashAfter: 2 * time.Second, watch: time.Hour, wantFailures: 1},
+		{name: "dies after the window", crashAfter: 4 * time.Second, watch: 100 * time.Millisecond, wantFailures: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := steamtest.NewHome(t)
@@ -636,13 +685,48 @@ func TestSteamDatabaseLocked(t *testing.T) {
 // being restarted. The new process serves and is kept; nothing is written.
 func TestRowChangesBeforeRecording(t *testing.T) {
 	h := steamtest.NewHome(t)
-	e := newEngine(t, h)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 300 * time.Millisecond}})
+	e := newEngine(t, h, func(c *Config) { c.RecordTimeout = time.Hour })
+	d := h.Add(steamfixture.Spec{Name: "churn"})
+	// Steam's write lock, taken before the remediation, keeps the PID
+	// from landing until Steam has stopped the deployment, whenever the
+	// new process becomes ready; Steam stops it once the start is under
+	// way, as the header in the deployment's log shows.
+	conn, err := h.DB.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(h.Home.LogDir(), "deployment-"+itoa(int(d.ID))+".log")
+	remediated := make(chan struct{})
+	stopped := make(chan struct{})
 	go func() {
-		time.Sleep(100 * time.Millisecond)
-		h.Exec(`UPDATE service SET state = 'stopped', process_id = 1 WHERE id = ?`, d.ID)
+		defer close(stopped)
+		for {
+			if b, _ := os.ReadFile(log); bytes.Contains(b, []byte("steam-overseer remediator: starting deployment")) {
+				break
+			}
+			select {
+			case <-remediated:
+				t.Error("the remediation ended without starting the deployment")
+				_, _ = conn.ExecContext(context.Background(), `ROLLBACK`)
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		if _, err := conn.ExecContext(context.Background(),
+			`UPDATE service SET state = 'stopped', process_id = 1 WHERE id = ?`, d.ID); err != nil {
+			t.Error(err)
+		}
+		if _, err := conn.ExecContext(context.Background(), `COMMIT`); err != nil {
+			t.Error(err)
+		}
 	}()
 	o, err := e.Remediate(context.Background(), d.ID)
+	close(remediated)
+	<-stopped
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -652,8 +736,8 @@ func TestRowChangesBeforeRecording(t *testing.T) {
 	if !alive(t, int(o.NewPID)) {
 		t.Error("the new process was stopped")
 	}
-	if pid := h.Deployment(d.ID).PID; pid != 1 {
-		t.Errorf("row PID %d, want Steam's 1 left alone", pid)
+	if d := h.Deployment(d.ID); d.PID != 1 || d.State != "stopped" {
+		t.Errorf("row PID %d, state %s; want Steam's 1 and stopped left alone", d.PID, d.State)
 	}
 }
 
@@ -895,5 +979,195 @@ func TestSweep(t *testing.T) {
 	running(t, h, dead.ID)
 	if pid := running(t, h, lost.ID); pid != int64(q.Pid) {
 		t.Errorf("lost deployment's row PID %d, want %d", pid, q.Pid)
+	}
+}
+
+// shutdown calls e.Shutdown with ctx and fails the test if it has not
+// returned after a bound far beyond anything the test's engine should need
+// (a guard against a hang, not a measure of speed).
+func shutdown(t *testing.T, e *testEngine, ctx context.Context) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- e.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Shutdown did not return")
+		return nil
+	}
+}
+
+func cancelled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// TestShutdownKillsFailedStart: shutting down while a failed start is being
+// stopped (one deaf to SIGINT, with an hour before SIGKILL) does not wait
+// out the stop: the process gets SIGKILL at once, and is not left behind
+// for the next remediation to adopt.
+func TestShutdownKillsFailedStart(t *testing.T) {
+	h := steamtest.NewHome(t)
+	e := newEngine(t, h, func(c *Config) {
+		c.StartTimeout = 300 * time.Millisecond
+		c.StopTimeout = time.Hour
+	})
+	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "never_ready", IgnoreSIGINT: true}})
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.Enqueue(d.ID)
+	e.waitLogged(t, "Start failed; stopping its process")
+	if err := shutdown(t, e, cancelled()); err == nil {
+		t.Error("Shutdown returned nil, want the context's error for an abandoned remediation")
+	}
+	js := e.journal(t, d.ID)
+	if len(js) != 1 || js[0].Action != state.ActionRestart || !strings.Contains(js[0].Reason, "stopped with SIGKILL") {
+		t.Fatalf("journal: %s; want a failed restart stopped with SIGKILL", describeJournal(js))
+	}
+	steamtest.Eventually(t, 10*time.Second, "the failed start to be gone", func() bool { return !alive(t, int(js[0].NewPID)) })
+}
+
+// TestShutdownAbandonsRecording: shutting down while Steam's lock keeps the
+// new PID from landing does not wait out RecordTimeout: the process keeps
+// serving, the row is untouched, and the next remediation adopts it.
+func TestShutdownAbandonsRecording(t *testing.T) {
+	h := steamtest.NewHome(t)
+	e := newEngine(t, h, func(c *Config) { c.RecordTimeout = time.Hour })
+	d, p := h.Run(steamfixture.Spec{Name: "churn"})
+	steamtest.Kill(t, p)
+	conn, err := h.DB.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.Enqueue(d.ID)
+	e.waitLogged(t, "Deployment serves; recording its PID")
+	if err := shutdown(t, e, cancelled()); err == nil {
+		t.Error("Shutdown returned nil, want the context's error for an abandoned remediation")
+	}
+	if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	js := e.journal(t, d.ID)
+	if len(js) != 1 || js[0].Action != state.ActionRestart || !strings.HasPrefix(js[0].Reason, "pid_not_recorded") {
+		t.Fatalf("journal: %s; want a restart whose PID was not recorded", describeJournal(js))
+	}
+	if pid := h.Deployment(d.ID).PID; pid != int64(p.Pid) {
+		t.Errorf("row PID %d, want the old %d untouched", pid, p.Pid)
+	}
+
+	e2 := newEngine(t, h)
+	o, err := e2.Remediate(context.Background(), d.ID)
+	if err != nil || o.Action != ActionAdopt || o.NewPID != js[0].NewPID {
+		t.Fatalf("outcome %s (%v), want adoption of PID %d", o, err, js[0].NewPID)
+	}
+	running(t, h, d.ID)
+	if n := starts(t, h, d.ID); n != 1 {
+		t.Errorf("%d starts, want 1", n)
+	}
+}
+
+// TestPeriodicReconcile: with ReconcileInterval, Start sweeps by itself; a
+// Shutdown during the sweep's start lets it finish within its grace
+// instead of abandoning it, and returns only once it has.
+func TestPeriodicReconcile(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: time.Second}})
+	e := newEngine(t, h, func(c *Config) { c.ReconcileInterval = time.Hour })
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	steamtest.Eventually(t, 20*time.Second, "the sweep to start the deployment", func() bool { return starts(t, h, d.ID) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := shutdown(t, e, ctx); err != nil {
+		t.Fatalf("Shutdown: %v, want the sweep's start finished within the grace", err)
+	}
+	js := e.journal(t, d.ID)
+	if len(js) != 1 || js[0].Action != state.ActionRestart || js[0].Result != state.ResultSuccess {
+		t.Fatalf("journal: %s; want one successful restart", describeJournal(js))
+	}
+	if pid := running(t, h, d.ID); pid != js[0].NewPID {
+		t.Errorf("row PID %d, want %d", pid, js[0].NewPID)
+	}
+}
+
+// TestSweepStopsWhenContextEnds: a sweep whose context ends begins no more
+// remediations; the deployments left are neither touched nor journaled.
+func TestSweepStopsWhenContextEnds(t *testing.T) {
+	h := steamtest.NewHome(t)
+	e := newEngine(t, h, func(c *Config) {
+		c.Concurrency = 1
+		c.StartTimeout = time.Hour
+	})
+	// Ready long after the test is over: the first start is still
+	// waiting for readiness when the context ends.
+	var ds []steam.Deployment
+	for _, name := range []string{"a", "b", "c"} {
+		ds = append(ds, h.Add(steamfixture.Spec{Name: name, LogicalName: name,
+			Behaviour: fakescorer.Behaviour{ReadyAfter: time.Hour}}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		outcomes []Outcome
+		err      error
+	}
+	done := make(chan result, 1)
+	go func() {
+		outcomes, err := e.Sweep(ctx, false)
+		done <- result{outcomes, err}
+	}()
+	steamtest.Eventually(t, 20*time.Second, "the first start", func() bool { return starts(t, h, ds[0].ID) == 1 })
+	cancel()
+	r := <-done
+	if !errors.Is(r.err, context.Canceled) {
+		t.Errorf("Sweep: %v, want context.Canceled", r.err)
+	}
+	if len(r.outcomes) != 3 {
+		t.Fatalf("%d outcomes, want 3", len(r.outcomes))
+	}
+	for i, d := range ds[1:] {
+		if o := r.outcomes[i+1]; o.DeploymentID != d.ID || o.Action != ActionError || !strings.HasPrefix(o.Reason, "not_remediated") || !o.Down() {
+			t.Errorf("outcome %s, want %s not remediated", o, d.Name)
+		}
+		if n := starts(t, h, d.ID); n != 0 {
+			t.Errorf("%s: %d starts, want 0", d.Name, n)
+		}
+		if js := e.journal(t, d.ID); len(js) != 0 {
+			t.Errorf("%s journaled:%s", d.Name, describeJournal(js))
+		}
+	}
+}
+
+// TestGaveUpMetricFollowsSteam: steam_remediator_deployment_gave_up has a
+// series for the deployments in Steam's registry only, not for the policy
+// rows of deleted ones.
+func TestGaveUpMetricFollowsSteam(t *testing.T) {
+	h := steamtest.NewHome(t)
+	e := newEngine(t, h)
+	kept := h.Add(steamfixture.Spec{Name: "kept"})
+	deleted := h.Add(steamfixture.Spec{Name: "deleted"})
+	for _, id := range []int64{kept.ID, deleted.ID, 999} {
+		if err := e.state.SaveRestartPolicy(context.Background(), state.RestartPolicy{DeploymentID: id, ConsecutiveFailures: 5,
+			GaveUpUntil: time.Now().Add(time.Hour), GaveUpReason: "5 consecutive failed starts"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Exec(`DELETE FROM service WHERE id = ?`, deleted.ID)
+	expected := "# HELP steam_remediator_deployment_gave_up 1 if the restart policy gave the deployment up: it is not started again until the window passes or an operator resets it.\n" +
+		"# TYPE steam_remediator_deployment_gave_up gauge\n" +
+		"steam_remediator_deployment_gave_up{deployment_id=\"" + itoa(int(kept.ID)) + "\"} 1\n"
+	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(expected), "steam_remediator_deployment_gave_up"); err != nil {
+		t.Error(err)
 	}
 }

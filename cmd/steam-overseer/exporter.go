@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +52,7 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, webConf
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		collector.New(steam.NewRegistry(home), inspector, statePath, logger),
+		collector.New(exporterRegistry(home), inspector, statePath, logger),
 		versioncollector.NewCollector("steam_exporter"),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -82,4 +83,17 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, webConf
 		return 1
 	}
 	return 0
+}
+
+// scrapeBusyTimeout caps a scrape's wait for Steam's write lock. The state
+// database's own wait (5 s) may follow it; together they stay under
+// Prometheus's default 10 s scrape timeout, so that a locked database shows
+// as steam_exporter_scrape_success 0 instead of a failed scrape.
+const scrapeBusyTimeout = 3 * time.Second
+
+// exporterRegistry is Steam's registry as the exporter reads it.
+func exporterRegistry(home steam.Home) *steam.Registry {
+	r := steam.NewRegistry(home)
+	r.BusyTimeout = scrapeBusyTimeout
+	return r
 }

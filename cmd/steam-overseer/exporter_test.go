@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
 )
@@ -140,9 +141,12 @@ func TestExporterServes(t *testing.T) {
 		strings.Contains(body, "steam_deployment_up{") {
 		t.Errorf("GET /metrics without steam.db: %d\n%s", code, body)
 	}
-	if log := e.stderr.String(); !strings.Contains(log, `msg="Reading Steam's registry failed"`) || !strings.Contains(log, "err=") {
-		t.Errorf("the failure is not logged with its cause:\n%s", log)
-	}
+	// The log line was written before the response, but reaches the buffer
+	// through a pipe, a moment later.
+	steamtest.Eventually(t, 10*time.Second, "the failure to be logged with its cause", func() bool {
+		log := e.stderr.String()
+		return strings.Contains(log, `msg="Reading Steam's registry failed"`) && strings.Contains(log, "err=")
+	})
 	if err := os.Rename(aside, h.Home.DBPath()); err != nil {
 		t.Fatal(err)
 	}
@@ -198,5 +202,21 @@ func TestExporterFailsToStart(t *testing.T) {
 				t.Errorf("log does not say %q at level error:\n%s", tc.wantLog, log)
 			}
 		})
+	}
+}
+
+// TestExporterBusyTimeout: a scrape may wait for Steam's lock and then for
+// the state database's (5 s); together they must end before Prometheus's
+// default 10 s scrape timeout, or a locked database fails the whole scrape
+// instead of reporting steam_exporter_scrape_success 0.
+func TestExporterBusyTimeout(t *testing.T) {
+	const stateBusyTimeout, prometheusScrapeTimeout = 5 * time.Second, 10 * time.Second
+	r := exporterRegistry(steam.Home{Dir: t.TempDir()})
+	if r.BusyTimeout <= 0 || r.BusyTimeout+stateBusyTimeout >= prometheusScrapeTimeout {
+		t.Errorf("the exporter waits up to %s for Steam's lock: with the state database's %s, a scrape may outlast %s",
+			r.BusyTimeout, stateBusyTimeout, prometheusScrapeTimeout)
+	}
+	if d := steam.NewRegistry(steam.Home{}).BusyTimeout; d != steam.DefaultBusyTimeout {
+		t.Errorf("other callers' registry waits %s, want the default %s", d, steam.DefaultBusyTimeout)
 	}
 }

@@ -62,7 +62,7 @@ func run(args []string) int {
 		return 2
 	}
 	logger := promslog.New(logConfig)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := interruptContext()
 	defer stop()
 	for _, c := range commands {
 		if c.clause.FullCommand() == selected {
@@ -71,4 +71,17 @@ func run(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "steam-overseer: unknown command %q\n", selected)
 	return 2
+}
+
+// interruptContext returns a context canceled by the first SIGINT or
+// SIGTERM, which asks for a graceful stop. Once it has come, the signals'
+// default action is restored, so that a second Ctrl-C kills a program whose
+// cleanup is slow or stuck (the demo's takes seconds).
+func interruptContext() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
 }

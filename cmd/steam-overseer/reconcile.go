@@ -30,7 +30,8 @@ func reconcileCommand(app *kingpin.Application) []subcommand {
 	cmd := app.Command("reconcile", "Sweep every deployment and bring back the dead ones, with the remediator's locks, checks and restart policy: the drop-in for the old cron job.")
 	addLocationFlags(cmd, &f.location, "The unpacked Steam release whose deployments are reconciled.",
 		"holding the journal and the restart policy")
-	cmd.Flag("once", "Sweep once and exit: 0 when every deployment Steam wants running runs, 1 when one stayed down.").
+	cmd.Flag("once", "Sweep once and exit: 0 when every deployment Steam wants running runs, 1 when one stayed down. "+
+		"Before exiting it waits out the --remediate.watch-after-ready of every deployment it restarted; one that died meanwhile counts as down.").
 		BoolVar(&f.once)
 	cmd.Flag("dry-run", "Say what a sweep would do and change nothing (implies --once).").
 		BoolVar(&f.dryRun)
@@ -63,23 +64,48 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 		return 1
 	}
 	defer st.Close()
-	engine, err := remediate.New(f.engine.config(home, st), logger, nil)
+	cfg := f.engine.config(home, st)
+	if !f.once && !f.dryRun {
+		cfg.ReconcileInterval = f.interval
+	}
+	engine, err := remediate.New(cfg, logger, nil)
 	if err != nil {
 		logger.Error("Invalid remediation settings", "err", err)
 		return 1
 	}
+	// Deferred after st.Close, so run before it: every remediation and
+	// watch window of the engine has ended or been abandoned before the
+	// state database closes.
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), remediatorShutdownGrace)
+		defer cancel()
+		if err := engine.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			logger.Error("Stopping remediation failed", "err", err)
+		}
+	}()
 	if !f.once && !f.dryRun {
-		logger.Info("Reconciling periodically", "steam_home", home.Dir, "interval", f.interval)
-		engine.Reconcile(ctx, f.interval)
+		logger.Info("Reconciling Steam home", "steam_home", home.Dir)
+		if err := engine.Start(ctx); err != nil {
+			logger.Error("Cannot start remediation", "err", err)
+			return 1
+		}
+		<-ctx.Done()
 		return 0
 	}
 	outcomes, err := engine.Sweep(ctx, f.dryRun)
-	if err != nil {
+	if err != nil && len(outcomes) == 0 {
 		logger.Error("Cannot list deployments", "err", err)
 		return 1
 	}
-	down := printOutcomes(out, outcomes)
-	if down > 0 {
+	if err != nil {
+		logger.Warn("Sweep interrupted; the deployments left are not remediated", "err", err)
+	}
+	if !f.dryRun {
+		if outcomes, err = engine.WaitWatched(ctx, outcomes); err != nil {
+			logger.Warn("Watch windows of restarted deployments not settled; the next remediation settles them", "err", err)
+		}
+	}
+	if down := printOutcomes(out, outcomes); down > 0 {
 		return 1
 	}
 	return 0

@@ -14,6 +14,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
@@ -49,7 +50,7 @@ func (h reconcileHome) reconcile(t *testing.T, dryRun bool) (int, string) {
 	t.Helper()
 	var out bytes.Buffer
 	f := &reconcileFlags{location: location{home: h.Home.Home.Dir}, once: true, dryRun: dryRun,
-		engine: engineFlags{javaPath: h.Java, concurrency: 2, startTimeout: 20 * time.Second}}
+		engine: engineFlags{javaPath: h.Java, concurrency: 2, startTimeout: 20 * time.Second, watchAfterReady: 500 * time.Millisecond}}
 	code := runReconcile(context.Background(), promslog.NewNopLogger(), f, &out)
 	return code, out.String()
 }
@@ -148,7 +149,7 @@ func TestReconcileOnceFailsWhileDown(t *testing.T) {
 		Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
 	broken := h.Add(steamfixture.Spec{Name: "broken", LogicalName: "broken", NoWar: true})
 	var out bytes.Buffer
-	f := &reconcileFlags{location: location{home: h.Home.Dir}, once: true, engine: engineFlags{javaPath: h.Java, startTimeout: 10 * time.Second}}
+	f := &reconcileFlags{location: location{home: h.Home.Dir}, once: true, engine: engineFlags{javaPath: h.Java, startTimeout: 10 * time.Second, watchAfterReady: 500 * time.Millisecond}}
 	if code := runReconcile(context.Background(), promslog.NewNopLogger(), f, &out); code != 1 {
 		t.Errorf("exit %d, want 1 while deployments stay down:\n%s", code, &out)
 	}
@@ -159,6 +160,57 @@ func TestReconcileOnceFailsWhileDown(t *testing.T) {
 		if !strings.Contains(strings.Join(strings.Fields(out.String()), "  "), want) {
 			t.Errorf("output lacks %q:\n%s", want, &out)
 		}
+	}
+}
+
+// TestReconcileOnceWatchesRestarts: --once exits only after the watch
+// window of what it restarted; a restarted deployment that died in it is
+// down (exit 1) and its failed start is counted, so that the next run holds
+// back; one that lived through it is counted healthy.
+func TestReconcileOnceWatchesRestarts(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		behaviour fakescorer.Behaviour
+		watch     time.Duration
+		wantCode  int
+		wantLine  string
+		// wantFailures is the policy's count after the run.
+		wantFailures int
+		// wantNext is the next run's line for the deployment.
+		wantNext string
+	}{
+		{name: "dies within the window", behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
+			watch: time.Hour, wantCode: 1, wantLine: "failure  failure", wantFailures: 1, wantNext: "skip  failure"},
+		{name: "lives through the window", behaviour: fakescorer.Behaviour{Mode: "normal"},
+			watch: time.Second, wantCode: 0, wantLine: "restart  success", wantFailures: 0, wantNext: "noop  success"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := steamtest.NewHome(t)
+			d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn", Behaviour: tc.behaviour})
+			run := func() (int, string) {
+				var out bytes.Buffer
+				f := &reconcileFlags{location: location{home: h.Home.Dir}, once: true,
+					engine: engineFlags{javaPath: h.Java, startTimeout: 20 * time.Second, watchAfterReady: tc.watch}}
+				code := runReconcile(context.Background(), promslog.NewNopLogger(), f, &out)
+				return code, strings.Join(strings.Fields(out.String()), "  ")
+			}
+			code, out := run()
+			if code != tc.wantCode || !strings.Contains(out, fmt.Sprintf("%d  churn  %s", d.ID, tc.wantLine)) {
+				t.Errorf("exit %d, want %d with %q:\n%s", code, tc.wantCode, tc.wantLine, out)
+			}
+			st, err := state.OpenReadOnly(h.Home.StatePath())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			pol, err := st.RestartPolicy(context.Background(), d.ID)
+			if err != nil || pol.ConsecutiveFailures != tc.wantFailures || pol.ProbationPID != 0 {
+				t.Errorf("policy after the run %+v (%v), want %d failures and the window closed", pol, err, tc.wantFailures)
+			}
+			if _, out := run(); !strings.Contains(out, fmt.Sprintf("%d  churn  %s", d.ID, tc.wantNext)) {
+				t.Errorf("next run, want %q:\n%s", tc.wantNext, out)
+			}
+		})
 	}
 }
 

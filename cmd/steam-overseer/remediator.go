@@ -28,8 +28,11 @@ import (
 func init() { register(remediatorCommand) }
 
 // remediatorShutdownGrace is how long remediations in progress may go on
-// after SIGTERM. Longer ones are abandoned, which is safe: their processes
-// keep running and are adopted by the next remediator.
+// after SIGTERM (or, for reconcile, SIGINT). Longer ones are abandoned,
+// which is safe: a started process keeps running and a PID not yet recorded
+// stays unrecorded, both adopted by the next remediation, and a failed start
+// still being stopped is killed. After the grace, exiting waits only for
+// the abandoned remediations to be journaled (see remediate.Shutdown).
 const remediatorShutdownGrace = 10 * time.Second
 
 type remediatorFlags struct {
@@ -48,10 +51,11 @@ type remediatorFlags struct {
 // engineFlags are how deployments are started; the remediator and the
 // reconcile command share them.
 type engineFlags struct {
-	concurrency  int
-	startTimeout time.Duration
-	javaPath     string
-	javaOpts     string
+	concurrency     int
+	startTimeout    time.Duration
+	watchAfterReady time.Duration
+	javaPath        string
+	javaOpts        string
 }
 
 func addEngineFlags(cmd *kingpin.CmdClause, f *engineFlags) {
@@ -59,6 +63,8 @@ func addEngineFlags(cmd *kingpin.CmdClause, f *engineFlags) {
 		Default(fmt.Sprint(remediate.DefaultConcurrency)).IntVar(&f.concurrency)
 	cmd.Flag("remediate.start-timeout", "How long a restarted deployment has to answer /ping before it is stopped and counted as failed.").
 		Default(remediate.DefaultStartTimeout.String()).DurationVar(&f.startTimeout)
+	cmd.Flag("remediate.watch-after-ready", "How long a restarted deployment must stay up once it answers /ping for its start to count as successful; dying sooner counts as a failed start.").
+		Default(remediate.DefaultWatchAfterReady.String()).DurationVar(&f.watchAfterReady)
 	cmd.Flag("java.path", "The java to start deployments with (default: java on PATH).").
 		StringVar(&f.javaPath)
 	cmd.Flag("java.opts", "JVM options put before -jar, split at spaces (no shell), e.g. \"-Xmx2g -XX:+UseG1GC\".").
@@ -67,12 +73,13 @@ func addEngineFlags(cmd *kingpin.CmdClause, f *engineFlags) {
 
 func (f engineFlags) config(home steam.Home, st *state.DB) remediate.Config {
 	return remediate.Config{
-		Home:         home,
-		State:        st,
-		JavaPath:     f.javaPath,
-		JavaOpts:     strings.Fields(f.javaOpts),
-		Concurrency:  f.concurrency,
-		StartTimeout: f.startTimeout,
+		Home:            home,
+		State:           st,
+		JavaPath:        f.javaPath,
+		JavaOpts:        strings.Fields(f.javaOpts),
+		Concurrency:     f.concurrency,
+		StartTimeout:    f.startTimeout,
+		WatchAfterReady: f.watchAfterReady,
 	}
 }
 
@@ -146,7 +153,9 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	engine, err := remediate.New(f.engine.config(home, st), logger, reg)
+	cfg := f.engine.config(home, st)
+	cfg.ReconcileInterval = f.reconcileInterval
+	engine, err := remediate.New(cfg, logger, reg)
 	if err != nil {
 		logger.Error("Invalid remediation settings", "err", err)
 		return 1
@@ -164,13 +173,6 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	if err := engine.Start(ctx); err != nil {
 		logger.Error("Cannot start remediation", "err", err)
 		return 1
-	}
-	reconciled := make(chan struct{})
-	if f.reconcileInterval > 0 {
-		logger.Info("Reconciling periodically", "interval", f.reconcileInterval)
-		go func() { engine.Reconcile(ctx, f.reconcileInterval); close(reconciled) }()
-	} else {
-		close(reconciled)
 	}
 
 	var shuttingDown atomic.Bool
@@ -224,13 +226,10 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	hook.Shutdown()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), remediatorShutdownGrace)
 	defer cancel()
+	// The state database is closed only after this: Shutdown waits for
+	// every remediation, the periodic sweep's too, to end or be abandoned.
 	if err := engine.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		logger.Error("Stopping remediation failed", "err", err)
-	}
-	select {
-	case <-reconciled:
-	case <-shutdownCtx.Done():
-		logger.Warn("Abandoning a reconcile sweep in progress; its deployments are adopted next time")
 	}
 	logger.Info("Remediator stopped")
 	return code

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,22 +65,96 @@ func startRemediator(t *testing.T, h *steamtest.Home, args ...string) *remediato
 	return r
 }
 
+// notification is a webhook payload with a firing SteamDeploymentDown alert
+// for the deployment; pad lengthens it by an annotation of that many bytes.
+func notification(id int64, pad int) string {
+	return fmt.Sprintf(`{"version":"4","groupKey":"{}:{alertname=\"SteamDeploymentDown\"}","status":"firing",
+		"receiver":"steam-remediator","groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"",
+		"truncatedAlerts":0,"alerts":[{"status":"firing","labels":{"alertname":"SteamDeploymentDown",
+		"deployment_id":"%d"},"annotations":{"description":"%s"},"startsAt":"2025-03-01T12:00:00Z","endsAt":"0001-01-01T00:00:00Z",
+		"generatorURL":"","fingerprint":"f%d"}]}`, id, strings.Repeat("x", pad), id)
+}
+
+// post sends body to the webhook. It does not fail the test, so that
+// goroutines may call it.
+func (r *remediatorProcess) post(method string, body io.Reader, authorization string) (int, string, error) {
+	req, err := http.NewRequest(method, r.base+"/webhook", body)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
 // notify posts a firing SteamDeploymentDown alert for the deployment.
 func (r *remediatorProcess) notify(t *testing.T, id int64) (int, string) {
 	t.Helper()
-	body := fmt.Sprintf(`{"version":"4","groupKey":"{}:{alertname=\"SteamDeploymentDown\"}","status":"firing",
-		"receiver":"steam-remediator","groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"",
-		"truncatedAlerts":0,"alerts":[{"status":"firing","labels":{"alertname":"SteamDeploymentDown",
-		"deployment_id":"%d"},"annotations":{},"startsAt":"2025-03-01T12:00:00Z","endsAt":"0001-01-01T00:00:00Z",
-		"generatorURL":"","fingerprint":"f%d"}]}`, id, id)
-	resp, err := http.Post(r.base+"/webhook", "application/json", strings.NewReader(body))
+	code, body, err := r.post(http.MethodPost, strings.NewReader(notification(id, 0)), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(resp.Body)
-	return resp.StatusCode, b.String()
+	return code, body
+}
+
+// notifyConcurrently posts n notifications for the deployment at once and
+// fails the test unless every one is answered 200.
+func (r *remediatorProcess) notifyConcurrently(t *testing.T, id int64, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			code, body, err := r.post(http.MethodPost, strings.NewReader(notification(id, 0)), "")
+			if err != nil || code != http.StatusOK {
+				t.Errorf("POST /webhook for deployment %d: %d %s %v", id, code, body, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// metric returns the value of the sample named exactly series (name and
+// labels) on the remediator's /metrics, or -1 if it has none.
+func (r *remediatorProcess) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	_, body := get(t, r.base+"/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// drain waits until nothing is queued, then stops the remediator with
+// SIGTERM and waits for it to exit: remediations in progress finish first,
+// and once it has exited nothing more can start.
+func (r *remediatorProcess) drain(t *testing.T) {
+	t.Helper()
+	steamtest.Eventually(t, 30*time.Second, "the queue to drain", func() bool {
+		return r.metric(t, "steam_remediator_queue_length") == 0
+	})
+	// Connections the client dialled but never used would hold up the
+	// server's graceful shutdown for seconds.
+	http.DefaultClient.CloseIdleConnections()
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.exitCode(t); code != 0 {
+		t.Errorf("exit code after SIGTERM %d, want 0; log:\n%s", code, r.stderr.String())
+	}
 }
 
 func (r *remediatorProcess) exitCode(t *testing.T) int {
@@ -90,6 +166,27 @@ func (r *remediatorProcess) exitCode(t *testing.T) int {
 		t.Fatalf("remediator still running; log:\n%s", r.stderr.String())
 		return -1
 	}
+}
+
+// journaled counts the journal's entries of the action for a deployment.
+func journaled(t *testing.T, h *steamtest.Home, id int64, action string) int {
+	t.Helper()
+	st, err := state.OpenReadOnly(h.Home.StatePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	es, err := st.Journal(context.Background(), id, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range es {
+		if e.Action == action {
+			n++
+		}
+	}
+	return n
 }
 
 // startsLogged counts the starts the remediator logged for a deployment.
@@ -125,6 +222,11 @@ func TestRemediatorServes(t *testing.T) {
 	if err := steamfixture.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// The PID lands before the restart is counted and journaled; the
+	// metrics are counted before the journal entry is written.
+	steamtest.Eventually(t, 10*time.Second, "the restart to be journaled", func() bool {
+		return journaled(t, h, d.ID, state.ActionRestart) == 1
+	})
 
 	for _, tc := range []struct {
 		method, path string
@@ -209,29 +311,160 @@ func TestTwoRemediatorsOneHome(t *testing.T) {
 	steamtest.Kill(t, p)
 	rs := []*remediatorProcess{startRemediator(t, h), startRemediator(t, h)}
 	var wg sync.WaitGroup
-	for range 10 {
-		for _, r := range rs {
-			wg.Go(func() {
-				if code, body := r.notify(t, d.ID); code != http.StatusOK {
-					t.Errorf("POST /webhook: %d %s", code, body)
-				}
-			})
-		}
+	for _, r := range rs {
+		wg.Go(func() { r.notifyConcurrently(t, d.ID, 10) })
 	}
 	wg.Wait()
-	steamtest.Eventually(t, 10*time.Second, "the deployment to be restarted", func() bool {
-		return h.Deployment(d.ID).PID != int64(p.Pid)
+	steamtest.Eventually(t, 20*time.Second, "the deployment to be restarted", func() bool {
+		return running(t, h, d.ID) != 0
 	})
-	// Let both drain their queues before counting.
 	for _, r := range rs {
-		steamtest.Eventually(t, 10*time.Second, "the queue to drain", func() bool {
-			_, body := get(t, r.base+"/metrics")
-			return strings.Contains(body, "steam_remediator_queue_length 0") &&
-				!strings.Contains(body, `steam_remediator_actions_total{action="noop",result="success"} 0`)
+		r.drain(t)
+	}
+	assertOneStart(t, h, d)
+}
+
+// assertOneStart checks that the deployment was started exactly once: one
+// start in its log, one successful restart journaled, one java of it
+// running, the one in its row.
+func assertOneStart(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+	t.Helper()
+	if n := startsLogged(t, h, d.ID); n != 1 {
+		t.Errorf("%d starts logged, want 1", n)
+	}
+	st, err := state.OpenReadOnly(h.Home.StatePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	es, err := st.Journal(context.Background(), d.ID, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := map[int64]bool{}
+	for _, e := range es {
+		if e.Action == state.ActionRestart {
+			pids[e.NewPID] = true
+		}
+	}
+	identity, _ := d.Identity()
+	in, err := procid.NewInspector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := in.Find(identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := running(t, h, d.ID)
+	if len(pids) != 1 || !pids[int64(row)] || len(found) != 1 || found[0].PID != row {
+		t.Errorf("restarts journaled with PIDs %v, javas running %+v, row PID %d; want one, the same", pids, found, row)
+	}
+}
+
+// TestRemediatorConcurrentWebhooks: 50 concurrent webhooks for a dead
+// deployment start it once; 50 more, once it runs, and 50 for a deployment
+// that ran all along start nothing.
+func TestRemediatorConcurrentWebhooks(t *testing.T) {
+	h := steamtest.NewHome(t)
+	// Slow enough to be ready that notifications pile up while it starts.
+	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead",
+		Behaviour: fakescorer.Behaviour{ReadyAfter: 300 * time.Millisecond}})
+	steamtest.Kill(t, p)
+	live, lp := h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
+	r := startRemediator(t, h)
+
+	r.notifyConcurrently(t, dead.ID, 50)
+	steamtest.Eventually(t, 20*time.Second, "the dead deployment to be restarted", func() bool {
+		return running(t, h, dead.ID) != 0
+	})
+	var wg sync.WaitGroup
+	for _, id := range []int64{dead.ID, live.ID} {
+		wg.Go(func() { r.notifyConcurrently(t, id, 50) })
+	}
+	wg.Wait()
+	if got := r.metric(t, `steam_remediator_alerts_total{outcome="queued"}`); got != 150 {
+		t.Errorf("%v alerts queued, want 150", got)
+	}
+	r.drain(t)
+
+	assertOneStart(t, h, dead)
+	if n := startsLogged(t, h, live.ID); n != 0 {
+		t.Errorf("live deployment: %d starts, want 0", n)
+	}
+	if pid := running(t, h, live.ID); pid != lp.Pid {
+		t.Errorf("live deployment: row PID %d, want %d untouched", pid, lp.Pid)
+	}
+}
+
+// TestRemediatorRejectsBadRequests: requests with the wrong method, without
+// the bearer token, malformed or too large are refused with their codes,
+// and nothing is queued, started or journaled, though each names a dead
+// deployment that an accepted notification would start.
+func TestRemediatorRejectsBadRequests(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	steamtest.Kill(t, p)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startRemediator(t, h, "--webhook.bearer-token-file="+tokenFile, "--webhook.max-body=2KiB")
+
+	valid := notification(d.ID, 0)
+	big := notification(d.ID, 4<<10)
+	for _, tc := range []struct {
+		name          string
+		method        string
+		body          io.Reader
+		authorization string
+		wantCode      int
+	}{
+		{"GET", http.MethodGet, nil, "Bearer s3cret", http.StatusMethodNotAllowed},
+		{"PUT", http.MethodPut, strings.NewReader(valid), "Bearer s3cret", http.StatusMethodNotAllowed},
+		{"no token", http.MethodPost, strings.NewReader(valid), "", http.StatusUnauthorized},
+		{"wrong token", http.MethodPost, strings.NewReader(valid), "Bearer s3cre", http.StatusUnauthorized},
+		{"token not as bearer", http.MethodPost, strings.NewReader(valid), "Basic s3cret", http.StatusUnauthorized},
+		{"malformed JSON", http.MethodPost, strings.NewReader(valid[:len(valid)/2]), "Bearer s3cret", http.StatusBadRequest},
+		{"not a notification", http.MethodPost, strings.NewReader(`["deployment_id", 1]`), "Bearer s3cret", http.StatusBadRequest},
+		{"empty body", http.MethodPost, strings.NewReader(""), "Bearer s3cret", http.StatusBadRequest},
+		{"too large", http.MethodPost, strings.NewReader(big), "Bearer s3cret", http.StatusRequestEntityTooLarge},
+		// No Content-Length: the limit is found while reading.
+		{"too large, chunked", http.MethodPost, io.MultiReader(strings.NewReader(big)), "Bearer s3cret", http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body, err := r.post(tc.method, tc.body, tc.authorization)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.wantCode {
+				t.Errorf("%s /webhook: %d %s, want %d", tc.method, code, body, tc.wantCode)
+			}
 		})
 	}
-	if n := startsLogged(t, h, d.ID); n != 1 {
-		t.Errorf("%d starts, want 1", n)
+	for code, want := range map[int]float64{200: 0, 400: 3, 401: 3, 405: 2, 413: 2} {
+		if got := r.metric(t, fmt.Sprintf(`steam_remediator_webhook_requests_total{code="%d"}`, code)); got != want {
+			t.Errorf("webhook requests answered %d: %v, want %v", code, got, want)
+		}
+	}
+	if got := r.metric(t, `steam_remediator_alerts_total{outcome="queued"}`); got != 0 {
+		t.Errorf("%v alerts queued, want 0", got)
+	}
+	r.drain(t)
+
+	if n := startsLogged(t, h, d.ID); n != 0 {
+		t.Errorf("%d starts, want 0", n)
+	}
+	if pid := h.Deployment(d.ID).PID; pid != int64(p.Pid) {
+		t.Errorf("row PID %d, want %d untouched", pid, p.Pid)
+	}
+	st, err := state.OpenReadOnly(h.Home.StatePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if es, err := st.Journal(context.Background(), d.ID, 10); err != nil || len(es) != 0 {
+		t.Errorf("journal %+v (%v), want nothing", es, err)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 // auth from --web.config.file) until ctx ends, then shuts down gracefully.
 // A listen error, such as a port already taken, is returned at once.
 func serve(ctx context.Context, logger *slog.Logger, flags *web.FlagConfig, handler http.Handler) error {
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(handler)
 	errc := make(chan error, 1)
 	go func() { errc <- web.ListenAndServe(srv, flags, logger) }()
 	select {
@@ -28,5 +28,19 @@ func serve(ctx context.Context, logger *slog.Logger, flags *web.FlagConfig, hand
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return srv.Shutdown(shutdownCtx)
+	}
+}
+
+// newServer bounds how long a client may hold a connection without doing
+// its part: send its headers, its body (a webhook's JSON is small), or a
+// next request. There is no write timeout: a scrape of a thousand
+// deployments may take seconds to produce, and the scraper's own timeout
+// already bounds it.
+func newServer(handler http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 	}
 }

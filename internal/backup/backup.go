@@ -1,6 +1,8 @@
 // Package backup takes a consistent snapshot of a Steam home while Steam
 // runs: Steam's database, steam-overseer's state database and the model
-// folder with every war, in one gzipped tar with a manifest of sha256 sums.
+// folder with every war (followed through symbolic links, so the archive
+// holds the wars themselves), in one gzipped tar with a manifest of sha256
+// sums.
 //
 // A live SQLite file is never copied byte for byte: a copy taken while Steam
 // commits can hold half a transaction. Each database is instead written out
@@ -99,7 +101,7 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 	}
 	res := Result{Path: out}
 	modelDir := filepath.Join(opts.Home.MasterDir(), "model")
-	if within(out, modelDir) {
+	if within(out, modelDir) || within(filepath.Join(resolved(filepath.Dir(out)), filepath.Base(out)), resolved(modelDir)) {
 		return res, fmt.Errorf("output %s is inside the model folder %s it backs up", out, modelDir)
 	}
 	if _, err := os.Stat(opts.Home.DBPath()); err != nil {
@@ -171,7 +173,11 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 		os.Remove(snap)
 		manifest.Files = append(manifest.Files, f)
 	}
-	files, err := w.addTree(ctx, logger, opts.Home, modelDir)
+	tmpInfo, err := tmp.Stat()
+	if err != nil {
+		return res, fmt.Errorf("writing archive %s: %w", tmp.Name(), err)
+	}
+	files, err := w.addTree(ctx, logger, opts.Home, modelDir, tmpInfo)
 	if err != nil {
 		return res, err
 	}
@@ -315,6 +321,15 @@ func relative(home steam.Home, path string) string {
 	return filepath.ToSlash(rel)
 }
 
+// resolved is path with every symbolic link in it resolved, or path itself
+// when that fails (it does not exist yet).
+func resolved(path string) string {
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		return r
+	}
+	return path
+}
+
 // within reports whether path is dir or below it.
 func within(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
@@ -390,57 +405,133 @@ func (a *archive) addBytes(name string, b []byte, modTime time.Time) error {
 	return nil
 }
 
-// addTree archives the folder root with everything below it. Symbolic links
-// are kept as links (their targets may lie outside the home); anything else
-// that is not a regular file or a folder cannot be restored and is skipped
-// with a warning.
-func (a *archive) addTree(ctx context.Context, logger *slog.Logger, home steam.Home, root string) ([]File, error) {
-	if _, err := os.Lstat(root); errors.Is(err, fs.ErrNotExist) {
+// addTree archives the folder root with everything below it, following
+// symbolic links: operators keep the model folder, a model's folder or a
+// war on other storage and link to it, and a backup that kept only the link
+// would restore no war at all. What a link points to is archived under the
+// link's own name, as a folder or a regular file, so the manifest's sums
+// cover the wars' content and a restore into a bare home has everything.
+// (Restoring into a home that still has the links, tar writes through a
+// linked folder and replaces a linked file by the file.) A link whose target
+// is missing is kept as a link, with a warning: it has no content to save.
+// Anything else that is not a regular file or a folder cannot be restored
+// and is skipped with a warning.
+//
+// output is the archive being written: found in the tree (through a link
+// below the root), it fails the backup rather than archive itself.
+func (a *archive) addTree(ctx context.Context, logger *slog.Logger, home steam.Home, root string, output fs.FileInfo) ([]File, error) {
+	info, err := os.Stat(root)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if _, lerr := os.Lstat(root); lerr == nil {
+			return nil, fmt.Errorf("model folder %s is a link to nothing: is its storage mounted?", root)
+		}
 		logger.Warn("No model folder to back up", "path", root)
 		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading %s: %w", root, err)
+	case !info.IsDir():
+		return nil, fmt.Errorf("model folder %s is not a directory", root)
 	}
-	var files []File
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", path, err)
+	t := &treeWalk{a: a, ctx: ctx, logger: logger, home: home, output: output}
+	if err := t.dir(root, info); err != nil {
+		return nil, err
+	}
+	return t.files, nil
+}
+
+// treeWalk is one walk of addTree.
+type treeWalk struct {
+	a      *archive
+	ctx    context.Context
+	logger *slog.Logger
+	home   steam.Home
+	output fs.FileInfo
+	files  []File
+	// parents are the folders from the root down to the one being read, to
+	// tell a link back up the tree, which would never end.
+	parents []fs.FileInfo
+}
+
+// dir archives the folder at path (info is its os.Stat) and what it holds.
+func (t *treeWalk) dir(path string, info fs.FileInfo) error {
+	for _, p := range t.parents {
+		if os.SameFile(p, info) {
+			return fmt.Errorf("archiving %s: a symbolic link loop leads back to a folder above it", path)
 		}
-		name := relative(home, path)
-		info, err := d.Info()
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", path, err)
-		}
-		switch {
-		case d.Type().IsRegular():
-			f, err := a.addFile(ctx, name, path, nil)
-			if err != nil {
+	}
+	if err := t.header(path, info, ""); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	t.parents = append(t.parents, info)
+	defer func() { t.parents = t.parents[:len(t.parents)-1] }()
+	for _, e := range entries {
+		p := filepath.Join(path, e.Name())
+		info, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) && e.Type()&fs.ModeSymlink != 0 {
+			if err := t.danglingLink(p); err != nil {
 				return err
 			}
-			files = append(files, f)
-			return nil
-		case d.IsDir():
-			name += "/"
-		case d.Type()&fs.ModeSymlink != 0:
-		default:
-			logger.Warn("Skipping a file that is neither regular nor a folder", "path", path, "mode", info.Mode().String())
-			return nil
+			continue
 		}
-		var link string
-		if d.Type()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(path); err != nil {
-				return fmt.Errorf("reading link %s: %w", path, err)
-			}
-		}
-		hdr, err := tar.FileInfoHeader(info, link)
 		if err != nil {
-			return fmt.Errorf("archiving %s: %w", path, err)
+			return fmt.Errorf("reading %s: %w", p, err)
 		}
-		hdr.Name = name
-		if err := a.tw.WriteHeader(hdr); err != nil {
-			return fmt.Errorf("writing archive: %w", err)
+		switch {
+		case info.IsDir():
+			err = t.dir(p, info)
+		case os.SameFile(info, t.output):
+			err = fmt.Errorf("the output archive is inside the model folder it backs up, at %s", p)
+		case info.Mode().IsRegular():
+			var f File
+			if f, err = t.a.addFile(t.ctx, relative(t.home, p), p, nil); err == nil {
+				t.files = append(t.files, f)
+			}
+		default:
+			t.logger.Warn("Skipping a file that is neither regular nor a folder", "path", p, "mode", info.Mode().String())
 		}
-		return nil
-	})
-	return files, err
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *treeWalk) danglingLink(path string) error {
+	link, err := os.Readlink(path)
+	if err != nil {
+		return fmt.Errorf("reading link %s: %w", path, err)
+	}
+	info, err := os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	t.logger.Warn("Keeping a symbolic link whose target is missing", "path", path, "target", link)
+	return t.header(path, info, link)
+}
+
+// header writes the archive entry of a folder or a link, which have no
+// content.
+func (t *treeWalk) header(path string, info fs.FileInfo, link string) error {
+	if err := t.ctx.Err(); err != nil {
+		return err
+	}
+	hdr, err := tar.FileInfoHeader(info, link)
+	if err != nil {
+		return fmt.Errorf("archiving %s: %w", path, err)
+	}
+	hdr.Name = relative(t.home, path)
+	if info.IsDir() {
+		hdr.Name += "/"
+	}
+	if err := t.a.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing archive: %w", err)
+	}
+	return nil
 }
 
 // snapshotInfo describes a database snapshot by the backup's time and the

@@ -178,11 +178,12 @@ func TestCreateWhileSteamWrites(t *testing.T) {
 	extract(t, out, restored)
 	manifest := checkManifest(t, restored)
 
-	// Every war and every other file of the model folder, byte for byte.
+	// Every war and every other file of the model folder, byte for byte;
+	// a linked war by its content.
 	var wantFiles []string
 	modelDir := filepath.Join(h.Home.MasterDir(), "model")
 	err = filepath.WalkDir(modelDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
+		if err != nil || d.IsDir() {
 			return err
 		}
 		rel, _ := filepath.Rel(h.Home.Dir, path)
@@ -208,9 +209,8 @@ func TestCreateWhileSteamWrites(t *testing.T) {
 	if len(manifest) != len(wantFiles) {
 		t.Errorf("manifest lists %d files, want %d: %v", len(manifest), len(wantFiles), wantFiles)
 	}
-	link, err := os.Readlink(filepath.Join(restored, "var/master/model", fmt.Sprint(py.ModelID), "current.war"))
-	if err != nil || link != running.War {
-		t.Errorf("symlink restored as %q (%v), want %q", link, err, running.War)
+	if fi, err := os.Lstat(filepath.Join(restored, "var/master/model", fmt.Sprint(py.ModelID), "current.war")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("linked war restored as %v (%v), want a regular file", fi, err)
 	}
 
 	db := openSQLite(t, filepath.Join(restored, "var/master/db/steam.db"))
@@ -391,6 +391,46 @@ func TestCreateFails(t *testing.T) {
 			wantErr: "snapshotting",
 		},
 		{
+			name: "model folder a link to nothing",
+			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
+				modelDir := filepath.Join(h.Home.MasterDir(), "model")
+				if err := os.RemoveAll(modelDir); err != nil {
+					t.Fatal(err)
+				}
+				symlink(t, filepath.Join(t.TempDir(), "unmounted"), modelDir)
+				return filepath.Join(outDir, "steam.tar.gz")
+			},
+			wantErr: "is a link to nothing",
+		},
+		{
+			name: "symbolic link loop",
+			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
+				symlink(t, "..", filepath.Join(h.Home.ModelDir(1), "all-models"))
+				return filepath.Join(outDir, "steam.tar.gz")
+			},
+			wantErr: "loop",
+		},
+		{
+			name: "output inside the model folder through a link",
+			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
+				symlink(t, filepath.Join(h.Home.MasterDir(), "model"), filepath.Join(outDir, "models"))
+				return filepath.Join(outDir, "models", "steam.tar.gz")
+			},
+			wantErr: "inside the model folder",
+		},
+		{
+			name: "output inside a linked folder of a model",
+			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
+				storage := filepath.Join(outDir, "model-1")
+				if err := os.Rename(h.Home.ModelDir(1), storage); err != nil {
+					t.Fatal(err)
+				}
+				symlink(t, storage, h.Home.ModelDir(1))
+				return filepath.Join(storage, "steam.tar.gz")
+			},
+			wantErr: "inside the model folder",
+		},
+		{
 			name: "output inside the model folder",
 			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
 				return filepath.Join(h.Home.MasterDir(), "model", "steam.tar.gz")
@@ -422,6 +462,98 @@ func TestCreateFails(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCreateFollowsLinks backs up a home whose model folder lives on other
+// storage behind a link, with a model's folder and a war linked further
+// still, and restores it into a bare folder: every war must come back as
+// its content, matching the manifest.
+func TestCreateFollowsLinks(t *testing.T) {
+	h := steamtest.NewHome(t)
+	a := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
+	b := h.Add(steamfixture.Spec{Name: "b", LogicalName: "b", PyWar: true})
+	c := h.Add(steamfixture.Spec{Name: "c", LogicalName: "c", NoWar: true})
+
+	// Read the wars before any link exists: what a restore must give back.
+	want := map[string][]byte{}
+	for _, d := range []int64{a.ID, b.ID} {
+		dep := h.Deployment(d)
+		rel, _ := filepath.Rel(h.Home.Dir, dep.War)
+		want[filepath.ToSlash(rel)] = readFile(t, dep.War)
+	}
+	storage := t.TempDir()
+	// var/master/model -> <storage>/models
+	modelDir := filepath.Join(h.Home.MasterDir(), "model")
+	if err := os.Rename(modelDir, filepath.Join(storage, "models")); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, filepath.Join(storage, "models"), modelDir)
+	// model/<b> -> <storage>/model-b
+	if err := os.Rename(h.Home.ModelDir(b.ModelID), filepath.Join(storage, "model-b")); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, filepath.Join(storage, "model-b"), h.Home.ModelDir(b.ModelID))
+	// model/<c>/c.war -> <storage>/c-v2.war, and a link to a war long gone.
+	if err := os.MkdirAll(h.Home.ModelDir(c.ModelID), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want["var/master/model/"+fmt.Sprint(c.ModelID)+"/c.war"] = []byte("mode=normal\n# c, version 2\n")
+	if err := os.WriteFile(filepath.Join(storage, "c-v2.war"), want["var/master/model/"+fmt.Sprint(c.ModelID)+"/c.war"], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, filepath.Join(storage, "c-v2.war"), filepath.Join(h.Home.ModelDir(c.ModelID), "c.war"))
+	symlink(t, filepath.Join(storage, "c-v1.war"), filepath.Join(h.Home.ModelDir(c.ModelID), "c-v1.war"))
+	// The registry sees every war through the links.
+	for _, id := range []int64{a.ID, b.ID, c.ID} {
+		if d := h.Deployment(id); d.War == "" || d.Problem != "" {
+			t.Fatalf("deployment %s before the backup: war %q problem %q", d.Name, d.War, d.Problem)
+		}
+	}
+
+	out := filepath.Join(t.TempDir(), "steam.tar.gz")
+	if _, err := backup.Create(context.Background(), promslog.NewNopLogger(), backup.Options{
+		Home: h.Home, StatePath: h.Home.StatePath(), Output: out,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	restored := t.TempDir()
+	extract(t, out, restored)
+	manifest := checkManifest(t, restored)
+	for name, content := range want {
+		sum := sha256.Sum256(content)
+		if f, ok := manifest[name]; !ok || f.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("manifest entry of %s is %+v, want sha256 %x", name, f, sum)
+		}
+		if got, err := os.ReadFile(filepath.Join(restored, name)); err != nil || string(got) != string(content) {
+			t.Errorf("restored %s: %q (%v), want the war's content", name, got, err)
+		}
+	}
+	for _, dir := range []string{"var/master/model", "var/master/model/" + fmt.Sprint(b.ModelID)} {
+		if fi, err := os.Lstat(filepath.Join(restored, dir)); err != nil || !fi.IsDir() {
+			t.Errorf("%s restored as %v (%v), want a folder", dir, fi, err)
+		}
+	}
+	// The link to nothing has no content to lose: it is kept as it was.
+	if link, err := os.Readlink(filepath.Join(restored, "var/master/model", fmt.Sprint(c.ModelID), "c-v1.war")); err != nil ||
+		link != filepath.Join(storage, "c-v1.war") {
+		t.Errorf("dangling link restored as %q (%v)", link, err)
+	}
+}
+
+func symlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestCreateIntoFolder(t *testing.T) {

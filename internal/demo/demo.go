@@ -337,16 +337,26 @@ func hostport(addr string) string {
 }
 
 // waitOK polls url until it answers 200, failing early when one of the
-// demo's programs has exited (a port already taken, say).
+// demo's programs has exited (a port already taken, say). Requests end at
+// the deadline and each after a short timeout, so a listener that accepts
+// and never answers cannot hold it longer.
 func (r *run) waitOK(ctx context.Context, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	reqCtx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
 	for {
-		resp, err := http.Get(url)
+		req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", url, err)
+		}
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
+			err = fmt.Errorf("status %s", resp.Status)
 		}
 		if c := r.exited(); c != nil {
 			return fmt.Errorf("%s exited (%v); its log is in %s", c.name, c.cmd.ProcessState, filepath.Join(r.dir, c.name+".log"))
@@ -430,17 +440,15 @@ func (r *run) watch(ctx context.Context) {
 			continue
 		}
 		for _, d := range ds {
-			id, ok := d.Identity()
-			if !ok {
-				continue
-			}
-			p := in.Inspect(int(d.PID), id)
+			id, _ := d.Identity()
+			status := d.Status(in.Inspect(int(d.PID), id))
+			running := status == string(procid.StatusRunning)
 			since, down := downSince[d.ID]
 			switch {
-			case p.Status != procid.StatusRunning && !down:
+			case !running && !down:
 				downSince[d.ID] = time.Now()
-				fmt.Fprintf(r.out, "%s  %s (id %d) is down: PID %d is %s\n", clock(), d.Name, d.ID, d.PID, p.Status)
-			case p.Status == procid.StatusRunning && down:
+				fmt.Fprintf(r.out, "%s  %s (id %d) is down: PID %d is %s\n", clock(), d.Name, d.ID, d.PID, status)
+			case running && down:
 				delete(downSince, d.ID)
 				fmt.Fprintf(r.out, "%s  %s (id %d) is back: PID %d, serving again after %s\n",
 					clock(), d.Name, d.ID, d.PID, time.Since(since).Round(100*time.Millisecond))

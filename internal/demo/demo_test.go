@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/steam-overseer/steam-overseer/internal/demo"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
@@ -94,9 +96,13 @@ func runDemo(t *testing.T, healer, healing string) {
 		return fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	exporter := addr()
+	// The demo keeps everything it writes in a temp folder; under this one,
+	// whatever it leaves behind is known to be its own.
+	tmp := t.TempDir()
 	cmd := exec.Command(steamtest.Binary(t), "demo", "--healer="+healer,
 		"--exporter.listen-address="+exporter, "--remediator.listen-address="+addr(),
 		"--prometheus.listen-address="+addr(), "--alertmanager.listen-address="+addr())
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -109,11 +115,11 @@ func runDemo(t *testing.T, healer, healing string) {
 	out := &output{}
 	read := make(chan struct{})
 	go func() { out.read(stdout); close(read) }()
-	exited := make(chan error, 1)
-	go func() { <-read; exited <- cmd.Wait() }()
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { <-read; waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-read
+		stopDemo(t, cmd, exited, tmp)
 		if t.Failed() {
 			t.Logf("demo output:\n%s\ndemo log:\n%s", out, stderr.String())
 		}
@@ -171,9 +177,9 @@ func runDemo(t *testing.T, healer, healing string) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("the demo exited with %v after SIGINT", err)
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("the demo exited with %v after SIGINT", waitErr)
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("the demo did not stop within 60s of SIGINT")
@@ -186,6 +192,72 @@ func runDemo(t *testing.T, healer, healing string) {
 	}
 	if left := processesUnder(t, filepath.Dir(home.Dir)); len(left) > 0 {
 		t.Errorf("processes of the demo still run after it stopped: %v", left)
+	}
+}
+
+// stopDemo stops the demo the way a person would, with Ctrl-C, and waits
+// for it to clean up; a demo that does not stop is killed. A demo killed
+// (or failed) half-way leaves its own children behind, each in its own
+// process group: they are found under tmp and killed too.
+func stopDemo(t *testing.T, cmd *exec.Cmd, exited <-chan struct{}, tmp string) {
+	select {
+	case <-exited:
+	default:
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(60 * time.Second):
+			t.Errorf("the demo did not stop within 60s of SIGINT; killing it and what it started")
+			_ = cmd.Process.Kill()
+		}
+	}
+	killLeftovers(t, tmp)
+	select {
+	case <-exited:
+	case <-time.After(60 * time.Second):
+		t.Errorf("the demo's output is still open a minute after it was killed")
+	}
+}
+
+// killLeftovers SIGKILLs what a demo under tmp left running. Its services
+// go first, so that no remediator restarts a deployment killed after it;
+// they are the processes whose command line names tmp, re-checked through
+// a pidfd before the signal. The deployments go next, each verified as one
+// of the demo home's by procid.
+func killLeftovers(t *testing.T, tmp string) {
+	for _, pid := range pidsNaming(t, tmp) {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue // gone already
+		}
+		if argv := cmdline(pid); len(argv) > 0 && filepath.Base(argv[0]) != "java" && strings.Contains(strings.Join(argv, " "), tmp) {
+			t.Logf("killing the demo's leftover %d: %s", pid, strings.Join(argv, " "))
+			_ = unix.PidfdSendSignal(fd, syscall.SIGKILL, nil, 0)
+		}
+		unix.Close(fd)
+	}
+	in, err := procid.NewInspector("")
+	if err != nil {
+		t.Errorf("cleaning up: %v", err)
+		return
+	}
+	homes, _ := filepath.Glob(filepath.Join(tmp, "*", "steam"))
+	for _, dir := range homes {
+		ds, err := steam.NewRegistry(steam.Home{Dir: dir}).Deployments(context.Background())
+		if err != nil {
+			continue // the demo removed it, or never got as far
+		}
+		for _, d := range ds {
+			id, ok := d.Identity()
+			if !ok {
+				continue
+			}
+			found, _ := in.Find(id)
+			for _, p := range found {
+				t.Logf("killing the demo's leftover deployment %s, PID %d", d.Name, p.PID)
+				_ = in.Signal(p, id, syscall.SIGKILL)
+			}
+		}
 	}
 }
 
@@ -211,22 +283,38 @@ func countUp(exporter string) int {
 // Alertmanager all do.
 func processesUnder(t *testing.T, dir string) []string {
 	t.Helper()
+	var found []string
+	for _, pid := range pidsNaming(t, dir) {
+		found = append(found, fmt.Sprintf("%d: %s", pid, strings.Join(cmdline(pid), " ")))
+	}
+	return found
+}
+
+// pidsNaming lists the live processes whose command line holds s.
+func pidsNaming(t *testing.T, s string) []int {
+	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var found []string
+	var pids []int
 	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(b) == 0 {
-			continue
-		}
-		if cmdline := strings.ReplaceAll(string(b), "\x00", " "); strings.Contains(cmdline, dir) {
-			found = append(found, e.Name()+": "+cmdline)
+		if strings.Contains(strings.Join(cmdline(pid), " "), s) {
+			pids = append(pids, pid)
 		}
 	}
-	return found
+	return pids
+}
+
+// cmdline reads a process's arguments; nil when it is gone or has none.
+func cmdline(pid int) []string {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 }

@@ -5,6 +5,7 @@
 package procid
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,6 +30,10 @@ type Identity struct {
 // one is met (reading a process's cwd costs a syscall and may be denied);
 // cwd returning "" means it is unknown, and a relative path then never
 // matches.
+//
+// A path matches when it is spelled the same, or else when it names the
+// same file (see sameFile): a Steam home reached through a symbolic link is
+// one home, whichever spelling Steam started java with.
 func (id Identity) Matches(argv []string, cwd func() string) bool {
 	if len(argv) < 5 || filepath.Base(argv[0]) != "java" {
 		return false
@@ -46,6 +51,12 @@ func (id Identity) Matches(argv []string, cwd func() string) bool {
 	if jar < 0 || jar+1 >= len(argv) {
 		return false
 	}
+	// The port first: it is the cheapest test, and it rules out every other
+	// deployment of the home before a path might have to be looked up.
+	port, war, ok := parseRunnerArgs(argv[jar+2:])
+	if !ok || port != strconv.Itoa(id.Port) {
+		return false
+	}
 	var dir string
 	abs := func(p string) string {
 		if filepath.IsAbs(p) {
@@ -58,20 +69,42 @@ func (id Identity) Matches(argv []string, cwd func() string) bool {
 		}
 		return filepath.Join(dir, p)
 	}
-	if abs(argv[jar+1]) != filepath.Clean(id.JettyRunner) {
-		return false
-	}
-	port, war, ok := parseRunnerArgs(argv[jar+2:])
-	if !ok || port != strconv.Itoa(id.Port) {
+	if !sameFile(abs(argv[jar+1]), id.JettyRunner) {
 		return false
 	}
 	war = abs(war)
 	for _, w := range id.Wars {
-		if war == filepath.Clean(w) {
+		if sameFile(war, w) {
 			return true
 		}
 	}
 	return false
+}
+
+// sameFile reports whether got, a cleaned absolute path from a command line,
+// names the file want. Equal strings settle it without a syscall, which is
+// the case at every scrape of a home spelled as Steam spells it. Otherwise,
+// and only when the base names agree (Steam's layout fixes them), both are
+// looked up: one file (device and inode) reached through a symbolic link or
+// a bind mount matches, a look-alike in another home does not, and a file
+// that is gone matches only by its spelling.
+func sameFile(got, want string) bool {
+	if got == "" || want == "" {
+		return false
+	}
+	want = filepath.Clean(want)
+	if got == want {
+		return true
+	}
+	if filepath.Base(got) != filepath.Base(want) {
+		return false
+	}
+	a, err := os.Stat(got)
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(want)
+	return err == nil && os.SameFile(a, b)
 }
 
 // parseRunnerArgs reads jetty-runner's arguments: options of the form

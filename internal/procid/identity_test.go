@@ -1,6 +1,8 @@
 package procid_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -72,5 +74,66 @@ func TestZeroIdentityMatchesNothing(t *testing.T) {
 		if (procid.Identity{}).Matches(argv, func() string { return "" }) {
 			t.Errorf("the zero Identity matched %q", argv)
 		}
+	}
+}
+
+// TestIdentityMatchesSameFile checks paths spelled differently from the
+// identity's: a home reached through a symbolic link is the same home, a
+// home with the same layout elsewhere is not.
+func TestIdentityMatchesSameFile(t *testing.T) {
+	root := t.TempDir()
+	real := filepath.Join(root, "steam-1.1.6")
+	other := filepath.Join(root, "other")
+	for _, home := range []string{real, other} {
+		for _, f := range []string{"var/master/assets/jetty-runner.jar", "var/master/model/3/churn.war", "var/master/model/4/churn.war"} {
+			path := filepath.Join(home, f)
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(f), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	link := filepath.Join(root, "steam")
+	if err := os.Symlink("steam-1.1.6", link); err != nil {
+		t.Fatal(err)
+	}
+	// A war that is itself a link, as operators keep versions.
+	if err := os.Symlink(filepath.Join(real, "var/master/model/3/churn.war"), filepath.Join(real, "var/master/model/3/current.war")); err != nil {
+		t.Fatal(err)
+	}
+	identity := func(home string) procid.Identity {
+		return procid.Identity{JettyRunner: filepath.Join(home, "var/master/assets/jetty-runner.jar"), Port: 8080,
+			Wars: []string{filepath.Join(home, "var/master/model/3/churn.war"), filepath.Join(home, "var/master/model/3/churn_py.war")}}
+	}
+	argv := func(home, war string) []string {
+		return []string{"java", "-jar", filepath.Join(home, "var/master/assets/jetty-runner.jar"), "--port", "8080", filepath.Join(home, war)}
+	}
+	for _, tc := range []struct {
+		name string
+		id   procid.Identity
+		argv []string
+		cwd  string
+		want bool
+	}{
+		{name: "argv real, identity through the link", id: identity(link), argv: argv(real, "var/master/model/3/churn.war"), want: true},
+		{name: "argv through the link, identity real", id: identity(real), argv: argv(link, "var/master/model/3/churn.war"), want: true},
+		{name: "argv through a parent's spelling", id: identity(real), argv: argv(link+"/../steam", "var/master/model/3/churn.war"), want: true},
+		{name: "relative argv, cwd real, identity through the link", id: identity(link),
+			argv: []string{"java", "-jar", "var/master/assets/jetty-runner.jar", "--port", "8080", "var/master/model/3/churn.war"}, cwd: real, want: true},
+		{name: "another model's war of the same name", id: identity(link), argv: argv(real, "var/master/model/4/churn.war"), want: false},
+		{name: "another home with the same layout", id: identity(link), argv: argv(other, "var/master/model/3/churn.war"), want: false},
+		{name: "another home, identity real", id: identity(real), argv: argv(other, "var/master/model/3/churn.war"), want: false},
+		{name: "a link to the war under another name", id: identity(real), argv: argv(real, "var/master/model/3/current.war"), want: false},
+		{name: "missing war of the same name", id: identity(link), argv: argv(real, "var/master/model/3/churn_py.war"), want: false},
+		{name: "wrong port through the link", id: identity(link),
+			argv: []string{"java", "-jar", filepath.Join(real, "var/master/assets/jetty-runner.jar"), "--port", "8081", filepath.Join(real, "var/master/model/3/churn.war")}, want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.id.Matches(tc.argv, func() string { return tc.cwd }); got != tc.want {
+				t.Errorf("Matches(%q) against %+v = %v, want %v", tc.argv, tc.id, got, tc.want)
+			}
+		})
 	}
 }

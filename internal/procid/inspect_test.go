@@ -3,6 +3,7 @@ package procid_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -33,6 +34,18 @@ func identity(t *testing.T, d steam.Deployment) procid.Identity {
 		t.Fatalf("deployment %s has no identity (problem %q)", d.Name, d.Problem)
 	}
 	return id
+}
+
+// waitExec waits until cmd's process shows cmd's command line. Start
+// returns once the exec has begun, a moment before the kernel sets up the
+// new program's arguments; /proc/<pid>/cmdline may be empty until then.
+func waitExec(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	want := strings.Join(cmd.Args, "\x00") + "\x00"
+	steamtest.Eventually(t, 10*time.Second, "the command line of "+cmd.Args[0], func() bool {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "cmdline"))
+		return err == nil && string(b) == want
+	})
 }
 
 // startZombie starts d (whose war makes it exit at once) with Steam's argv
@@ -138,6 +151,99 @@ func TestInspect(t *testing.T) {
 	})
 }
 
+// TestInspectSymlinkedHome runs deployments of a Steam home that is also
+// reached through a symbolic link (/opt/steam -> steam-1.1.6): Steam may
+// start java with either spelling, and --steam.home may name either.
+func TestInspectSymlinkedHome(t *testing.T) {
+	h := steamtest.NewHome(t)
+	link := filepath.Join(t.TempDir(), "steam")
+	if err := os.Symlink(h.Home.Dir, link); err != nil {
+		t.Fatal(err)
+	}
+	viaLink, err := steam.NewHome(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if viaLink.Dir == h.Home.Dir {
+		t.Fatalf("NewHome resolved the link to %s: the test needs two spellings", viaLink.Dir)
+	}
+	ctx := context.Background()
+	deployment := func(home steam.Home, id int64) steam.Deployment {
+		t.Helper()
+		d, err := steam.NewRegistry(home).Deployment(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	// startAs starts d with Steam's argv spelled under home; relative paths
+	// from inside home when relative is set.
+	startAs := func(d steam.Deployment, home steam.Home, relative bool) int {
+		t.Helper()
+		d = deployment(home, d.ID)
+		runner, war := home.JettyRunner(), d.War
+		cmd := exec.Command(h.Java, "-jar", runner, "--port", strconv.FormatInt(d.Port, 10), war)
+		if relative {
+			cmd.Dir = home.Dir
+			cmd.Args[2], _ = filepath.Rel(home.Dir, runner)
+			cmd.Args[5], _ = filepath.Rel(home.Dir, war)
+		}
+		cmd.Args[0] = "java"
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		steamtest.Reap(t, cmd)
+		waitExec(t, cmd)
+		return cmd.Process.Pid
+	}
+	realArgv, _ := h.Run(steamfixture.Spec{Name: "real", LogicalName: "real"})
+	linkArgv := h.Add(steamfixture.Spec{Name: "link", LogicalName: "link"})
+	relArgv := h.Add(steamfixture.Spec{Name: "relative", LogicalName: "relative"})
+	pids := map[int64]int{
+		realArgv.ID: int(realArgv.PID),
+		linkArgv.ID: startAs(linkArgv, viaLink, false),
+		relArgv.ID:  startAs(relArgv, viaLink, true),
+	}
+	// Another home with the same layout: its first model is model 1 too,
+	// and its deployment has the same logical name and port.
+	other := steamtest.NewHome(t)
+	lookalike := other.Add(steamfixture.Spec{Name: "real", LogicalName: "real", Port: int(realArgv.Port)})
+
+	in := inspector(t)
+	for _, tc := range []struct {
+		name string
+		d    steam.Deployment // read through the registry of one spelling
+		pid  int
+		want procid.Status
+	}{
+		{name: "argv real, registry through the link", d: deployment(viaLink, realArgv.ID), pid: pids[realArgv.ID], want: procid.StatusRunning},
+		{name: "argv through the link, registry real", d: deployment(h.Home, linkArgv.ID), pid: pids[linkArgv.ID], want: procid.StatusRunning},
+		{name: "argv through the link, registry through the link", d: deployment(viaLink, linkArgv.ID), pid: pids[linkArgv.ID], want: procid.StatusRunning},
+		{name: "relative argv from the link, registry real", d: deployment(h.Home, relArgv.ID), pid: pids[relArgv.ID], want: procid.StatusRunning},
+		{name: "relative argv from the link, registry through the link", d: deployment(viaLink, relArgv.ID), pid: pids[relArgv.ID], want: procid.StatusRunning},
+		{name: "another deployment of the home through the link", d: deployment(viaLink, linkArgv.ID), pid: pids[realArgv.ID], want: procid.StatusPIDReused},
+		{name: "another home with the same layout", d: lookalike, pid: pids[realArgv.ID], want: procid.StatusPIDReused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := identity(t, tc.d)
+			if p := in.Inspect(tc.pid, id); p.Status != tc.want {
+				t.Errorf("Inspect(%d) = %+v, want %s", tc.pid, p, tc.want)
+			}
+			found, err := in.Find(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var foundPIDs []int
+			for _, p := range found {
+				foundPIDs = append(foundPIDs, p.PID)
+			}
+			if want := slices.Contains(foundPIDs, tc.pid); want != (tc.want == procid.StatusRunning) {
+				t.Errorf("Find = %v, contains %d: %v, want %v", foundPIDs, tc.pid, want, tc.want == procid.StatusRunning)
+			}
+		})
+	}
+}
+
 // writeProc writes a /proc fixture for one process.
 func writeProc(t *testing.T, root string, pid int, stat string, argv []string) {
 	t.Helper()
@@ -235,6 +341,7 @@ func TestFind(t *testing.T) {
 			t.Fatal(err)
 		}
 		steamtest.Reap(t, cmd)
+		waitExec(t, cmd)
 		twins = append(twins, cmd.Process.Pid)
 	}
 	crashed := h.Add(steamfixture.Spec{Name: "crashed", LogicalName: "crashed", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
@@ -255,8 +362,6 @@ func TestFind(t *testing.T) {
 		{name: "nothing running", d: stopped, want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// The twins start asynchronously: their argv is exec'd by the
-			// time Start returns, so no waiting is needed.
 			found, err := in.Find(identity(t, tc.d))
 			if err != nil {
 				t.Fatal(err)
@@ -299,32 +404,6 @@ func TestListenerPIDs(t *testing.T) {
 			}
 			if !slices.Equal(pids, tc.want) {
 				t.Errorf("ListenerPIDs(%d) = %v, want %v", tc.port, pids, tc.want)
-			}
-		})
-	}
-}
-
-func TestAlive(t *testing.T) {
-	h := steamtest.NewHome(t)
-	in := inspector(t)
-	sleep := steamtest.StartForeign(t)
-	dead := steamtest.StartForeign(t)
-	steamtest.Kill(t, dead)
-	crashed := h.Add(steamfixture.Spec{Name: "crashed", LogicalName: "crashed", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
-	zombie := startZombie(t, h, crashed)
-	for _, tc := range []struct {
-		name string
-		pid  int
-		want bool
-	}{
-		{name: "alive, whatever it runs", pid: sleep.Pid, want: true},
-		{name: "dead", pid: dead.Pid, want: false},
-		{name: "zombie", pid: zombie, want: false},
-		{name: "no pid", pid: 0, want: false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := in.Alive(tc.pid); got != tc.want {
-				t.Errorf("Alive(%d) = %v, want %v", tc.pid, got, tc.want)
 			}
 		})
 	}

@@ -70,7 +70,7 @@ func (s *DB) RecordBackup(ctx context.Context, r BackupRecord) error {
 // false when there has been none (or the table does not exist yet, as in a
 // state database only the remediator has written).
 func (s *DB) LastBackupSuccess(ctx context.Context) (t time.Time, ok bool, err error) {
-	exists, err := s.hasBackups(ctx)
+	exists, err := s.hasTable(ctx, "backups")
 	if err != nil || !exists {
 		return time.Time{}, false, err
 	}
@@ -92,7 +92,7 @@ func (s *DB) LastBackupSuccess(ctx context.Context) (t time.Time, ok bool, err e
 
 // Backups returns the newest backup records first, at most limit of them.
 func (s *DB) Backups(ctx context.Context, limit int) ([]BackupRecord, error) {
-	exists, err := s.hasBackups(ctx)
+	exists, err := s.hasTable(ctx, "backups")
 	if err != nil || !exists {
 		return nil, err
 	}
@@ -118,16 +118,4 @@ func (s *DB) Backups(ctx context.Context, limit int) ([]BackupRecord, error) {
 		return nil, fmt.Errorf("reading backups: %w", err)
 	}
 	return rs, nil
-}
-
-// hasBackups asks the schema instead of creating the table: a read-only
-// connection cannot, and the exporter must not write.
-func (s *DB) hasBackups(ctx context.Context) (bool, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx,
-		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'backups'`).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("reading state schema: %w", err)
-	}
-	return n > 0, nil
 }

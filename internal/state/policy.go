@@ -2,15 +2,13 @@ package state
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
 
-// policySchema is created by the first write of the restart policy, not by
-// Open, so that readers of a state database written by an older remediator
-// (or only by the backup command) keep working: they see no policy rows.
+// policySchema is created by Open, with the journal. Read-only openers of a
+// state database written by an older remediator lack the tables: readers
+// ask hasTable first and see no policy rows.
 //
 // Times are Unix milliseconds, 0 meaning "none": they are compared in SQL,
 // which RFC 3339 text with varying fractions would get wrong.
@@ -85,7 +83,7 @@ func fromMillis(ms int64) time.Time {
 // never started by the remediator has a zero record.
 func (s *DB) RestartPolicy(ctx context.Context, deploymentID int64) (RestartPolicy, error) {
 	p := RestartPolicy{DeploymentID: deploymentID}
-	if ok, err := s.hasPolicy(ctx); err != nil || !ok {
+	if ok, err := s.hasTable(ctx, "restart_policy"); err != nil || !ok {
 		return p, err
 	}
 	ps, err := s.restartPolicies(ctx, `WHERE deployment_id = ?`, deploymentID)
@@ -97,7 +95,7 @@ func (s *DB) RestartPolicy(ctx context.Context, deploymentID int64) (RestartPoli
 
 // RestartPolicies returns every deployment's policy record, ordered by id.
 func (s *DB) RestartPolicies(ctx context.Context) ([]RestartPolicy, error) {
-	if ok, err := s.hasPolicy(ctx); err != nil || !ok {
+	if ok, err := s.hasTable(ctx, "restart_policy"); err != nil || !ok {
 		return nil, err
 	}
 	return s.restartPolicies(ctx, `ORDER BY deployment_id`)
@@ -129,9 +127,6 @@ func (s *DB) restartPolicies(ctx context.Context, where string, args ...any) ([]
 
 // SaveRestartPolicy stores p, replacing the deployment's previous record.
 func (s *DB) SaveRestartPolicy(ctx context.Context, p RestartPolicy) error {
-	if _, err := s.db.ExecContext(ctx, policySchema); err != nil {
-		return fmt.Errorf("creating restart policy tables: %w", err)
-	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO restart_policy (deployment_id, consecutive_failures,
 		next_start_ms, gave_up_until_ms, gave_up_reason, probation_pid, probation_until_ms)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -150,9 +145,6 @@ func (s *DB) SaveRestartPolicy(ctx context.Context, p RestartPolicy) error {
 // RecordStart notes that a process was started for the deployment at t, and
 // forgets its starts older than forgetBefore.
 func (s *DB) RecordStart(ctx context.Context, deploymentID int64, t, forgetBefore time.Time) error {
-	if _, err := s.db.ExecContext(ctx, policySchema); err != nil {
-		return fmt.Errorf("creating restart policy tables: %w", err)
-	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("recording start of deployment %d: %w", deploymentID, err)
@@ -174,7 +166,7 @@ func (s *DB) RecordStart(ctx context.Context, deploymentID int64, t, forgetBefor
 
 // StartsSince counts the deployment's starts at or after since.
 func (s *DB) StartsSince(ctx context.Context, deploymentID int64, since time.Time) (int, error) {
-	if ok, err := s.hasPolicy(ctx); err != nil || !ok {
+	if ok, err := s.hasTable(ctx, "restart_policy"); err != nil || !ok {
 		return 0, err
 	}
 	var n int
@@ -189,9 +181,6 @@ func (s *DB) StartsSince(ctx context.Context, deploymentID int64, since time.Tim
 // ResetRestartPolicy forgets everything the policy remembers about a
 // deployment: failures, backoff, giving up and past starts.
 func (s *DB) ResetRestartPolicy(ctx context.Context, deploymentID int64) error {
-	if _, err := s.db.ExecContext(ctx, policySchema); err != nil {
-		return fmt.Errorf("creating restart policy tables: %w", err)
-	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("resetting restart policy of deployment %d: %w", deploymentID, err)
@@ -211,16 +200,4 @@ func (s *DB) ResetRestartPolicy(ctx context.Context, deploymentID int64) error {
 		return fmt.Errorf("resetting restart policy of deployment %d: %w", deploymentID, err)
 	}
 	return nil
-}
-
-// hasPolicy asks the schema instead of creating the tables, which a
-// read-only connection cannot do.
-func (s *DB) hasPolicy(ctx context.Context) (bool, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx,
-		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'restart_policy'`).Scan(&n)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("reading state schema: %w", err)
-	}
-	return n > 0, nil
 }

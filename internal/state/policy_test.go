@@ -2,7 +2,9 @@ package state_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +25,8 @@ func TestRestartPolicy(t *testing.T) {
 	}
 	defer ro.Close()
 
-	// Before the remediator ever wrote a policy, there are no tables: every
-	// reader sees clean records.
+	// Before the remediator ever wrote a policy, every reader sees clean
+	// records.
 	for name, db := range map[string]*state.DB{"read-write": st, "read-only": ro} {
 		p, err := db.RestartPolicy(ctx, 7)
 		if err != nil || p != (state.RestartPolicy{DeploymentID: 7}) {
@@ -120,4 +122,83 @@ func equalPolicy(a, b state.RestartPolicy) bool {
 	return a.DeploymentID == b.DeploymentID && a.ConsecutiveFailures == b.ConsecutiveFailures &&
 		a.NextStart.Equal(b.NextStart) && a.GaveUpUntil.Equal(b.GaveUpUntil) && a.GaveUpReason == b.GaveUpReason &&
 		a.ProbationPID == b.ProbationPID && a.ProbationUntil.Equal(b.ProbationUntil)
+}
+
+// TestRestartPolicyOlderDatabase: a state database written by a version
+// without the restart policy has no policy tables. A read-only reader sees
+// clean records without creating them; a read-write open adds them.
+func TestRestartPolicyOlderDatabase(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(`CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,
+		deployment_id INTEGER NOT NULL, deployment TEXT NOT NULL, action TEXT NOT NULL, result TEXT NOT NULL,
+		reason TEXT NOT NULL DEFAULT '', old_pid INTEGER NOT NULL DEFAULT 0, new_pid INTEGER NOT NULL DEFAULT 0,
+		duration_seconds REAL NOT NULL DEFAULT 0)`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	tables := func() []string {
+		t.Helper()
+		db, err := sql.Open("sqlite", path+"?mode=ro")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'restart%' ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var names []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, n)
+		}
+		return names
+	}
+
+	ro, err := state.OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := ro.RestartPolicy(ctx, 7); err != nil || p != (state.RestartPolicy{DeploymentID: 7}) {
+		t.Errorf("read-only RestartPolicy = %+v, %v; want a clean record", p, err)
+	}
+	if ps, err := ro.RestartPolicies(ctx); err != nil || len(ps) != 0 {
+		t.Errorf("read-only RestartPolicies = %+v, %v; want none", ps, err)
+	}
+	if n, err := ro.StartsSince(ctx, 7, time.Time{}); err != nil || n != 0 {
+		t.Errorf("read-only StartsSince = %d, %v; want 0", n, err)
+	}
+	ro.Close()
+	if got := tables(); len(got) != 0 {
+		t.Fatalf("a read-only reader created %q", got)
+	}
+
+	st, err := state.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if got := strings.Join(tables(), " "); got != "restart_policy restart_starts restarts" {
+		t.Errorf("tables after a read-write open: %q", got)
+	}
+	want := state.RestartPolicy{DeploymentID: 7, ConsecutiveFailures: 1}
+	if err := st.SaveRestartPolicy(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RecordStart(ctx, 7, time.Now(), time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := st.RestartPolicy(ctx, 7); err != nil || !equalPolicy(p, want) {
+		t.Errorf("RestartPolicy = %+v, %v; want %+v", p, err, want)
+	}
 }

@@ -104,9 +104,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// One connection: SQLite serialises writers anyway, and one connection
 	// never deadlocks against itself.
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("creating state schema in %s: %w", path, err)
+	for _, ddl := range []string{schema, policySchema} {
+		if _, err := db.ExecContext(ctx, ddl); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("creating state schema in %s: %w", path, err)
+		}
 	}
 	return &DB{db: db}, nil
 }
@@ -153,6 +155,20 @@ func (s *DB) Close() error { return s.db.Close() }
 // SQL exposes the connection to packages that keep their own tables here
 // (the restart policy, backups). They must create their tables idempotently.
 func (s *DB) SQL() *sql.DB { return s.db }
+
+// hasTable reports whether the database holds the table name. Readers of
+// tables that Open did not always create (an older version's database, the
+// backups table before the first backup) ask this instead of creating them,
+// which a read-only connection cannot do.
+func (s *DB) hasTable(ctx context.Context, name string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx,
+		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("reading state schema: %w", err)
+	}
+	return n > 0, nil
+}
 
 // Record appends e to the journal. A successful restart also increments the
 // deployment's restart count, in the same transaction.

@@ -21,11 +21,6 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
-// Misconfigured is the status of a deployment whose row cannot be verified
-// or started (steam.Deployment.Problem) and whose java is not verified
-// running: what needs fixing is the row or the files, not the process.
-const Misconfigured = "misconfigured"
-
 // Row is one deployment's status. The JSON names are an interface: scripts
 // read them.
 type Row struct {
@@ -33,7 +28,7 @@ type Row struct {
 	Name string `json:"name"`
 	Port int64  `json:"port"`
 	PID  int64  `json:"pid"`
-	// Status is a procid.Status or Misconfigured.
+	// Status is one of steam.Statuses.
 	Status string `json:"status"`
 	// Problem is the deployment's steam.Problem*, also when it runs.
 	Problem string `json:"problem"`
@@ -73,16 +68,13 @@ func Rows(ctx context.Context, reg *steam.Registry, in *procid.Inspector, now ti
 		r := Row{ID: d.ID, Name: d.Name, Port: d.Port, PID: d.PID, Problem: d.Problem, State: d.State}
 		id, _ := d.Identity() // an unrecognisable identity makes any live PID pid_reused
 		p := in.Inspect(int(d.PID), id)
-		r.Status = string(p.Status)
-		switch {
-		case p.Status == procid.StatusRunning:
+		r.Status = d.Status(p)
+		if p.Status == procid.StatusRunning {
 			// The kernel counts in 10 ms ticks; milliseconds drop the
 			// float's noise without losing anything real.
 			started := time.UnixMilli(int64(math.Round(p.StartTime * 1e3))).UTC()
 			uptime := max(now.Sub(started), 0).Seconds()
 			r.Started, r.UptimeSeconds = &started, &uptime
-		case d.Problem != "":
-			r.Status = Misconfigured
 		}
 		if p.Err != nil {
 			r.Error = p.Err.Error()

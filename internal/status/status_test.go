@@ -75,7 +75,7 @@ func TestRows(t *testing.T) {
 	wants[zombied.ID] = want{status: "zombie"}
 
 	noWar := h.Add(steamfixture.Spec{Name: "nowar", LogicalName: "nowar", NoWar: true})
-	wants[noWar.ID] = want{status: status.Misconfigured, problem: steam.ProblemWarMissing}
+	wants[noWar.ID] = want{status: steam.StatusMisconfigured, problem: steam.ProblemWarMissing}
 
 	// A live foreign PID on a row that cannot be verified is the row's
 	// fault first: fixing the war is what brings it back.
@@ -83,7 +83,7 @@ func TestRows(t *testing.T) {
 	if err := h.SetPID(noWarForeign.ID, steamtest.StartForeign(t).Pid); err != nil {
 		t.Fatal(err)
 	}
-	wants[noWarForeign.ID] = want{status: status.Misconfigured, problem: steam.ProblemWarMissing}
+	wants[noWarForeign.ID] = want{status: steam.StatusMisconfigured, problem: steam.ProblemWarMissing}
 
 	// A war deleted under a java that still serves it: running, and the
 	// problem shown all the same.

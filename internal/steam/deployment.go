@@ -21,6 +21,7 @@ const (
 	ProblemWarMissing         = "war_missing"          // no war where Steam puts it
 	ProblemWarAmbiguous       = "war_ambiguous"        // no logical name and several wars
 	ProblemJettyRunnerMissing = "jetty_runner_missing" // var/master/assets/jetty-runner.jar is gone
+	ProblemLogicalNameInvalid = "logical_name_invalid" // the model's logical name holds a "/"
 )
 
 // Deployment is one row of Steam's service table with what it refers to.
@@ -76,43 +77,86 @@ func (r *Registry) resolve(ds []Deployment) {
 
 // resolveWar applies Steam's layout: model/<model_id>/<logical_name>.war, or
 // <logical_name>_py.war for a model with Python preprocessing. Without a
-// logical name, a folder holding exactly one war names it.
+// logical name, a folder holding exactly one war names it. A logical name
+// that is not a plain file name is reported, never guessed around: it cannot
+// name a war in the folder.
 func (d *Deployment) resolveWar() {
 	dir := d.home.ModelDir(d.ModelID)
 	if !d.modelExists {
 		d.Problem = ProblemModelMissing
 		return
 	}
-	if d.LogicalName != "" && !strings.ContainsRune(d.LogicalName, '/') {
-		plain := filepath.Join(dir, d.LogicalName+".war")
-		py := filepath.Join(dir, d.LogicalName+"_py.war")
-		d.acceptedWars = []string{plain, py}
-		var found []string
+	if strings.ContainsRune(d.LogicalName, '/') {
+		d.Problem = ProblemLogicalNameInvalid
+		return
+	}
+	var found []string
+	if d.LogicalName != "" {
+		d.acceptedWars = []string{
+			filepath.Join(dir, d.LogicalName+".war"),
+			filepath.Join(dir, d.LogicalName+"_py.war"),
+		}
 		for _, w := range d.acceptedWars {
-			if fi, err := os.Stat(w); err == nil && fi.Mode().IsRegular() {
+			if isWar(w) {
 				found = append(found, w)
 			}
 		}
-		switch len(found) {
-		case 1:
-			d.War = found[0]
-		case 0:
-			d.Problem = ProblemWarMissing
-		default:
-			d.Problem = ProblemWarAmbiguous
+	} else {
+		// Read, not globbed: a home's path may hold glob metacharacters.
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if w := filepath.Join(dir, e.Name()); strings.HasSuffix(e.Name(), ".war") && isWar(w) {
+				found = append(found, w)
+			}
 		}
-		return
+		if len(found) == 1 {
+			d.acceptedWars = found
+		}
 	}
-	wars, _ := filepath.Glob(filepath.Join(dir, "*.war"))
-	switch len(wars) {
+	switch len(found) {
 	case 1:
-		d.War = wars[0]
-		d.acceptedWars = wars
+		d.War = found[0]
 	case 0:
 		d.Problem = ProblemWarMissing
 	default:
 		d.Problem = ProblemWarAmbiguous
 	}
+}
+
+// isWar reports whether path is a war file: a regular file, also when it is
+// reached through a symbolic link, and never a folder that happens to be
+// named x.war.
+func isWar(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// StatusMisconfigured is the status of a deployment that has a Problem and
+// whose java is not verified running: what needs fixing is the row or the
+// files, not the process. It joins procid's statuses.
+const StatusMisconfigured = "misconfigured"
+
+// Statuses lists every value Status returns, procid's first.
+var Statuses = func() []string {
+	var ss []string
+	for _, s := range procid.Statuses {
+		ss = append(ss, string(s))
+	}
+	return append(ss, StatusMisconfigured)
+}()
+
+// Status is what became of d, given p, its recorded PID inspected against
+// d.Identity(): p's status, or StatusMisconfigured when d has a problem (or
+// no identity) and p is not verified running. The exporter, the status
+// command and the demo all say it this way.
+func (d Deployment) Status(p procid.Process) string {
+	if p.Status == procid.StatusRunning {
+		return string(p.Status)
+	}
+	if _, ok := d.Identity(); d.Problem != "" || !ok {
+		return StatusMisconfigured
+	}
+	return string(p.Status)
 }
 
 // Identity is what this deployment's java process must look like. ok is false

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
@@ -92,6 +94,69 @@ func TestDeploymentsResolution(t *testing.T) {
 				return h.Add(steamfixture.Spec{Name: "b", NoWar: true, Port: 8001}), ""
 			},
 			problem: steam.ProblemWarMissing, port: 8001,
+		},
+		{
+			// Steam would never write it; a hand edit might. The only war
+			// in the folder is not the one it names.
+			name: "logical name with a slash",
+			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "sub/churn", NoWar: true, Port: 8001})
+				writeWar(t, h, d.ModelID, "churn.war")
+				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "sub"))
+				writeWar(t, h, d.ModelID, "sub/churn.war")
+				return d, ""
+			},
+			problem: steam.ProblemLogicalNameInvalid, port: 8001,
+		},
+		{
+			name: "logical name whose war is a folder",
+			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001})
+				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "churn.war"))
+				return d, ""
+			},
+			problem: steam.ProblemWarMissing, identityOK: true, port: 8001,
+		},
+		{
+			name: "no logical name, a folder named like a war beside the war",
+			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+				d := h.Add(steamfixture.Spec{Name: "b", Port: 8001})
+				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "unpacked.war"))
+				return d, "b.war"
+			},
+			identityOK: true, port: 8001,
+		},
+		{
+			name: "no logical name, only a folder named like a war",
+			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+				d := h.Add(steamfixture.Spec{Name: "b", NoWar: true, Port: 8001})
+				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "b.war"))
+				return d, ""
+			},
+			problem: steam.ProblemWarMissing, port: 8001,
+		},
+		{
+			name: "no logical name, the war a link to a file",
+			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+				d := h.Add(steamfixture.Spec{Name: "b", NoWar: true, Port: 8001})
+				mkdir(t, h.Home.ModelDir(d.ModelID))
+				target := filepath.Join(t.TempDir(), "b-v2.war")
+				if err := os.WriteFile(target, []byte("mode=normal\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				symlink(t, target, filepath.Join(h.Home.ModelDir(d.ModelID), "b.war"))
+				return d, "b.war"
+			},
+			identityOK: true, port: 8001,
+		},
+		{
+			name: "no logical name, a link to a folder named like a war beside the war",
+			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+				d := h.Add(steamfixture.Spec{Name: "b", Port: 8001})
+				symlink(t, t.TempDir(), filepath.Join(h.Home.ModelDir(d.ModelID), "old.war"))
+				return d, "b.war"
+			},
+			identityOK: true, port: 8001,
 		},
 		{
 			name: "model row gone",
@@ -231,6 +296,80 @@ func TestDeploymentsFields(t *testing.T) {
 	_, err = steam.NewRegistry(h.Home).Deployment(context.Background(), d.ID+100)
 	if !errors.Is(err, steam.ErrNotFound) {
 		t.Errorf("Deployment of a missing id: got %v, want ErrNotFound", err)
+	}
+}
+
+// TestDeploymentsHomeWithGlobMetacharacters: a home's path is a path, not a
+// pattern.
+func TestDeploymentsHomeWithGlobMetacharacters(t *testing.T) {
+	for _, name := range []string{"steam [1.1.6]", "steam*", "steam?", `steam\x`, "steam["} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), name)
+			mkdir(t, dir)
+			f, err := steamfixture.Create(dir, steamfixture.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			logical, err := f.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+			if err != nil {
+				t.Fatal(err)
+			}
+			unnamed, err := f.Add(steamfixture.Spec{Name: "b", Port: 8002})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				d   steam.Deployment
+				war string
+			}{
+				{logical, "churn.war"},
+				{unnamed, "b.war"},
+			} {
+				want := filepath.Join(dir, "var/master/model", tc.d.IDString(), tc.war)
+				if tc.d.War != want || tc.d.Problem != "" {
+					t.Errorf("deployment %s: war %q problem %q, want %q", tc.d.Name, tc.d.War, tc.d.Problem, want)
+				}
+			}
+		})
+	}
+}
+
+// TestDeploymentStatus: a deployment with a problem is misconfigured unless
+// its java is verified running; one without is what its process is.
+func TestDeploymentStatus(t *testing.T) {
+	h := steamtest.NewHome(t)
+	sound := h.Add(steamfixture.Spec{Name: "sound", LogicalName: "sound"})
+	noWar := h.Add(steamfixture.Spec{Name: "nowar", LogicalName: "nowar", NoWar: true}) // identity known
+	ambiguous := h.Add(steamfixture.Spec{Name: "ambiguous"})                            // no identity
+	writeWar(t, h, ambiguous.ModelID, "other.war")
+	ambiguous = h.Deployment(ambiguous.ID)
+	if _, ok := ambiguous.Identity(); ok || ambiguous.Problem != steam.ProblemWarAmbiguous {
+		t.Fatalf("fixture: %+v", ambiguous)
+	}
+	for _, tc := range []struct {
+		d    steam.Deployment
+		p    procid.Status
+		want string
+	}{
+		{sound, procid.StatusRunning, "running"},
+		{sound, procid.StatusDead, "dead"},
+		{sound, procid.StatusNoPID, "no_pid"},
+		{sound, procid.StatusUnknown, "unknown"},
+		{noWar, procid.StatusRunning, "running"}, // a war deleted under a running java
+		{noWar, procid.StatusDead, steam.StatusMisconfigured},
+		{noWar, procid.StatusNoPID, steam.StatusMisconfigured},
+		{ambiguous, procid.StatusPIDReused, steam.StatusMisconfigured},
+	} {
+		t.Run(tc.d.Name+" "+string(tc.p), func(t *testing.T) {
+			got := tc.d.Status(procid.Process{Status: tc.p})
+			if got != tc.want {
+				t.Errorf("Status = %q, want %q", got, tc.want)
+			}
+			if !slices.Contains(steam.Statuses, got) {
+				t.Errorf("Status %q is not one of steam.Statuses %v", got, steam.Statuses)
+			}
+		})
 	}
 }
 
@@ -508,6 +647,20 @@ func mustAbs(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return abs
+}
+
+func mkdir(t *testing.T, path string) {
+	t.Helper()
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func symlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeWar(t *testing.T, h *steamtest.Home, modelID int64, name string) {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +57,7 @@ func Create(dir string, opts Options) (*Fixture, error) {
 	if err := os.WriteFile(home.JettyRunner(), []byte("fake jetty-runner\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing jetty-runner.jar: %w", err)
 	}
-	db, err := sql.Open("sqlite", "file:"+home.DBPath()+"?_pragma=busy_timeout(5000)")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: home.DBPath()}).EscapedPath()+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		return nil, fmt.Errorf("creating steam.db: %w", err)
 	}
@@ -173,8 +174,10 @@ func (f *Fixture) Command(javaPath string, d steam.Deployment) *exec.Cmd {
 }
 
 // Start starts d as Steam does, waits until it answers /ping and records its
-// PID in the service row. The caller owns the returned process: it must be
-// waited for (or killed and waited for).
+// PID in the service row, where d.PID must still be (compare-and-set: the
+// demo runs this too, and writes Steam's database only the way
+// steam.Registry.SetPID does). The caller owns the returned process: it must
+// be waited for (or killed and waited for).
 func (f *Fixture) Start(javaPath string, d steam.Deployment, logTo *os.File) (*exec.Cmd, error) {
 	cmd := f.Command(javaPath, d)
 	if logTo != nil {
@@ -183,23 +186,31 @@ func (f *Fixture) Start(javaPath string, d steam.Deployment, logTo *os.File) (*e
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting deployment %s: %w", d.Name, err)
 	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	if err := WaitReady(context.Background(), int(d.Port), 10*time.Second); err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		stop()
 		return nil, fmt.Errorf("starting deployment %s: %w", d.Name, err)
 	}
-	if err := f.SetPID(d.ID, cmd.Process.Pid); err != nil {
-		return nil, err
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := steam.NewRegistry(f.Home).SetPID(ctx, d.ID, d.PID, int64(cmd.Process.Pid)); err != nil {
+		stop()
+		return nil, fmt.Errorf("starting deployment %s: %w", d.Name, err)
 	}
 	return cmd, nil
 }
 
-// SetPID writes pid into the deployment's row, as Steam does after a start.
+// SetPID writes pid into the deployment's row, whatever it held: tests use
+// it to plant a PID, as Steam or a crash would leave one. It goes through
+// steam.Registry.SetPID, compare-and-set on the value just read.
 func (f *Fixture) SetPID(id int64, pid int) error {
-	if _, err := f.DB.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, pid, id); err != nil {
-		return fmt.Errorf("recording PID of service %d: %w", id, err)
+	var old sql.NullInt64
+	if err := f.DB.QueryRow(`SELECT CAST(process_id AS INTEGER) FROM service WHERE id = ?`, id).Scan(&old); err != nil {
+		return fmt.Errorf("reading PID of service %d: %w", id, err)
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return steam.NewRegistry(f.Home).SetPID(ctx, id, old.Int64, int64(pid))
 }
 
 // WaitReady polls http://127.0.0.1:port/ping until it answers 200.

@@ -5,6 +5,7 @@
 package steamtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -212,6 +213,21 @@ func Kill(t testing.TB, p *os.Process) {
 	Eventually(t, 5*time.Second, "process to be gone", func() bool {
 		return syscall.Kill(p.Pid, 0) != nil
 	})
+}
+
+// Alive reports whether pid exists and is not a zombie, whatever it runs.
+// It reads /proc itself rather than through the code under test.
+func Alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	// The state follows the command name, which may hold ") ".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	return b[i+2] != 'Z' && b[i+2] != 'X'
 }
 
 // Eventually polls cond every 10 ms until it holds or timeout passes.

@@ -1,0 +1,94 @@
+package steamfixture_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"testing"
+
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
+
+// TestStart checks that Start records the PID only by compare-and-set: a
+// row changed since it was read is left alone, and the started process is
+// not left running.
+func TestStart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// rowPID is written into the row after the deployment is read;
+		// 0 leaves it as read.
+		rowPID  int64
+		wantErr error
+	}{
+		{name: "row as read"},
+		{name: "row changed since", rowPID: 4242, wantErr: steam.ErrPIDChanged},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := steamtest.NewHome(t)
+			d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			if tc.rowPID != 0 {
+				h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, tc.rowPID, d.ID)
+			}
+			cmd, err := h.Fixture.Start(h.Java, d, nil)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Start = %v, want %v", err, tc.wantErr)
+			}
+			got := h.Deployment(d.ID).PID
+			if err != nil {
+				if cmd != nil {
+					t.Errorf("Start failed but returned a process")
+				}
+				if got != tc.rowPID {
+					t.Errorf("row holds PID %d after a failed start, want %d as written", got, tc.rowPID)
+				}
+				// Start reaped what it started: no live java of the
+				// deployment remains.
+				if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", d.Port)); err == nil {
+					conn.Close()
+					t.Errorf("the deployment still listens on port %d after a failed start", d.Port)
+				}
+				return
+			}
+			steamtest.Reap(t, cmd)
+			if got != int64(cmd.Process.Pid) {
+				t.Errorf("row holds PID %d, want the started %d", got, cmd.Process.Pid)
+			}
+			if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+				t.Errorf("started process is not running: %v", err)
+			}
+		})
+	}
+}
+
+func TestSetPID(t *testing.T) {
+	h := steamtest.NewHome(t, steamfixture.Options{Lax: true})
+	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	for _, tc := range []struct {
+		name string
+		row  string // SQL value written first
+		pid  int
+		want int64
+	}{
+		{name: "from 0", row: "0", pid: 100, want: 100},
+		{name: "from another PID", row: "77", pid: 100, want: 100},
+		{name: "from NULL", row: "NULL", pid: 100, want: 100},
+		{name: "from text", row: "'n/a'", pid: 100, want: 100},
+		{name: "to 0", row: "77", pid: 0, want: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h.Exec(`UPDATE service SET process_id = `+tc.row+` WHERE id = ?`, d.ID)
+			if err := h.SetPID(d.ID, tc.pid); err != nil {
+				t.Fatal(err)
+			}
+			if got := h.Deployment(d.ID).PID; got != tc.want {
+				t.Errorf("row holds %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if err := h.SetPID(d.ID+1, 100); err == nil {
+		t.Error("SetPID of a missing row succeeded")
+	}
+}
