@@ -38,42 +38,47 @@ func (s *safeBuffer) String() string {
 	return s.b.String()
 }
 
-// exporter runs `steam-overseer exporter` with args; the process is killed
-// when the test ends.
-type exporter struct {
+// subprocess is a steam-overseer command run by a test: its stderr is
+// collected, and it is killed when the test ends.
+type subprocess struct {
 	cmd    *exec.Cmd
 	stderr *safeBuffer
 	done   chan struct{}
-	err    error
 }
 
-func startExporter(t *testing.T, args ...string) *exporter {
+func startSubprocess(t *testing.T, env []string, args ...string) *subprocess {
 	t.Helper()
-	e := &exporter{stderr: &safeBuffer{}, done: make(chan struct{})}
-	e.cmd = exec.Command(steamtest.Binary(t), append([]string{"exporter"}, args...)...)
-	e.cmd.Env = append(os.Environ(), "STEAM_HOME=")
-	e.cmd.Stderr = e.stderr
-	if err := e.cmd.Start(); err != nil {
+	p := &subprocess{stderr: &safeBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(steamtest.Binary(t), args...)
+	p.cmd.Env = env
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { e.err = e.cmd.Wait(); close(e.done) }()
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		_ = e.cmd.Process.Kill()
-		<-e.done
+		_ = p.cmd.Process.Kill()
+		<-p.done
 	})
-	return e
+	return p
 }
 
-// exitCode waits for the exporter to exit on its own.
-func (e *exporter) exitCode(t *testing.T) int {
+// exitCode waits for the command to exit on its own.
+func (p *subprocess) exitCode(t *testing.T) int {
 	t.Helper()
 	select {
-	case <-e.done:
-		return e.cmd.ProcessState.ExitCode()
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
 	case <-time.After(30 * time.Second):
-		t.Fatalf("exporter still running; log:\n%s", e.stderr.String())
+		t.Fatalf("%s still running; log:\n%s", strings.Join(p.cmd.Args, " "), p.stderr.String())
 		return -1
 	}
+}
+
+// startExporter runs `steam-overseer exporter` with args and no $STEAM_HOME.
+func startExporter(t *testing.T, args ...string) *subprocess {
+	t.Helper()
+	return startSubprocess(t, append(os.Environ(), "STEAM_HOME="), append([]string{"exporter"}, args...)...)
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -27,10 +27,8 @@ import (
 
 // remediatorProcess is a running `steam-overseer remediator`.
 type remediatorProcess struct {
-	cmd    *exec.Cmd
-	base   string
-	stderr *safeBuffer
-	done   chan struct{}
+	*subprocess
+	base string
 }
 
 // startRemediator runs the remediator on h with the fake java, on a free
@@ -43,18 +41,9 @@ func startRemediator(t *testing.T, h *steamtest.Home, args ...string) *remediato
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	r := &remediatorProcess{base: "http://" + addr, stderr: &safeBuffer{}, done: make(chan struct{})}
-	r.cmd = exec.Command(steamtest.Binary(t), append([]string{"remediator", "--steam.home=" + h.Home.Dir,
-		"--web.listen-address=" + addr, "--java.path=" + h.Java, "--log.level=debug"}, args...)...)
-	r.cmd.Stderr = r.stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = r.cmd.Wait(); close(r.done) }()
-	t.Cleanup(func() {
-		_ = r.cmd.Process.Kill()
-		<-r.done
-	})
+	r := &remediatorProcess{base: "http://" + addr, subprocess: startSubprocess(t, nil, append([]string{"remediator",
+		"--steam.home=" + h.Home.Dir, "--web.listen-address=" + addr, "--java.path=" + h.Java, "--log.level=debug"},
+		args...)...)}
 	steamtest.Eventually(t, 10*time.Second, "the remediator to listen", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -154,17 +143,6 @@ func (r *remediatorProcess) drain(t *testing.T) {
 	}
 	if code := r.exitCode(t); code != 0 {
 		t.Errorf("exit code after SIGTERM %d, want 0; log:\n%s", code, r.stderr.String())
-	}
-}
-
-func (r *remediatorProcess) exitCode(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-r.done:
-		return r.cmd.ProcessState.ExitCode()
-	case <-time.After(30 * time.Second):
-		t.Fatalf("remediator still running; log:\n%s", r.stderr.String())
-		return -1
 	}
 }
 
