@@ -4,26 +4,15 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-)
 
-// requireTool returns the path of a program of the Prometheus ecosystem.
-// These tests are about what the real tools accept, so a missing tool fails
-// them: a skipped check would pass files nobody checked.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is not installed (%v): install Debian's prometheus and prometheus-alertmanager packages "+
-			"(apt-get install prometheus prometheus-alertmanager), as ./scripts/test does", name, err)
-	}
-	return path
-}
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
 
 // runTool runs a tool in this package's folder, where the shipped files are,
 // and returns its output; a non-zero exit fails the test with that output.
 func runTool(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(requireTool(t, name), args...)
+	cmd := exec.Command(steamtest.RequireTool(t, name), args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)

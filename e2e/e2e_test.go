@@ -52,8 +52,8 @@ const (
 )
 
 func TestLoop(t *testing.T) {
-	prometheusBin := requireTool(t, "prometheus")
-	alertmanagerBin := requireTool(t, "prometheus-alertmanager")
+	prometheusBin := steamtest.RequireTool(t, "prometheus")
+	alertmanagerBin := steamtest.RequireTool(t, "prometheus-alertmanager")
 	bin := steamtest.Binary(t)
 
 	dir := t.TempDir()
@@ -388,19 +388,6 @@ type dashboardPanel struct {
 		RefID string `json:"refId"`
 	} `json:"targets"`
 	Panels []dashboardPanel `json:"panels"`
-}
-
-// requireTool finds a program the test runs. The test is about the real
-// programs, so a missing one fails it instead of skipping.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is not installed (%v): the end-to-end test runs the real Prometheus and Alertmanager; "+
-			"install Debian's prometheus and prometheus-alertmanager packages "+
-			"(apt-get install prometheus prometheus-alertmanager), as ./scripts/test does", name, err)
-	}
-	return path
 }
 
 // start runs a program for the rest of the test, its output in a log file

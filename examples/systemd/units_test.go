@@ -53,10 +53,7 @@ func directives(t *testing.T, unit string) map[string][]string {
 }
 
 func TestUnitsVerify(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Fatalf("systemd-analyze verifies the unit files; install Debian's systemd package: %v", err)
-	}
+	analyze := steamtest.RequireTool(t, "systemd-analyze")
 	bin := steamtest.Binary(t)
 	// verify insists that ExecStart's program exists: point the units at
 	// the binary just built.

@@ -76,11 +76,9 @@ func TestDemo(t *testing.T) {
 	} {
 		t.Run(tc.healer, func(t *testing.T) {
 			if tc.healer == demo.HealerAlertmanager {
-				for _, bin := range []string{"prometheus", "prometheus-alertmanager"} {
-					if _, err := exec.LookPath(bin); err != nil {
-						t.Fatalf("%s is not installed: the demo's real loop needs Debian's prometheus and prometheus-alertmanager (./scripts/test installs them)", bin)
-					}
-				}
+				// The demo's real loop needs them.
+				steamtest.RequireTool(t, "prometheus")
+				steamtest.RequireTool(t, "prometheus-alertmanager")
 			}
 			runDemo(t, tc.healer, tc.healing)
 		})

@@ -256,3 +256,17 @@ func StartForeign(t testing.TB, args ...string) *os.Process {
 	Reap(t, cmd)
 	return cmd.Process
 }
+
+// RequireTool returns the path of a program the test runs for real
+// (prometheus, promtool, amtool, systemd-analyze...). A missing one fails
+// the test, never skips it: a skipped check passes what nobody checked.
+// ./scripts/test and .ci/run install them from Debian's packages.
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is not installed (%v): install Debian's prometheus, prometheus-alertmanager and systemd "+
+			"packages (apt-get install prometheus prometheus-alertmanager systemd), as ./scripts/test does", name, err)
+	}
+	return path
+}
