@@ -2,7 +2,6 @@ package state_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,20 +10,9 @@ import (
 
 func TestBackupRecords(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "state.db")
-	st, err := state.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-
 	// A state database the remediator wrote has no backups table: readers,
 	// including read-only ones, see "never".
-	ro, err := state.OpenReadOnly(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
+	st, ro := openBoth(t)
 	for name, db := range map[string]*state.DB{"read-write": st, "read-only": ro} {
 		if _, ok, err := db.LastBackupSuccess(ctx); ok || err != nil {
 			t.Errorf("%s, no backups table: ok=%v err=%v, want no success and no error", name, ok, err)

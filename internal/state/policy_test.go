@@ -13,17 +13,7 @@ import (
 
 func TestRestartPolicy(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "state.db")
-	st, err := state.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ro, err := state.OpenReadOnly(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
+	st, ro := openBoth(t)
 
 	// Before the remediator ever wrote a policy, every reader sees clean
 	// records.
