@@ -142,6 +142,17 @@ func (e *Engine) settle(ctx context.Context, pol *state.RestartPolicy, identity 
 		}
 		e.countFailure(ctx, pol, Outcome{DeploymentID: dep.ID, Deployment: dep.Name, Action: ActionFailure,
 			Result: ResultFailure, Reason: reason, OldPID: dep.PID, NewPID: pol.ProbationPID})
+	case running && !pol.GaveUpUntil.IsZero():
+		// Somebody (an operator, Steam's UI) brought a given-up deployment
+		// back: there is nothing left to hold back, and its alert must not
+		// go on firing over a healthy deployment. Should it die again, the
+		// starts of the last hour still count towards flapping.
+		reason := pol.GaveUpReason
+		next := e.cfg.Policy.healthy(*pol)
+		next.GaveUpUntil, next.GaveUpReason = time.Time{}, ""
+		e.savePolicy(ctx, next, pol)
+		e.finish(ctx, Outcome{DeploymentID: dep.ID, Deployment: dep.Name, Action: ActionReset,
+			Result: ResultSuccess, Reason: "running_again: was given up (" + reason + ")", OldPID: dep.PID})
 	case running && (pol.ConsecutiveFailures > 0 || !pol.NextStart.IsZero()):
 		e.savePolicy(ctx, e.cfg.Policy.healthy(*pol), pol)
 	}

@@ -592,6 +592,55 @@ func TestCrashAtStartGivesUp(t *testing.T) {
 	}
 }
 
+// TestGivenUpThenRunningAgain: an operator mends a given-up deployment and
+// starts it himself. The next look finds it running, and the give-up, with
+// its alert, is lifted.
+func TestGivenUpThenRunningAgain(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	e := newEngine(t, h)
+	for range DefaultMaxFailures {
+		if _, err := e.Remediate(context.Background(), d.ID); err != nil {
+			t.Fatal(err)
+		}
+		// Step over the backoff: the test config's is milliseconds.
+		time.Sleep(100 * time.Millisecond)
+	}
+	pol, err := e.state.RestartPolicy(context.Background(), d.ID)
+	if err != nil || !pol.GaveUp(time.Now()) {
+		t.Fatalf("policy %+v (%v), want given up after %d failed starts", pol, err, DefaultMaxFailures)
+	}
+
+	// The operator fixes the war and starts the deployment, as Steam would.
+	if err := h.WriteWar(d.ModelID, "churn.war", fakescorer.Behaviour{}); err != nil {
+		t.Fatal(err)
+	}
+	p := h.Start(d)
+
+	o, err := e.Remediate(context.Background(), d.ID)
+	if err != nil || o.Action != ActionNoop {
+		t.Fatalf("outcome %s (%v), want noop", o, err)
+	}
+	if pol, err := e.state.RestartPolicy(context.Background(), d.ID); err != nil || pol.GaveUp(time.Now()) {
+		t.Errorf("policy %+v (%v), want the give-up lifted", pol, err)
+	}
+	// The reset, then the noop that led to it.
+	js := e.journal(t, d.ID)
+	if n := len(js); n < 2 || js[n-1].Action != state.ActionNoop || js[n-2].Action != state.ActionReset ||
+		!strings.HasPrefix(js[n-2].Reason, "running_again") {
+		t.Errorf("want a reset because it runs again, then a noop:%s", describeJournal(js))
+	}
+	expected := "# HELP steam_remediator_deployment_gave_up 1 if the restart policy gave the deployment up: it is not started again until the window passes or an operator resets it.\n" +
+		"# TYPE steam_remediator_deployment_gave_up gauge\n" +
+		"steam_remediator_deployment_gave_up{deployment_id=\"" + itoa(int(d.ID)) + "\"} 0\n"
+	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(expected), "steam_remediator_deployment_gave_up"); err != nil {
+		t.Error(err)
+	}
+	if got := running(t, h, d.ID); got != int64(p.Pid) {
+		t.Errorf("running PID %d, want the operator's %d untouched", got, p.Pid)
+	}
+}
+
 // TestCrashAfterReady: a start whose process dies within the watch window
 // counts as failed; one that lives through it wipes the failures.
 func TestCrashAfterReady(t *testing.T) {
