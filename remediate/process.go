@@ -411,7 +411,7 @@ func (e *Engine) closeWatch(c *child, dep steam.Deployment, died bool) {
 	if pol.ProbationPID != int64(c.pid) {
 		return
 	}
-	if !died {
+	if !died || stoppedBySteam(ctx, e.registry, dep.ID) {
 		e.savePolicy(ctx, e.cfg.Policy.healthy(pol), &pol)
 		return
 	}
@@ -423,6 +423,17 @@ func (e *Engine) closeWatch(c *child, dep steam.Deployment, died bool) {
 	}
 	e.countFailure(ctx, &pol, Outcome{DeploymentID: dep.ID, Deployment: dep.Name, Action: ActionFailure,
 		Result: ResultFailure, Reason: reason, OldPID: int64(c.pid), NewPID: int64(c.pid)})
+}
+
+// stoppedBySteam reports whether Steam no longer wants the deployment
+// running (its row is gone or no longer started): a process that Steam
+// stopped during its watch window did not fail to start.
+func stoppedBySteam(ctx context.Context, registry *steam.Registry, id int64) bool {
+	d, err := registry.Deployment(ctx, id)
+	if errors.Is(err, steam.ErrNotFound) {
+		return true
+	}
+	return err == nil && d.State != steam.StateStarted
 }
 
 // logScanner reads a start's log from its offset on, for the lines that

@@ -648,6 +648,7 @@ func TestCrashAfterReady(t *testing.T) {
 		name         string
 		crashAfter   time.Duration
 		watch        time.Duration
+		steamStops   bool // Steam stops the deployment before it dies
 		wantFailures int
 	}{
 		// Wide margins: the engine must see the process ready before it
@@ -655,6 +656,8 @@ func TestCrashAfterReady(t *testing.T) {
 		// loaded machine too.
 		{name: "dies within the window", crashAfter: 2 * time.Second, watch: time.Hour, wantFailures: 1},
 		{name: "dies after the window", crashAfter: 4 * time.Second, watch: 100 * time.Millisecond, wantFailures: 0},
+		// A process Steam stopped did not fail to start.
+		{name: "stopped by Steam within the window", crashAfter: 2 * time.Second, watch: time.Hour, steamStops: true, wantFailures: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := steamtest.NewHome(t)
@@ -672,6 +675,9 @@ func TestCrashAfterReady(t *testing.T) {
 			o, err := e.Remediate(context.Background(), d.ID)
 			if err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
 				t.Fatalf("outcome %s (%v), want restart success", o, err)
+			}
+			if tc.steamStops {
+				h.Exec(`UPDATE service SET state = 'stopped' WHERE id = ?`, d.ID)
 			}
 			steamtest.Eventually(t, 10*time.Second, "the process to crash", func() bool { return !alive(t, int(o.NewPID)) })
 			var pol state.RestartPolicy
