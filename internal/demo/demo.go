@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"text/tabwriter"
@@ -359,7 +360,9 @@ func (r *run) waitOK(ctx context.Context, url string, timeout time.Duration) err
 			err = fmt.Errorf("status %s", resp.Status)
 		}
 		if c := r.exited(); c != nil {
-			return fmt.Errorf("%s exited (%v); its log is in %s", c.name, c.cmd.ProcessState, filepath.Join(r.dir, c.name+".log"))
+			// The log goes with the demo's folder: say its end now.
+			return fmt.Errorf("%s exited (%v); the end of its log:\n%s", c.name, c.cmd.ProcessState,
+				logTail(filepath.Join(r.dir, c.name+".log"), 10))
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not answer within %s (last error: %v)", url, timeout, err)
@@ -554,4 +557,14 @@ func (r *run) stopDeployments() error {
 		return fmt.Errorf("deployments still running after SIGKILL: %v", left)
 	}
 	return nil
+}
+
+// logTail returns the last n lines of the file at path.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -3,8 +3,10 @@ package demo_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -315,4 +317,34 @@ func cmdline(pid int) []string {
 		return nil
 	}
 	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+}
+
+// TestDemoPortTaken: a port already taken stops the demo with an error that
+// names the program and the cause, and leaves nothing behind.
+func TestDemoPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	tmp := t.TempDir()
+	cmd := exec.Command(steamtest.Binary(t), "demo", "--healer="+demo.HealerReconcile,
+		"--exporter.listen-address="+taken.Addr().String(), "--remediator.listen-address=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("demo with its exporter's port taken: %v, want exit code 1\n%s", err, out)
+	}
+	for _, want := range []string{"exporter exited", "address already in use"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the demo's error does not say %q:\n%s", want, out)
+		}
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("the demo left %v behind", left)
+	}
+	if left := processesUnder(t, tmp); len(left) > 0 {
+		t.Errorf("processes of the demo still run: %v", left)
+	}
 }
