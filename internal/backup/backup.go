@@ -22,7 +22,6 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -31,15 +30,14 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/version"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
@@ -254,15 +252,11 @@ func outputPath(output string, now time.Time) (string, error) {
 // and content stay as they are, and writers wait at most for the length of
 // one read transaction.
 func Snapshot(ctx context.Context, src, dst string, busyTimeout time.Duration) error {
-	q := url.Values{}
-	q.Set("mode", "ro")
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: src}).EscapedPath()+"?"+q.Encode())
+	db, err := sqlitefile.Open(src, sqlitefile.Options{Mode: sqlitefile.ReadOnly, BusyTimeout: busyTimeout})
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", src, err)
+		return err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
 		return fmt.Errorf("snapshotting %s: %w", src, err)
 	}
@@ -273,9 +267,9 @@ func Snapshot(ctx context.Context, src, dst string, busyTimeout time.Duration) e
 // copy, so it costs Steam nothing, and a backup that could not be restored
 // is reported now rather than on the day it is needed.
 func checkIntegrity(ctx context.Context, path string) error {
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro")
+	db, err := sqlitefile.Open(path, sqlitefile.Options{Mode: sqlitefile.ReadOnly})
 	if err != nil {
-		return fmt.Errorf("opening snapshot %s: %w", path, err)
+		return fmt.Errorf("opening snapshot: %w", err)
 	}
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, `PRAGMA integrity_check`)

@@ -13,12 +13,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
 )
 
 // schema is applied on every read-write open; every statement is idempotent.
@@ -76,19 +75,18 @@ type Entry struct {
 
 // DB is an open state database.
 type DB struct {
-	db       *sql.DB
-	readOnly bool
+	db *sql.DB
 }
 
 // busyTimeout lets a reader wait out the remediator's writes.
 const busyTimeout = 5 * time.Second
 
-func dsn(path, mode string) string {
-	q := url.Values{}
-	q.Set("mode", mode)
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Set("_txlock", "immediate")
-	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+func open(path, mode string) (*sql.DB, error) {
+	db, err := sqlitefile.Open(path, sqlitefile.Options{Mode: mode, BusyTimeout: busyTimeout, Immediate: true})
+	if err != nil {
+		return nil, fmt.Errorf("opening state database: %w", err)
+	}
+	return db, nil
 }
 
 // Open opens the state database read-write, creating it and its schema if
@@ -97,13 +95,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
-	db, err := sql.Open("sqlite", dsn(path, "rwc"))
+	db, err := open(path, sqlitefile.ReadWriteCreate)
 	if err != nil {
-		return nil, fmt.Errorf("opening state database %s: %w", path, err)
+		return nil, err
 	}
-	// One connection: SQLite serialises writers anyway, and one connection
-	// never deadlocks against itself.
-	db.SetMaxOpenConns(1)
 	for _, ddl := range []string{schema, policySchema} {
 		if _, err := db.ExecContext(ctx, ddl); err != nil {
 			db.Close()
@@ -141,20 +136,15 @@ func OpenReadOnly(path string) (*DB, error) {
 		}
 		return nil, fmt.Errorf("opening state database: %w", err)
 	}
-	db, err := sql.Open("sqlite", dsn(path, "ro"))
+	db, err := open(path, sqlitefile.ReadOnly)
 	if err != nil {
-		return nil, fmt.Errorf("opening state database %s: %w", path, err)
+		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	return &DB{db: db, readOnly: true}, nil
+	return &DB{db: db}, nil
 }
 
 // Close closes the database.
 func (s *DB) Close() error { return s.db.Close() }
-
-// SQL exposes the connection to packages that keep their own tables here
-// (the restart policy, backups). They must create their tables idempotently.
-func (s *DB) SQL() *sql.DB { return s.db }
 
 // hasTable reports whether the database holds the table name. Readers of
 // tables that Open did not always create (an older version's database, the

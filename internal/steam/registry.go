@@ -5,11 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
 )
 
 // ErrNotFound means the deployment has no row in Steam's service table: Steam
@@ -40,27 +39,18 @@ func NewRegistry(home Home) *Registry {
 	return &Registry{Home: home, BusyTimeout: DefaultBusyTimeout}
 }
 
-// dsn builds a modernc.org/sqlite data source name. mode=ro (or rw) never
-// creates a missing file; no pragma but busy_timeout is set, so Steam's
-// journal mode and foreign-key setting stay as Steam left them.
-func (r *Registry) dsn(mode string) string {
-	q := url.Values{}
-	q.Set("mode", mode)
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", r.BusyTimeout.Milliseconds()))
-	return "file:" + (&url.URL{Path: r.Home.DBPath()}).EscapedPath() + "?" + q.Encode()
-}
-
 func (r *Registry) open(mode string) (*sql.DB, error) {
 	// sql.Open does not touch the file; a stat first turns "no such file"
 	// into an error that says so rather than SQLite's "unable to open".
 	if _, err := os.Stat(r.Home.DBPath()); err != nil {
 		return nil, fmt.Errorf("opening Steam database: %w", err)
 	}
-	db, err := sql.Open("sqlite", r.dsn(mode))
+	// Read-only or read-write, never creating: Steam's journal mode and
+	// foreign-key setting stay as Steam left them.
+	db, err := sqlitefile.Open(r.Home.DBPath(), sqlitefile.Options{Mode: mode, BusyTimeout: r.BusyTimeout})
 	if err != nil {
-		return nil, fmt.Errorf("opening Steam database %s: %w", r.Home.DBPath(), err)
+		return nil, fmt.Errorf("opening Steam database: %w", err)
 	}
-	db.SetMaxOpenConns(1)
 	return db, nil
 }
 
@@ -88,7 +78,7 @@ LEFT JOIN project p ON p.id = s.project_id`
 // Deployments lists every row of Steam's service table, ordered by id, with
 // its model and project names and its war resolved (see Deployment.Problem).
 func (r *Registry) Deployments(ctx context.Context) ([]Deployment, error) {
-	db, err := r.open("ro")
+	db, err := r.open(sqlitefile.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +106,7 @@ func (r *Registry) Deployments(ctx context.Context) ([]Deployment, error) {
 // Deployment re-reads one deployment. It returns ErrNotFound when the row is
 // gone.
 func (r *Registry) Deployment(ctx context.Context, id int64) (Deployment, error) {
-	db, err := r.open("ro")
+	db, err := r.open(sqlitefile.ReadOnly)
 	if err != nil {
 		return Deployment{}, err
 	}
@@ -153,7 +143,7 @@ func scanDeployment(s scanner) (Deployment, error) {
 // waits for BusyTimeout, and SetPID retries until ctx ends, so a PID of a
 // process that is already serving is not lost to a passing lock.
 func (r *Registry) SetPID(ctx context.Context, id, oldPID, newPID int64) error {
-	db, err := r.open("rw")
+	db, err := r.open(sqlitefile.ReadWrite)
 	if err != nil {
 		return err
 	}

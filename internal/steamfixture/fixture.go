@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,10 +18,9 @@ import (
 	"syscall"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
 	steamoverseer "github.com/steam-overseer/steam-overseer"
 	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
@@ -57,11 +55,10 @@ func Create(dir string, opts Options) (*Fixture, error) {
 	if err := os.WriteFile(home.JettyRunner(), []byte("fake jetty-runner\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing jetty-runner.jar: %w", err)
 	}
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: home.DBPath()}).EscapedPath()+"?_pragma=busy_timeout(5000)")
+	db, err := sqlitefile.Open(home.DBPath(), sqlitefile.Options{Mode: sqlitefile.ReadWriteCreate, BusyTimeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("creating steam.db: %w", err)
 	}
-	db.SetMaxOpenConns(1)
 	schema := steamoverseer.SteamSchema
 	if opts.Lax {
 		schema = strings.NewReplacer(
