@@ -1,0 +1,157 @@
+package jettytest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
+
+// StartTimeout bounds a JVM's start in tests: about 2 s on an idle 2-core
+// machine, many times that when a dozen start at once.
+const StartTimeout = 60 * time.Second
+
+// NewHome is a steamtest home whose jetty-runner.jar is the real one and
+// whose Java is the real java: deployments added with Add and started with
+// Start (or by a remediator) run real Jetty.
+func NewHome(t testing.TB, opts ...steamfixture.Options) *steamtest.Home {
+	t.Helper()
+	k := Get(t)
+	h := steamtest.NewHome(t, opts...)
+	if err := k.Install(h.Home); err != nil {
+		t.Fatal(err)
+	}
+	h.Java = k.Java
+	return h
+}
+
+// Install lays the runner into home as var/master/assets/jetty-runner.jar.
+func (k *Kit) Install(home steam.Home) error {
+	b, err := os.ReadFile(k.Runner)
+	if err != nil {
+		return fmt.Errorf("reading jetty-runner.jar: %w", err)
+	}
+	if err := os.WriteFile(home.JettyRunner(), b, 0o644); err != nil {
+		return fmt.Errorf("installing jetty-runner.jar: %w", err)
+	}
+	return nil
+}
+
+// Add adds a deployment to h whose war is a real scoring war behaving as w.
+func Add(t testing.TB, h *steamtest.Home, s steamfixture.Spec, w War) steam.Deployment {
+	t.Helper()
+	d := h.Add(s)
+	if d.War == "" {
+		t.Fatalf("deployment %s has no war (%s)", d.Name, d.Problem)
+	}
+	if err := Get(t).WriteWar(d.War, w); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Process is a deployment's java started by a test.
+type Process struct {
+	*os.Process
+	out    *lockedBuffer
+	exited chan struct{}
+	state  *os.ProcessState
+}
+
+// ExitCode waits up to timeout for the JVM to exit and returns its code.
+func (p *Process) ExitCode(t testing.TB, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.state.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("java %d still runs after %s:\n%s", p.Pid, timeout, p.Output())
+		return 0
+	}
+}
+
+// Output is what the JVM printed so far (stdout and stderr).
+func (p *Process) Output() string { return p.out.String() }
+
+// WaitOutput waits until the JVM has printed s.
+func (p *Process) WaitOutput(t testing.TB, s string, timeout time.Duration) {
+	t.Helper()
+	steamtest.Eventually(t, timeout, fmt.Sprintf("java %d to print %q", p.Pid, s), func() bool {
+		return strings.Contains(p.Output(), s)
+	})
+}
+
+// Launch starts d's java with Steam's exact argv, in its own process group
+// and with default signal dispositions (as Steam's Go exec leaves them: a
+// java started from a shell in the background would ignore SIGINT), without
+// waiting for it. It is killed at the end of the test.
+func Launch(t testing.TB, h *steamtest.Home, d steam.Deployment) *Process {
+	t.Helper()
+	cmd := h.Command(h.Java, d)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting deployment %s: %v", d.Name, err)
+	}
+	p := &Process{Process: cmd.Process, out: out, exited: make(chan struct{})}
+	// Waited for in the background, so that a killed JVM is gone (not a
+	// zombie) as soon as it dies.
+	go func() { _ = cmd.Wait(); p.state = cmd.ProcessState; close(p.exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.exited
+	})
+	return p
+}
+
+// Start starts d as Steam does: launches it, waits until it answers /ping
+// and records its PID in the row (compare-and-set on d.PID).
+func Start(t testing.TB, h *steamtest.Home, d steam.Deployment) *Process {
+	t.Helper()
+	p := Launch(t, h, d)
+	if err := steamfixture.WaitReady(context.Background(), int(d.Port), StartTimeout); err != nil {
+		t.Fatalf("deployment %s: %v\n%s", d.Name, err, p.Output())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := steam.NewRegistry(h.Home).SetPID(ctx, d.ID, d.PID, int64(p.Pid)); err != nil {
+		t.Fatalf("recording the PID of %s: %v", d.Name, err)
+	}
+	return p
+}
+
+// Run adds a deployment behaving as w, starts it, and returns it re-read
+// with its PID.
+func Run(t testing.TB, h *steamtest.Home, s steamfixture.Spec, w War) (steam.Deployment, *Process) {
+	t.Helper()
+	d := Add(t, h, s, w)
+	p := Start(t, h, d)
+	return h.Deployment(d.ID), p
+}
+
+// lockedBuffer is a bytes.Buffer the JVM's output copiers and the test may
+// use at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,165 @@
+package jettytest_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/steam-overseer/steam-overseer/internal/jettytest"
+	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
+
+var client = &http.Client{Timeout: 2 * time.Second}
+
+func get(t *testing.T, port int, path string) (int, string, error) {
+	t.Helper()
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// A normal war on real Jetty, started with Steam's argv: it serves, procid
+// recognises it as the deployment's java, and SIGINT (Steam's stop) ends it
+// at once because Go's exec leaves SIGINT's disposition at its default.
+func TestDeploymentOnRealJetty(t *testing.T) {
+	h := jettytest.NewHome(t)
+	d, p := jettytest.Run(t, h, steamfixture.Spec{Name: "churn-gbm", LogicalName: "churn_gbm"}, jettytest.War{})
+
+	p.WaitOutput(t, "Started @", 5*time.Second)
+	for _, tc := range []struct {
+		path string
+		want string // a JSON key the answer must hold; "" for /ping
+	}{
+		{path: "/ping"},
+		{path: "/predict?x=1", want: "label"},
+		{path: "/stats", want: "startTime"},
+	} {
+		code, body, err := get(t, int(d.Port), tc.path)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("GET %s = %d %v, want 200", tc.path, code, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(body), &m); err != nil {
+			t.Fatalf("GET %s: %q is not JSON: %v", tc.path, body, err)
+		}
+		if _, ok := m[tc.want]; tc.want != "" && !ok {
+			t.Errorf("GET %s = %s, want a %q key", tc.path, body, tc.want)
+		}
+	}
+
+	// The row holds the PID and procid names it the deployment's java.
+	if int(d.PID) != p.Pid {
+		t.Fatalf("row holds PID %d, started %d", d.PID, p.Pid)
+	}
+	identity, ok := d.Identity()
+	if !ok {
+		t.Fatalf("deployment has no identity: %s", d.Problem)
+	}
+	in, err := procid.NewInspector("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := in.Inspect(p.Pid, identity); got.Status != procid.StatusRunning {
+		t.Fatalf("procid says %s (%v) of the real JVM, want running", got.Status, got.Err)
+	}
+	found, err := in.Find(identity)
+	if err != nil || len(found) != 1 || found[0].PID != p.Pid {
+		t.Fatalf("Find = %v, %v; want just PID %d", found, err, p.Pid)
+	}
+
+	// SigIgn of SIGINT would show in /proc/PID/status's SigIgn mask.
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sigIgnored(string(status), syscall.SIGINT) {
+		t.Fatalf("the JVM ignores SIGINT:\n%s", status)
+	}
+	sent := time.Now()
+	if err := p.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	steamtest.Eventually(t, 10*time.Second, "the JVM to exit on SIGINT", func() bool { return !steamtest.Alive(p.Pid) })
+	t.Logf("SIGINT → exit: %s", time.Since(sent).Round(time.Millisecond))
+}
+
+// sigIgnored reads the SigIgn mask of a /proc/PID/status.
+func sigIgnored(status string, sig syscall.Signal) bool {
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			var mask uint64
+			fmt.Sscanf(strings.TrimSpace(v), "%x", &mask)
+			return mask&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return false
+}
+
+// Each of the war's modes fails (or not) the way real Jetty does, with the
+// lines Steam and the remediator read.
+func TestModes(t *testing.T) {
+	h := jettytest.NewHome(t)
+	for _, tc := range []struct {
+		name     string
+		war      jettytest.War
+		prints   []string
+		pingCode int // 0: /ping does not answer
+	}{
+		{name: "init fails", war: jettytest.War{Mode: jettytest.ModeInitFail},
+			prints: []string{"Failed startup of context", "UNAVAILABLE", "Started @"}, pingCode: http.StatusServiceUnavailable},
+		{name: "hang", war: jettytest.War{Mode: jettytest.ModeHang}, prints: []string{"Started @"}},
+		{name: "slow start", war: jettytest.War{Mode: jettytest.ModeSlowStart, StartDelay: 3 * time.Second},
+			prints: []string{"Started @"}, pingCode: http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := jettytest.Add(t, h, steamfixture.Spec{Name: strings.ReplaceAll(tc.name, " ", "-")}, tc.war)
+			launched := time.Now()
+			p := jettytest.Launch(t, h, d)
+			for _, s := range tc.prints {
+				p.WaitOutput(t, s, jettytest.StartTimeout)
+			}
+			if tc.war.StartDelay > 0 {
+				if took := time.Since(launched); took < tc.war.StartDelay {
+					t.Errorf("Started @ after %s, before the servlet's %s init", took, tc.war.StartDelay)
+				}
+			}
+			if strings.Contains(p.Output(), "FAILED") {
+				t.Errorf("Jetty 9.4 printed FAILED:\n%s", p.Output())
+			}
+			code, _, err := get(t, int(d.Port), "/ping")
+			if code != tc.pingCode {
+				t.Errorf("/ping = %d (%v), want %d", code, err, tc.pingCode)
+			}
+			if !steamtest.Alive(p.Pid) {
+				t.Errorf("the JVM exited:\n%s", p.Output())
+			}
+		})
+	}
+}
+
+// A second java on a taken port logs Jetty's BindException and exits 1.
+func TestPortTaken(t *testing.T) {
+	h := jettytest.NewHome(t)
+	d, _ := jettytest.Run(t, h, steamfixture.Spec{Name: "first"}, jettytest.War{})
+	p := jettytest.Launch(t, h, d)
+	if code := p.ExitCode(t, jettytest.StartTimeout); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	for _, s := range []string{"Failed to bind to", "BindException: Address already in use"} {
+		if !strings.Contains(p.Output(), s) {
+			t.Errorf("no %q in the output:\n%s", s, p.Output())
+		}
+	}
+}
