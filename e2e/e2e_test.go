@@ -1,10 +1,12 @@
 // Package e2e proves steam-overseer's whole loop with the real programs:
 // the built binary's exporter and remediator, Debian's prometheus and
 // prometheus-alertmanager running the shipped rules and route, and three
-// deployments (fake scoring services started as Steam starts them) in a Steam
-// home with Steam's schema. One deployment is SIGKILLed; the test follows it
-// until it serves again under a new PID recorded in Steam's row, then runs
-// every query of the shipped dashboard against that Prometheus.
+// deployments on real Jetty (Debian's Jetty 9.4 under the real java, started
+// as Steam starts them) in a Steam home with Steam's schema. One deployment is
+// SIGKILLed, another SIGSTOPped (alive, port open, answering nothing); the
+// test follows each until it serves again under a new PID recorded in Steam's
+// row, then runs every query of the shipped dashboard against that
+// Prometheus.
 package e2e
 
 import (
@@ -34,6 +36,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
+	"github.com/steam-overseer/steam-overseer/internal/jettytest"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
@@ -57,13 +60,13 @@ func TestLoop(t *testing.T) {
 	bin := steamtest.Binary(t)
 
 	dir := t.TempDir()
-	h := steamtest.NewHome(t)
+	h := jettytest.NewHome(t)
 	var deployments []steam.Deployment
 	var processes []*os.Process
 	for _, name := range []string{"churn-gbm", "fraud-glm", "ltv-drf"} {
-		d, p := h.Run(steamfixture.Spec{Name: name, LogicalName: name})
+		d, p := jettytest.Run(t, h, steamfixture.Spec{Name: name, LogicalName: name}, jettytest.War{})
 		deployments = append(deployments, d)
-		processes = append(processes, p)
+		processes = append(processes, p.Process)
 	}
 	inspector, err := procid.NewInspector("")
 	if err != nil {
@@ -85,16 +88,19 @@ func TestLoop(t *testing.T) {
 	}
 	tokenFile := writeFile(t, filepath.Join(dir, "webhook-token"), []byte(hex.EncodeToString(token)+"\n"))
 
-	// The exporter and the remediator, from the built binary.
-	env := append(os.Environ(), "PATH="+filepath.Dir(h.Java)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	// The exporter and the remediator, from the built binary. The exporter
+	// probes every second; a deployment older than 5s is expected to answer.
+	env := os.Environ()
 	start(t, dir, "exporter", env, bin, "exporter", "--steam.home="+h.Home.Dir,
-		"--web.listen-address="+exporterAddr, "--log.level=debug")
+		"--web.listen-address="+exporterAddr, "--log.level=debug",
+		"--probe.interval=1s", "--probe.timeout=500ms", "--probe.start-grace=5s")
 	start(t, dir, "remediator", env, bin, "remediator", "--steam.home="+h.Home.Dir,
 		"--web.listen-address="+remediatorAddr, "--webhook.bearer-token-file="+tokenFile,
 		// As on a host among many: the alert's instance is this host's
 		// exporter.
 		"--webhook.match=instance="+exporterAddr,
-		"--remediate.start-timeout=20s", "--log.level=debug")
+		"--remediate.start-timeout=60s", "--java.path="+h.Java,
+		"--probe.timeout=500ms", "--probe.start-grace=5s", "--remediate.hung-after=3s", "--log.level=debug")
 
 	// People get everything but SteamDeploymentDown; here they are a
 	// recorder that must never hear of it.
@@ -156,8 +162,6 @@ func TestLoop(t *testing.T) {
 	}
 
 	prom := promAPI{base: "http://" + prometheusAddr}
-	victim, victimProcess := deployments[1], processes[1]
-	id := fmt.Sprintf("deployment_id=%q", victim.IDString())
 
 	// Before: Prometheus sees all three up, and both steam-overseer targets.
 	eventually(t, 30*time.Second, "Prometheus to see every deployment up", func() (bool, string) {
@@ -165,121 +169,31 @@ func TestLoop(t *testing.T) {
 		targets, err2 := prom.query(fmt.Sprintf(`up{job=~"%s|%s"} == 1`, dashboards.ExporterJob, dashboards.RemediatorJob))
 		return len(up) == 3 && len(targets) == 2, fmt.Sprintf("deployments up %v, targets up %v (%v %v)", up, targets, err, err2)
 	})
-	var restartsBefore float64
-	eventually(t, 30*time.Second, "Prometheus to have the victim's restart count", func() (bool, string) {
-		v, err := prom.query(`steam_deployment_restarts_total{` + id + `}`)
-		if len(v) == 1 {
-			restartsBefore = v[0].value
-		}
-		return len(v) == 1, fmt.Sprint(v, err)
-	})
-	remediatorMetrics := "http://" + remediatorAddr + "/metrics"
-	queuedBefore := counter(t, remediatorMetrics, "steam_remediator_alerts_total", "outcome", "queued")
-	acceptedBefore := counter(t, remediatorMetrics, "steam_remediator_webhook_requests_total", "code", "200")
-
-	// The kill.
+	loop := loopRun{h: h, prom: prom, inspector: inspector, exporterAddr: exporterAddr,
+		remediatorMetrics: "http://" + remediatorAddr + "/metrics"}
 	loopStart := time.Now()
-	oldPID := victimProcess.Pid
-	killed := time.Now()
-	steamtest.Kill(t, victimProcess)
-	since := func() time.Duration { return time.Since(killed).Round(time.Millisecond) }
-	t.Logf("SIGKILLed deployment %s (id %d, PID %d, port %d)", victim.Name, victim.ID, oldPID, victim.Port)
 
-	// 1. Prometheus sees it down.
-	eventually(t, 20*time.Second, "Prometheus to see the deployment down", func() (bool, string) {
-		v, err := prom.query(`steam_deployment_up{` + id + `} == 0`)
-		return len(v) == 1, fmt.Sprint(v, err)
-	})
-	t.Logf("%s: Prometheus sees steam_deployment_up 0", since())
+	// A SIGKILL: the row's PID is dead, SteamDeploymentDown fires.
+	killed := loop.heal(t, deployments[1], processes[1], syscall.SIGKILL,
+		`steam_deployment_up{%s} == 0`, "SteamDeploymentDown")
+	// A SIGSTOP: the JVM lives and holds its port but answers nothing (as
+	// in a hang or a long GC pause); the exporter's probe fails and
+	// SteamDeploymentUnresponsive fires, once the JVM is older than the
+	// probe's start grace.
+	hung := loop.heal(t, deployments[2], processes[2], syscall.SIGSTOP,
+		`steam_deployment_probe_success{%s} == 0 and on(deployment_id) steam_deployment_up == 1`, "SteamDeploymentUnresponsive")
 
-	// 2. SteamDeploymentDown fires, with the labels the remediator acts on.
-	var fired promAlert
-	eventuallyEvery(t, 20*time.Second, 50*time.Millisecond, "SteamDeploymentDown to fire", func() (bool, string) {
-		alerts, err := prom.alerts()
-		for _, a := range alerts {
-			if a.Labels["alertname"] == "SteamDeploymentDown" && a.Labels["deployment_id"] == victim.IDString() && a.State == "firing" {
-				fired = a
-				return true, ""
-			}
-		}
-		return false, fmt.Sprint(alerts, err)
-	})
-	if fired.Labels["deployment"] != victim.Name || fired.Labels["instance"] != exporterAddr {
-		t.Errorf("SteamDeploymentDown labels %v, want deployment %s and instance %s", fired.Labels, victim.Name, exporterAddr)
-	}
-	t.Logf("%s: SteamDeploymentDown fires (active since %s)", since(), fired.ActiveAt.Sub(killed).Round(time.Millisecond))
-
-	// 3. Alertmanager calls the remediator's webhook, which queues it.
-	eventually(t, 20*time.Second, "Alertmanager to deliver the alert to the remediator", func() (bool, string) {
-		queued := counter(t, remediatorMetrics, "steam_remediator_alerts_total", "outcome", "queued")
-		accepted := counter(t, remediatorMetrics, "steam_remediator_webhook_requests_total", "code", "200")
-		return queued > queuedBefore && accepted > acceptedBefore, fmt.Sprintf("queued %v, 200s %v", queued, accepted)
-	})
-	t.Logf("%s: the remediator accepted the webhook and queued the alert", since())
-
-	// 4. The deployment is back and serving.
-	ping := fmt.Sprintf("http://127.0.0.1:%d/ping", victim.Port)
-	eventuallyEvery(t, 30*time.Second, 20*time.Millisecond, "the deployment to serve /ping again", func() (bool, string) {
-		code, err := httpGet(ping)
-		return code == http.StatusOK, fmt.Sprint(code, err)
-	})
-	serving := time.Since(killed)
-	t.Logf("%s: the deployment serves /ping again", since())
-
-	// 5. Its new PID is in Steam's row: not the killed one, alive, its java,
-	// and the process listening on its port.
+	// The other one was never touched.
 	registry := steam.NewRegistry(h.Home)
-	var newPID int
-	eventually(t, 20*time.Second, "the new PID in Steam's service row", func() (bool, string) {
-		d, err := registry.Deployment(context.Background(), victim.ID)
-		if err != nil {
-			return false, err.Error()
-		}
-		newPID = int(d.PID)
-		return newPID > 0 && newPID != oldPID, fmt.Sprintf("process_id %d", d.PID)
-	})
-	identity, ok := victim.Identity()
-	if !ok {
-		t.Fatalf("deployment %s has no identity", victim.Name)
-	}
-	if p := inspector.Inspect(newPID, identity); p.Status != procid.StatusRunning {
-		t.Fatalf("new PID %d in the row is %s, not the deployment's running java", newPID, p.Status)
-	}
-	listeners, err := procid.ListenerPIDs(context.Background(), int(victim.Port))
+	now, err := registry.Deployment(context.Background(), deployments[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(listeners, newPID) {
-		t.Fatalf("port %d is served by %v, not by the PID %d in the row", victim.Port, listeners, newPID)
-	}
-	t.Logf("%s: Steam's row holds the new PID %d (was %d)", since(), newPID, oldPID)
-
-	// 6. Prometheus sees it up again, restarted once more.
-	eventually(t, 20*time.Second, "steam_deployment_up to return to 1", func() (bool, string) {
-		v, err := prom.query(`steam_deployment_up{` + id + `} == 1`)
-		return len(v) == 1, fmt.Sprint(v, err)
-	})
-	eventually(t, 20*time.Second, "steam_deployment_restarts_total to go up", func() (bool, string) {
-		v, err := prom.query(`steam_deployment_restarts_total{` + id + `}`)
-		return len(v) == 1 && v[0].value > restartsBefore, fmt.Sprint(v, err)
-	})
-	t.Logf("%s: Prometheus sees steam_deployment_up 1 and the restart counted", since())
-
-	// The others were never touched.
-	for i, d := range deployments {
-		if d.ID == victim.ID {
-			continue
-		}
-		now, err := registry.Deployment(context.Background(), d.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if int(now.PID) != processes[i].Pid || syscall.Kill(processes[i].Pid, 0) != nil {
-			t.Errorf("deployment %s: row PID %d, started as %d: it was touched", d.Name, now.PID, processes[i].Pid)
-		}
+	if int(now.PID) != processes[0].Pid || !steamtest.Alive(processes[0].Pid) {
+		t.Errorf("deployment %s: row PID %d, started as %d: it was touched", now.Name, now.PID, processes[0].Pid)
 	}
 
-	t.Logf("kill → serving: %s", serving.Round(time.Millisecond))
+	t.Logf("kill → serving: %s; hang → serving: %s", killed.Round(time.Millisecond), hung.Round(time.Millisecond))
 
 	// Every query of the dashboard returns data from this Prometheus.
 	t.Run("dashboard queries", func(t *testing.T) {
@@ -604,4 +518,126 @@ func (r *recorder) alertnames() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.names)
+}
+
+// loopRun is what TestLoop's faults are followed through.
+type loopRun struct {
+	h                 *steamtest.Home
+	prom              promAPI
+	inspector         *procid.Inspector
+	exporterAddr      string
+	remediatorMetrics string
+}
+
+// heal sends sig to victim's java and follows the loop step by step until
+// the deployment serves again under a new PID in Steam's row: Prometheus
+// sees the fault (downQuery, a format taking the deployment_id matcher),
+// alertname fires, Alertmanager delivers it, the remediator restarts the
+// deployment. It returns the time from the signal to serving.
+func (l loopRun) heal(t *testing.T, victim steam.Deployment, victimProcess *os.Process, sig syscall.Signal,
+	downQuery, alertname string) time.Duration {
+	t.Helper()
+	id := fmt.Sprintf("deployment_id=%q", victim.IDString())
+	var restartsBefore float64
+	eventually(t, 30*time.Second, "Prometheus to have the victim's restart count", func() (bool, string) {
+		v, err := l.prom.query(`steam_deployment_restarts_total{` + id + `}`)
+		if len(v) == 1 {
+			restartsBefore = v[0].value
+		}
+		return len(v) == 1, fmt.Sprint(v, err)
+	})
+	queuedBefore := counter(t, l.remediatorMetrics, "steam_remediator_alerts_total", "outcome", "queued")
+	acceptedBefore := counter(t, l.remediatorMetrics, "steam_remediator_webhook_requests_total", "code", "200")
+
+	oldPID := victimProcess.Pid
+	faulted := time.Now()
+	if err := victimProcess.Signal(sig); err != nil {
+		t.Fatalf("sending %s to %d: %v", sig, oldPID, err)
+	}
+	since := func() time.Duration { return time.Since(faulted).Round(time.Millisecond) }
+	t.Logf("sent %s to deployment %s (id %d, PID %d, port %d)", sig, victim.Name, victim.ID, oldPID, victim.Port)
+
+	// 1. Prometheus sees the fault.
+	eventually(t, 30*time.Second, "Prometheus to see "+downQuery, func() (bool, string) {
+		v, err := l.prom.query(fmt.Sprintf(downQuery, id))
+		return len(v) == 1, fmt.Sprint(v, err)
+	})
+	t.Logf("%s: Prometheus sees %s", since(), fmt.Sprintf(downQuery, id))
+
+	// 2. The alert fires, with the labels the remediator acts on.
+	var fired promAlert
+	eventuallyEvery(t, 30*time.Second, 50*time.Millisecond, alertname+" to fire", func() (bool, string) {
+		alerts, err := l.prom.alerts()
+		for _, a := range alerts {
+			if a.Labels["alertname"] == alertname && a.Labels["deployment_id"] == victim.IDString() && a.State == "firing" {
+				fired = a
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(alerts, err)
+	})
+	if fired.Labels["deployment"] != victim.Name || fired.Labels["instance"] != l.exporterAddr {
+		t.Errorf("%s labels %v, want deployment %s and instance %s", alertname, fired.Labels, victim.Name, l.exporterAddr)
+	}
+	t.Logf("%s: %s fires (active since %s)", since(), alertname, fired.ActiveAt.Sub(faulted).Round(time.Millisecond))
+
+	// 3. Alertmanager calls the remediator's webhook, which queues it.
+	eventually(t, 20*time.Second, "Alertmanager to deliver the alert to the remediator", func() (bool, string) {
+		queued := counter(t, l.remediatorMetrics, "steam_remediator_alerts_total", "outcome", "queued")
+		accepted := counter(t, l.remediatorMetrics, "steam_remediator_webhook_requests_total", "code", "200")
+		return queued > queuedBefore && accepted > acceptedBefore, fmt.Sprintf("queued %v, 200s %v", queued, accepted)
+	})
+	t.Logf("%s: the remediator accepted the webhook and queued the alert", since())
+
+	// 4. The deployment is back and serving.
+	ping := fmt.Sprintf("http://127.0.0.1:%d/ping", victim.Port)
+	eventuallyEvery(t, 60*time.Second, 20*time.Millisecond, "the deployment to serve /ping again", func() (bool, string) {
+		code, err := httpGet(ping)
+		return code == http.StatusOK, fmt.Sprint(code, err)
+	})
+	serving := time.Since(faulted)
+	t.Logf("%s: the deployment serves /ping again", since())
+
+	// 5. Its new PID is in Steam's row: not the old one, alive, its java,
+	// and the process listening on its port. The old one is gone.
+	registry := steam.NewRegistry(l.h.Home)
+	var newPID int
+	eventually(t, 20*time.Second, "the new PID in Steam's service row", func() (bool, string) {
+		d, err := registry.Deployment(context.Background(), victim.ID)
+		if err != nil {
+			return false, err.Error()
+		}
+		newPID = int(d.PID)
+		return newPID > 0 && newPID != oldPID, fmt.Sprintf("process_id %d", d.PID)
+	})
+	identity, ok := victim.Identity()
+	if !ok {
+		t.Fatalf("deployment %s has no identity", victim.Name)
+	}
+	if p := l.inspector.Inspect(newPID, identity); p.Status != procid.StatusRunning {
+		t.Fatalf("new PID %d in the row is %s, not the deployment's running java", newPID, p.Status)
+	}
+	listeners, err := procid.ListenerPIDs(context.Background(), int(victim.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(listeners, newPID) {
+		t.Fatalf("port %d is served by %v, not by the PID %d in the row", victim.Port, listeners, newPID)
+	}
+	if steamtest.Alive(oldPID) {
+		t.Fatalf("the old java %d still lives beside the new %d", oldPID, newPID)
+	}
+	t.Logf("%s: Steam's row holds the new PID %d (was %d)", since(), newPID, oldPID)
+
+	// 6. Prometheus sees it up again, restarted once more.
+	eventually(t, 20*time.Second, "steam_deployment_up to return to 1", func() (bool, string) {
+		v, err := l.prom.query(`steam_deployment_up{` + id + `} == 1`)
+		return len(v) == 1, fmt.Sprint(v, err)
+	})
+	eventually(t, 20*time.Second, "steam_deployment_restarts_total to go up", func() (bool, string) {
+		v, err := l.prom.query(`steam_deployment_restarts_total{` + id + `}`)
+		return len(v) == 1 && v[0].value > restartsBefore, fmt.Sprint(v, err)
+	})
+	t.Logf("%s: Prometheus sees steam_deployment_up 1 and the restart counted", since())
+	return serving
 }
