@@ -304,33 +304,89 @@ type dashboardPanel struct {
 	Panels []dashboardPanel `json:"panels"`
 }
 
-// start runs a program for the rest of the test, its output in a log file
-// that is shown when the test fails; it is SIGKILLed and waited for at the
-// end.
-func start(t *testing.T, dir, name string, env []string, args ...string) {
+// start runs a program for the rest of the test (see service).
+func start(t *testing.T, dir, name string, env []string, args ...string) *service {
 	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	log, err := os.Create(logPath)
-	if err != nil {
+	s := newService(t, dir, name, env, args...)
+	if err := s.start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { log.Close() })
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = env
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	steamtest.Reap(t, cmd)
+	return s
+}
+
+// service is a program the test runs, which it may kill and start again
+// (the chaos run does): its output goes to a log file that is shown when the
+// test fails; it is SIGKILLed and waited for at the end.
+type service struct {
+	name, logPath string
+	args, env     []string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func newService(t *testing.T, dir, name string, env []string, args ...string) *service {
+	s := &service{name: name, logPath: filepath.Join(dir, name+".log"), args: args, env: env}
 	t.Cleanup(func() {
+		s.kill()
 		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
+			out, _ := os.ReadFile(s.logPath)
 			if len(out) > 8000 {
 				out = out[len(out)-8000:]
 			}
 			t.Logf("---- %s (%s) log tail ----\n%s", name, strings.Join(args, " "), out)
 		}
 	})
+	return s
+}
+
+// start starts the program, its output appended to its log.
+func (s *service) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	log, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	cmd := exec.Command(s.args[0], s.args[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = s.env
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", s.name, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s.cmd, s.exited = cmd, exited
+	return nil
+}
+
+// kill SIGKILLs the program, if it runs, and waits until it is gone.
+func (s *service) kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+	s.cmd = nil
+}
+
+// pid is the running program's PID, 0 when it is not running.
+func (s *service) pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	select {
+	case <-s.exited:
+		return 0
+	default:
+		return s.cmd.Process.Pid
+	}
 }
 
 func writeFile(t *testing.T, path string, data []byte) string {
@@ -375,9 +431,10 @@ func httpGet(u string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// counter reads the value of one counter series from a /metrics page; 0
-// when the series does not exist yet.
-func counter(t *testing.T, metricsURL, name, label, value string) float64 {
+// metricSum adds up the counter or gauge series of name on a /metrics page
+// whose label has value (every series when label is ""); 0 when there are
+// none yet.
+func metricSum(t *testing.T, metricsURL, name, label, value string) float64 {
 	t.Helper()
 	resp, err := client.Get(metricsURL)
 	if err != nil {
@@ -391,10 +448,12 @@ func counter(t *testing.T, metricsURL, name, label, value string) float64 {
 	}
 	var sum float64
 	for _, m := range families[name].GetMetric() {
+		matches := label == ""
 		for _, l := range m.GetLabel() {
-			if l.GetName() == label && l.GetValue() == value {
-				sum += m.GetCounter().GetValue()
-			}
+			matches = matches || l.GetName() == label && l.GetValue() == value
+		}
+		if matches {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return sum
@@ -546,8 +605,8 @@ func (l loopRun) heal(t *testing.T, victim steam.Deployment, victimProcess *os.P
 		}
 		return len(v) == 1, fmt.Sprint(v, err)
 	})
-	queuedBefore := counter(t, l.remediatorMetrics, "steam_remediator_alerts_total", "outcome", "queued")
-	acceptedBefore := counter(t, l.remediatorMetrics, "steam_remediator_webhook_requests_total", "code", "200")
+	queuedBefore := metricSum(t, l.remediatorMetrics, "steam_remediator_alerts_total", "outcome", "queued")
+	acceptedBefore := metricSum(t, l.remediatorMetrics, "steam_remediator_webhook_requests_total", "code", "200")
 
 	oldPID := victimProcess.Pid
 	faulted := time.Now()
@@ -583,8 +642,8 @@ func (l loopRun) heal(t *testing.T, victim steam.Deployment, victimProcess *os.P
 
 	// 3. Alertmanager calls the remediator's webhook, which queues it.
 	eventually(t, 20*time.Second, "Alertmanager to deliver the alert to the remediator", func() (bool, string) {
-		queued := counter(t, l.remediatorMetrics, "steam_remediator_alerts_total", "outcome", "queued")
-		accepted := counter(t, l.remediatorMetrics, "steam_remediator_webhook_requests_total", "code", "200")
+		queued := metricSum(t, l.remediatorMetrics, "steam_remediator_alerts_total", "outcome", "queued")
+		accepted := metricSum(t, l.remediatorMetrics, "steam_remediator_webhook_requests_total", "code", "200")
 		return queued > queuedBefore && accepted > acceptedBefore, fmt.Sprintf("queued %v, 200s %v", queued, accepted)
 	})
 	t.Logf("%s: the remediator accepted the webhook and queued the alert", since())

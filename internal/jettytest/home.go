@@ -117,6 +117,15 @@ func Launch(t testing.TB, h *steamtest.Home, d steam.Deployment) *Process {
 func Start(t testing.TB, h *steamtest.Home, d steam.Deployment) *Process {
 	t.Helper()
 	p := Launch(t, h, d)
+	p.Record(t, h, d)
+	return p
+}
+
+// Record waits until the launched java of d answers /ping and records its
+// PID in the row (compare-and-set on d.PID), as Steam does once a
+// deployment is up.
+func (p *Process) Record(t testing.TB, h *steamtest.Home, d steam.Deployment) {
+	t.Helper()
 	if err := steamfixture.WaitReady(context.Background(), int(d.Port), StartTimeout); err != nil {
 		t.Fatalf("deployment %s: %v\n%s", d.Name, err, p.Output())
 	}
@@ -125,7 +134,6 @@ func Start(t testing.TB, h *steamtest.Home, d steam.Deployment) *Process {
 	if err := steam.NewRegistry(h.Home).SetPID(ctx, d.ID, d.PID, int64(p.Pid)); err != nil {
 		t.Fatalf("recording the PID of %s: %v", d.Name, err)
 	}
-	return p
 }
 
 // Run adds a deployment behaving as w, starts it, and returns it re-read
