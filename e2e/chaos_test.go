@@ -21,9 +21,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	mathrand "math/rand"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,7 +126,7 @@ type chaosRun struct {
 	hosts     []*chaosHost
 	ams       []*service
 	inspector *procid.Inspector
-	watchers  sync.WaitGroup
+	watchers  sync.WaitGroup // fault watchers and pending restarts
 
 	mu         sync.Mutex
 	faults     []*chaosFault
@@ -237,20 +237,7 @@ func TestChaos(t *testing.T) {
 
 	// Two Alertmanagers in one cluster, each told of the other; both get
 	// every alert from Prometheus and both notify both remediators' webhook.
-	operators := newRecorder()
-	operatorsServer := httptest.NewServer(operators)
-	t.Cleanup(operatorsServer.Close)
-	amConfig, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, dashboards.AlertmanagerOverrides{
-		RemediatorURL:   "http://" + c.hosts[0].remediatorAddr + "/webhook",
-		CredentialsFile: tokenFile,
-		OperatorsURL:    operatorsServer.URL,
-		GroupWait:       time.Second,
-		GroupInterval:   2 * time.Second,
-		RepeatInterval:  20 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	amConfig, _ := alertmanagerConfig(t, "http://"+c.hosts[0].remediatorAddr+"/webhook", tokenFile)
 	amConfig = addRemediator(t, amConfig, "http://"+c.hosts[1].remediatorAddr+"/webhook")
 	amConfigFile := writeFile(t, filepath.Join(dir, "alertmanager.yml"), amConfig)
 	amAddrs := []string{addr(), addr()}
@@ -266,20 +253,11 @@ func TestChaos(t *testing.T) {
 
 	// One Prometheus for both hosts, with the shipped rules and
 	// configuration, both exporters and remediators as targets.
-	rules, err := dashboards.ShortenHolds(dashboards.AlertRules, holdFactor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "alerts.yml"), rules)
-	promConfig, err := dashboards.AdaptPrometheusConfig(dashboards.PrometheusConfig, dashboards.PrometheusOverrides{
+	promConfig, rules := prometheusConfig(t, dir, dashboards.PrometheusOverrides{
 		ExporterAddr:     c.hosts[0].exporterAddr,
 		RemediatorAddr:   c.hosts[0].remediatorAddr,
 		AlertmanagerAddr: amAddrs[0],
-		Interval:         interval,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	promConfig = []byte(strings.NewReplacer(
 		quote(c.hosts[0].exporterAddr), quote(c.hosts[0].exporterAddr)+", "+quote(c.hosts[1].exporterAddr),
 		quote(c.hosts[0].remediatorAddr), quote(c.hosts[0].remediatorAddr)+", "+quote(c.hosts[1].remediatorAddr),
@@ -291,25 +269,16 @@ func TestChaos(t *testing.T) {
 		"--storage.tsdb.path="+filepath.Join(dir, "prometheus-data"),
 		"--web.listen-address="+prometheusAddr)
 
-	var ready []string
+	ready := []string{"http://" + prometheusAddr + "/-/ready"}
 	for _, hst := range c.hosts {
 		ready = append(ready, "http://"+hst.exporterAddr+"/metrics", "http://"+hst.remediatorAddr+"/-/ready")
 	}
 	for _, a := range amAddrs {
 		ready = append(ready, "http://"+a+"/-/ready")
 	}
-	for _, u := range append(ready, "http://"+prometheusAddr+"/-/ready") {
-		eventually(t, 60*time.Second, u+" to answer 200", func() (bool, string) {
-			code, err := httpGet(u)
-			return code == http.StatusOK, fmt.Sprint(code, err)
-		})
-	}
+	waitOK(t, ready...)
 	prom := promAPI{base: "http://" + prometheusAddr}
-	eventually(t, 60*time.Second, "Prometheus to see every deployment up and all four targets", func() (bool, string) {
-		up, err := prom.query(`steam_deployment_up == 1`)
-		targets, err2 := prom.query(fmt.Sprintf(`up{job=~"%s|%s"} == 1`, dashboards.ExporterJob, dashboards.RemediatorJob))
-		return len(up) == len(all) && len(targets) == 4, fmt.Sprintf("%d up, %d targets (%v %v)", len(up), len(targets), err, err2)
-	})
+	prom.waitUp(t, len(all), 2*len(c.hosts))
 	eventually(t, 60*time.Second, "the Alertmanager cluster to form", func() (bool, string) {
 		var body struct {
 			Cluster struct {
@@ -340,9 +309,10 @@ func TestChaos(t *testing.T) {
 			c.recordRSS(s, "VmHWM:")
 		}
 	}
-	var dbs []string
+	dbs := map[string]string{} // label → path
 	for _, hst := range c.hosts {
-		dbs = append(dbs, hst.home.Home.DBPath(), filepath.Join(filepath.Dir(hst.home.Home.DBPath()), "steam-overseer.db"))
+		dbs[hst.name+"/steam.db"] = hst.home.Home.DBPath()
+		dbs[hst.name+"/steam-overseer.db"] = filepath.Join(filepath.Dir(hst.home.Home.DBPath()), "steam-overseer.db")
 	}
 	c.report(seed, gaveUp, dbs, rules)
 }
@@ -413,7 +383,9 @@ func (c *chaosRun) injectOne(kind string, amAddrs []string) bool {
 		hst := c.hosts[c.rng.Intn(len(c.hosts))]
 		hst.remediator.kill()
 		f := c.signal(kind, hst, 1, syscall.SIGKILL)
+		c.watchers.Add(1) // the run ends after the restart
 		time.AfterFunc(chaosRemediatorDown, func() {
+			defer c.watchers.Done()
 			if err := hst.remediator.start(); err != nil {
 				t.Errorf("restarting %s: %v", hst.remediator.name, err)
 			}
@@ -427,7 +399,9 @@ func (c *chaosRun) injectOne(kind string, amAddrs []string) bool {
 		c.mu.Unlock()
 		c.ams[i].kill()
 		f := c.signal(kind, nil, 1, syscall.SIGKILL)
+		c.watchers.Add(1)
 		time.AfterFunc(chaosAMOutage, func() {
+			defer c.watchers.Done()
 			if err := c.ams[i].start(); err != nil {
 				t.Errorf("restarting %s: %v", c.ams[i].name, err)
 			}
@@ -653,6 +627,7 @@ func (c *chaosRun) sample(stop <-chan struct{}) {
 		javas := javasByWar()
 		c.mu.Lock()
 		reboot := c.reboot
+		rebooting := reboot != nil && reboot.healed.IsZero()
 		c.mu.Unlock()
 		for _, hst := range c.hosts {
 			starting := 0
@@ -664,7 +639,7 @@ func (c *chaosRun) sample(stop <-chan struct{}) {
 						time.Now().Format(time.TimeOnly), cd.d.Name, pids))
 					c.mu.Unlock()
 				}
-				if reboot != nil && reboot.healed.IsZero() && slices.Contains(reboot.targets, cd) {
+				if rebooting && slices.Contains(reboot.targets, cd) {
 					starting += c.startingJavas(cd, pids)
 				}
 			}
@@ -746,7 +721,7 @@ func javasByWar() map[string][]int {
 
 // report writes the run's figures and fails the test on any unhealed
 // fault, duplicate, foreign signal or damaged database.
-func (c *chaosRun) report(seed int64, gaveUp float64, dbs []string, rules []byte) {
+func (c *chaosRun) report(seed int64, gaveUp float64, dbs map[string]string, rules []byte) {
 	t := c.t
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -828,9 +803,11 @@ func (c *chaosRun) report(seed int64, gaveUp float64, dbs []string, rules []byte
 	if gaveUp > 0 {
 		t.Errorf("%v deployments given up", gaveUp)
 	}
-	for _, path := range dbs {
+	labels := slices.Sorted(maps.Keys(dbs))
+	for _, label := range labels {
+		path := dbs[label]
 		verdict := integrity(path)
-		p("PRAGMA integrity_check %s: %s", filepath.Join(filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(path))))), filepath.Base(path)), verdict)
+		p("PRAGMA integrity_check %s: %s", label, verdict)
 		if verdict != "ok" {
 			t.Errorf("%s: integrity_check %s", path, verdict)
 		}
@@ -911,48 +888,38 @@ func holdOf(t *testing.T, rules []byte, alertname string) time.Duration {
 // addRemediator adds a second webhook to the remediator receiver: every
 // host's remediator gets every notification and acts on its own host's.
 func addRemediator(t *testing.T, config []byte, url string) []byte {
-	var file yaml.MapSlice
+	var file struct {
+		Receivers []struct {
+			Name     string          `yaml:"name"`
+			Webhooks []yaml.MapSlice `yaml:"webhook_configs,omitempty"`
+			Rest     map[string]any  `yaml:",inline"`
+		} `yaml:"receivers"`
+		Rest map[string]any `yaml:",inline"`
+	}
 	if err := yaml.Unmarshal(config, &file); err != nil {
 		t.Fatal(err)
 	}
-	receivers, _ := lookup(file, "receivers").([]any)
-	for i, r := range receivers {
-		receiver, _ := r.(yaml.MapSlice)
-		if lookup(receiver, "name") != dashboards.RemediatorReceiver {
+	added := false
+	for i, r := range file.Receivers {
+		if r.Name != dashboards.RemediatorReceiver || len(r.Webhooks) != 1 {
 			continue
 		}
-		for j, item := range receiver {
-			hooks, ok := item.Value.([]any)
-			if item.Key != "webhook_configs" || !ok || len(hooks) != 1 {
-				continue
+		hook := slices.Clone(r.Webhooks[0])
+		for k := range hook {
+			if hook[k].Key == "url" {
+				hook[k].Value, added = url, true
 			}
-			hook := slices.Clone(hooks[0].(yaml.MapSlice))
-			for k := range hook {
-				if hook[k].Key == "url" {
-					hook[k].Value = url
-				}
-			}
-			receiver[j].Value = append(hooks, hook)
-			receivers[i] = receiver
-			out, err := yaml.Marshal(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return out
 		}
+		file.Receivers[i].Webhooks = append(r.Webhooks, hook)
 	}
-	t.Fatalf("no %s receiver with one webhook in\n%s", dashboards.RemediatorReceiver, config)
-	return nil
-}
-
-func lookup(m any, key string) any {
-	ms, _ := m.(yaml.MapSlice)
-	for _, item := range ms {
-		if item.Key == key {
-			return item.Value
-		}
+	if !added {
+		t.Fatalf("no %s receiver with one webhook and its url in\n%s", dashboards.RemediatorReceiver, config)
 	}
-	return nil
+	out, err := yaml.Marshal(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func quote(s string) string { return `"` + s + `"` }
@@ -964,4 +931,33 @@ func getJSON(u string, v any) error {
 	}
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// The HA pair's configuration is the shipped one with a webhook per host,
+// and Alertmanager accepts it.
+func TestAddRemediator(t *testing.T) {
+	amtool := steamtest.RequireTool(t, "amtool")
+	config, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, dashboards.AlertmanagerOverrides{
+		RemediatorURL: "http://127.0.0.1:1/webhook", CredentialsFile: "/dev/null"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := addRemediator(t, config, "http://127.0.0.1:2/webhook")
+	path := writeFile(t, filepath.Join(t.TempDir(), "alertmanager.yml"), out)
+	if b, err := exec.Command(amtool, "check-config", path).CombinedOutput(); err != nil {
+		t.Fatalf("amtool check-config: %v\n%s\n%s", err, b, out)
+	}
+	for _, tc := range []struct {
+		s    string
+		want int
+	}{
+		{s: "url: http://127.0.0.1:1/webhook", want: 1},
+		{s: "url: http://127.0.0.1:2/webhook", want: 1},
+		{s: "credentials_file: /dev/null", want: 2}, // each webhook sends the token
+		{s: "group_wait:", want: 2},                 // the routes are kept
+	} {
+		if got := strings.Count(string(out), tc.s); got != tc.want {
+			t.Errorf("%q %d times, want %d, in\n%s", tc.s, got, tc.want, out)
+		}
+	}
 }

@@ -102,26 +102,10 @@ func TestLoop(t *testing.T) {
 		"--remediate.start-timeout=60s", "--java.path="+h.Java,
 		"--probe.timeout=500ms", "--probe.start-grace=5s", "--remediate.hung-after=3s", "--log.level=debug")
 
-	// People get everything but SteamDeploymentDown; here they are a
-	// recorder that must never hear of it.
-	operators := newRecorder()
-	operatorsServer := httptest.NewServer(operators)
-	t.Cleanup(operatorsServer.Close)
-
 	// Alertmanager with the shipped route: same receivers, matchers,
 	// grouping, send_resolved and bearer token file; only the addresses and
 	// timers change.
-	amConfig, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, dashboards.AlertmanagerOverrides{
-		RemediatorURL:   "http://" + remediatorAddr + "/webhook",
-		CredentialsFile: tokenFile,
-		OperatorsURL:    operatorsServer.URL,
-		GroupWait:       time.Second,
-		GroupInterval:   2 * time.Second,
-		RepeatInterval:  20 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	amConfig, operators := alertmanagerConfig(t, "http://"+remediatorAddr+"/webhook", tokenFile)
 	start(t, dir, "alertmanager", nil, alertmanagerBin,
 		"--config.file="+writeFile(t, filepath.Join(dir, "alertmanager.yml"), amConfig),
 		"--storage.path="+filepath.Join(dir, "alertmanager-data"),
@@ -130,45 +114,22 @@ func TestLoop(t *testing.T) {
 
 	// Prometheus with the shipped configuration and rules: only addresses,
 	// intervals and hold times change.
-	rules, err := dashboards.ShortenHolds(dashboards.AlertRules, holdFactor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "alerts.yml"), rules)
-	promConfig, err := dashboards.AdaptPrometheusConfig(dashboards.PrometheusConfig, dashboards.PrometheusOverrides{
+	promConfig, _ := prometheusConfig(t, dir, dashboards.PrometheusOverrides{
 		ExporterAddr:     exporterAddr,
 		RemediatorAddr:   remediatorAddr,
 		AlertmanagerAddr: alertmanagerAddr,
-		Interval:         interval,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	start(t, dir, "prometheus", nil, prometheusBin,
 		"--config.file="+writeFile(t, filepath.Join(dir, "prometheus.yml"), promConfig),
 		"--storage.tsdb.path="+filepath.Join(dir, "prometheus-data"),
 		"--web.listen-address="+prometheusAddr)
 
-	for _, u := range []string{
-		"http://" + exporterAddr + "/metrics",
-		"http://" + remediatorAddr + "/-/ready",
-		"http://" + alertmanagerAddr + "/-/ready",
-		"http://" + prometheusAddr + "/-/ready",
-	} {
-		eventually(t, 30*time.Second, u+" to answer 200", func() (bool, string) {
-			code, err := httpGet(u)
-			return code == http.StatusOK, fmt.Sprint(code, err)
-		})
-	}
-
-	prom := promAPI{base: "http://" + prometheusAddr}
+	waitOK(t, "http://"+exporterAddr+"/metrics", "http://"+remediatorAddr+"/-/ready",
+		"http://"+alertmanagerAddr+"/-/ready", "http://"+prometheusAddr+"/-/ready")
 
 	// Before: Prometheus sees all three up, and both steam-overseer targets.
-	eventually(t, 30*time.Second, "Prometheus to see every deployment up", func() (bool, string) {
-		up, err := prom.query(`steam_deployment_up == 1`)
-		targets, err2 := prom.query(fmt.Sprintf(`up{job=~"%s|%s"} == 1`, dashboards.ExporterJob, dashboards.RemediatorJob))
-		return len(up) == 3 && len(targets) == 2, fmt.Sprintf("deployments up %v, targets up %v (%v %v)", up, targets, err, err2)
-	})
+	prom := promAPI{base: "http://" + prometheusAddr}
+	prom.waitUp(t, 3, 2)
 	loop := loopRun{h: h, prom: prom, inspector: inspector, exporterAddr: exporterAddr,
 		remediatorMetrics: "http://" + remediatorAddr + "/metrics"}
 	loopStart := time.Now()
@@ -387,6 +348,69 @@ func (s *service) pid() int {
 	default:
 		return s.cmd.Process.Pid
 	}
+}
+
+// alertmanagerConfig is the shipped alertmanager.yml with the remediator's
+// webhook at remediatorURL and the test's timers. People get every alert
+// but the remediator's; here they are a recorder, returned.
+func alertmanagerConfig(t *testing.T, remediatorURL, tokenFile string) ([]byte, *recorder) {
+	t.Helper()
+	operators := newRecorder()
+	operatorsServer := httptest.NewServer(operators)
+	t.Cleanup(operatorsServer.Close)
+	config, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, dashboards.AlertmanagerOverrides{
+		RemediatorURL:   remediatorURL,
+		CredentialsFile: tokenFile,
+		OperatorsURL:    operatorsServer.URL,
+		GroupWait:       time.Second,
+		GroupInterval:   2 * time.Second,
+		RepeatInterval:  20 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config, operators
+}
+
+// prometheusConfig writes the shipped rules, holds shortened by holdFactor,
+// into dir as alerts.yml and returns the shipped prometheus.yml with o's
+// addresses and the test's interval, and the rules.
+func prometheusConfig(t *testing.T, dir string, o dashboards.PrometheusOverrides) (config, rules []byte) {
+	t.Helper()
+	rules, err := dashboards.ShortenHolds(dashboards.AlertRules, holdFactor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "alerts.yml"), rules)
+	o.Interval = interval
+	config, err = dashboards.AdaptPrometheusConfig(dashboards.PrometheusConfig, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config, rules
+}
+
+// waitOK waits until every URL answers 200.
+func waitOK(t *testing.T, urls ...string) {
+	t.Helper()
+	for _, u := range urls {
+		eventually(t, 60*time.Second, u+" to answer 200", func() (bool, string) {
+			code, err := httpGet(u)
+			return code == http.StatusOK, fmt.Sprint(code, err)
+		})
+	}
+}
+
+// waitUp waits until Prometheus sees this many deployments up and
+// steam-overseer targets (exporters and remediators) up.
+func (p promAPI) waitUp(t *testing.T, deployments, targets int) {
+	t.Helper()
+	eventually(t, 60*time.Second, "Prometheus to see every deployment and target up", func() (bool, string) {
+		up, err := p.query(`steam_deployment_up == 1`)
+		ts, err2 := p.query(fmt.Sprintf(`up{job=~"%s|%s"} == 1`, dashboards.ExporterJob, dashboards.RemediatorJob))
+		return len(up) == deployments && len(ts) == targets,
+			fmt.Sprintf("%d deployments up, %d targets up (%v %v)", len(up), len(ts), err, err2)
+	})
 }
 
 func writeFile(t *testing.T, path string, data []byte) string {
