@@ -1,11 +1,14 @@
 package jettytest_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -161,5 +164,45 @@ func TestPortTaken(t *testing.T) {
 		if !strings.Contains(p.Output(), s) {
 			t.Errorf("no %q in the output:\n%s", s, p.Output())
 		}
+	}
+}
+
+// The trap the tests avoid: a java started in the background by a
+// non-interactive shell (as in `java -jar ... &` from a script) has SIGINT
+// ignored, and the JVM keeps it so: Steam's SIGINTs would not stop it. Go's
+// exec, Steam's and the tests', leaves SIGINT at its default.
+func TestShellBackgroundIgnoresSIGINT(t *testing.T) {
+	h := jettytest.NewHome(t)
+	d := jettytest.Add(t, h, steamfixture.Spec{Name: "from-a-shell"}, jettytest.War{})
+	cmd := h.Command(h.Java, d)
+	// The argv goes to sh as its positional parameters: no command is built
+	// from text.
+	sh := exec.Command("sh", append([]string{"-c", `"$@" >/dev/null 2>&1 & echo $!`, "sh"}, cmd.Args...)...)
+	sh.Args[len(sh.Args)-len(cmd.Args)] = h.Java
+	out, err := sh.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("sh printed %q", out)
+	}
+	// Not our child: the home's cleanup kills it once procid has verified it.
+	if err := steamfixture.WaitReady(context.Background(), int(d.Port), jettytest.StartTimeout); err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sigIgnored(string(status), syscall.SIGINT) {
+		t.Fatalf("a java backgrounded by sh does not ignore SIGINT:\n%s", status)
+	}
+	if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // an idle Jetty exits on SIGINT in about 0.1 s
+	if !steamtest.Alive(pid) {
+		t.Fatal("the JVM exited on SIGINT after all")
 	}
 }
