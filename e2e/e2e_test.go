@@ -638,7 +638,7 @@ func (l loopRun) heal(t *testing.T, victim steam.Deployment, victimProcess *os.P
 		t.Fatalf("sending %s to %d: %v", sig, oldPID, err)
 	}
 	since := func() time.Duration { return time.Since(faulted).Round(time.Millisecond) }
-	t.Logf("sent %s to deployment %s (id %d, PID %d, port %d)", sig, victim.Name, victim.ID, oldPID, victim.Port)
+	t.Logf("sent signal %d (%s) to deployment %s (id %d, PID %d, port %d)", sig, sig, victim.Name, victim.ID, oldPID, victim.Port)
 
 	// 1. Prometheus sees the fault.
 	eventually(t, 30*time.Second, "Prometheus to see "+downQuery, func() (bool, string) {
