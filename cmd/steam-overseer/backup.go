@@ -38,15 +38,13 @@ func backupCommand(app *kingpin.Application) []subcommand {
 func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, output string) int {
 	home, statePath, err := loc.resolve()
 	if err != nil {
-		logger.Error("Invalid Steam home", "err", err)
-		return 1
+		return fail("", err)
 	}
 	start := time.Now()
 	res, err := backup.Create(ctx, logger, backup.Options{Home: home, StatePath: statePath, Output: output})
 	rec := state.BackupRecord{Result: state.ResultSuccess, Path: res.Path, Bytes: res.Bytes,
 		Files: len(res.Manifest.Files), Duration: time.Since(start)}
 	if err != nil {
-		logger.Error("Backup failed", "steam_home", home.Dir, "output", output, "err", err)
 		rec.Result, rec.Error = state.ResultFailure, err.Error()
 	} else {
 		logger.Info("Backup written", "path", res.Path, "bytes", res.Bytes, "files", len(res.Manifest.Files),
@@ -55,16 +53,14 @@ func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc l
 	recErr := recordBackup(ctx, statePath, rec)
 	switch {
 	case err != nil && recErr != nil:
-		logger.Warn("Recording the failure failed too", "state_path", statePath, "err", recErr)
-		return 1
+		fail("backing up "+home.Dir, err)
+		return fail("recording the failure in "+statePath+" failed too", recErr)
 	case err != nil:
-		return 1
+		return fail("backing up "+home.Dir, err)
 	case recErr != nil:
 		// Exiting 0 would hide that the exporter goes on showing the
 		// previous backup as the last good one, until SteamBackupTooOld.
-		logger.Error("The archive is complete, but recording it failed", "path", res.Path,
-			"state_path", statePath, "err", recErr)
-		return 1
+		return fail("the archive "+res.Path+" is complete, but recording it in "+statePath, recErr)
 	}
 	fmt.Fprintln(stdout, res.Path)
 	return 0
