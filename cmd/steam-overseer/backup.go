@@ -67,7 +67,12 @@ func (f progressFlags) reporter(w *os.File) progressReporter {
 	if !terminal && !f.always {
 		return nil
 	}
-	return func(p *backup.Progress) func() { return p.Report(w, terminal, f.delay, time.Second) }
+	// A line a second rewritten in place; a line every 10 s in a log.
+	interval := time.Second
+	if !terminal {
+		interval = 10 * time.Second
+	}
+	return func(p *backup.Progress) func() { return p.Report(w, terminal, f.delay, interval) }
 }
 
 func isTerminal(f *os.File) bool {

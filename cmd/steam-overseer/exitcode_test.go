@@ -109,6 +109,8 @@ func TestExitCodes(t *testing.T) {
 			want: "no such file or directory", oneLine: true},
 		{name: "restore without a home", args: []string{"restore", missing}, wantCode: 2,
 			want: "required flag(s) '--steam.home' not provided", oneLine: true},
+		{name: "version", args: []string{"--version"}, wantCode: 0},
+		{name: "help", args: []string{"help", "backup"}, wantCode: 0},
 		// Last: it journals the reset the others must not.
 		{name: "reset of a known id", args: []string{"remediator", "reset", "1", home}, wantCode: 0,
 			check: func(t *testing.T) {
