@@ -87,6 +87,7 @@ func TestExitCodes(t *testing.T) {
 		check   func(t *testing.T)
 	}{
 		{name: "no arguments", wantCode: 2, want: "usage: steam-overseer"},
+		{name: "flags but no command", args: []string{"--log.level=debug"}, wantCode: 2, want: "usage: steam-overseer"},
 		{name: "unknown command", args: []string{"bogus"}, wantCode: 2,
 			want: `expected command but got "bogus"`, oneLine: true},
 		{name: "unknown flag", args: []string{"status", "--bogus"}, wantCode: 2,
@@ -111,6 +112,8 @@ func TestExitCodes(t *testing.T) {
 			want: "required flag(s) '--steam.home' not provided", oneLine: true},
 		{name: "version", args: []string{"--version"}, wantCode: 0},
 		{name: "help", args: []string{"help", "backup"}, wantCode: 0},
+		{name: "--help", args: []string{"--help"}, wantCode: 0},
+		{name: "--help of a command", args: []string{"status", "--help"}, wantCode: 0},
 		// Last: it journals the reset the others must not.
 		{name: "reset of a known id", args: []string{"remediator", "reset", "1", home}, wantCode: 0,
 			check: func(t *testing.T) {
@@ -135,7 +138,7 @@ func TestExitCodes(t *testing.T) {
 				if stderr != "" && strings.Contains(stderr, "level=ERROR") {
 					t.Errorf("success logged an error:\n%s", stderr)
 				}
-			case len(tc.args) == 0:
+			case strings.HasPrefix(tc.want, "usage:"):
 				if !strings.Contains(stderr, tc.want) || stdout != "" {
 					t.Errorf("stderr does not hold %q, or stdout is not empty:\nstdout: %s\nstderr: %s", tc.want, stdout, stderr)
 				}

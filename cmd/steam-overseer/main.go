@@ -59,11 +59,11 @@ func run(args []string) int {
 
 	// Without a command there is nothing to do: like any usage error, the
 	// usage goes to stderr and the exit code is 2, so a script that lost its
-	// arguments fails.
-	if len(args) < 2 {
+	// arguments fails. (kingpin would print it and exit 0.)
+	if pc, err := app.ParseContext(args[1:]); err == nil && pc.SelectedCommand == nil && !asksForHelp(pc) {
 		app.UsageWriter(os.Stderr)
-		app.Usage(nil)
-		return 2
+		app.Usage(args[1:])
+		return exitUsage
 	}
 	selected, err := app.Parse(args[1:])
 	if err != nil {
@@ -78,6 +78,21 @@ func run(args []string) int {
 		}
 	}
 	return usageError(fmt.Errorf("unknown command %q", selected))
+}
+
+// asksForHelp reports whether the command line holds a flag that prints
+// something and exits 0 by itself: --help and its kin, --version.
+func asksForHelp(pc *kingpin.ParseContext) bool {
+	for _, el := range pc.Elements {
+		if f, ok := el.Clause.(*kingpin.FlagClause); ok {
+			switch f.Model().Name {
+			case "help", "help-long", "help-man", "version",
+				"completion-bash", "completion-script-bash", "completion-script-zsh":
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Exit codes, as Prometheus' own tools use them.
