@@ -142,8 +142,6 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 		return fail("opening the Steam home or the state database", err)
 	}
 	defer st.Close()
-	// Deferred after Close, so it runs before it.
-	defer startJournalPruning(ctx, logger, st, time.Duration(f.journalRetention), journalPruneInterval)()
 	var token []byte
 	if f.tokenFile != "" {
 		if token, err = webhook.ReadTokenFile(f.tokenFile); err != nil {
@@ -175,6 +173,8 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	if err := engine.Start(ctx); err != nil {
 		return fail("starting remediation", err)
 	}
+	// Deferred after st.Close, so stopped before it.
+	defer startJournalPruning(ctx, logger, st, time.Duration(f.journalRetention), journalPruneInterval)()
 
 	var shuttingDown atomic.Bool
 	mux := http.NewServeMux()

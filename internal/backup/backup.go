@@ -2,7 +2,8 @@
 // runs: Steam's database, steam-overseer's state database and the model
 // folder with every war (followed through symbolic links, so the archive
 // holds the wars themselves), in one gzipped tar with a manifest of sha256
-// sums.
+// sums and the same sums as SHA256SUMS. Verify checks an archive; Restore
+// extracts one into an empty folder, checking it as it goes.
 //
 // A live SQLite file is never copied byte for byte: a copy taken while Steam
 // commits can hold half a transaction. Each database is instead written out
@@ -10,9 +11,10 @@
 // one consistent snapshot under a shared lock and never changes the source's
 // journal mode, schema or content.
 //
-// The archive mirrors the home's layout, so a restore is
+// The archive mirrors the home's layout, so that without steam-overseer a
+// restore is
 //
-//	tar -xzf backup.tar.gz -C <steam home>
+//	tar -xzf backup.tar.gz -C <steam home> && cd <steam home> && sha256sum -c SHA256SUMS
 //
 // with Steam stopped.
 package backup
