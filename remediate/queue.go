@@ -10,12 +10,26 @@ import (
 // job is a deployment queued or being remediated.
 type job struct {
 	queued  time.Time // when the notification that queued it came
+	alert   string    // what it was for; AlertUnresponsive wins over others
 	running bool
 	// again: a notification came while the deployment was being
 	// remediated. It is checked once more afterwards, which finds it
 	// running (or finds what changed since); it never starts it twice.
 	again       bool
 	againQueued time.Time
+	againAlert  string
+}
+
+// strongest keeps the alert that asks most of a remediation: only an
+// unresponsive one may stop a live java.
+func strongest(a, b string) string {
+	if a == AlertUnresponsive || b == AlertUnresponsive {
+		return AlertUnresponsive
+	}
+	if a == "" {
+		return b
+	}
+	return a
 }
 
 // Start starts the workers, which remediate queued deployments, at most
@@ -39,11 +53,16 @@ func (e *Engine) Start(ctx context.Context) error {
 	now := e.cfg.Now()
 	for _, p := range pols {
 		switch {
+		case p.StartingPID != 0:
+			// A previous run was stopped while this deployment started:
+			// finish it now (adopt the java once it serves, or start again).
+			e.logger.Info("Resuming an interrupted start", "deployment_id", p.DeploymentID, "pid", p.StartingPID)
+			e.retryAt(p.DeploymentID, now, AlertDown)
 		case p.GaveUp(now):
 		case p.ProbationPID != 0:
-			e.retryAt(p.DeploymentID, p.ProbationUntil)
+			e.retryAt(p.DeploymentID, p.ProbationUntil, AlertDown)
 		case p.ConsecutiveFailures > 0:
-			e.retryAt(p.DeploymentID, p.NextStart)
+			e.retryAt(p.DeploymentID, p.NextStart, AlertDown)
 		}
 	}
 	for range e.cfg.Concurrency {
@@ -59,11 +78,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Enqueue queues a deployment for remediation. It never blocks. A
-// deployment already queued is not queued twice; one being remediated is
-// checked once more when that remediation ends. After Shutdown, Enqueue
-// does nothing.
-func (e *Engine) Enqueue(deploymentID int64) {
+// Enqueue queues a deployment for remediation on a notification of
+// alertname. It never blocks. A deployment already queued is not queued
+// twice; one being remediated is checked once more when that remediation
+// ends. After Shutdown, Enqueue does nothing.
+func (e *Engine) Enqueue(deploymentID int64, alertname string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -72,12 +91,17 @@ func (e *Engine) Enqueue(deploymentID int64) {
 	}
 	now := time.Now()
 	if j := e.jobs[deploymentID]; j != nil {
-		if j.running && !j.again {
-			j.again, j.againQueued = true, now
+		switch {
+		case !j.running:
+			j.alert = strongest(j.alert, alertname)
+		case !j.again:
+			j.again, j.againQueued, j.againAlert = true, now, alertname
+		default:
+			j.againAlert = strongest(j.againAlert, alertname)
 		}
 		return
 	}
-	e.jobs[deploymentID] = &job{queued: now}
+	e.jobs[deploymentID] = &job{queued: now, alert: alertname}
 	e.queue = append(e.queue, deploymentID)
 	e.cond.Signal()
 }
@@ -97,14 +121,14 @@ func (e *Engine) work() {
 		e.queue = e.queue[1:]
 		j := e.jobs[id]
 		j.running = true
-		queued := j.queued
+		t := trigger{alert: j.alert, queued: j.queued}
 		e.mu.Unlock()
 
-		_, _ = e.remediate(e.workCtx, id, queued, false) // journaled, counted and logged
+		_, _ = e.remediate(e.workCtx, id, t) // journaled, counted and logged
 
 		e.mu.Lock()
 		if j.again && !e.closed {
-			j.running, j.again, j.queued = false, false, j.againQueued
+			j.running, j.again, j.queued, j.alert = false, false, j.againQueued, j.againAlert
 			e.queue = append(e.queue, id)
 			e.cond.Signal()
 		} else {
@@ -116,7 +140,7 @@ func (e *Engine) work() {
 
 // retryAt queues the deployment again at t (on the policy's clock), if the
 // workers run.
-func (e *Engine) retryAt(id int64, t time.Time) {
+func (e *Engine) retryAt(id int64, t time.Time, alertname string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.started || e.closed {
@@ -133,9 +157,41 @@ func (e *Engine) retryAt(id int64, t time.Time) {
 			delete(e.retries, id)
 		}
 		e.mu.Unlock()
-		e.Enqueue(id)
+		e.Enqueue(id, alertname)
 	})
 	e.retries[id] = timer
+}
+
+// scheduleRetry schedules another try of a remediation that failed on a
+// transient error (Steam's database locked past the busy timeout, a read
+// error), the wait doubling, at most RetryAttempts times in a row. It
+// returns what the journal should say about it.
+func (e *Engine) scheduleRetry(id int64, t trigger) string {
+	e.mu.Lock()
+	running := e.started && !e.closed && !t.sweep
+	if running {
+		e.attempts[id]++
+	}
+	attempt := e.attempts[id]
+	e.mu.Unlock()
+	if !running {
+		return ""
+	}
+	if attempt > e.cfg.RetryAttempts {
+		e.clearAttempts(id)
+		e.metrics.retries.WithLabelValues("exhausted").Inc()
+		return fmt.Sprintf("; gave up after %d retries", e.cfg.RetryAttempts)
+	}
+	wait := e.cfg.RetryBackoff << (attempt - 1)
+	e.metrics.retries.WithLabelValues("scheduled").Inc()
+	e.retryAt(id, e.cfg.Now().Add(wait), t.alert)
+	return fmt.Sprintf("; retry %d of %d in %s", attempt, e.cfg.RetryAttempts, wait)
+}
+
+func (e *Engine) clearAttempts(id int64) {
+	e.mu.Lock()
+	delete(e.attempts, id)
+	e.mu.Unlock()
 }
 
 func (e *Engine) queueLength() float64 {
