@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -234,5 +235,30 @@ func TestBackupProgress(t *testing.T) {
 				t.Errorf("stderr:\n%s\nwant a progress line: %v", stderr, tc.wantLine)
 			}
 		})
+	}
+}
+
+// TestBackupProgressOnTerminal runs the backup on a real terminal (a pty
+// from util-linux's script): the progress line comes without --progress and
+// is rewritten in place.
+func TestBackupProgressOnTerminal(t *testing.T) {
+	script := steamtest.RequireTool(t, "script")
+	h := steamtest.NewHome(t)
+	h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	archive := filepath.Join(t.TempDir(), "steam.tar.gz")
+	// script runs its command through a shell: every word is quoted.
+	var words []string
+	for _, w := range []string{steamtest.Binary(t), "backup", "--steam.home=" + h.Home.Dir, "--output=" + archive,
+		"--log.level=warn", "--progress.delay=0"} {
+		words = append(words, "'"+strings.ReplaceAll(w, "'", `'\''`)+"'")
+	}
+	cmd := exec.Command(script, "--quiet", "--return", "--command", strings.Join(words, " "), "/dev/null")
+	cmd.Env = append(os.Environ(), "STEAM_HOME=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("backup on a terminal: %v\n%q", err, out)
+	}
+	if !regexp.MustCompile(`\rbackup: \d+\.\d MiB / \d+\.\d MiB \(100%\), \d+\.\d MiB/s\x1b\[K\r?\n`).Match(out) {
+		t.Errorf("no progress line rewritten in place on the terminal:\n%q", out)
 	}
 }
