@@ -88,7 +88,7 @@ func runBackupVerify(ctx context.Context, stdout io.Writer, path string) int {
 		return fail("verifying "+path, err)
 	}
 	fmt.Fprintf(stdout, "%s: OK, %d files (%d bytes) match %s, databases intact: %s\n",
-		path, v.Files, v.Bytes, backup.ChecksumsName, strings.Join(v.Databases, ", "))
+		path, v.Files, v.Bytes, v.ListedIn, strings.Join(v.Databases, ", "))
 	return 0
 }
 

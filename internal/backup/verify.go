@@ -51,6 +51,9 @@ type Verified struct {
 	Files     int   // regular files of the home: not the manifest, not SHA256SUMS
 	Bytes     int64 // of those files
 	Databases []string
+	// ListedIn is what the sums were checked against: SHA256SUMS, or the
+	// manifest in an archive of a version that wrote none.
+	ListedIn string
 }
 
 // Verify reads the archive at path from start to end and checks that every
@@ -212,6 +215,7 @@ func readArchive(ctx context.Context, path string, put func(entry) error) (Verif
 		return v, badFile(ManifestName, "is missing or not a manifest: %v", err)
 	}
 	listed := v.Manifest.Files
+	v.ListedIn = ChecksumsName
 	if checksums != nil {
 		if listed, err = parseChecksums(checksums); err != nil {
 			return v, badFile(ChecksumsName, "%v", err)
@@ -220,6 +224,7 @@ func readArchive(ctx context.Context, path string, put func(entry) error) (Verif
 		// An archive of an older version: its manifest alone lists the
 		// sums, and nothing lists the manifest's.
 		listed = append(listed, File{Path: ManifestName, SHA256: sums[ManifestName]})
+		v.ListedIn = "the manifest"
 	}
 	return v, compareSums(order, sums, bad, listed, v.Manifest.Files)
 }

@@ -246,13 +246,17 @@ func TestVerify(t *testing.T) {
 		if !slices.Equal(v.Databases, want) {
 			t.Errorf("databases checked %v, want %v", v.Databases, want)
 		}
+		if v.ListedIn != backup.ChecksumsName {
+			t.Errorf("checked against %q, want %s", v.ListedIn, backup.ChecksumsName)
+		}
 		if len(v.Manifest.Files) != v.Files || v.Files < 4 {
 			t.Errorf("%d files verified, manifest lists %d", v.Files, len(v.Manifest.Files))
 		}
 	})
 	t.Run("older archive without SHA256SUMS", func(t *testing.T) {
-		if _, err := backup.Verify(context.Background(), rewrite(t, good, false, dropEntry(backup.ChecksumsName))); err != nil {
-			t.Fatal(err)
+		v, err := backup.Verify(context.Background(), rewrite(t, good, false, dropEntry(backup.ChecksumsName)))
+		if err != nil || v.ListedIn != "the manifest" {
+			t.Fatalf("Verify = %v, checked against %q; want the manifest", err, v.ListedIn)
 		}
 	})
 	for _, tc := range badCases {
