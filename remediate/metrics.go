@@ -78,10 +78,8 @@ func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// gaveUpCollector reads the restart policy at every scrape: giving up is
-// persisted, and lifts by itself when the window passes, with no event to
-// update a gauge on. Only deployments still in Steam's registry have a
-// series: the policy keeps the rows of deleted ones, which nobody alerts on.
+// gaveUpCollector reads the policy at every scrape: giving up lifts by itself
+// when the window passes, with no event to update a gauge on.
 type gaveUpCollector struct {
 	e    *Engine
 	desc *prometheus.Desc

@@ -18,25 +18,21 @@ const (
 	DefaultWindow         = time.Hour
 )
 
-// Policy is the restart policy: how long to wait after a failed start, and
-// when to stop starting a deployment altogether. A start fails when its
-// process is not ready in time, or dies within the watch window after it
-// was.
+// Policy is the restart policy: the wait after a failed start, and when to
+// stop starting a deployment altogether.
 type Policy struct {
 	// InitialBackoff is the wait after the first failed start; it doubles
 	// with every further consecutive failure, up to MaxBackoff.
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
-	// Jitter lengthens every wait by up to this fraction, at random, so
-	// that deployments that failed together do not retry together.
-	// Negative means none.
+	// Jitter lengthens every wait by up to this fraction, so that deployments
+	// that failed together do not retry together; negative means none.
 	Jitter float64
 	// MaxFailures consecutive failed starts give a deployment up.
 	MaxFailures int
 	// MaxStarts starts within Window give a deployment up: it is flapping.
 	MaxStarts int
-	// Window is the flapping window, and how long a deployment stays given
-	// up unless an operator resets it first.
+	// Window is the flapping window and how long giving up lasts.
 	Window time.Duration
 }
 
@@ -101,9 +97,8 @@ func (p Policy) ready(pol state.RestartPolicy, pid int, now time.Time, watch tim
 	return pol
 }
 
-// healthy forgets past failures: the last start stayed up through its watch
-// window, or the deployment was found running. Giving up is not forgotten;
-// only an operator or the passing of Window lifts it.
+// healthy forgets past failures, not giving up: only an operator or the
+// passing of Window lifts that.
 func (p Policy) healthy(pol state.RestartPolicy) state.RestartPolicy {
 	pol.ConsecutiveFailures, pol.NextStart = 0, time.Time{}
 	pol.ProbationPID, pol.ProbationUntil = 0, time.Time{}

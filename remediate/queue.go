@@ -32,12 +32,8 @@ func strongest(a, b string) string {
 	return a
 }
 
-// Start starts the workers, which remediate queued deployments, at most
-// Config.Concurrency at once, and the periodic sweep if
-// Config.ReconcileInterval is set. It also schedules the retries that the
-// restart policy of a previous run had promised: a deployment in its
-// backoff is retried when the backoff ends, and one whose watch window a
-// previous run left open is checked when the window ends.
+// Start starts the workers and the periodic sweep, and schedules what a
+// previous run left pending: interrupted starts, backoffs, watch windows.
 func (e *Engine) Start(ctx context.Context) error {
 	pols, err := e.state.RestartPolicies(ctx)
 	if err != nil {
@@ -54,8 +50,6 @@ func (e *Engine) Start(ctx context.Context) error {
 	for _, p := range pols {
 		switch {
 		case p.StartingPID != 0:
-			// A previous run was stopped while this deployment started:
-			// finish it now (adopt the java once it serves, or start again).
 			e.logger.Info("Resuming an interrupted start", "deployment_id", p.DeploymentID, "pid", p.StartingPID)
 			e.retryAt(p.DeploymentID, now, AlertDown)
 		case p.GaveUp(now):
@@ -78,10 +72,8 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Enqueue queues a deployment for remediation on a notification of
-// alertname. It never blocks. A deployment already queued is not queued
-// twice; one being remediated is checked once more when that remediation
-// ends. After Shutdown, Enqueue does nothing.
+// Enqueue queues a deployment on a notification of alertname, never
+// blocking and never twice; one being remediated is checked once more after.
 func (e *Engine) Enqueue(deploymentID int64, alertname string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -162,10 +154,8 @@ func (e *Engine) retryAt(id int64, t time.Time, alertname string) {
 	e.retries[id] = timer
 }
 
-// scheduleRetry schedules another try of a remediation that failed on a
-// transient error (Steam's database locked past the busy timeout, a read
-// error), the wait doubling, at most RetryAttempts times in a row. It
-// returns what the journal should say about it.
+// scheduleRetry tries a remediation that failed on a transient error again,
+// the wait doubling, at most RetryAttempts times; it returns the journal's note.
 func (e *Engine) scheduleRetry(id int64, t trigger) string {
 	e.mu.Lock()
 	running := e.started && !e.closed && !t.sweep
@@ -200,16 +190,10 @@ func (e *Engine) queueLength() float64 {
 	return float64(len(e.queue))
 }
 
-// Shutdown stops taking work: later Enqueues are ignored, queued
-// deployments and scheduled retries are dropped (Alertmanager notifies
-// again; the policy is persisted), and a periodic sweep begins no more
-// remediations. Remediations in progress may finish until ctx ends; then
-// they are abandoned, which is safe: a started process is left running, and
-// a PID not yet recorded in Steam's row stays unrecorded, both to be adopted
-// by the next remediation; a failed start being stopped gets SIGKILL at
-// once. Past ctx, what Shutdown still waits for is the journaling of the
-// abandoned remediations, each write bounded by the state database's busy
-// timeout. Shutdown returns ctx's error if it had to abandon.
+// Shutdown stops taking work and drops what is queued (the policy is
+// persisted). Remediations in progress may finish until ctx ends, then are
+// abandoned, which is safe: a started java keeps running and is resumed by
+// the next run. It returns ctx's error if it had to abandon.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	if !e.closed {
