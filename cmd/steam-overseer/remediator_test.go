@@ -225,7 +225,7 @@ func TestRemediatorServes(t *testing.T) {
 		{"GET", "/-/ready", http.StatusOK, []string{"Ready"}},
 		{"GET", "/", http.StatusOK, []string{`href="/metrics"`}},
 		{"GET", "/webhook", http.StatusMethodNotAllowed, nil},
-		{"POST", "/webhook", http.StatusBadRequest, nil}, // empty body
+		{"POST", "/webhook", http.StatusUnsupportedMediaType, nil}, // no Content-Type
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, r.base+tc.path, nil)
