@@ -179,6 +179,13 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 		logger.Error("Invalid webhook settings", "err", err)
 		return 1
 	}
+	// In the background: with Steam holding its lock, this waits out the
+	// busy timeout, and the webhook does without it.
+	go func() {
+		if err := hook.Refresh(ctx); err != nil {
+			logger.Warn("Cannot read Steam's deployments yet", "err", err)
+		}
+	}()
 	if err := engine.Start(ctx); err != nil {
 		logger.Error("Cannot start remediation", "err", err)
 		return 1

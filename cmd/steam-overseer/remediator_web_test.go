@@ -315,16 +315,17 @@ func TestRemediatorUnknownDeployments(t *testing.T) {
 		return code, reply
 	}
 
-	// Steam's database away, as during a restore: nothing can be checked.
+	// Steam's database away, as during a restore: nothing can be checked,
+	// and a deployment the remediator has never seen is not queued.
 	db := h.Home.DBPath()
 	if err := os.Rename(db, db+".away"); err != nil {
 		t.Fatal(err)
 	}
-	code, reply := post([]byte(notification(d.ID, 0)))
+	code, reply := post([]byte(notification(d.ID+1, 0)))
 	if err := os.Rename(db+".away", db); err != nil {
 		t.Fatal(err)
 	}
-	if code != http.StatusServiceUnavailable || !strings.Contains(reply, "retry later") {
+	if code != http.StatusServiceUnavailable || !strings.Contains(reply, "retry later (meanwhile 0 alerts") {
 		t.Errorf("registry unreadable: %d %s, want 503 asking for a retry", code, reply)
 	}
 	if got := r.metric(t, "steam_remediator_webhook_registry_errors_total"); got != 1 {

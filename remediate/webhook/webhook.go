@@ -110,6 +110,9 @@ type Handler struct {
 	logger     *slog.Logger
 
 	shuttingDown atomic.Bool
+	// lastKnown is the last registry read that succeeded (nil before the
+	// first), the fallback while the registry cannot be read.
+	lastKnown atomic.Pointer[map[int64]bool]
 
 	requests       *prometheus.CounterVec
 	alerts         map[Outcome]prometheus.Counter
@@ -295,8 +298,11 @@ func (h *Handler) accept(ctx context.Context, msg *message) (*Summary, int, erro
 		known, err := h.known(ctx)
 		if err != nil {
 			h.registryErrors.Inc()
-			return nil, http.StatusServiceUnavailable, fmt.Errorf("cannot read Steam's deployments to check the alerts against, nothing queued; retry later: %w", err)
+			queued := h.queueLastKnown(s, ids, len(distinct))
+			return nil, http.StatusServiceUnavailable, fmt.Errorf("cannot read Steam's deployments to check the alerts against; retry later "+
+				"(meanwhile %d alerts of deployments in the last registry read were queued): %w", queued, err)
 		}
+		h.lastKnown.Store(&known)
 		if limit := len(known) + h.margin; len(distinct) > limit {
 			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("notification names %d distinct deployments, more than the %d Steam has plus a margin of %d: refused, nothing queued",
 				len(distinct), len(known), h.margin)
@@ -330,6 +336,40 @@ func (h *Handler) accept(ctx context.Context, msg *message) (*Summary, int, erro
 		h.logger.Warn("Notification truncated by Alertmanager", "group_key", msg.GroupKey, "truncated_alerts", msg.TruncatedAlerts)
 	}
 	return s, http.StatusOK, nil
+}
+
+// queueLastKnown queues, while the registry cannot be read (Steam holding
+// its lock for long, a restore in progress), the deployments of the
+// notification that were in the last read that succeeded: the engine reads
+// each one's row again before acting, and retries that read, so a
+// deployment down now is healed without waiting for Alertmanager's retry,
+// which the 503 still asks for. It returns how many alerts were queued.
+func (h *Handler) queueLastKnown(s *Summary, ids []int64, distinct int) int {
+	known := h.lastKnown.Load()
+	if known == nil || distinct > len(*known)+h.margin {
+		return 0
+	}
+	queued := 0
+	for i, a := range s.Alerts {
+		if a.Outcome == Queued && (*known)[ids[i]] {
+			h.queue.Enqueue(ids[i], a.Alertname)
+			queued++
+		}
+	}
+	h.logger.Warn("Steam's registry cannot be read; queued the deployments of its last read", "queued", queued, "alerts", len(s.Alerts))
+	return queued
+}
+
+// Refresh reads the registry, so that the deployments it holds can be
+// queued even if the registry cannot be read when the first notification
+// comes (see queueLastKnown). Every accepted notification refreshes it too.
+func (h *Handler) Refresh(ctx context.Context) error {
+	known, err := h.known(ctx)
+	if err != nil {
+		return fmt.Errorf("reading Steam's deployments: %w", err)
+	}
+	h.lastKnown.Store(&known)
+	return nil
 }
 
 // classify decides what to do with one alert, from its own status and

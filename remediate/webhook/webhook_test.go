@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -439,7 +440,7 @@ func TestRejected(t *testing.T) {
 		{name: "bad content type", body: firing, header: http.Header{"Content-Type": {"application/json; ="}}, wantCode: 415, wantError: "bad Content-Type"},
 		{name: "UTF-16", body: firing, header: http.Header{"Content-Type": {"application/json; charset=utf-16"}}, wantCode: 415, wantError: "charset utf-16 not accepted"},
 		{name: "token before content type", cfg: withToken, body: firing, header: http.Header{"Content-Type": {"text/plain"}}, wantCode: 401},
-		{name: "registry unreadable", cfg: locked, body: firing, wantCode: 503, wantError: "retry later: opening Steam database: database is locked", wantRegistryErrors: 1},
+		{name: "registry unreadable", cfg: locked, body: firing, wantCode: 503, wantError: "retry later (meanwhile 0 alerts of deployments in the last registry read were queued): opening Steam database: database is locked", wantRegistryErrors: 1},
 		{name: "more deployments than Steam has", body: many.Bytes(), wantCode: 413,
 			wantError: fmt.Sprintf("names 200 distinct deployments, more than the %d Steam has plus a margin of %d", len(fixtureIDs), DefaultMargin)},
 		{name: "over a set margin", cfg: Config{Known: registry(nil, 7), Margin: 1}, body: fixture(t, "several.json"), wantCode: 413, wantError: "names 3 distinct deployments, more than the 1 Steam has plus a margin of 1"},
@@ -717,6 +718,71 @@ func TestNew(t *testing.T) {
 		}
 		if _, err := New(withRegistry(Config{}), &recordingQueue{}, reg, nil); err == nil || !strings.Contains(err.Error(), "registering metrics") {
 			t.Errorf("error %v, want a registration error", err)
+		}
+	})
+}
+
+// TestRegistryUnreadable: while the registry cannot be read, a
+// notification is answered 503, for Alertmanager to retry, and only the
+// deployments of the last read that succeeded are queued meanwhile; with no
+// such read, none is.
+func TestRegistryUnreadable(t *testing.T) {
+	locked := errors.New("database is locked")
+	for _, tc := range []struct {
+		name    string
+		prime   func(s *testServer) // what happened before the registry became unreadable
+		margin  int
+		wantIDs []int64
+	}{
+		{name: "never read", prime: func(*testServer) {}},
+		{name: "refreshed at start", prime: func(s *testServer) {
+			if err := s.handler.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}, wantIDs: []int64{7}},
+		{name: "read by an earlier notification", prime: func(s *testServer) {
+			s.do(t, http.MethodPost, bytes.NewReader(fixture(t, "resolved.json")), nil) // reads nothing
+			s.do(t, http.MethodPost, bytes.NewReader(fixture(t, "firing.json")), nil)
+			s.queue.mu.Lock()
+			s.queue.ids = nil
+			s.queue.mu.Unlock()
+		}, wantIDs: []int64{7}},
+		{name: "more deployments than known", margin: 1, prime: func(s *testServer) {
+			if err := s.handler.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var readable atomic.Bool
+			readable.Store(true)
+			s := newTestServer(t, Config{Margin: tc.margin, Known: func(context.Context) (map[int64]bool, error) {
+				if !readable.Load() {
+					return nil, locked
+				}
+				return map[int64]bool{7: true}, nil
+			}})
+			tc.prime(s)
+			readable.Store(false)
+			resp := s.do(t, http.MethodPost, bytes.NewReader(fixture(t, "several.json")), nil) // 7, 8 and 12
+			if resp.code != http.StatusServiceUnavailable || !bytes.Contains(resp.body, []byte("retry later")) {
+				t.Errorf("reply %d %s, want 503 asking for a retry", resp.code, resp.body)
+			}
+			if want := fmt.Sprintf("meanwhile %d alerts", len(tc.wantIDs)); !bytes.Contains(resp.body, []byte(want)) {
+				t.Errorf("reply %s does not say %q", resp.body, want)
+			}
+			if ids := s.queue.enqueued(); !slices.Equal(ids, tc.wantIDs) {
+				t.Errorf("enqueued %v, want %v", ids, tc.wantIDs)
+			}
+			if got := testutil.ToFloat64(s.handler.registryErrors); got != 1 {
+				t.Errorf("registry errors %v, want 1", got)
+			}
+		})
+	}
+	t.Run("refresh fails", func(t *testing.T) {
+		s := newTestServer(t, Config{Known: registry(locked)})
+		if err := s.handler.Refresh(context.Background()); !errors.Is(err, locked) {
+			t.Errorf("Refresh: %v, want %v", err, locked)
 		}
 	})
 }
