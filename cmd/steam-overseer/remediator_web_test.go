@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/state"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
 )
@@ -89,7 +90,16 @@ func TestRemediatorRoutes(t *testing.T) {
 			}
 		})
 	}
-	for code, want := range map[int]float64{200: 1, 405: 1, 415: 4} {
+	assertNothingStarted(t, r, h, d, p.Pid, map[int]float64{200: 1, 405: 1, 415: 4})
+}
+
+// assertNothingStarted checks that the webhook answered as many requests
+// with each code as wantCodes says and queued nothing, then stops the
+// remediator and checks that the deployment, dead with the PID in its row,
+// was neither started nor touched.
+func assertNothingStarted(t *testing.T, r *remediatorProcess, h *steamtest.Home, d steam.Deployment, pid int, wantCodes map[int]float64) {
+	t.Helper()
+	for code, want := range wantCodes {
 		if got := r.metric(t, fmt.Sprintf(`steam_remediator_webhook_requests_total{code="%d"}`, code)); got != want {
 			t.Errorf("webhook requests answered %d: %v, want %v", code, got, want)
 		}
@@ -101,8 +111,8 @@ func TestRemediatorRoutes(t *testing.T) {
 	if n := startsLogged(t, h, d.ID); n != 0 {
 		t.Errorf("%d starts, want 0", n)
 	}
-	if pid := h.Deployment(d.ID).PID; pid != int64(p.Pid) {
-		t.Errorf("row PID %d, want %d untouched", pid, p.Pid)
+	if got := h.Deployment(d.ID).PID; got != int64(pid) {
+		t.Errorf("row PID %d, want %d untouched", got, pid)
 	}
 }
 
