@@ -13,7 +13,6 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/remediate"
 	"github.com/steam-overseer/steam-overseer/remediate/webhook"
 )
 
@@ -88,13 +87,6 @@ func knownDeployments(home steam.Home) func(context.Context) (map[int64]bool, er
 		return known, nil
 	}
 }
-
-// engineQueue hands the webhook's deployments to the engine. The engine
-// does not take the alertname (its trigger) yet; once Engine.Enqueue does,
-// the engine is the webhook's queue itself and this goes.
-type engineQueue struct{ engine *remediate.Engine }
-
-func (q engineQueue) Enqueue(deploymentID int64, _ string) { q.engine.Enqueue(deploymentID) }
 
 // remediatorRoutes are the remediator's HTTP routes. Each answers only its
 // own methods (405 with Allow, from ServeMux's method patterns; the webhook
