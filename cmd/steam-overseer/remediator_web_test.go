@@ -318,10 +318,12 @@ func TestRemediatorUnknownDeployments(t *testing.T) {
 	r := startRemediator(t, h)
 	post := func(body []byte) (int, string) {
 		t.Helper()
+		start := time.Now()
 		code, reply, err := r.post(http.MethodPost, bytes.NewReader(body), "")
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("%d bytes answered %d in %v", len(body), code, time.Since(start).Round(time.Millisecond))
 		return code, reply
 	}
 
