@@ -107,7 +107,7 @@ func remediatorCommand(app *kingpin.Application) []subcommand {
 
 	serveCmd := cmd.Command("serve", "Serve Alertmanager's webhook (the default).").Default()
 	f.web = kingpinflag.AddFlags(serveCmd, "127.0.0.1:9733")
-	serveCmd.Flag("webhook.alertname", "Alert name acted on; repeat for several.").
+	serveCmd.Flag("webhook.alertname", "Alert name acted on; repeat for several (default: "+strings.Join(webhook.DefaultAlertNames, ", ")+").").
 		Default(webhook.DefaultAlertNames...).StringsVar(&f.alertNames)
 	serveCmd.Flag("webhook.match", "Label every acted-on alert must carry, as name=value; repeat for several (e.g. instance=steam1:9732).").
 		StringMapVar(&f.match)
