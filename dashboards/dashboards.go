@@ -200,7 +200,7 @@ func replace(m any, key string, value any) bool {
 
 // PrometheusOverrides are what a private Prometheus changes in the shipped
 // prometheus.yml: where its targets and its Alertmanager listen, and how
-// often it scrapes and evaluates.
+// often it scrapes and evaluates. A zero Interval keeps the shipped timings.
 type PrometheusOverrides struct {
 	ExporterAddr, RemediatorAddr, AlertmanagerAddr string
 	Interval                                       time.Duration
@@ -209,22 +209,36 @@ type PrometheusOverrides struct {
 // AdaptPrometheusConfig returns the shipped prometheus.yml changed by o. The
 // shipped file names loopback addresses with the default ports, and those
 // are what is replaced; a shipped file that no longer has them is an error,
-// so that the demo and the end-to-end test never silently run another
-// configuration than the one operators get.
+// so that the demo and the end-to-end tests never silently run another
+// configuration than the one operators get. A non-zero o.Interval replaces
+// every scrape and evaluation interval, global and per job.
 func AdaptPrometheusConfig(config []byte, o PrometheusOverrides) ([]byte, error) {
 	s := string(config)
-	replacements := []struct{ old, new string }{
+	for _, r := range []struct{ old, new string }{
 		{`"127.0.0.1:9732"`, `"` + o.ExporterAddr + `"`},
 		{`"127.0.0.1:9733"`, `"` + o.RemediatorAddr + `"`},
 		{`"127.0.0.1:9093"`, `"` + o.AlertmanagerAddr + `"`},
-		{"scrape_interval: 15s", "scrape_interval: " + model.Duration(o.Interval).String()},
-		{"evaluation_interval: 15s", "evaluation_interval: " + model.Duration(o.Interval).String()},
-	}
-	for _, r := range replacements {
+	} {
 		if !strings.Contains(s, r.old) {
 			return nil, fmt.Errorf("prometheus.yml no longer contains %s", r.old)
 		}
 		s = strings.ReplaceAll(s, r.old, r.new)
 	}
-	return []byte(s), nil
+	if o.Interval <= 0 {
+		return []byte(s), nil
+	}
+	var file yaml.MapSlice
+	if err := yaml.Unmarshal([]byte(s), &file); err != nil {
+		return nil, fmt.Errorf("parsing prometheus.yml: %w", err)
+	}
+	interval := model.Duration(o.Interval).String()
+	global := lookup(file, "global")
+	if !replace(global, "scrape_interval", interval) || !replace(global, "evaluation_interval", interval) {
+		return nil, errors.New("prometheus.yml has no global scrape_interval and evaluation_interval")
+	}
+	jobs, _ := lookup(file, "scrape_configs").([]any)
+	for _, j := range jobs {
+		replace(j, "scrape_interval", interval)
+	}
+	return yaml.Marshal(file)
 }
