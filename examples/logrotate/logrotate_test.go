@@ -40,24 +40,32 @@ func rule(t *testing.T, logDir string) string {
 	return strings.ReplaceAll(s, "su steam steam", fmt.Sprintf("su %s %s", u.Username, g.Name))
 }
 
-// TestRuleDebug is logrotate's own check of the rule: --debug parses it and
-// says what it would do, changing nothing.
-func TestRuleDebug(t *testing.T) {
-	logrotate := steamtest.RequireTool(t, "logrotate")
+// setup writes a log folder with deployment-7.log holding content, and the
+// rule for it; it returns the log's and the rule's paths.
+func setup(t *testing.T, content string) (log, conf string) {
+	t.Helper()
 	dir := t.TempDir()
 	logDir := filepath.Join(dir, "log")
 	if err := os.Mkdir(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	log := filepath.Join(logDir, "deployment-7.log")
-	if err := os.WriteFile(log, []byte("Started @1234ms\n"), 0o644); err != nil {
+	log = filepath.Join(logDir, "deployment-7.log")
+	if err := os.WriteFile(log, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(dir, "steam-overseer")
+	conf = filepath.Join(dir, "steam-overseer")
 	if err := os.WriteFile(conf, []byte(rule(t, logDir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(logrotate, "--debug", "--force", "--state", filepath.Join(dir, "state"), conf).CombinedOutput()
+	return log, conf
+}
+
+// TestRuleDebug is logrotate's own check of the rule: --debug parses it and
+// says what it would do, changing nothing.
+func TestRuleDebug(t *testing.T) {
+	logrotate := steamtest.RequireTool(t, "logrotate")
+	log, conf := setup(t, "Started @1234ms\n")
+	out, err := exec.Command(logrotate, "--debug", "--force", "--state", filepath.Join(t.TempDir(), "state"), conf).CombinedOutput()
 	if err != nil {
 		t.Fatalf("logrotate --debug: %v\n%s", err, out)
 	}
@@ -78,27 +86,15 @@ func TestRuleDebug(t *testing.T) {
 // file.
 func TestRuleRotatesAnOpenLog(t *testing.T) {
 	logrotate := steamtest.RequireTool(t, "logrotate")
-	dir := t.TempDir()
-	logDir := filepath.Join(dir, "log")
-	if err := os.Mkdir(logDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	log := filepath.Join(logDir, "deployment-7.log")
-	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	old := strings.Repeat("old line of a deployment's log\n", 1000)
+	log, conf := setup(t, old)
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	old := strings.Repeat("old line of a deployment's log\n", 1000)
-	if _, err := f.WriteString(old); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "steam-overseer")
-	if err := os.WriteFile(conf, []byte(rule(t, logDir)), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	// --force: the rule is daily, and the file is seconds old.
-	out, err := exec.Command(logrotate, "--verbose", "--force", "--state", filepath.Join(dir, "state"), conf).CombinedOutput()
+	out, err := exec.Command(logrotate, "--verbose", "--force", "--state", filepath.Join(t.TempDir(), "state"), conf).CombinedOutput()
 	if err != nil {
 		t.Fatalf("logrotate: %v\n%s", err, out)
 	}

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -212,10 +211,17 @@ func TestJVMUnderRemediatorFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log strings.Builder
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "java.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	log := func() string { b, _ := os.ReadFile(logPath); return string(b) }
 	cmd := filtered(java, "-XX:+UseG1GC", source, strconv.Itoa(port))
-	cmd.Dir = t.TempDir()
-	cmd.Stdout, cmd.Stderr = &syncWriter{w: &log}, &syncWriter{w: &log}
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +237,7 @@ func TestJVMUnderRemediatorFilter(t *testing.T) {
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Fatalf("the JVM exited under the filter: %v\n%s", err, log.String())
+			t.Fatalf("the JVM exited under the filter: %v\n%s", err, log())
 		default:
 		}
 		if resp, err := http.Get(url); err == nil {
@@ -243,22 +249,10 @@ func TestJVMUnderRemediatorFilter(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the JVM did not answer %s within 90s:\n%s", url, log.String())
+			t.Fatalf("the JVM did not answer %s within 90s:\n%s", url, log())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// syncWriter lets the JVM's stdout and stderr share one buffer.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // TestExporterSocketActivation serves the built exporter on a socket handed
