@@ -47,7 +47,7 @@ const (
 
 // ShortenHolds returns the rule file rules with every `for:` divided by
 // factor, so that the alerts fire in seconds and still in the shipped order
-// (with factor 30, SteamDeploymentDown's 1m becomes 2s and
+// (with factor 30, SteamDeploymentDown's 10s becomes 333ms and
 // SteamDeploymentNotRecovered's 15m 30s). Nothing else changes:
 // expressions, labels and annotations stay the shipped ones.
 func ShortenHolds(rules []byte, factor int) ([]byte, error) {
