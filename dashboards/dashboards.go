@@ -13,6 +13,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -206,12 +207,18 @@ type PrometheusOverrides struct {
 	Interval                                       time.Duration
 }
 
+// intervalLine is a scrape or evaluation interval of prometheus.yml, global
+// or per job.
+var intervalLine = regexp.MustCompile(`(?m)^(\s*(?:scrape|evaluation)_interval:) *\S+$`)
+
 // AdaptPrometheusConfig returns the shipped prometheus.yml changed by o. The
 // shipped file names loopback addresses with the default ports, and those
 // are what is replaced; a shipped file that no longer has them is an error,
 // so that the demo and the end-to-end tests never silently run another
 // configuration than the one operators get. A non-zero o.Interval replaces
-// every scrape and evaluation interval, global and per job.
+// every scrape and evaluation interval, global and per job. The file is
+// changed as text: comments, quotes and order stay, so that a test may add
+// targets next to the quoted addresses.
 func AdaptPrometheusConfig(config []byte, o PrometheusOverrides) ([]byte, error) {
 	s := string(config)
 	for _, r := range []struct{ old, new string }{
@@ -227,18 +234,10 @@ func AdaptPrometheusConfig(config []byte, o PrometheusOverrides) ([]byte, error)
 	if o.Interval <= 0 {
 		return []byte(s), nil
 	}
-	var file yaml.MapSlice
-	if err := yaml.Unmarshal([]byte(s), &file); err != nil {
-		return nil, fmt.Errorf("parsing prometheus.yml: %w", err)
+	for _, key := range []string{"\n  scrape_interval:", "\n  evaluation_interval:"} {
+		if !strings.Contains(s, key) {
+			return nil, fmt.Errorf("prometheus.yml has no global%s", strings.TrimPrefix(key, "\n "))
+		}
 	}
-	interval := model.Duration(o.Interval).String()
-	global := lookup(file, "global")
-	if !replace(global, "scrape_interval", interval) || !replace(global, "evaluation_interval", interval) {
-		return nil, errors.New("prometheus.yml has no global scrape_interval and evaluation_interval")
-	}
-	jobs, _ := lookup(file, "scrape_configs").([]any)
-	for _, j := range jobs {
-		replace(j, "scrape_interval", interval)
-	}
-	return yaml.Marshal(file)
+	return []byte(intervalLine.ReplaceAllString(s, "${1} "+model.Duration(o.Interval).String())), nil
 }

@@ -301,6 +301,12 @@ func TestAdaptPrometheusConfig(t *testing.T) {
 			if want := []string{tc.o.AlertmanagerAddr, tc.o.ExporterAddr, tc.o.RemediatorAddr}; !reflect.DeepEqual(targets, want) {
 				t.Errorf("targets %v, want %v", targets, want)
 			}
+			// Changed as text: every comment and quote stays.
+			for _, want := range []string{`"` + tc.o.ExporterAddr + `"`, "# steam_host: the target's host name"} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("the adapted file lost %q", want)
+				}
+			}
 		})
 	}
 }

@@ -222,7 +222,7 @@ func TestPrometheusConfigMatchesRules(t *testing.T) {
 		}
 		longest = max(longest, time.Duration(d))
 		// The inhibit rule of alertmanager.yml compares steam_host.
-		want := []relabel{{[]string{"__address__"}, "(.+):[0-9]+", "steam_host"}}
+		want := []relabel{{[]string{"steam_host", "__address__"}, ";(.+):[0-9]+", "steam_host"}}
 		if !reflect.DeepEqual(sc.RelabelConfigs, want) {
 			t.Errorf("job %s relabels %+v, want %+v", sc.JobName, sc.RelabelConfigs, want)
 		}

@@ -50,7 +50,9 @@ func TestShippedTimings(t *testing.T) {
 	// state, as on a real host.
 	id := fmt.Sprintf("deployment_id=%q", victim.IDString())
 	eventually(t, 30*time.Second, "Prometheus to see the deployment up and evaluate the rules on it", func() (bool, string) {
-		up, err := prom.query(`steam_deployment_up{` + id + `} == 1`)
+		// steam_host, from prometheus.yml's relabeling, is what
+		// alertmanager.yml's inhibit rule compares.
+		up, err := prom.query(`steam_deployment_up{` + id + `, steam_host="127.0.0.1"} == 1`)
 		if err != nil || len(up) != 1 {
 			return false, fmt.Sprint(up, err)
 		}
