@@ -35,16 +35,6 @@ func serverPort(t *testing.T, h http.Handler) int {
 	return p
 }
 
-// stop SIGSTOPs p until the test ends: a live, verified java that answers
-// nothing.
-func stop(t *testing.T, p *os.Process) {
-	t.Helper()
-	if err := p.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Signal(syscall.SIGCONT) })
-}
-
 func TestPing(t *testing.T) {
 	h := steamtest.NewHome(t)
 	run := func(b fakescorer.Behaviour) (int, *os.Process) {
@@ -70,7 +60,7 @@ func TestPing(t *testing.T) {
 	})
 	slow, _ := run(fakescorer.Behaviour{PingDelay: 300 * time.Millisecond})
 	stopped, stoppedProc := run(fakescorer.Behaviour{})
-	stop(t, stoppedProc)
+	steamtest.Freeze(t, stoppedProc)
 	closed, err := steamfixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +189,7 @@ func TestProberFollowsAStoppedDeployment(t *testing.T) {
 		}
 	}
 
-	stop(t, victimProc)
+	steamtest.Freeze(t, victimProc)
 	o := waitFor("the stopped deployment to fail", victim.ID, func(o probe.Outcome, ok bool) bool { return ok && !o.Success })
 	if !errors.Is(o.Err, probe.ErrTimeout) {
 		t.Errorf("stopped deployment's probe error = %v, want a timeout", o.Err)
