@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
+
+// startProbingExporter runs the exporter on a free port with args and
+// returns its /metrics URL once it listens.
+func startProbingExporter(t *testing.T, h *steamtest.Home, args ...string) string {
+	t.Helper()
+	port, err := steamfixture.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	startExporter(t, append([]string{"--steam.home=" + h.Home.Dir, "--web.listen-address=" + addr}, args...)...)
+	steamtest.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return "http://" + addr + "/metrics"
+}
+
+func TestExporterProbesDeployments(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d, proc := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	dead, deadProc := h.Run(steamfixture.Spec{Name: "gone", LogicalName: "gone"})
+	steamtest.Kill(t, deadProc)
+	url := startProbingExporter(t, h, "--probe.interval=200ms", "--probe.timeout=300ms", "--probe.start-grace=45s")
+	series := func(name string, id int64) string {
+		return fmt.Sprintf(`%s{deployment="%s",deployment_id="%d"}`, name, map[int64]string{d.ID: "churn", dead.ID: "gone"}[id], id)
+	}
+	scrapeHas := func(want ...string) func() bool {
+		return func() bool {
+			code, body := get(t, url)
+			for _, w := range want {
+				if code != http.StatusOK || !strings.Contains(body, w+"\n") {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	steamtest.Eventually(t, 10*time.Second, "the running deployment to answer its probe", scrapeHas(
+		series("steam_deployment_probe_success", d.ID)+" 1",
+		series("steam_deployment_probe_failures", d.ID)+" 0",
+		"steam_exporter_probe_start_grace_seconds 45"))
+	_, body := get(t, url)
+	for _, name := range []string{"steam_deployment_probe_duration_seconds", "steam_deployment_probe_timestamp_seconds"} {
+		if !strings.Contains(body, series(name, d.ID)+" ") {
+			t.Errorf("/metrics lacks %s of the running deployment", name)
+		}
+	}
+	if strings.Contains(body, series("steam_deployment_probe_success", dead.ID)) {
+		t.Errorf("a dead deployment has probe series:\n%s", body)
+	}
+
+	steamtest.Freeze(t, proc)
+	steamtest.Eventually(t, 10*time.Second, "the stopped deployment to fail its probes", scrapeHas(
+		series("steam_deployment_probe_success", d.ID)+" 0",
+		series("steam_deployment_probe_failures", d.ID)+" 2",
+		series("steam_deployment_up", d.ID)+" 1"))
+	if err := proc.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	steamtest.Eventually(t, 10*time.Second, "the continued deployment to answer again", scrapeHas(
+		series("steam_deployment_probe_success", d.ID)+" 1",
+		series("steam_deployment_probe_failures", d.ID)+" 0"))
+}
+
+func TestExporterProbesDisabled(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	url := startProbingExporter(t, h, "--no-probe.enabled", "--probe.interval=100ms")
+	up := fmt.Sprintf(`steam_deployment_up{deployment="churn",deployment_id="%d"} 1`, d.ID)
+	// Rounds would have run several times by the second scrape.
+	for range 2 {
+		code, body := get(t, url)
+		if code != http.StatusOK || !strings.Contains(body, up) {
+			t.Fatalf("GET /metrics: %d, without %q:\n%s", code, up, body)
+		}
+		if strings.Contains(body, "probe_") {
+			t.Errorf("probe series with --no-probe.enabled:\n%s", body)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
