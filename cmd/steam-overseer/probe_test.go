@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,5 +97,32 @@ func TestExporterProbesDisabled(t *testing.T) {
 			t.Errorf("probe series with --no-probe.enabled:\n%s", body)
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func TestStatusShowsUnresponsive(t *testing.T) {
+	h := steamtest.NewHome(t)
+	h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	_, stopped := h.Run(steamfixture.Spec{Name: "fraud", LogicalName: "fraud"})
+	steamtest.Freeze(t, stopped)
+	for _, tc := range []struct {
+		output string
+		want   []string
+	}{
+		{"table", []string{" running ", " unresponsive ", "probe: GET /ping: no answer within the timeout (300ms)\n"}},
+		{"json", []string{`"status": "running"`, `"status": "unresponsive"`, `"success": false`,
+			`"error": "GET /ping: no answer within the timeout (300ms)"`}},
+	} {
+		cmd := exec.Command(steamtest.Binary(t), "status", "--steam.home="+h.Home.Dir, "--probe.timeout=300ms",
+			"--output="+tc.output)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("status --output=%s: %v\n%s", tc.output, err, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("status --output=%s lacks %q:\n%s", tc.output, w, out)
+			}
+		}
 	}
 }
