@@ -120,7 +120,7 @@ func printOutcomes(w io.Writer, outcomes []remediate.Outcome) (down int) {
 		if o.Down() {
 			down++
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", o.DeploymentID, o.Deployment, o.Action, o.Result, o.OldPID, o.NewPID, o.Reason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", o.DeploymentID, o.Deployment, o.Action, o.Result, o.OldPID, o.NewPID, o.Why())
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d deployments, %d down\n", len(outcomes), down)

@@ -56,6 +56,10 @@ type engineFlags struct {
 	watchAfterReady time.Duration
 	javaPath        string
 	javaOpts        string
+	probePath       string
+	probeTimeout    time.Duration
+	startGrace      time.Duration
+	hungAfter       time.Duration
 }
 
 func addEngineFlags(cmd *kingpin.CmdClause, f *engineFlags) {
@@ -69,6 +73,14 @@ func addEngineFlags(cmd *kingpin.CmdClause, f *engineFlags) {
 		StringVar(&f.javaPath)
 	cmd.Flag("java.opts", "JVM options put before -jar, split at spaces (no shell), e.g. \"-Xmx2g -XX:+UseG1GC\".").
 		StringVar(&f.javaOpts)
+	cmd.Flag("probe.path", "Path a serving deployment answers with 200.").
+		Default(remediate.DefaultProbePath).StringVar(&f.probePath)
+	cmd.Flag("probe.timeout", "How long one probe of a deployment may take.").
+		Default(remediate.DefaultProbeTimeout.String()).DurationVar(&f.probeTimeout)
+	cmd.Flag("probe.start-grace", "A deployment younger than this is never stopped as unresponsive (model loading is slow).").
+		Default(remediate.DefaultStartGrace.String()).DurationVar(&f.startGrace)
+	cmd.Flag("remediate.hung-after", "A live deployment is stopped as unresponsive only after its probes failed in a row for at least this long.").
+		Default(remediate.DefaultHungAfter.String()).DurationVar(&f.hungAfter)
 }
 
 func (f engineFlags) config(home steam.Home, st *state.DB) remediate.Config {
@@ -80,6 +92,10 @@ func (f engineFlags) config(home steam.Home, st *state.DB) remediate.Config {
 		Concurrency:     f.concurrency,
 		StartTimeout:    f.startTimeout,
 		WatchAfterReady: f.watchAfterReady,
+		ProbePath:       f.probePath,
+		ProbeTimeout:    f.probeTimeout,
+		StartGrace:      noneIfZero(f.startGrace),
+		HungAfter:       f.hungAfter,
 	}
 }
 
@@ -259,4 +275,12 @@ func runRemediatorReset(ctx context.Context, logger *slog.Logger, f *remediatorF
 	}
 	fmt.Printf("Deployment %d: restart policy reset; the next notification may start it again.\n", f.resetDeployID)
 	return 0
+}
+
+// noneIfZero makes a flag's 0 mean "none" where the engine's zero means its default.
+func noneIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -212,7 +212,8 @@ func TestRemediatorServes(t *testing.T) {
 		wantBody     []string
 	}{
 		{"GET", "/metrics", http.StatusOK, []string{
-			`steam_remediator_actions_total{action="restart",result="success"} 1`,
+			// A restart counts as a success once it outlives its watch window.
+			`steam_remediator_actions_total{action="restart",result="success"} 0`,
 			`steam_remediator_webhook_requests_total{code="200"} 1`,
 			`steam_remediator_alerts_total{outcome="queued"} 1`,
 			"steam_remediator_queue_length 0",

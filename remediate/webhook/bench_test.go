@@ -16,7 +16,7 @@ import (
 
 type countingQueue struct{ n atomic.Int64 }
 
-func (q *countingQueue) Enqueue(int64) { q.n.Add(1) }
+func (q *countingQueue) Enqueue(int64, string) { q.n.Add(1) }
 
 // discardWriter keeps the benchmark's own cost out of the numbers.
 type discardWriter struct{ header http.Header }

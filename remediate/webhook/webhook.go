@@ -29,7 +29,7 @@ import (
 // Queue takes deployments to remediate. Enqueue must not block; the engine
 // coalesces duplicates.
 type Queue interface {
-	Enqueue(deploymentID int64)
+	Enqueue(deploymentID int64, alertname string)
 }
 
 // Defaults for the zero values of Config.
@@ -243,7 +243,7 @@ func (h *Handler) accept(msg *message) *Summary {
 				"deployment_id", s.Alerts[i].DeploymentID, "status", a.Status, "outcome", outcome)
 			continue
 		}
-		h.queue.Enqueue(id)
+		h.queue.Enqueue(id, s.Alerts[i].Alertname)
 		s.Queued++
 	}
 	h.logger.Info("Accepted webhook notification", "receiver", msg.Receiver, "group_key", msg.GroupKey,

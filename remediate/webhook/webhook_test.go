@@ -27,7 +27,7 @@ type recordingQueue struct {
 	ids []int64
 }
 
-func (q *recordingQueue) Enqueue(id int64) {
+func (q *recordingQueue) Enqueue(id int64, _ string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.ids = append(q.ids, id)
