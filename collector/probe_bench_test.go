@@ -11,11 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/collector"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
-	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
@@ -32,18 +30,7 @@ func serving(b *testing.B, n, firstPort int) (*steamtest.Home, []*os.Process) {
 		ds[i] = h.Add(steamfixture.Spec{Name: "scorer", LogicalName: "scorer", Port: firstPort + i})
 	}
 	procs := startAll(b, h, ds)
-	tx, err := h.DB.Begin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i, d := range ds {
-		if _, err := tx.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, procs[i], d.ID); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
-	}
+	recordPIDs(b, h, ds, procs)
 	ps := make([]*os.Process, n)
 	for i, d := range ds {
 		if err := steamfixture.WaitReady(context.Background(), int(d.Port), 30*time.Second); err != nil {
@@ -52,15 +39,6 @@ func serving(b *testing.B, n, firstPort int) (*steamtest.Home, []*os.Process) {
 		ps[i], _ = os.FindProcess(procs[i])
 	}
 	return h, ps
-}
-
-// proberOf returns a prober of h's running deployments.
-func proberOf(b *testing.B, h *steamtest.Home, cfg probe.Config) *probe.Prober {
-	in, err := procid.NewInspector("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	return probe.NewProber(probe.RunningTargets(steam.NewRegistry(h.Home), in), cfg, promslog.NewNopLogger())
 }
 
 // failing counts the deployments whose latest probe failed.
@@ -82,7 +60,7 @@ func failing(p *probe.Prober) int {
 func BenchmarkScrapeWithHungDeployments(b *testing.B) {
 	const deployments, hung = 100, 20
 	h, procs := serving(b, deployments, 23000)
-	p := proberOf(b, h, probe.Config{Interval: time.Second, Timeout: probe.DefaultTimeout})
+	p := newProber(b, h, probe.Config{Interval: time.Second, Timeout: probe.DefaultTimeout})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { p.Run(ctx) })
@@ -123,7 +101,7 @@ func BenchmarkScrapeWithHungDeployments(b *testing.B) {
 func BenchmarkProberRound(b *testing.B) {
 	const deployments = 1000
 	h, _ := serving(b, deployments, 21000)
-	p := proberOf(b, h, probe.Config{})
+	p := newProber(b, h, probe.Config{})
 	p.Round(context.Background())
 	if n := len(p.Latest()); n != deployments || failing(p) != 0 {
 		b.Fatalf("%d of %d deployments probed, %d failing, before the benchmark", n, deployments, failing(p))

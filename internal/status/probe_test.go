@@ -1,7 +1,6 @@
 package status_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -12,9 +11,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
-	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/status"
-	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
 )
@@ -48,24 +45,9 @@ func TestAddProbes(t *testing.T) {
 	dead, deadProc := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
 	steamtest.Kill(t, deadProc)
 
-	in, err := procid.NewInspector("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	rows, err := status.Rows(context.Background(), steam.NewRegistry(h.Home), in, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows, now := readRows(t, h)
 	status.AddProbes(context.Background(), rows, probe.DefaultPath, timeout)
-	var table, js bytes.Buffer
-	if err := status.WriteTable(&table, rows, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := status.WriteJSON(&js, rows); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("table:\n%s", table.String())
+	lines, js := render(t, rows, now)
 	var objects []struct {
 		ID     int64
 		Status string
@@ -76,12 +58,11 @@ func TestAddProbes(t *testing.T) {
 			Error      string
 		}
 	}
-	if err := json.Unmarshal(js.Bytes(), &objects); err != nil {
-		t.Fatalf("decoding JSON output: %v\n%s", err, js.String())
+	if err := json.Unmarshal(js, &objects); err != nil {
+		t.Fatalf("decoding JSON output: %v\n%s", err, js)
 	}
-	lines := strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n")
-	if len(objects) != 5 || len(lines) != 6 {
-		t.Fatalf("%d JSON objects and %d table lines, want 5 rows", len(objects), len(lines))
+	if len(objects) != 5 {
+		t.Fatalf("%d JSON objects, want 5 rows", len(objects))
 	}
 
 	for i, tc := range []struct {
