@@ -3,9 +3,9 @@
 // built-in fake scoring service (this very binary, linked as "java"), and
 // the real exporter and remediator subcommands of this binary watching them.
 // When Debian's prometheus and prometheus-alertmanager are installed, they
-// run too, with the shipped rules and route, and heal a killed deployment
-// the way production does; otherwise the remediator's periodic reconcile
-// sweep does.
+// run too, with the shipped rules and route, and heal a killed or a hung
+// (SIGSTOPped) deployment the way production does; otherwise the
+// remediator's periodic reconcile sweep heals a killed one.
 //
 // Everything the demo starts it stops again: its own children by the
 // processes it holds, and deployments (whoever restarted them) only after
@@ -71,7 +71,7 @@ type Config struct {
 // Timings of the demo's loop: seconds, not production's minutes.
 const (
 	interval          = time.Second // scrapes, rule evaluation, health polling
-	holdFactor        = 30          // SteamDeploymentDown's 1m hold becomes 2s
+	holdFactor        = 30          // the rules' holds, 30 times shorter: SteamDeploymentUnresponsive's 2m becomes 4s
 	reconcileInterval = 2 * time.Second
 	stopGrace         = 10 * time.Second
 	// A demo deployment is a few seconds old when a person stops it: the
@@ -410,8 +410,8 @@ func (r *run) printIntro(healer string) {
 	}
 	switch healer {
 	case HealerAlertmanager:
-		fmt.Fprintf(tw, "  Healing:\tPrometheus fires SteamDeploymentDown (hold shortened to %s), Alertmanager calls the remediator's webhook\n",
-			time.Minute/holdFactor)
+		fmt.Fprintf(tw, "  Healing:\tPrometheus fires SteamDeploymentDown or SteamDeploymentUnresponsive (holds shortened %dx), Alertmanager calls the remediator's webhook\n",
+			holdFactor)
 	default:
 		fmt.Fprintf(tw, "  Healing:\tthe remediator's reconcile sweep every %s (install prometheus and prometheus-alertmanager for the real loop)\n",
 			reconcileInterval)
