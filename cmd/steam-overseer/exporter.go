@@ -44,13 +44,11 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, webConf
 
 	home, statePath, err := loc.resolve()
 	if err != nil {
-		logger.Error("Invalid Steam home", "err", err)
-		return 1
+		return fail("", err)
 	}
 	inspector, err := procid.NewInspector("")
 	if err != nil {
-		logger.Error("Cannot read processes", "err", err)
-		return 1
+		return fail("reading processes", err)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -79,16 +77,14 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, webConf
 			Links:       []web.LandingLinks{{Address: metricsPath, Text: "Metrics"}},
 		})
 		if err != nil {
-			logger.Error("Building the landing page failed", "err", err)
-			return 1
+			return fail("building the landing page", err)
 		}
 		mux.Handle("/", landing)
 	}
 
 	logger.Info("Watching Steam home", "steam_home", home.Dir, "state_path", statePath)
 	if err := serve(ctx, logger, webConfig, mux); err != nil {
-		logger.Error("Serving metrics failed", "err", err)
-		return 1
+		return fail("serving metrics", err)
 	}
 	return 0
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
@@ -45,7 +47,8 @@ type remediatorFlags struct {
 	tokenFile         string
 	engine            engineFlags
 	reconcileInterval time.Duration
-	resetDeployID     int64
+	journalRetention  model.Duration
+	resetID           string
 }
 
 // engineFlags are how deployments are started; the remediator and the
@@ -118,9 +121,10 @@ func remediatorCommand(app *kingpin.Application) []subcommand {
 	addEngineFlags(serveCmd, &f.engine)
 	serveCmd.Flag("reconcile.interval", "Also sweep every deployment this often, as a safety net for when Alertmanager cannot reach the remediator (0 turns it off).").
 		Default("0s").DurationVar(&f.reconcileInterval)
+	addJournalRetentionFlag(serveCmd, &f.journalRetention)
 
 	resetCmd := cmd.Command("reset", "Clear the restart policy of a deployment (failures, backoff, giving up), so that the next notification may start it again.")
-	resetCmd.Arg("id", "The deployment's id (service.id, the deployment_id label).").Required().Int64Var(&f.resetDeployID)
+	resetCmd.Arg("id", "The deployment's id (service.id, the deployment_id label).").Required().StringVar(&f.resetID)
 
 	return []subcommand{
 		{clause: serveCmd, run: func(ctx context.Context, logger *slog.Logger) int {
@@ -151,15 +155,13 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 
 	home, st, err := openRemediatorState(ctx, f)
 	if err != nil {
-		logger.Error("Cannot open the Steam home or the state database", "err", err)
-		return 1
+		return fail("opening the Steam home or the state database", err)
 	}
 	defer st.Close()
 	var token []byte
 	if f.tokenFile != "" {
 		if token, err = webhook.ReadTokenFile(f.tokenFile); err != nil {
-			logger.Error("Cannot read the webhook's bearer token", "err", err)
-			return 1
+			return fail("reading the webhook's bearer token", err)
 		}
 	}
 
@@ -173,8 +175,7 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	cfg.ReconcileInterval = f.reconcileInterval
 	engine, err := remediate.New(cfg, logger, reg)
 	if err != nil {
-		logger.Error("Invalid remediation settings", "err", err)
-		return 1
+		return fail("invalid remediation settings", err)
 	}
 	hook, err := webhook.New(webhook.Config{
 		AlertNames:  f.alertNames,
@@ -183,13 +184,13 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 		BearerToken: token,
 	}, engine, reg, logger)
 	if err != nil {
-		logger.Error("Invalid webhook settings", "err", err)
-		return 1
+		return fail("invalid webhook settings", err)
 	}
 	if err := engine.Start(ctx); err != nil {
-		logger.Error("Cannot start remediation", "err", err)
-		return 1
+		return fail("starting remediation", err)
 	}
+	// Deferred after st.Close, so stopped before it.
+	defer startJournalPruning(ctx, logger, st, time.Duration(f.journalRetention), journalPruneInterval)()
 
 	var shuttingDown atomic.Bool
 	mux := http.NewServeMux()
@@ -219,8 +220,7 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 		},
 	})
 	if err != nil {
-		logger.Error("Building the landing page failed", "err", err)
-		return 1
+		return fail("building the landing page", err)
 	}
 	mux.Handle("/", landing)
 
@@ -235,8 +235,7 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	logger.Info("Remediating Steam home", "steam_home", home.Dir, "state_path", f.statePath)
 	code := 0
 	if err := serve(ctx, logger, f.web, mux); err != nil {
-		logger.Error("Serving the webhook failed", "err", err)
-		code = 1
+		code = fail("serving the webhook", err)
 	}
 	shuttingDown.Store(true)
 	hook.Shutdown()
@@ -251,29 +250,38 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	return code
 }
 
+// runRemediatorReset resets only a deployment Steam's registry holds: a
+// mistyped id must not be journaled as a reset that never applied.
 func runRemediatorReset(ctx context.Context, logger *slog.Logger, f *remediatorFlags) int {
-	if f.resetDeployID <= 0 {
-		logger.Error("Invalid deployment id", "id", f.resetDeployID)
-		return 2
+	id, err := strconv.ParseInt(f.resetID, 10, 64)
+	if err != nil || id <= 0 {
+		return usageError(fmt.Errorf("deployment id %q is not a positive integer", f.resetID))
+	}
+	home, _, err := f.resolve()
+	if err != nil {
+		return fail("", err)
+	}
+	switch _, err := steam.NewRegistry(home).Deployment(ctx, id); {
+	case errors.Is(err, steam.ErrNotFound):
+		return fail("refusing to reset", fmt.Errorf("no deployment %d in Steam's registry", id))
+	case err != nil:
+		return fail("reading Steam's registry", err)
 	}
 	home, st, err := openRemediatorState(ctx, f)
 	if err != nil {
-		logger.Error("Cannot open the Steam home or the state database", "err", err)
-		return 1
+		return fail("opening the state database", err)
 	}
 	defer st.Close()
 	engine, err := remediate.New(remediate.Config{Home: home, State: st}, logger, nil)
 	if err != nil {
-		logger.Error("Cannot reset", "err", err)
-		return 1
+		return fail("resetting the restart policy", err)
 	}
 	// Waits for a remediation of the deployment in progress, which holds
 	// its lock, to end.
-	if err := engine.Reset(ctx, f.resetDeployID); err != nil {
-		logger.Error("Resetting the restart policy failed", "deployment_id", f.resetDeployID, "err", err)
-		return 1
+	if err := engine.Reset(ctx, id); err != nil {
+		return fail(fmt.Sprintf("resetting the restart policy of deployment %d", id), err)
 	}
-	fmt.Printf("Deployment %d: restart policy reset; the next notification may start it again.\n", f.resetDeployID)
+	fmt.Printf("Deployment %d: restart policy reset; the next notification may start it again.\n", id)
 	return 0
 }
 

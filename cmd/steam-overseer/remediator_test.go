@@ -465,10 +465,10 @@ func TestRemediatorFailsToStart(t *testing.T) {
 		{"token file empty", []string{"remediator", "--steam.home=" + h.Home.Dir, "--web.listen-address=127.0.0.1:0",
 			"--webhook.bearer-token-file=" + empty}, 1, "is empty"},
 		{"java option without a dash", []string{"remediator", "--steam.home=" + h.Home.Dir, "--web.listen-address=127.0.0.1:0",
-			"--java.opts=-Xmx1g Xss1m"}, 1, `java option \"Xss1m\"`},
+			"--java.opts=-Xmx1g Xss1m"}, 1, `java option "Xss1m"`},
 		{"match without a name", []string{"remediator", "--steam.home=" + h.Home.Dir, "--web.listen-address=127.0.0.1:0",
 			"--webhook.match==x"}, 1, "empty label name"},
-		{"reset of no deployment", []string{"remediator", "reset", "0", "--steam.home=" + h.Home.Dir}, 2, "Invalid deployment id"},
+		{"reset of no deployment", []string{"remediator", "reset", "0", "--steam.home=" + h.Home.Dir}, 2, "is not a positive integer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(steamtest.Binary(t), tc.args...)

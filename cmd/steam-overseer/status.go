@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -40,19 +39,16 @@ func statusCommand(app *kingpin.Application) []subcommand {
 func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, output string, probes probeFlags) int {
 	home, statePath, err := loc.resolve()
 	if err != nil {
-		logger.Error("Invalid Steam home", "err", err)
-		return 1
+		return fail("", err)
 	}
 	inspector, err := procid.NewInspector("")
 	if err != nil {
-		logger.Error("Cannot read processes", "err", err)
-		return 1
+		return fail("reading processes", err)
 	}
 	now := time.Now()
 	rows, err := status.Rows(ctx, steam.NewRegistry(home), inspector, now)
 	if err != nil {
-		logger.Error("Reading Steam's deployments failed", "steam_home", home.Dir, "err", err)
-		return 1
+		return fail("reading Steam's deployments in "+home.Dir, err)
 	}
 	status.AddProbes(ctx, rows, probes.path, probes.timeout)
 	st, err := state.OpenReadOnly(statePath)
@@ -74,8 +70,7 @@ func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc l
 		err = status.WriteTable(stdout, rows, now)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "steam-overseer: writing status: %v\n", err)
-		return 1
+		return fail("writing status", err)
 	}
 	return 0
 }
