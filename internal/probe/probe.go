@@ -24,8 +24,11 @@ const (
 	// DefaultStartGrace is how long a young deployment is given to load its
 	// model before a failing probe counts against it.
 	DefaultStartGrace = 2 * time.Minute
-	// DefaultConcurrency bounds the probes in flight at once.
+	// DefaultConcurrency is how many probes a round has in flight at once.
 	DefaultConcurrency = 16
+	// MaxConcurrency bounds them when many deployments time out (see
+	// Prober.Round).
+	MaxConcurrency = 256
 )
 
 // Result is one probe's outcome.

@@ -270,3 +270,46 @@ func TestProberKeepsResultsWhenTheRegistryFails(t *testing.T) {
 		t.Errorf("after a failed listing: %+v (published %v), want the previous outcome", o, ok)
 	}
 }
+
+// A round has enough probes in flight to end within one interval even if
+// every deployment times out, and no more than configured when the
+// interval leaves time for them all.
+func TestProberConcurrency(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		wantMax  int32
+	}{
+		{name: "the interval fits 40 timeouts of 4 at once", interval: time.Hour, wantMax: 4},
+		{name: "40 timeouts must fit one interval", interval: 10 * time.Second, wantMax: 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var inFlight, most atomic.Int32
+			release := make(chan struct{})
+			port := serverPort(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+				n := inFlight.Add(1)
+				defer inFlight.Add(-1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				<-release
+			}))
+			targets := make([]probe.Target, 40)
+			for i := range targets {
+				targets[i] = probe.Target{ID: int64(i + 1), Port: port, PID: i + 1}
+			}
+			p := probe.NewProber(func(context.Context) ([]probe.Target, error) { return targets, nil },
+				probe.Config{Interval: tc.interval, Timeout: 10 * time.Second, Concurrency: 4}, promslog.NewNopLogger())
+			done := make(chan struct{})
+			go func() { p.Round(context.Background()); close(done) }()
+			steamtest.Eventually(t, 10*time.Second, "the probes to be in flight", func() bool { return inFlight.Load() == tc.wantMax })
+			close(release)
+			<-done
+			if m := most.Load(); m != tc.wantMax {
+				t.Errorf("%d probes in flight at most, want %d", m, tc.wantMax)
+			}
+			if n := len(p.Latest()); n != len(targets) {
+				t.Errorf("%d outcomes, want %d", n, len(targets))
+			}
+		})
+	}
+}

@@ -118,12 +118,21 @@ func (p *Prober) Round(ctx context.Context) {
 	p.outcomes = kept
 	p.mu.Unlock()
 
-	forEach(len(targets), p.cfg.Concurrency, func(i int) {
+	forEach(len(targets), p.concurrency(len(targets)), func(i int) {
 		r := Ping(ctx, targets[i].Port, p.cfg.Path, p.cfg.Timeout)
 		if ctx.Err() == nil { // cancelled is not failed
 			p.record(round, targets[i], r)
 		}
 	})
+}
+
+// concurrency is how many of n targets a round probes at once: enough that
+// the round ends within one interval even if every one of them times out
+// (a host-wide stall), never fewer than configured, never more than
+// MaxConcurrency.
+func (p *Prober) concurrency(n int) int {
+	worst := (time.Duration(n)*p.cfg.Timeout + p.cfg.Interval - 1) / p.cfg.Interval
+	return min(max(int(worst), p.cfg.Concurrency), MaxConcurrency)
 }
 
 func (p *Prober) record(round uint64, t Target, r Result) {
