@@ -101,6 +101,9 @@ func (p *Prober) Run(ctx context.Context) {
 // the previous outcomes stay, their timestamps ageing.
 func (p *Prober) Round(ctx context.Context) {
 	targets, err := p.targets(ctx)
+	if ctx.Err() != nil {
+		return // stopping
+	}
 	if err != nil {
 		p.logger.Error("Listing the deployments to probe failed", "err", err)
 		return
