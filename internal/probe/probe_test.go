@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -66,6 +67,9 @@ func TestPing(t *testing.T) {
 		t.Fatal(err)
 	}
 	redirect := serverPort(t, http.RedirectHandler("/elsewhere", http.StatusFound))
+	bigHeader := serverPort(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Padding", strings.Repeat("x", 4096)) // longer than the probe's read buffer
+	}))
 	health := serverPort(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			http.NotFound(w, r)
@@ -90,6 +94,7 @@ func TestPing(t *testing.T) {
 		{name: "stopped", port: stopped, timeout: 300 * time.Millisecond, wantTimeout: true, wantErr: true},
 		{name: "nothing listens", port: closed, wantErr: true},
 		{name: "a redirect is not followed", port: redirect, wantCode: http.StatusFound},
+		{name: "a header longer than the read buffer", port: bigHeader, wantSuccess: true, wantCode: 200},
 		{name: "another path", port: health, path: "/healthz", wantSuccess: true, wantCode: 200},
 		{name: "the default path on a server without it", port: health, wantCode: 404},
 	} {
