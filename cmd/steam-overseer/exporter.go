@@ -58,7 +58,10 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, webConf
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	probeCollector, stopProber := startProber(ctx, logger, probes, exporterRegistry(home), inspector)
+	probeCollector, stopProber, err := startProber(ctx, logger, probes, exporterRegistry(home), inspector)
+	if err != nil {
+		return usageError(err)
+	}
 	defer stopProber()
 	if probeCollector != nil {
 		reg.MustRegister(probeCollector)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -32,6 +33,14 @@ func (f *probeFlags) addRequestFlags(cmd *kingpin.CmdClause) {
 		Default(probe.DefaultTimeout.String()).DurationVar(&f.timeout)
 }
 
+// checkTimeout refuses a timeout no probe could meet.
+func (f *probeFlags) checkTimeout() error {
+	if f.timeout <= 0 {
+		return fmt.Errorf("--probe.timeout (%s) must be positive", f.timeout)
+	}
+	return nil
+}
+
 // addExporterFlags adds the request flags and the background prober's.
 func (f *probeFlags) addExporterFlags(cmd *kingpin.CmdClause) {
 	cmd.Flag("probe.enabled", "Probe every verified running deployment over HTTP in the background.").
@@ -46,10 +55,18 @@ func (f *probeFlags) addExporterFlags(cmd *kingpin.CmdClause) {
 // startProber runs the exporter's background prober and returns the
 // collector of its results, and stop, which ends the prober and waits for
 // it. Disabled, it returns no collector.
-func startProber(ctx context.Context, logger *slog.Logger, f probeFlags, reg *steam.Registry, in *procid.Inspector) (c prometheus.Collector, stop func()) {
+func startProber(ctx context.Context, logger *slog.Logger, f probeFlags, reg *steam.Registry, in *procid.Inspector) (
+	c prometheus.Collector, stop func(), err error) {
 	if !f.enabled {
 		logger.Info("Probing deployments is disabled")
-		return nil, func() {}
+		return nil, func() {}, nil
+	}
+	if f.interval <= 0 || f.startGrace < 0 {
+		return nil, nil, fmt.Errorf("--probe.interval (%s) must be positive and --probe.start-grace (%s) not negative",
+			f.interval, f.startGrace)
+	}
+	if err := f.checkTimeout(); err != nil {
+		return nil, nil, err
 	}
 	p := probe.NewProber(probe.RunningTargets(reg, in), probe.Config{
 		Path: f.path, Timeout: f.timeout, Interval: f.interval,
@@ -61,5 +78,5 @@ func startProber(ctx context.Context, logger *slog.Logger, f probeFlags, reg *st
 	return collector.NewProbeCollector(p, f.startGrace), func() {
 		cancel()
 		wg.Wait()
-	}
+	}, nil
 }

@@ -126,3 +126,25 @@ func TestStatusShowsUnresponsive(t *testing.T) {
 		}
 	}
 }
+
+func TestProbeFlagsRefused(t *testing.T) {
+	h := steamtest.NewHome(t)
+	for _, args := range [][]string{
+		{"exporter", "--probe.timeout=0s"},
+		{"exporter", "--probe.interval=0s"},
+		{"exporter", "--probe.start-grace=-1s"},
+		{"status", "--probe.timeout=0s"},
+	} {
+		args = append(args, "--steam.home="+h.Home.Dir, "--web.listen-address=127.0.0.1:0")
+		if args[0] == "status" {
+			args = args[:len(args)-1]
+		}
+		var stderr strings.Builder
+		cmd := exec.Command(steamtest.Binary(t), args...)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(stderr.String(), args[1][:strings.Index(args[1], "=")]) {
+			t.Errorf("%s: %v, exit code %d, want 2 and a sentence naming the flag:\n%s", strings.Join(args, " "), err, code, stderr.String())
+		}
+	}
+}

@@ -37,6 +37,9 @@ func statusCommand(app *kingpin.Application) []subcommand {
 // action columns. A running deployment that does not answer its probe is
 // unresponsive.
 func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, output string, probes probeFlags) int {
+	if err := probes.checkTimeout(); err != nil {
+		return usageError(err)
+	}
 	home, statePath, err := loc.resolve()
 	if err != nil {
 		return fail("", err)
