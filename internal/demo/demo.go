@@ -435,8 +435,8 @@ func (r *run) printIntro(healer string) {
 }
 
 // watch reports, until ctx ends, each deployment going down (dead, or alive
-// but not answering its probe) and coming back, as the registry, the
-// processes and the deployments' own /ping show it.
+// but not answering its probe) and coming back, as the status command
+// sees them.
 func (r *run) watch(ctx context.Context) {
 	registry := steam.NewRegistry(r.home())
 	in, err := procid.NewInspector("")
@@ -458,44 +458,29 @@ func (r *run) watch(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		ds, err := registry.Deployments(ctx)
+		rows, err := status.Rows(ctx, registry, in, time.Now())
 		if err != nil {
 			continue
 		}
-		statuses := make([]string, len(ds))
-		var running []int // indexes into ds
-		for i, d := range ds {
-			id, _ := d.Identity()
-			if statuses[i] = d.Status(in.Inspect(int(d.PID), id)); statuses[i] == string(procid.StatusRunning) {
-				running = append(running, i)
-			}
+		status.AddProbes(ctx, rows, probe.DefaultPath, probeTimeout)
+		if ctx.Err() != nil {
+			return // the probes were cut short, not failed
 		}
-		why := make([]string, len(ds))
-		ports := make([]int, len(running))
-		for j, i := range running {
-			ports[j] = int(ds[i].Port)
-		}
-		for j, res := range probe.PingAll(ctx, ports, probe.DefaultPath, probeTimeout, len(ports)) {
-			if i := running[j]; !res.Success && ctx.Err() == nil {
-				statuses[i], why[i] = status.StatusUnresponsive, res.Reason()
-			}
-		}
-		for i, d := range ds {
-			st := statuses[i]
-			was, isDown := down[d.ID]
+		for _, row := range rows {
+			was, isDown := down[row.ID]
 			switch {
-			case st == string(procid.StatusRunning) && isDown:
-				delete(down, d.ID)
+			case row.Status == string(procid.StatusRunning) && isDown:
+				delete(down, row.ID)
 				fmt.Fprintf(r.out, "%s  %s (id %d) is back: PID %d, serving again after %s\n",
-					clock(), d.Name, d.ID, d.PID, time.Since(was.since).Round(100*time.Millisecond))
-			case st == string(procid.StatusRunning) || (isDown && was.status == st):
-			case st == status.StatusUnresponsive:
-				down[d.ID] = trouble{since: cmp.Or(was.since, time.Now()), status: st}
+					clock(), row.Name, row.ID, row.PID, time.Since(was.since).Round(100*time.Millisecond))
+			case row.Status == string(procid.StatusRunning) || (isDown && was.status == row.Status):
+			case row.Status == status.StatusUnresponsive:
+				down[row.ID] = trouble{since: cmp.Or(was.since, time.Now()), status: row.Status}
 				fmt.Fprintf(r.out, "%s  %s (id %d) is unresponsive: PID %d is alive but does not answer (%s)\n",
-					clock(), d.Name, d.ID, d.PID, why[i])
+					clock(), row.Name, row.ID, row.PID, row.Probe.Error)
 			default:
-				down[d.ID] = trouble{since: cmp.Or(was.since, time.Now()), status: st}
-				fmt.Fprintf(r.out, "%s  %s (id %d) is down: PID %d is %s\n", clock(), d.Name, d.ID, d.PID, st)
+				down[row.ID] = trouble{since: cmp.Or(was.since, time.Now()), status: row.Status}
+				fmt.Fprintf(r.out, "%s  %s (id %d) is down: PID %d is %s\n", clock(), row.Name, row.ID, row.PID, row.Status)
 			}
 		}
 	}
