@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -45,6 +44,7 @@ type remediatorFlags struct {
 	match             map[string]string
 	maxBody           int64
 	tokenFile         string
+	tokenPoll         time.Duration
 	engine            engineFlags
 	reconcileInterval time.Duration
 	journalRetention  model.Duration
@@ -110,14 +110,16 @@ func remediatorCommand(app *kingpin.Application) []subcommand {
 
 	serveCmd := cmd.Command("serve", "Serve Alertmanager's webhook (the default).").Default()
 	f.web = kingpinflag.AddFlags(serveCmd, "127.0.0.1:9733")
-	serveCmd.Flag("webhook.alertname", "Alert name acted on; repeat for several.").
-		Default(webhook.DefaultAlertName).StringsVar(&f.alertNames)
+	serveCmd.Flag("webhook.alertname", "Alert name acted on; repeat for several (default: "+strings.Join(webhook.DefaultAlertNames, ", ")+").").
+		Default(webhook.DefaultAlertNames...).StringsVar(&f.alertNames)
 	serveCmd.Flag("webhook.match", "Label every acted-on alert must carry, as name=value; repeat for several (e.g. instance=steam1:9732).").
 		StringMapVar(&f.match)
 	maxBody := serveCmd.Flag("webhook.max-body", "Largest webhook body accepted.").
 		Default("1MiB").Bytes()
-	serveCmd.Flag("webhook.bearer-token-file", "File holding the token Alertmanager must send as \"Authorization: Bearer\" (its authorization.credentials_file).").
+	serveCmd.Flag("webhook.bearer-token-file", "File holding the token Alertmanager must send as \"Authorization: Bearer\" (its authorization.credentials_file); not readable by others. Re-read on SIGHUP and when it changes.").
 		StringVar(&f.tokenFile)
+	serveCmd.Flag("webhook.bearer-token-poll-interval", "How often the bearer token file is checked for changes (0 turns checking off; SIGHUP still reloads it).").
+		Default(webhook.DefaultTokenPollInterval.String()).DurationVar(&f.tokenPoll)
 	addEngineFlags(serveCmd, &f.engine)
 	serveCmd.Flag("reconcile.interval", "Also sweep every deployment this often, as a safety net for when Alertmanager cannot reach the remediator (0 turns it off).").
 		Default("0s").DurationVar(&f.reconcileInterval)
@@ -153,17 +155,14 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	logger.Info("Starting steam-overseer remediator", "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
 
+	if err := checkAuthSettings(*f.web.WebConfigFile, f.tokenFile); err != nil {
+		return fail("refusing the web settings", err)
+	}
 	home, st, err := openRemediatorState(ctx, f)
 	if err != nil {
 		return fail("opening the Steam home or the state database", err)
 	}
 	defer st.Close()
-	var token []byte
-	if f.tokenFile != "" {
-		if token, err = webhook.ReadTokenFile(f.tokenFile); err != nil {
-			return fail("reading the webhook's bearer token", err)
-		}
-	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -171,6 +170,14 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	var tokenFile *webhook.TokenFile
+	var token *webhook.Token
+	if f.tokenFile != "" {
+		if tokenFile, err = webhook.LoadTokenFile(f.tokenFile, reg, logger); err != nil {
+			return fail("reading the webhook's bearer token", err)
+		}
+		token = tokenFile.Token()
+	}
 	cfg := f.engine.config(home, st)
 	cfg.ReconcileInterval = f.reconcileInterval
 	engine, err := remediate.New(cfg, logger, reg)
@@ -178,14 +185,22 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 		return fail("invalid remediation settings", err)
 	}
 	hook, err := webhook.New(webhook.Config{
-		AlertNames:  f.alertNames,
-		Match:       f.match,
-		MaxBody:     f.maxBody,
-		BearerToken: token,
+		AlertNames: f.alertNames,
+		Match:      f.match,
+		MaxBody:    f.maxBody,
+		Token:      token,
+		Known:      knownDeployments(home),
 	}, engine, reg, logger)
 	if err != nil {
 		return fail("invalid webhook settings", err)
 	}
+	// In the background: with Steam holding its lock, this waits out the
+	// busy timeout, and the webhook does without it.
+	go func() {
+		if err := hook.Refresh(ctx); err != nil {
+			logger.Warn("Cannot read Steam's deployments yet", "err", err)
+		}
+	}()
 	if err := engine.Start(ctx); err != nil {
 		return fail("starting remediation", err)
 	}
@@ -193,21 +208,9 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	defer startJournalPruning(ctx, logger, st, time.Duration(f.journalRetention), journalPruneInterval)()
 
 	var shuttingDown atomic.Bool
-	mux := http.NewServeMux()
-	mux.Handle("/webhook", hook)
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
-	}))
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "Healthy")
-	})
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if shuttingDown.Load() {
-			http.Error(w, "Shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "Ready")
 	})
 	landing, err := web.NewLandingPage(web.LandingConfig{
 		Name:        "steam-overseer remediator",
@@ -222,7 +225,11 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	if err != nil {
 		return fail("building the landing page", err)
 	}
-	mux.Handle("/", landing)
+	mux := remediatorRoutes(hook, metrics, landing, func() bool { return !shuttingDown.Load() })
+	if tokenFile != nil && f.tokenPoll > 0 {
+		go tokenFile.Watch(ctx, f.tokenPoll)
+	}
+	reloadOnHangup(ctx, logger, tokenFile)
 
 	// On SIGTERM the webhook answers 503 at once (Alertmanager retries
 	// elsewhere or later) while the server drains.

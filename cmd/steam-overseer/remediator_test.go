@@ -226,7 +226,7 @@ func TestRemediatorServes(t *testing.T) {
 		{"GET", "/-/ready", http.StatusOK, []string{"Ready"}},
 		{"GET", "/", http.StatusOK, []string{`href="/metrics"`}},
 		{"GET", "/webhook", http.StatusMethodNotAllowed, nil},
-		{"POST", "/webhook", http.StatusBadRequest, nil}, // empty body
+		{"POST", "/webhook", http.StatusUnsupportedMediaType, nil}, // no Content-Type
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, r.base+tc.path, nil)
@@ -421,22 +421,7 @@ func TestRemediatorRejectsBadRequests(t *testing.T) {
 			}
 		})
 	}
-	for code, want := range map[int]float64{200: 0, 400: 3, 401: 3, 405: 2, 413: 2} {
-		if got := r.metric(t, fmt.Sprintf(`steam_remediator_webhook_requests_total{code="%d"}`, code)); got != want {
-			t.Errorf("webhook requests answered %d: %v, want %v", code, got, want)
-		}
-	}
-	if got := r.metric(t, `steam_remediator_alerts_total{outcome="queued"}`); got != 0 {
-		t.Errorf("%v alerts queued, want 0", got)
-	}
-	r.drain(t)
-
-	if n := startsLogged(t, h, d.ID); n != 0 {
-		t.Errorf("%d starts, want 0", n)
-	}
-	if pid := h.Deployment(d.ID).PID; pid != int64(p.Pid) {
-		t.Errorf("row PID %d, want %d untouched", pid, p.Pid)
-	}
+	assertNothingStarted(t, r, h, d, p.Pid, map[int]float64{200: 0, 400: 3, 401: 3, 405: 2, 413: 2})
 	st, err := state.OpenReadOnly(h.Home.StatePath())
 	if err != nil {
 		t.Fatal(err)
