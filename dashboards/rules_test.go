@@ -13,13 +13,15 @@ import (
 
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v2"
+
+	"github.com/steam-overseer/steam-overseer/remediate/webhook"
 )
 
 const runbookBase = "https://github.com/steam-overseer/steam-overseer/blob/main/docs/runbook.md#"
 
-// remediatorAlerts are the alerts the shipped route sends to the remediator,
-// which acts on them (webhook.DefaultAlertNames).
-var remediatorAlerts = []string{"SteamDeploymentDown", "SteamDeploymentUnresponsive"}
+// remediatorAlerts are the alerts the shipped route sends to the remediator:
+// the ones it acts on unless told otherwise.
+var remediatorAlerts = webhook.DefaultAlertNames
 
 type ruleFile struct {
 	Groups []struct {
