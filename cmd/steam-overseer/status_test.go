@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
+	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
 )
@@ -40,7 +41,7 @@ func TestStatusCommand(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, format := range []string{"table", "json"} {
 				var stdout bytes.Buffer
-				code := runStatus(context.Background(), promslog.NewNopLogger(), &stdout, location{tc.home, tc.statePath}, format)
+				code := runStatus(context.Background(), promslog.NewNopLogger(), &stdout, location{tc.home, tc.statePath}, format, defaultProbes)
 				if code != tc.wantCode {
 					t.Fatalf("%s: exit code %d, want %d", format, code, tc.wantCode)
 				}
@@ -72,6 +73,9 @@ func TestStatusCommand(t *testing.T) {
 		})
 	}
 }
+
+// defaultProbes are the status command's probe flags at their defaults.
+var defaultProbes = probeFlags{path: probe.DefaultPath, timeout: probe.DefaultTimeout}
 
 func TestStatusCommandFlags(t *testing.T) {
 	if code := run([]string{"steam-overseer", "status", "--steam.home", t.TempDir(), "--output", "xml"}); code != 2 {
