@@ -69,6 +69,7 @@ const (
 	chaosAMOutage       = 10 * time.Second
 	chaosRemediatorDown = 3 * time.Second
 	chaosHungAfter      = 3 * time.Second // the remediators' --remediate.hung-after
+	chaosProbeTimeout   = 500 * time.Millisecond
 )
 
 // Fault kinds, in the order of the report.
@@ -228,13 +229,13 @@ func TestChaos(t *testing.T) {
 	for _, hst := range c.hosts {
 		hst.exporter = start(t, dir, hst.name+"-exporter", env, bin, "exporter", "--steam.home="+hst.home.Home.Dir,
 			"--web.listen-address="+hst.exporterAddr,
-			"--probe.interval=1s", "--probe.timeout=500ms", "--probe.start-grace=5s")
+			"--probe.interval=1s", "--probe.timeout="+chaosProbeTimeout.String(), "--probe.start-grace=5s")
 		hst.remediator = start(t, dir, hst.name+"-remediator", env, bin, "remediator",
 			"--steam.home="+hst.home.Home.Dir, "--web.listen-address="+hst.remediatorAddr,
 			"--webhook.bearer-token-file="+tokenFile, "--webhook.match=instance="+hst.exporterAddr,
 			"--remediate.start-timeout=60s", "--remediate.watch-after-ready="+chaosWatch.String(),
 			fmt.Sprintf("--remediate.concurrency=%d", chaosConcurrency), "--java.path="+hst.home.Java,
-			"--probe.timeout=500ms", "--probe.start-grace=5s", "--remediate.hung-after="+chaosHungAfter.String())
+			"--probe.timeout="+chaosProbeTimeout.String(), "--probe.start-grace=5s", "--remediate.hung-after="+chaosHungAfter.String())
 	}
 
 	// Two Alertmanagers in one cluster, each told of the other; both get
@@ -739,11 +740,13 @@ func (c *chaosRun) report(seed int64, gaveUp float64, dbs map[string]string, rul
 	jvm := percentile(c.jvmStart, 50)
 	killBound := (interval + hold + time.Second + jvm + 2*time.Second).Round(100 * time.Millisecond)
 	p("expected p95 of a SIGKILL outside an Alertmanager outage: scrape + hold + group_wait + JVM start + 2s = %s", killBound)
-	// A hung java is probed for hung-after, then stopped as Steam stops
-	// one: SIGINTs (which a stopped process never acts on) until SIGKILL.
-	stopBound := (interval + hangHold + time.Second + chaosHungAfter + remediate.DefaultStopTimeout + jvm + 2*time.Second).Round(100 * time.Millisecond)
-	p("expected p95 of a SIGSTOP: scrape + SteamDeploymentUnresponsive's hold %s + group_wait + hung-after %s + Steam's SIGINT phase %s + JVM start + 2s = %s",
-		hangHold, chaosHungAfter, remediate.DefaultStopTimeout, stopBound)
+	// A hung java is probed for hung-after (its last probe timing out),
+	// then stopped as Steam stops one: SIGINTs, which a stopped process
+	// never acts on, until SIGKILL.
+	stopBound := (interval + hangHold + time.Second + chaosHungAfter + chaosProbeTimeout + remediate.DefaultStopTimeout +
+		jvm + 2*time.Second).Round(100 * time.Millisecond)
+	p("expected p95 of a SIGSTOP: scrape + SteamDeploymentUnresponsive's hold %s + group_wait + hung-after %s + probe timeout %s + Steam's SIGINT phase %s + JVM start + 2s = %s",
+		hangHold, chaosHungAfter, chaosProbeTimeout, remediate.DefaultStopTimeout, stopBound)
 
 	healed, unhealed := 0, 0
 	byKind := map[string][]time.Duration{}
