@@ -161,14 +161,6 @@ func TestChaos(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	// Killed JVMs leave their unpacked war behind; keep them in the test's
-	// folder. Steam's argv is unchanged: the JVM reads this from its
-	// environment, which the remediators pass on to the javas they start.
-	jvmTmp := filepath.Join(dir, "jvm-tmp")
-	if err := os.Mkdir(jvmTmp, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("JAVA_TOOL_OPTIONS", "-Djava.io.tmpdir="+jvmTmp)
 
 	addr := func() string {
 		port, err := steamfixture.FreePort()
@@ -225,8 +217,8 @@ func TestChaos(t *testing.T) {
 
 	// Each host's exporter and remediator; the remediator acts only on
 	// alerts about its own host's exporter.
-	env := os.Environ()
 	for _, hst := range c.hosts {
+		env := jettytest.Env(t, hst.home)
 		hst.exporter = start(t, dir, hst.name+"-exporter", env, bin, "exporter", "--steam.home="+hst.home.Home.Dir,
 			"--web.listen-address="+hst.exporterAddr,
 			"--probe.interval=1s", "--probe.timeout="+chaosProbeTimeout.String(), "--probe.start-grace=5s")

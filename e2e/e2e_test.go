@@ -90,7 +90,7 @@ func TestLoop(t *testing.T) {
 
 	// The exporter and the remediator, from the built binary. The exporter
 	// probes every second; a deployment older than 5s is expected to answer.
-	env := os.Environ()
+	env := jettytest.Env(t, h)
 	start(t, dir, "exporter", env, bin, "exporter", "--steam.home="+h.Home.Dir,
 		"--web.listen-address="+exporterAddr, "--log.level=debug",
 		"--probe.interval=1s", "--probe.timeout=500ms", "--probe.start-grace=5s")

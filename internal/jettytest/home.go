@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,20 @@ func (k *Kit) Install(home steam.Home) error {
 		return fmt.Errorf("installing jetty-runner.jar: %w", err)
 	}
 	return nil
+}
+
+// Env is the environment for the javas started in h, by the test or by a
+// remediator it runs: the JVM's temp folder, where Jetty unpacks each war and
+// which a killed JVM leaves behind, is inside h's folder and goes with it.
+// Steam's argv stays as it is: the JVM reads JAVA_TOOL_OPTIONS from its
+// environment (and says so on stderr).
+func Env(t testing.TB, h *steamtest.Home) []string {
+	t.Helper()
+	dir := filepath.Join(h.Home.Dir, "jvm-tmp")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return append(os.Environ(), "JAVA_TOOL_OPTIONS=-Djava.io.tmpdir="+dir)
 }
 
 // Add adds a deployment to h whose war is a real scoring war behaving as w.
@@ -96,6 +111,7 @@ func (p *Process) WaitOutput(t testing.TB, s string, timeout time.Duration) {
 func Launch(t testing.TB, h *steamtest.Home, d steam.Deployment) *Process {
 	t.Helper()
 	cmd := h.Command(h.Java, d)
+	cmd.Env = Env(t, h)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

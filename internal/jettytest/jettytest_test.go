@@ -179,6 +179,7 @@ func TestShellBackgroundIgnoresSIGINT(t *testing.T) {
 	// from text.
 	sh := exec.Command("sh", append([]string{"-c", `"$@" >/dev/null 2>&1 & echo $!`, "sh"}, cmd.Args...)...)
 	sh.Args[len(sh.Args)-len(cmd.Args)] = h.Java
+	sh.Env = jettytest.Env(t, h)
 	out, err := sh.Output()
 	if err != nil {
 		t.Fatal(err)
