@@ -245,7 +245,7 @@ func TestLoop(t *testing.T) {
 	if p := inspector.Inspect(newPID, identity); p.Status != procid.StatusRunning {
 		t.Fatalf("new PID %d in the row is %s, not the deployment's running java", newPID, p.Status)
 	}
-	listeners, err := procid.ListenerPIDs(context.Background(), int(victim.Port))
+	listeners, err := inspector.Listeners(context.Background(), int(victim.Port))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -256,7 +256,7 @@ func (e *Engine) listeners(ctx context.Context, port int) ([]int, error) {
 		if err != nil || !held {
 			return nil, err
 		}
-		pids, err := procid.ListenerPIDs(ctx, port)
+		pids, err := e.procs.Listeners(ctx, port)
 		if err != nil {
 			return nil, fmt.Errorf("finding the owner of port %d: %w", port, err)
 		}

@@ -15,7 +15,7 @@ var ErrNotVerified = errors.New("process no longer verified")
 
 // Signal sends sig to p, a process Inspect or Find reported running as id's
 // java, but only if it still is that very process. It holds a pidfd while it
-// re-verifies the command line and the start time, and signals through that
+// re-verifies the command line and the create time, and signals through that
 // pidfd, so a PID reused in between can never receive the signal.
 func (in *Inspector) Signal(p Process, id Identity, sig syscall.Signal) error {
 	fd, err := unix.PidfdOpen(p.PID, 0)
@@ -27,7 +27,7 @@ func (in *Inspector) Signal(p Process, id Identity, sig syscall.Signal) error {
 	}
 	defer unix.Close(fd)
 	now := in.Inspect(p.PID, id)
-	if now.Status != StatusRunning || now.StartTicks != p.StartTicks {
+	if now.Status != StatusRunning || now.CreateTime != p.CreateTime {
 		return fmt.Errorf("signalling %d (now %s): %w", p.PID, now.Status, ErrNotVerified)
 	}
 	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
