@@ -27,15 +27,16 @@ func exporterCommand(app *kingpin.Application) []subcommand {
 	var loc location
 	addLocationFlags(cmd, &loc, "The unpacked Steam release whose deployments are watched.",
 		"read for restart counts and backups")
+	procRoot := addProcfsFlag(cmd)
 	webConfig := kingpinflag.AddFlags(cmd, ":9732")
 	metricsPath := cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").
 		Default("/metrics").String()
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runExporter(ctx, logger, loc, webConfig, *metricsPath)
+		return runExporter(ctx, logger, loc, *procRoot, webConfig, *metricsPath)
 	}}}
 }
 
-func runExporter(ctx context.Context, logger *slog.Logger, loc location, webConfig *web.FlagConfig, metricsPath string) int {
+func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoot string, webConfig *web.FlagConfig, metricsPath string) int {
 	logger.Info("Starting steam-overseer exporter", "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
 
@@ -44,7 +45,7 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, webConf
 		logger.Error("Invalid Steam home", "err", err)
 		return 1
 	}
-	inspector, err := procid.NewInspector("")
+	inspector, err := procid.NewInspector(procRoot)
 	if err != nil {
 		logger.Error("Cannot read processes", "err", err)
 		return 1

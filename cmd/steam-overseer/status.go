@@ -24,9 +24,10 @@ func statusCommand(app *kingpin.Application) []subcommand {
 	var loc location
 	addLocationFlags(cmd, &loc, "The unpacked Steam release whose deployments are listed.",
 		"read for restarts and actions")
+	procRoot := addProcfsFlag(cmd)
 	output := cmd.Flag("output", "Output format: table or json.").Default("table").Enum("table", "json")
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runStatus(ctx, logger, os.Stdout, loc, *output)
+		return runStatus(ctx, logger, os.Stdout, loc, *procRoot, *output)
 	}}}
 }
 
@@ -34,13 +35,13 @@ func statusCommand(app *kingpin.Application) []subcommand {
 // deployments are down: it reports, and alerting is Prometheus's job. A
 // state database that is missing or unreadable only blanks the restart and
 // action columns.
-func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, output string) int {
+func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, procRoot, output string) int {
 	home, statePath, err := loc.resolve()
 	if err != nil {
 		logger.Error("Invalid Steam home", "err", err)
 		return 1
 	}
-	inspector, err := procid.NewInspector("")
+	inspector, err := procid.NewInspector(procRoot)
 	if err != nil {
 		logger.Error("Cannot read processes", "err", err)
 		return 1
