@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
@@ -33,6 +34,8 @@ type Collector struct {
 	up, status, cpu, resident, virtual, startTime, info, restarts *prometheus.Desc
 	scrapeSuccess, scrapeDuration, stateScrapeSuccess             *prometheus.Desc
 	backupLastSuccess                                             *prometheus.Desc
+	// statusPairs are the status label's pairs, in steam.Statuses' order.
+	statusPairs []*dto.LabelPair
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -45,11 +48,16 @@ func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *sl
 	desc := func(subsystem, name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName("steam", subsystem, name), help, labels, nil)
 	}
+	var statusPairs []*dto.LabelPair
+	for _, s := range steam.Statuses {
+		statusPairs = append(statusPairs, labelPair("status", s))
+	}
 	return &Collector{
-		registry:  reg,
-		inspector: in,
-		statePath: statePath,
-		logger:    logger,
+		statusPairs: statusPairs,
+		registry:    reg,
+		inspector:   in,
+		statePath:   statePath,
+		logger:      logger,
 
 		up: desc("deployment", "up",
 			"Whether the deployment's recorded process is alive and verified to be its java (1) or not (0).", deployment...),
@@ -138,27 +146,38 @@ func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, d steam.Deplo
 	status := d.Status(p)
 
 	// Names and paths come from rows anyone may have edited; a label value
-	// that is not UTF-8 would cost its series.
-	name, idLabel := validUTF8(d.Name), d.IDString()
-	emit := func(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, t, v, append([]string{idLabel, name}, labels...)...)
+	// that is not UTF-8 would cost its series. Every list of pairs below is
+	// sorted by label name, as series requires.
+	namePair, idPair := labelPair("deployment", validUTF8(d.Name)), labelPair("deployment_id", d.IDString())
+	labels := []*dto.LabelPair{namePair, idPair}
+	emit := func(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels []*dto.LabelPair) {
+		ch <- &series{desc: desc, valueType: t, value: v, labels: labels}
 	}
 	running := p.Status == procid.StatusRunning
-	emit(c.up, prometheus.GaugeValue, boolValue(running))
-	for _, s := range steam.Statuses {
-		emit(c.status, prometheus.GaugeValue, boolValue(s == status), s)
+	emit(c.up, prometheus.GaugeValue, boolValue(running), labels)
+	for i, s := range steam.Statuses {
+		emit(c.status, prometheus.GaugeValue, boolValue(s == status), []*dto.LabelPair{namePair, idPair, c.statusPairs[i]})
 	}
-	emit(c.info, prometheus.GaugeValue, 1, strconv.FormatInt(d.ModelID, 10), validUTF8(d.ModelName),
-		validUTF8(d.ProjectName), strconv.FormatInt(d.Port, 10), validUTF8(d.Address), validUTF8(d.State),
-		validUTF8(d.War), d.Problem)
+	emit(c.info, prometheus.GaugeValue, 1, []*dto.LabelPair{
+		labelPair("address", validUTF8(d.Address)),
+		namePair,
+		idPair,
+		labelPair("model", validUTF8(d.ModelName)),
+		labelPair("model_id", strconv.FormatInt(d.ModelID, 10)),
+		labelPair("port", strconv.FormatInt(d.Port, 10)),
+		labelPair("problem", d.Problem),
+		labelPair("project", validUTF8(d.ProjectName)),
+		labelPair("state", validUTF8(d.State)),
+		labelPair("war", validUTF8(d.War)),
+	})
 	if running {
-		emit(c.cpu, prometheus.CounterValue, p.CPUSeconds)
-		emit(c.resident, prometheus.GaugeValue, float64(p.ResidentBytes))
-		emit(c.virtual, prometheus.GaugeValue, float64(p.VirtualBytes))
-		emit(c.startTime, prometheus.GaugeValue, p.StartTime)
+		emit(c.cpu, prometheus.CounterValue, p.CPUSeconds, labels)
+		emit(c.resident, prometheus.GaugeValue, float64(p.ResidentBytes), labels)
+		emit(c.virtual, prometheus.GaugeValue, float64(p.VirtualBytes), labels)
+		emit(c.startTime, prometheus.GaugeValue, p.StartTime, labels)
 	}
 	if restartsKnown {
-		emit(c.restarts, prometheus.CounterValue, float64(restarts[d.ID]))
+		emit(c.restarts, prometheus.CounterValue, float64(restarts[d.ID]), labels)
 	}
 }
 
