@@ -15,19 +15,14 @@ import (
 //
 //	java [jvm options] -jar <home>/var/master/assets/jetty-runner.jar --port <port> <war>
 type Identity struct {
-	// JettyRunner is the absolute path of the Steam home's jetty-runner.jar.
-	JettyRunner string
-	// Port is the deployment's port.
-	Port int
-	// Wars are the absolute paths of the wars the deployment may run (Steam
-	// names a model's war <logical_name>.war or <logical_name>_py.war).
-	Wars []string
+	JettyRunner string // absolute path of the home's jetty-runner.jar
+	Port        int
+	Wars        []string // absolute paths: <logical_name>.war or <logical_name>_py.war
 }
 
 // Matches reports whether argv is java running this identity. Relative paths
-// are resolved against cwd, asked for only when one is met; "" (unknown)
-// makes a relative path never match. Paths match by spelling or else by
-// naming the same file, so a home reached through a symbolic link is one home.
+// are resolved against cwd (asked only when needed; "" never matches), and a
+// path matches by spelling or by naming the same file (a symlinked home).
 func (id Identity) Matches(argv []string, cwd func() string) bool {
 	if len(argv) < 5 || filepath.Base(argv[0]) != "java" {
 		return false
@@ -74,10 +69,8 @@ func (id Identity) Matches(argv []string, cwd func() string) bool {
 	return false
 }
 
-// sameFile reports whether got, a cleaned absolute path from a command line,
-// names the file want. Equal strings settle it without a syscall; otherwise,
-// if the base names agree, both are looked up (device and inode), so a
-// look-alike in another home does not match.
+// sameFile reports whether got names the file want: by spelling without a
+// syscall, else by device and inode when the base names agree.
 func sameFile(got, want string) bool {
 	if got == "" || want == "" {
 		return false
@@ -97,8 +90,7 @@ func sameFile(got, want string) bool {
 	return err == nil && os.SameFile(a, b)
 }
 
-// parseRunnerArgs reads jetty-runner's arguments: options of the form
-// "--name value" (or "--port=N") and exactly one war.
+// parseRunnerArgs reads jetty-runner's "--name value" options and one war.
 func parseRunnerArgs(args []string) (port, war string, ok bool) {
 	var wars int
 	for i := 0; i < len(args); i++ {

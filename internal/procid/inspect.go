@@ -38,8 +38,7 @@ const (
 var Statuses = []Status{StatusRunning, StatusDead, StatusZombie, StatusPIDReused, StatusNoPID, StatusUnknown}
 
 // Process is what one look at a PID found. The resource fields are set only
-// when Status is StatusRunning: a process not proven to be the deployment's
-// is never measured on its behalf.
+// when Status is StatusRunning: an unproven process is never measured.
 type Process struct {
 	PID    int
 	Status Status
@@ -50,9 +49,7 @@ type Process struct {
 	ResidentBytes uint64
 	VirtualBytes  uint64
 	StartTime     float64 // seconds since the Unix epoch
-	// CreateTime is gopsutil's create time, in ms since the epoch. PID and
-	// CreateTime together name one process for good.
-	CreateTime int64
+	CreateTime    int64   // ms since the epoch; with PID, names one process for good
 }
 
 // Inspector reads processes through gopsutil under one procfs mount.
@@ -79,9 +76,8 @@ func (in *Inspector) withRoot(ctx context.Context) context.Context {
 	return context.WithValue(ctx, common.EnvKey, in.env)
 }
 
-// Inspect decides what pid is with respect to id. A zero identity (a
-// deployment whose row cannot be recognised) makes any live process
-// StatusPIDReused: it cannot be proven to be the deployment's.
+// Inspect decides what pid is with respect to id. Against a zero identity
+// (an unrecognisable row) any live process is StatusPIDReused.
 func (in *Inspector) Inspect(pid int, id Identity) Process {
 	p := Process{PID: pid}
 	switch {
@@ -155,9 +151,8 @@ func (p Process) failed(err error) Process {
 	return p
 }
 
-// Find returns every live process that is id's java, whatever its PID: the
-// way to recognise a deployment Steam's row has lost track of. It reads
-// every process's command line, so it is for remediation, not for scrapes.
+// Find returns every live process that is id's java, whatever its PID. It
+// reads every process's command line: for remediation, not for scrapes.
 func (in *Inspector) Find(id Identity) ([]Process, error) {
 	ctx := in.withRoot(context.Background())
 	pids, err := process.PidsWithContext(ctx)
@@ -178,9 +173,8 @@ func (in *Inspector) Find(id Identity) ([]Process, error) {
 	return found, nil
 }
 
-// Listeners returns the PIDs of the processes listening on TCP port (IPv4
-// or IPv6). A listener whose owner cannot be read (another user's process,
-// when not root) is reported as PID 0: the port is taken all the same.
+// Listeners returns the PIDs listening on TCP port (IPv4 or IPv6); 0 stands
+// for an owner that cannot be read (another user's process, when not root).
 func (in *Inspector) Listeners(ctx context.Context, port int) ([]int, error) {
 	conns, err := gnet.ConnectionsWithoutUidsWithContext(in.withRoot(ctx), "tcp")
 	if err != nil {
