@@ -38,7 +38,7 @@ func BenchmarkRestartOverhead(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		count, sum := histogram(b, e)
-		e.Enqueue(d.ID)
+		e.Enqueue(d.ID, AlertDown)
 		steamtest.Eventually(b, 10*time.Second, "the restart", func() bool {
 			n, _ := histogram(b, e)
 			return n > count

@@ -142,10 +142,18 @@ func countActions(es []state.Entry, action, result string) int {
 	return n
 }
 
+// entryWhy is a journal entry's reason with its detail, as Outcome.Why.
+func entryWhy(e state.Entry) string {
+	if e.Detail == "" {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Detail
+}
+
 func describeJournal(es []state.Entry) string {
 	var sb strings.Builder
 	for _, e := range es {
-		fmt.Fprintf(&sb, "\n  %s %s %s (%s) old=%d new=%d", e.Time.Format("15:04:05.000"), e.Action, e.Result, e.Reason, e.OldPID, e.NewPID)
+		fmt.Fprintf(&sb, "\n  %s %s %s (%s) old=%d new=%d", e.Time.Format("15:04:05.000"), e.Action, e.Result, entryWhy(e), e.OldPID, e.NewPID)
 	}
 	return sb.String()
 }

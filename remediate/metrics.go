@@ -13,11 +13,15 @@ type metrics struct {
 	actions         *prometheus.CounterVec
 	restartDuration prometheus.Histogram
 	journalFailures prometheus.Counter
+	retries         *prometheus.CounterVec
 }
 
 // actionResults are the series of steam_remediator_actions_total that can
 // occur, initialised to zero so that rates work from the first scrape.
-var actionResults = [][2]string{
+var actionResults = []struct {
+	action Action
+	result Result
+}{
 	{ActionNoop, ResultSuccess},
 	{ActionSkip, ResultSuccess},
 	{ActionSkip, ResultFailure},
@@ -25,11 +29,12 @@ var actionResults = [][2]string{
 	{ActionAdopt, ResultFailure},
 	{ActionRestart, ResultSuccess},
 	{ActionRestart, ResultFailure},
-	{ActionFailure, ResultFailure},
 	{ActionPortConflict, ResultFailure},
 	{ActionMisconfigured, ResultFailure},
 	{ActionGiveUp, ResultFailure},
 	{ActionReset, ResultSuccess},
+	{ActionCancelled, ResultSuccess},
+	{ActionCancelled, ResultFailure},
 	{ActionError, ResultFailure},
 }
 
@@ -46,11 +51,17 @@ func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 		}),
 		journalFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "steam_remediator_journal_write_failures_total",
-			Help: "Remediation actions that could not be written to the state database's journal.",
+			Help: "Remediation actions that could not be written to the state database's journal, even after retries.",
 		}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "steam_remediator_retries_total",
+			Help: "Remediations that failed on a transient error, by whether another try was scheduled or the tries were exhausted.",
+		}, []string{"outcome"}),
 	}
+	m.retries.WithLabelValues("scheduled")
+	m.retries.WithLabelValues("exhausted")
 	for _, ar := range actionResults {
-		m.actions.WithLabelValues(ar[0], ar[1])
+		m.actions.WithLabelValues(string(ar.action), string(ar.result))
 	}
 	queueLength := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "steam_remediator_queue_length",
@@ -59,7 +70,7 @@ func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 	gaveUp := &gaveUpCollector{e: e, desc: prometheus.NewDesc("steam_remediator_deployment_gave_up",
 		"1 if the restart policy gave the deployment up: it is not started again until the window passes or an operator resets it.",
 		[]string{"deployment_id"}, nil)}
-	for _, c := range []prometheus.Collector{m.actions, m.restartDuration, m.journalFailures, queueLength, gaveUp} {
+	for _, c := range []prometheus.Collector{m.actions, m.restartDuration, m.journalFailures, m.retries, queueLength, gaveUp} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("remediate: registering metrics: %w", err)
 		}
@@ -67,10 +78,8 @@ func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// gaveUpCollector reads the restart policy at every scrape: giving up is
-// persisted, and lifts by itself when the window passes, with no event to
-// update a gauge on. Only deployments still in Steam's registry have a
-// series: the policy keeps the rows of deleted ones, which nobody alerts on.
+// gaveUpCollector reads the policy at every scrape: giving up lifts by itself
+// when the window passes, with no event to update a gauge on.
 type gaveUpCollector struct {
 	e    *Engine
 	desc *prometheus.Desc

@@ -110,13 +110,13 @@ func TestBackoffAndGivingUpAcrossRestarts(t *testing.T) {
 	e := newEngine(t, h, production)
 	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
 
-	expect := func(e *testEngine, action, reason string, wantStarts int) {
+	expect := func(e *testEngine, action Action, reason string, wantStarts int) {
 		t.Helper()
 		o, err := e.Remediate(context.Background(), d.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o.Action != action || !strings.HasPrefix(o.Reason, reason) {
+		if o.Action != action || !strings.HasPrefix(o.Why(), reason) {
 			t.Fatalf("outcome %s, want %s (%s…)", o, action, reason)
 		}
 		if n := starts(t, h, d.ID); n != wantStarts {
@@ -194,10 +194,10 @@ func TestFlapping(t *testing.T) {
 	}
 	// Ten starts in 50 minutes: the eleventh is refused.
 	o, err := e.Remediate(context.Background(), d.ID)
-	if err != nil || o.Action != ActionGiveUp || !strings.HasPrefix(o.Reason, "flapping") {
+	if err != nil || o.Action != ActionGiveUp || !strings.HasPrefix(o.Why(), "flapping") {
 		t.Fatalf("outcome %s (%v), want give_up (flapping)", o, err)
 	}
-	if o, err := e.Remediate(context.Background(), d.ID); err != nil || o.Action != ActionSkip || !strings.HasPrefix(o.Reason, "gave_up: flapping") {
+	if o, err := e.Remediate(context.Background(), d.ID); err != nil || o.Action != ActionSkip || !strings.HasPrefix(o.Why(), "gave_up: flapping") {
 		t.Fatalf("outcome %s (%v), want skip (gave_up: flapping)", o, err)
 	}
 	if n := starts(t, h, d.ID); n != DefaultMaxStarts {
@@ -223,7 +223,7 @@ func TestWatchWindowLeftOpen(t *testing.T) {
 		behaviour fakescorer.Behaviour
 		// later is how far the clock moves before the next remediation.
 		later        time.Duration
-		wantAction   string
+		wantAction   Action
 		wantFailures int
 		wantReason   string // of the failure journaled
 	}{
@@ -282,7 +282,7 @@ func TestWatchWindowLeftOpen(t *testing.T) {
 			switch {
 			case tc.wantReason == "" && len(failures) != 0:
 				t.Errorf("failure journaled for a process that lived:%s", describeJournal(js))
-			case tc.wantReason != "" && (len(failures) != 1 || failures[0].Reason != tc.wantReason || failures[0].NewPID != o.NewPID):
+			case tc.wantReason != "" && (len(failures) != 1 || entryWhy(failures[0]) != tc.wantReason || failures[0].NewPID != o.NewPID):
 				t.Errorf("want one failure of PID %d (%s):%s", o.NewPID, tc.wantReason, describeJournal(js))
 			}
 			if n := starts(t, h, d.ID); n != 1 {

@@ -10,20 +10,30 @@ import (
 // job is a deployment queued or being remediated.
 type job struct {
 	queued  time.Time // when the notification that queued it came
+	alert   string    // what it was for; AlertUnresponsive wins over others
 	running bool
 	// again: a notification came while the deployment was being
 	// remediated. It is checked once more afterwards, which finds it
 	// running (or finds what changed since); it never starts it twice.
 	again       bool
 	againQueued time.Time
+	againAlert  string
 }
 
-// Start starts the workers, which remediate queued deployments, at most
-// Config.Concurrency at once, and the periodic sweep if
-// Config.ReconcileInterval is set. It also schedules the retries that the
-// restart policy of a previous run had promised: a deployment in its
-// backoff is retried when the backoff ends, and one whose watch window a
-// previous run left open is checked when the window ends.
+// strongest keeps the alert that asks most of a remediation: only an
+// unresponsive one may stop a live java.
+func strongest(a, b string) string {
+	if a == AlertUnresponsive || b == AlertUnresponsive {
+		return AlertUnresponsive
+	}
+	if a == "" {
+		return b
+	}
+	return a
+}
+
+// Start starts the workers and the periodic sweep, and schedules what a
+// previous run left pending: interrupted starts, backoffs, watch windows.
 func (e *Engine) Start(ctx context.Context) error {
 	pols, err := e.state.RestartPolicies(ctx)
 	if err != nil {
@@ -39,11 +49,14 @@ func (e *Engine) Start(ctx context.Context) error {
 	now := e.cfg.Now()
 	for _, p := range pols {
 		switch {
+		case p.StartingPID != 0:
+			e.logger.Info("Resuming an interrupted start", "deployment_id", p.DeploymentID, "pid", p.StartingPID)
+			e.retryAt(p.DeploymentID, now, AlertDown)
 		case p.GaveUp(now):
 		case p.ProbationPID != 0:
-			e.retryAt(p.DeploymentID, p.ProbationUntil)
+			e.retryAt(p.DeploymentID, p.ProbationUntil, AlertDown)
 		case p.ConsecutiveFailures > 0:
-			e.retryAt(p.DeploymentID, p.NextStart)
+			e.retryAt(p.DeploymentID, p.NextStart, AlertDown)
 		}
 	}
 	for range e.cfg.Concurrency {
@@ -59,11 +72,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Enqueue queues a deployment for remediation. It never blocks. A
-// deployment already queued is not queued twice; one being remediated is
-// checked once more when that remediation ends. After Shutdown, Enqueue
-// does nothing.
-func (e *Engine) Enqueue(deploymentID int64) {
+// Enqueue queues a deployment on a notification of alertname, never
+// blocking and never twice; one being remediated is checked once more after.
+func (e *Engine) Enqueue(deploymentID int64, alertname string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -72,12 +83,17 @@ func (e *Engine) Enqueue(deploymentID int64) {
 	}
 	now := time.Now()
 	if j := e.jobs[deploymentID]; j != nil {
-		if j.running && !j.again {
-			j.again, j.againQueued = true, now
+		switch {
+		case !j.running:
+			j.alert = strongest(j.alert, alertname)
+		case !j.again:
+			j.again, j.againQueued, j.againAlert = true, now, alertname
+		default:
+			j.againAlert = strongest(j.againAlert, alertname)
 		}
 		return
 	}
-	e.jobs[deploymentID] = &job{queued: now}
+	e.jobs[deploymentID] = &job{queued: now, alert: alertname}
 	e.queue = append(e.queue, deploymentID)
 	e.cond.Signal()
 }
@@ -97,14 +113,14 @@ func (e *Engine) work() {
 		e.queue = e.queue[1:]
 		j := e.jobs[id]
 		j.running = true
-		queued := j.queued
+		t := trigger{alert: j.alert, queued: j.queued}
 		e.mu.Unlock()
 
-		_, _ = e.remediate(e.workCtx, id, queued, false) // journaled, counted and logged
+		_, _ = e.remediate(e.workCtx, id, t) // journaled, counted and logged
 
 		e.mu.Lock()
 		if j.again && !e.closed {
-			j.running, j.again, j.queued = false, false, j.againQueued
+			j.running, j.again, j.queued, j.alert = false, false, j.againQueued, j.againAlert
 			e.queue = append(e.queue, id)
 			e.cond.Signal()
 		} else {
@@ -116,7 +132,7 @@ func (e *Engine) work() {
 
 // retryAt queues the deployment again at t (on the policy's clock), if the
 // workers run.
-func (e *Engine) retryAt(id int64, t time.Time) {
+func (e *Engine) retryAt(id int64, t time.Time, alertname string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.started || e.closed {
@@ -133,9 +149,39 @@ func (e *Engine) retryAt(id int64, t time.Time) {
 			delete(e.retries, id)
 		}
 		e.mu.Unlock()
-		e.Enqueue(id)
+		e.Enqueue(id, alertname)
 	})
 	e.retries[id] = timer
+}
+
+// scheduleRetry tries a remediation that failed on a transient error again,
+// the wait doubling, at most RetryAttempts times; it returns the journal's note.
+func (e *Engine) scheduleRetry(id int64, t trigger) string {
+	e.mu.Lock()
+	running := e.started && !e.closed && !t.sweep
+	if running {
+		e.attempts[id]++
+	}
+	attempt := e.attempts[id]
+	e.mu.Unlock()
+	if !running {
+		return ""
+	}
+	if attempt > e.cfg.RetryAttempts {
+		e.clearAttempts(id)
+		e.metrics.retries.WithLabelValues("exhausted").Inc()
+		return fmt.Sprintf("; gave up after %d retries", e.cfg.RetryAttempts)
+	}
+	wait := e.cfg.RetryBackoff << (attempt - 1)
+	e.metrics.retries.WithLabelValues("scheduled").Inc()
+	e.retryAt(id, e.cfg.Now().Add(wait), t.alert)
+	return fmt.Sprintf("; retry %d of %d in %s", attempt, e.cfg.RetryAttempts, wait)
+}
+
+func (e *Engine) clearAttempts(id int64) {
+	e.mu.Lock()
+	delete(e.attempts, id)
+	e.mu.Unlock()
 }
 
 func (e *Engine) queueLength() float64 {
@@ -144,16 +190,10 @@ func (e *Engine) queueLength() float64 {
 	return float64(len(e.queue))
 }
 
-// Shutdown stops taking work: later Enqueues are ignored, queued
-// deployments and scheduled retries are dropped (Alertmanager notifies
-// again; the policy is persisted), and a periodic sweep begins no more
-// remediations. Remediations in progress may finish until ctx ends; then
-// they are abandoned, which is safe: a started process is left running, and
-// a PID not yet recorded in Steam's row stays unrecorded, both to be adopted
-// by the next remediation; a failed start being stopped gets SIGKILL at
-// once. Past ctx, what Shutdown still waits for is the journaling of the
-// abandoned remediations, each write bounded by the state database's busy
-// timeout. Shutdown returns ctx's error if it had to abandon.
+// Shutdown stops taking work and drops what is queued (the policy is
+// persisted). Remediations in progress may finish until ctx ends, then are
+// abandoned, which is safe: a started java keeps running and is resumed by
+// the next run. It returns ctx's error if it had to abandon.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	if !e.closed {

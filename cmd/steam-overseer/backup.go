@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/steam-overseer/steam-overseer/internal/backup"
 	"github.com/steam-overseer/steam-overseer/internal/state"
@@ -20,33 +22,96 @@ import (
 func init() { register(backupCommand) }
 
 func backupCommand(app *kingpin.Application) []subcommand {
-	cmd := app.Command("backup", "Write a consistent snapshot of Steam's database, the state database and the model folder, while Steam runs.")
+	cmd := app.Command("backup", "Back up a Steam home while Steam runs, or verify a backup.")
+	createCmd := cmd.Command("create", "Write a consistent snapshot of Steam's database, the state database and the model folder, while Steam runs (the default).").Default()
 	var loc location
-	addLocationFlags(cmd, &loc, "The unpacked Steam release to back up.",
+	addLocationFlags(createCmd, &loc, "The unpacked Steam release to back up.",
 		"backed up too and where the outcome is recorded")
-	output := cmd.Flag("output",
+	output := createCmd.Flag("output",
 		"The .tar.gz archive to write; an existing directory gets a new steam-backup-<UTC time>.tar.gz per run.").
 		Required().String()
-	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runBackup(ctx, logger, os.Stdout, loc, *output)
-	}}}
+	var progress progressFlags
+	createCmd.Flag("progress", "Print progress on stderr even when it is not a terminal (on a terminal it is printed anyway) for a backup taking longer than two seconds.").
+		BoolVar(&progress.always)
+	// Lets tests see the progress line of a backup that takes no time.
+	createCmd.Flag("progress.delay", "How long a backup runs before progress is printed.").
+		Default("2s").Hidden().DurationVar(&progress.delay)
+
+	verifyCmd := cmd.Command("verify", "Check a backup: every file's sha256 against SHA256SUMS and the manifest, and PRAGMA integrity_check of its databases.")
+	verifyFile := verifyCmd.Arg("file", "The .tar.gz archive to check.").Required().String()
+
+	return []subcommand{
+		{clause: createCmd, run: func(ctx context.Context, logger *slog.Logger) int {
+			return runBackup(ctx, logger, os.Stdout, progress.reporter(os.Stderr), loc, *output)
+		}},
+		{clause: verifyCmd, run: func(ctx context.Context, _ *slog.Logger) int {
+			return runBackupVerify(ctx, os.Stdout, *verifyFile)
+		}},
+	}
+}
+
+// progressFlags say when a backup prints its progress line.
+type progressFlags struct {
+	always bool
+	delay  time.Duration
+}
+
+// progressReporter starts printing a backup's progress; it returns the
+// function that stops it.
+type progressReporter func(p *backup.Progress) (stop func())
+
+// reporter prints on w when it is a terminal, or when --progress asks for
+// it anyway; a timer's journal or a cron mail gets no progress otherwise.
+func (f progressFlags) reporter(w *os.File) progressReporter {
+	terminal := isTerminal(w)
+	if !terminal && !f.always {
+		return nil
+	}
+	// A line a second rewritten in place; a line every 10 s in a log.
+	interval := time.Second
+	if !terminal {
+		interval = 10 * time.Second
+	}
+	return func(p *backup.Progress) func() { return p.Report(w, terminal, f.delay, interval) }
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// runBackupVerify prints a summary of a good archive, or exits 1 naming the
+// first bad file.
+func runBackupVerify(ctx context.Context, stdout io.Writer, path string) int {
+	v, err := backup.Verify(ctx, path)
+	if err != nil {
+		return fail("verifying "+path, err)
+	}
+	fmt.Fprintf(stdout, "%s: OK, %d files (%d bytes) match %s, databases intact: %s\n",
+		path, v.Files, v.Bytes, v.ListedIn, strings.Join(v.Databases, ", "))
+	return 0
 }
 
 // runBackup prints the archive's path on success, exits non-zero on any
 // failure, and records the outcome in the state database for the exporter's
 // steam_backup_last_success_timestamp_seconds.
-func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, output string) int {
+func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, report progressReporter, loc location, output string) int {
 	home, statePath, err := loc.resolve()
 	if err != nil {
-		logger.Error("Invalid Steam home", "err", err)
-		return 1
+		return fail("", err)
 	}
 	start := time.Now()
-	res, err := backup.Create(ctx, logger, backup.Options{Home: home, StatePath: statePath, Output: output})
+	opts := backup.Options{Home: home, StatePath: statePath, Output: output}
+	stopProgress := func() {}
+	if report != nil {
+		opts.Progress = &backup.Progress{}
+		stopProgress = report(opts.Progress)
+	}
+	res, err := backup.Create(ctx, logger, opts)
+	stopProgress()
 	rec := state.BackupRecord{Result: state.ResultSuccess, Path: res.Path, Bytes: res.Bytes,
 		Files: len(res.Manifest.Files), Duration: time.Since(start)}
 	if err != nil {
-		logger.Error("Backup failed", "steam_home", home.Dir, "output", output, "err", err)
 		rec.Result, rec.Error = state.ResultFailure, err.Error()
 	} else {
 		logger.Info("Backup written", "path", res.Path, "bytes", res.Bytes, "files", len(res.Manifest.Files),
@@ -55,16 +120,14 @@ func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc l
 	recErr := recordBackup(ctx, statePath, rec)
 	switch {
 	case err != nil && recErr != nil:
-		logger.Warn("Recording the failure failed too", "state_path", statePath, "err", recErr)
-		return 1
+		fail("backing up "+home.Dir, err)
+		return fail("recording the failure in "+statePath+" failed too", recErr)
 	case err != nil:
-		return 1
+		return fail("backing up "+home.Dir, err)
 	case recErr != nil:
 		// Exiting 0 would hide that the exporter goes on showing the
 		// previous backup as the last good one, until SteamBackupTooOld.
-		logger.Error("The archive is complete, but recording it failed", "path", res.Path,
-			"state_path", statePath, "err", recErr)
-		return 1
+		return fail("the archive "+res.Path+" is complete, but recording it in "+statePath, recErr)
 	}
 	fmt.Fprintln(stdout, res.Path)
 	return 0

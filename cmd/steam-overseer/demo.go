@@ -29,13 +29,11 @@ func demoCommand(app *kingpin.Application) []subcommand {
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
 		exe, err := os.Executable()
 		if err != nil {
-			logger.Error("Cannot find this program's path", "err", err)
-			return 1
+			return fail("finding this program's path", err)
 		}
 		cfg.Exe, cfg.Logger = exe, logger
 		if err := demo.Run(ctx, cfg); err != nil {
-			logger.Error("Demo failed", "err", err)
-			return 1
+			return fail("running the demo", err)
 		}
 		return 0
 	}}}

@@ -42,13 +42,11 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 
 	home, statePath, err := loc.resolve()
 	if err != nil {
-		logger.Error("Invalid Steam home", "err", err)
-		return 1
+		return fail("", err)
 	}
 	inspector, err := procid.NewInspector(procRoot)
 	if err != nil {
-		logger.Error("Cannot read processes", "err", err)
-		return 1
+		return fail("reading processes", err)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -72,16 +70,14 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 			Links:       []web.LandingLinks{{Address: metricsPath, Text: "Metrics"}},
 		})
 		if err != nil {
-			logger.Error("Building the landing page failed", "err", err)
-			return 1
+			return fail("building the landing page", err)
 		}
 		mux.Handle("/", landing)
 	}
 
 	logger.Info("Watching Steam home", "steam_home", home.Dir, "state_path", statePath)
 	if err := serve(ctx, logger, webConfig, mux); err != nil {
-		logger.Error("Serving metrics failed", "err", err)
-		return 1
+		return fail("serving metrics", err)
 	}
 	return 0
 }

@@ -245,8 +245,8 @@ func TestExporterFailsToStart(t *testing.T) {
 			if code := e.exitCode(t); code != 1 {
 				t.Errorf("exit code %d, want 1", code)
 			}
-			if log := e.stderr.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, tc.wantLog) {
-				t.Errorf("log does not say %q at level error:\n%s", tc.wantLog, log)
+			if log := e.stderr.String(); !isFailureSentence(lastLine(log), tc.wantLog) {
+				t.Errorf("stderr does not say %q in a plain sentence:\n%s", tc.wantLog, log)
 			}
 		})
 	}

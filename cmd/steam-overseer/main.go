@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -56,10 +57,17 @@ func run(args []string) int {
 		commands = append(commands, r(app)...)
 	}
 
+	// Without a command there is nothing to do: like any usage error, the
+	// usage goes to stderr and the exit code is 2, so a script that lost its
+	// arguments fails. (kingpin would print it and exit 0.)
+	if pc, err := app.ParseContext(args[1:]); err == nil && pc.SelectedCommand == nil && !asksForHelp(pc) {
+		app.UsageWriter(os.Stderr)
+		app.Usage(args[1:])
+		return exitUsage
+	}
 	selected, err := app.Parse(args[1:])
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "steam-overseer: %v\n", err)
-		return 2
+		return usageError(err)
 	}
 	logger := promslog.New(logConfig)
 	ctx, stop := interruptContext()
@@ -69,8 +77,54 @@ func run(args []string) int {
 			return c.run(ctx, logger)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "steam-overseer: unknown command %q\n", selected)
-	return 2
+	return usageError(fmt.Errorf("unknown command %q", selected))
+}
+
+// asksForHelp reports whether the command line holds a flag that prints
+// something and exits 0 by itself: --help and its kin, --version.
+func asksForHelp(pc *kingpin.ParseContext) bool {
+	for _, el := range pc.Elements {
+		if f, ok := el.Clause.(*kingpin.FlagClause); ok {
+			switch f.Model().Name {
+			case "help", "help-long", "help-man", "version",
+				"completion-bash", "completion-script-bash", "completion-script-zsh":
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Exit codes, as Prometheus' own tools use them.
+const (
+	exitFailure = 1 // the command ran and failed
+	exitUsage   = 2 // the command line is wrong: nothing was done
+)
+
+// fail reports what a command fails with: one plain sentence on stderr,
+// "steam-overseer: <what failed>: <why>", without the log decoration (time=,
+// level=, source=) that belongs to the long-running commands' operational
+// logs. An empty what means err says it already. It returns the exit
+// code 1.
+func fail(what string, err error) int {
+	if what == "" {
+		fmt.Fprintf(os.Stderr, "steam-overseer: %s\n", oneLine(err))
+	} else {
+		fmt.Fprintf(os.Stderr, "steam-overseer: %s: %s\n", what, oneLine(err))
+	}
+	return exitFailure
+}
+
+// usageError reports a wrong command line and returns the exit code 2.
+func usageError(err error) int {
+	fmt.Fprintf(os.Stderr, "steam-overseer: %s (see steam-overseer --help)\n", oneLine(err))
+	return exitUsage
+}
+
+// oneLine keeps an error that holds line breaks (SQLite's integrity
+// report, a child's output) to one line, so the sentence stays one.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // interruptContext returns a context canceled by the first SIGINT or

@@ -46,8 +46,7 @@ func reconcileCommand(app *kingpin.Application) []subcommand {
 func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, out io.Writer) int {
 	home, statePath, err := f.resolve()
 	if err != nil {
-		logger.Error("Invalid Steam home", "err", err)
-		return 1
+		return fail("", err)
 	}
 	// A dry run reads the state database but must not create it.
 	var st *state.DB
@@ -60,8 +59,7 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 		st, err = state.Open(ctx, statePath)
 	}
 	if err != nil {
-		logger.Error("Cannot open the state database", "err", err)
-		return 1
+		return fail("opening the state database", err)
 	}
 	defer st.Close()
 	cfg := f.engine.config(home, st)
@@ -70,8 +68,7 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 	}
 	engine, err := remediate.New(cfg, logger, nil)
 	if err != nil {
-		logger.Error("Invalid remediation settings", "err", err)
-		return 1
+		return fail("invalid remediation settings", err)
 	}
 	// Deferred after st.Close, so run before it: every remediation and
 	// watch window of the engine has ended or been abandoned before the
@@ -86,16 +83,14 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 	if !f.once && !f.dryRun {
 		logger.Info("Reconciling Steam home", "steam_home", home.Dir)
 		if err := engine.Start(ctx); err != nil {
-			logger.Error("Cannot start remediation", "err", err)
-			return 1
+			return fail("starting remediation", err)
 		}
 		<-ctx.Done()
 		return 0
 	}
 	outcomes, err := engine.Sweep(ctx, f.dryRun)
 	if err != nil && len(outcomes) == 0 {
-		logger.Error("Cannot list deployments", "err", err)
-		return 1
+		return fail("listing deployments", err)
 	}
 	if err != nil {
 		logger.Warn("Sweep interrupted; the deployments left are not remediated", "err", err)
@@ -120,7 +115,7 @@ func printOutcomes(w io.Writer, outcomes []remediate.Outcome) (down int) {
 		if o.Down() {
 			down++
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", o.DeploymentID, o.Deployment, o.Action, o.Result, o.OldPID, o.NewPID, o.Reason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", o.DeploymentID, o.Deployment, o.Action, o.Result, o.OldPID, o.NewPID, o.Why())
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d deployments, %d down\n", len(outcomes), down)

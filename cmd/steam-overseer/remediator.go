@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
@@ -43,9 +44,11 @@ type remediatorFlags struct {
 	match             map[string]string
 	maxBody           int64
 	tokenFile         string
+	tokenPoll         time.Duration
 	engine            engineFlags
 	reconcileInterval time.Duration
-	resetDeployID     int64
+	journalRetention  model.Duration
+	resetID           string
 }
 
 // engineFlags are how deployments are started; the remediator and the
@@ -56,6 +59,10 @@ type engineFlags struct {
 	watchAfterReady time.Duration
 	javaPath        string
 	javaOpts        string
+	probePath       string
+	probeTimeout    time.Duration
+	startGrace      time.Duration
+	hungAfter       time.Duration
 }
 
 func addEngineFlags(cmd *kingpin.CmdClause, f *engineFlags) {
@@ -69,6 +76,14 @@ func addEngineFlags(cmd *kingpin.CmdClause, f *engineFlags) {
 		StringVar(&f.javaPath)
 	cmd.Flag("java.opts", "JVM options put before -jar, split at spaces (no shell), e.g. \"-Xmx2g -XX:+UseG1GC\".").
 		StringVar(&f.javaOpts)
+	cmd.Flag("probe.path", "Path a serving deployment answers with 200.").
+		Default(remediate.DefaultProbePath).StringVar(&f.probePath)
+	cmd.Flag("probe.timeout", "How long one probe of a deployment may take.").
+		Default(remediate.DefaultProbeTimeout.String()).DurationVar(&f.probeTimeout)
+	cmd.Flag("probe.start-grace", "A deployment younger than this is never stopped as unresponsive (model loading is slow).").
+		Default(remediate.DefaultStartGrace.String()).DurationVar(&f.startGrace)
+	cmd.Flag("remediate.hung-after", "A live deployment is stopped as unresponsive only after its probes failed in a row for at least this long.").
+		Default(remediate.DefaultHungAfter.String()).DurationVar(&f.hungAfter)
 }
 
 func (f engineFlags) config(home steam.Home, st *state.DB) remediate.Config {
@@ -80,6 +95,10 @@ func (f engineFlags) config(home steam.Home, st *state.DB) remediate.Config {
 		Concurrency:     f.concurrency,
 		StartTimeout:    f.startTimeout,
 		WatchAfterReady: f.watchAfterReady,
+		ProbePath:       f.probePath,
+		ProbeTimeout:    f.probeTimeout,
+		StartGrace:      noneIfZero(f.startGrace),
+		HungAfter:       f.hungAfter,
 	}
 }
 
@@ -91,20 +110,23 @@ func remediatorCommand(app *kingpin.Application) []subcommand {
 
 	serveCmd := cmd.Command("serve", "Serve Alertmanager's webhook (the default).").Default()
 	f.web = kingpinflag.AddFlags(serveCmd, "127.0.0.1:9733")
-	serveCmd.Flag("webhook.alertname", "Alert name acted on; repeat for several.").
-		Default(webhook.DefaultAlertName).StringsVar(&f.alertNames)
+	serveCmd.Flag("webhook.alertname", "Alert name acted on; repeat for several (default: "+strings.Join(webhook.DefaultAlertNames, ", ")+").").
+		Default(webhook.DefaultAlertNames...).StringsVar(&f.alertNames)
 	serveCmd.Flag("webhook.match", "Label every acted-on alert must carry, as name=value; repeat for several (e.g. instance=steam1:9732).").
 		StringMapVar(&f.match)
 	maxBody := serveCmd.Flag("webhook.max-body", "Largest webhook body accepted.").
 		Default("1MiB").Bytes()
-	serveCmd.Flag("webhook.bearer-token-file", "File holding the token Alertmanager must send as \"Authorization: Bearer\" (its authorization.credentials_file).").
+	serveCmd.Flag("webhook.bearer-token-file", "File holding the token Alertmanager must send as \"Authorization: Bearer\" (its authorization.credentials_file); not readable by others. Re-read on SIGHUP and when it changes.").
 		StringVar(&f.tokenFile)
+	serveCmd.Flag("webhook.bearer-token-poll-interval", "How often the bearer token file is checked for changes (0 turns checking off; SIGHUP still reloads it).").
+		Default(webhook.DefaultTokenPollInterval.String()).DurationVar(&f.tokenPoll)
 	addEngineFlags(serveCmd, &f.engine)
 	serveCmd.Flag("reconcile.interval", "Also sweep every deployment this often, as a safety net for when Alertmanager cannot reach the remediator (0 turns it off).").
 		Default("0s").DurationVar(&f.reconcileInterval)
+	addJournalRetentionFlag(serveCmd, &f.journalRetention)
 
 	resetCmd := cmd.Command("reset", "Clear the restart policy of a deployment (failures, backoff, giving up), so that the next notification may start it again.")
-	resetCmd.Arg("id", "The deployment's id (service.id, the deployment_id label).").Required().Int64Var(&f.resetDeployID)
+	resetCmd.Arg("id", "The deployment's id (service.id, the deployment_id label).").Required().StringVar(&f.resetID)
 
 	return []subcommand{
 		{clause: serveCmd, run: func(ctx context.Context, logger *slog.Logger) int {
@@ -133,19 +155,14 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	logger.Info("Starting steam-overseer remediator", "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
 
+	if err := checkAuthSettings(*f.web.WebConfigFile, f.tokenFile); err != nil {
+		return fail("refusing the web settings", err)
+	}
 	home, st, err := openRemediatorState(ctx, f)
 	if err != nil {
-		logger.Error("Cannot open the Steam home or the state database", "err", err)
-		return 1
+		return fail("opening the Steam home or the state database", err)
 	}
 	defer st.Close()
-	var token []byte
-	if f.tokenFile != "" {
-		if token, err = webhook.ReadTokenFile(f.tokenFile); err != nil {
-			logger.Error("Cannot read the webhook's bearer token", "err", err)
-			return 1
-		}
-	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -153,44 +170,47 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	var tokenFile *webhook.TokenFile
+	var token *webhook.Token
+	if f.tokenFile != "" {
+		if tokenFile, err = webhook.LoadTokenFile(f.tokenFile, reg, logger); err != nil {
+			return fail("reading the webhook's bearer token", err)
+		}
+		token = tokenFile.Token()
+	}
 	cfg := f.engine.config(home, st)
 	cfg.ReconcileInterval = f.reconcileInterval
 	engine, err := remediate.New(cfg, logger, reg)
 	if err != nil {
-		logger.Error("Invalid remediation settings", "err", err)
-		return 1
+		return fail("invalid remediation settings", err)
 	}
 	hook, err := webhook.New(webhook.Config{
-		AlertNames:  f.alertNames,
-		Match:       f.match,
-		MaxBody:     f.maxBody,
-		BearerToken: token,
+		AlertNames: f.alertNames,
+		Match:      f.match,
+		MaxBody:    f.maxBody,
+		Token:      token,
+		Known:      knownDeployments(home),
 	}, engine, reg, logger)
 	if err != nil {
-		logger.Error("Invalid webhook settings", "err", err)
-		return 1
+		return fail("invalid webhook settings", err)
 	}
+	// In the background: with Steam holding its lock, this waits out the
+	// busy timeout, and the webhook does without it.
+	go func() {
+		if err := hook.Refresh(ctx); err != nil {
+			logger.Warn("Cannot read Steam's deployments yet", "err", err)
+		}
+	}()
 	if err := engine.Start(ctx); err != nil {
-		logger.Error("Cannot start remediation", "err", err)
-		return 1
+		return fail("starting remediation", err)
 	}
+	// Deferred after st.Close, so stopped before it.
+	defer startJournalPruning(ctx, logger, st, time.Duration(f.journalRetention), journalPruneInterval)()
 
 	var shuttingDown atomic.Bool
-	mux := http.NewServeMux()
-	mux.Handle("/webhook", hook)
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
-	}))
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "Healthy")
-	})
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if shuttingDown.Load() {
-			http.Error(w, "Shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "Ready")
 	})
 	landing, err := web.NewLandingPage(web.LandingConfig{
 		Name:        "steam-overseer remediator",
@@ -203,10 +223,13 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 		},
 	})
 	if err != nil {
-		logger.Error("Building the landing page failed", "err", err)
-		return 1
+		return fail("building the landing page", err)
 	}
-	mux.Handle("/", landing)
+	mux := remediatorRoutes(hook, metrics, landing, func() bool { return !shuttingDown.Load() })
+	if tokenFile != nil && f.tokenPoll > 0 {
+		go tokenFile.Watch(ctx, f.tokenPoll)
+	}
+	reloadOnHangup(ctx, logger, tokenFile)
 
 	// On SIGTERM the webhook answers 503 at once (Alertmanager retries
 	// elsewhere or later) while the server drains.
@@ -219,8 +242,7 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	logger.Info("Remediating Steam home", "steam_home", home.Dir, "state_path", f.statePath)
 	code := 0
 	if err := serve(ctx, logger, f.web, mux); err != nil {
-		logger.Error("Serving the webhook failed", "err", err)
-		code = 1
+		code = fail("serving the webhook", err)
 	}
 	shuttingDown.Store(true)
 	hook.Shutdown()
@@ -235,28 +257,45 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	return code
 }
 
+// runRemediatorReset resets only a deployment Steam's registry holds: a
+// mistyped id must not be journaled as a reset that never applied.
 func runRemediatorReset(ctx context.Context, logger *slog.Logger, f *remediatorFlags) int {
-	if f.resetDeployID <= 0 {
-		logger.Error("Invalid deployment id", "id", f.resetDeployID)
-		return 2
+	id, err := strconv.ParseInt(f.resetID, 10, 64)
+	if err != nil || id <= 0 {
+		return usageError(fmt.Errorf("deployment id %q is not a positive integer", f.resetID))
+	}
+	home, _, err := f.resolve()
+	if err != nil {
+		return fail("", err)
+	}
+	switch _, err := steam.NewRegistry(home).Deployment(ctx, id); {
+	case errors.Is(err, steam.ErrNotFound):
+		return fail("refusing to reset", fmt.Errorf("no deployment %d in Steam's registry", id))
+	case err != nil:
+		return fail("reading Steam's registry", err)
 	}
 	home, st, err := openRemediatorState(ctx, f)
 	if err != nil {
-		logger.Error("Cannot open the Steam home or the state database", "err", err)
-		return 1
+		return fail("opening the state database", err)
 	}
 	defer st.Close()
 	engine, err := remediate.New(remediate.Config{Home: home, State: st}, logger, nil)
 	if err != nil {
-		logger.Error("Cannot reset", "err", err)
-		return 1
+		return fail("resetting the restart policy", err)
 	}
 	// Waits for a remediation of the deployment in progress, which holds
 	// its lock, to end.
-	if err := engine.Reset(ctx, f.resetDeployID); err != nil {
-		logger.Error("Resetting the restart policy failed", "deployment_id", f.resetDeployID, "err", err)
-		return 1
+	if err := engine.Reset(ctx, id); err != nil {
+		return fail(fmt.Sprintf("resetting the restart policy of deployment %d", id), err)
 	}
-	fmt.Printf("Deployment %d: restart policy reset; the next notification may start it again.\n", f.resetDeployID)
+	fmt.Printf("Deployment %d: restart policy reset; the next notification may start it again.\n", id)
 	return 0
+}
+
+// noneIfZero makes a flag's 0 mean "none" where the engine's zero means its default.
+func noneIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -38,19 +37,16 @@ func statusCommand(app *kingpin.Application) []subcommand {
 func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, procRoot, output string) int {
 	home, statePath, err := loc.resolve()
 	if err != nil {
-		logger.Error("Invalid Steam home", "err", err)
-		return 1
+		return fail("", err)
 	}
 	inspector, err := procid.NewInspector(procRoot)
 	if err != nil {
-		logger.Error("Cannot read processes", "err", err)
-		return 1
+		return fail("reading processes", err)
 	}
 	now := time.Now()
 	rows, err := status.Rows(ctx, steam.NewRegistry(home), inspector, now)
 	if err != nil {
-		logger.Error("Reading Steam's deployments failed", "steam_home", home.Dir, "err", err)
-		return 1
+		return fail("reading Steam's deployments in "+home.Dir, err)
 	}
 	st, err := state.OpenReadOnly(statePath)
 	switch {
@@ -71,8 +67,7 @@ func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc l
 		err = status.WriteTable(stdout, rows, now)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "steam-overseer: writing status: %v\n", err)
-		return 1
+		return fail("writing status", err)
 	}
 	return 0
 }

@@ -2,7 +2,8 @@
 // runs: Steam's database, steam-overseer's state database and the model
 // folder with every war (followed through symbolic links, so the archive
 // holds the wars themselves), in one gzipped tar with a manifest of sha256
-// sums.
+// sums and the same sums as SHA256SUMS. Verify checks an archive; Restore
+// extracts one into an empty folder, checking it as it goes.
 //
 // A live SQLite file is never copied byte for byte: a copy taken while Steam
 // commits can hold half a transaction. Each database is instead written out
@@ -10,9 +11,10 @@
 // one consistent snapshot under a shared lock and never changes the source's
 // journal mode, schema or content.
 //
-// The archive mirrors the home's layout, so a restore is
+// The archive mirrors the home's layout, so that without steam-overseer a
+// restore is
 //
-//	tar -xzf backup.tar.gz -C <steam home>
+//	tar -xzf backup.tar.gz -C <steam home> && cd <steam home> && sha256sum -c SHA256SUMS
 //
 // with Steam stopped.
 package backup
@@ -45,6 +47,11 @@ import (
 // because a restore extracts it into the Steam home beside Steam's own files.
 const ManifestName = "steam-overseer-manifest.json"
 
+// ChecksumsName is the archive's list of sha256 sums in sha256sum's format,
+// beside the manifest: after extracting, "sha256sum -c SHA256SUMS" checks
+// every file without steam-overseer.
+const ChecksumsName = "SHA256SUMS"
+
 // Manifest lists every regular file of an archive with its size and sha256.
 type Manifest struct {
 	Created   time.Time `json:"created"`
@@ -75,6 +82,8 @@ type Options struct {
 	// BusyTimeout is how long a database read waits for a writer's lock;
 	// zero means steam.DefaultBusyTimeout.
 	BusyTimeout time.Duration
+	// Progress, when set, counts the bytes archived against the total.
+	Progress *Progress
 }
 
 // Result describes a written archive.
@@ -129,7 +138,7 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 		}
 	}()
 
-	w := newArchive(tmp)
+	w := newArchive(tmp, opts.Progress)
 	manifest := Manifest{Created: start.UTC(), SteamHome: opts.Home.Dir, Version: version.Version}
 
 	// Steam's database first, the model folder after it. A model created
@@ -175,7 +184,12 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 	if err != nil {
 		return res, fmt.Errorf("writing archive %s: %w", tmp.Name(), err)
 	}
-	files, err := w.addTree(ctx, logger, opts.Home, modelDir, tmpInfo)
+	tree, err := planTree(logger, opts.Home, modelDir, tmpInfo)
+	if err != nil {
+		return res, err
+	}
+	opts.Progress.setTotal(opts.Progress.Done() + tree.bytes)
+	files, err := w.addTree(ctx, tree)
 	if err != nil {
 		return res, err
 	}
@@ -185,7 +199,14 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 	if err != nil {
 		return res, fmt.Errorf("encoding manifest: %w", err)
 	}
-	if err := w.addBytes(ManifestName, append(body, '\n'), start); err != nil {
+	manifestFile, err := w.addBytes(ManifestName, append(body, '\n'), start)
+	if err != nil {
+		return res, err
+	}
+	// SHA256SUMS comes last, so that it covers the manifest too:
+	// "sha256sum -c SHA256SUMS" in the extracted archive checks everything.
+	sums := checksums(append(manifest.Files, manifestFile))
+	if _, err := w.addBytes(ChecksumsName, sums, start); err != nil {
 		return res, err
 	}
 	if err := w.close(); err != nil {
@@ -269,29 +290,29 @@ func Snapshot(ctx context.Context, src, dst string, busyTimeout time.Duration) e
 func checkIntegrity(ctx context.Context, path string) error {
 	db, err := sqlitefile.Open(path, sqlitefile.Options{Mode: sqlitefile.ReadOnly})
 	if err != nil {
-		return fmt.Errorf("opening snapshot: %w", err)
+		return fmt.Errorf("opening database for PRAGMA integrity_check: %w", err)
 	}
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, `PRAGMA integrity_check`)
 	if err != nil {
-		return fmt.Errorf("checking snapshot: %w", err)
+		return fmt.Errorf("running PRAGMA integrity_check: %w", err)
 	}
 	defer rows.Close()
 	var problems []string
 	for rows.Next() {
 		var line string
 		if err := rows.Scan(&line); err != nil {
-			return fmt.Errorf("checking snapshot: %w", err)
+			return fmt.Errorf("running PRAGMA integrity_check: %w", err)
 		}
 		if line != "ok" {
 			problems = append(problems, line)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("checking snapshot: %w", err)
+		return fmt.Errorf("running PRAGMA integrity_check: %w", err)
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("snapshot fails integrity check: %s", strings.Join(problems, "; "))
+		return fmt.Errorf("fails PRAGMA integrity_check: %s", strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -332,14 +353,18 @@ func within(path, dir string) bool {
 
 // archive is a gzipped tar being written.
 type archive struct {
-	gz *gzip.Writer
-	tw *tar.Writer
-	h  hash.Hash
+	gz       *gzip.Writer
+	tw       *tar.Writer
+	h        hash.Hash
+	progress *Progress
 }
 
-func newArchive(w io.Writer) *archive {
-	gz := gzip.NewWriter(w)
-	return &archive{gz: gz, tw: tar.NewWriter(gz), h: sha256.New()}
+func newArchive(w io.Writer, progress *Progress) *archive {
+	// Wars are zip files, already compressed: the fastest level saves
+	// nearly as much as the default at a fraction of its CPU time, and
+	// gzip's CPU is what a backup of gigabytes of wars waits for.
+	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	return &archive{gz: gz, tw: tar.NewWriter(gz), h: sha256.New(), progress: progress}
 }
 
 func (a *archive) close() error {
@@ -378,7 +403,7 @@ func (a *archive) addFile(ctx context.Context, name, path string, as func(fs.Fil
 		return File{}, fmt.Errorf("writing archive: %w", err)
 	}
 	a.h.Reset()
-	n, err := io.Copy(io.MultiWriter(a.tw, a.h), io.LimitReader(f, fi.Size()+1))
+	n, err := io.Copy(io.MultiWriter(a.tw, a.h, a.progress), io.LimitReader(f, fi.Size()+1))
 	switch {
 	case errors.Is(err, tar.ErrWriteTooLong) || (err == nil && n != fi.Size()):
 		return File{}, fmt.Errorf("archiving %s: file changed size while it was read", path)
@@ -388,18 +413,30 @@ func (a *archive) addFile(ctx context.Context, name, path string, as func(fs.Fil
 	return File{Path: name, Size: n, SHA256: hex.EncodeToString(a.h.Sum(nil))}, nil
 }
 
-func (a *archive) addBytes(name string, b []byte, modTime time.Time) error {
+// addBytes archives b as the file name and returns its entry.
+func (a *archive) addBytes(name string, b []byte, modTime time.Time) (File, error) {
 	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(b)), Mode: 0o644, ModTime: modTime}
 	if err := a.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("writing archive: %w", err)
+		return File{}, fmt.Errorf("writing archive: %w", err)
 	}
 	if _, err := a.tw.Write(b); err != nil {
-		return fmt.Errorf("writing archive: %w", err)
+		return File{}, fmt.Errorf("writing archive: %w", err)
 	}
-	return nil
+	sum := sha256.Sum256(b)
+	return File{Path: name, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}, nil
 }
 
-// addTree archives the folder root with everything below it, following
+// checksums formats files as sha256sum does, in text mode: one
+// "<sha256>  <path>" line each.
+func checksums(files []File) []byte {
+	var b strings.Builder
+	for _, f := range files {
+		fmt.Fprintf(&b, "%s  %s\n", f.SHA256, f.Path)
+	}
+	return []byte(b.String())
+}
+
+// planTree lists the folder root with everything below it, following
 // symbolic links: operators keep the model folder, a model's folder or a
 // war on other storage and link to it, and a backup that kept only the link
 // would restore no war at all. What a link points to is archived under the
@@ -411,9 +448,12 @@ func (a *archive) addBytes(name string, b []byte, modTime time.Time) error {
 // Anything else that is not a regular file or a folder cannot be restored
 // and is skipped with a warning.
 //
-// output is the archive being written: found in the tree (through a link
-// below the root), it fails the backup rather than archive itself.
-func (a *archive) addTree(ctx context.Context, logger *slog.Logger, home steam.Home, root string, output fs.FileInfo) ([]File, error) {
+// The whole tree is listed before anything is archived, so that the
+// progress line knows the total. output is the archive being written: found
+// in the tree (through a link below the root), it fails the backup rather
+// than archive itself.
+func planTree(logger *slog.Logger, home steam.Home, root string, output fs.FileInfo) (*treeWalk, error) {
+	t := &treeWalk{logger: logger, home: home, output: output}
 	info, err := os.Stat(root)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -421,42 +461,76 @@ func (a *archive) addTree(ctx context.Context, logger *slog.Logger, home steam.H
 			return nil, fmt.Errorf("model folder %s is a link to nothing: is its storage mounted?", root)
 		}
 		logger.Warn("No model folder to back up", "path", root)
-		return nil, nil
+		return t, nil
 	case err != nil:
 		return nil, fmt.Errorf("reading %s: %w", root, err)
 	case !info.IsDir():
 		return nil, fmt.Errorf("model folder %s is not a directory", root)
 	}
-	t := &treeWalk{a: a, ctx: ctx, logger: logger, home: home, output: output}
 	if err := t.dir(root, info); err != nil {
 		return nil, err
 	}
-	return t.files, nil
+	return t, nil
 }
 
-// treeWalk is one walk of addTree.
+// addTree archives what planTree listed.
+func (a *archive) addTree(ctx context.Context, t *treeWalk) ([]File, error) {
+	var files []File
+	for _, e := range t.entries {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if e.info.Mode().IsRegular() {
+			f, err := a.addFile(ctx, relative(t.home, e.path), e.path, nil)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, f)
+			continue
+		}
+		// A folder or a link, which have no content.
+		hdr, err := tar.FileInfoHeader(e.info, e.link)
+		if err != nil {
+			return nil, fmt.Errorf("archiving %s: %w", e.path, err)
+		}
+		hdr.Name = relative(t.home, e.path)
+		if e.info.IsDir() {
+			hdr.Name += "/"
+		}
+		if err := a.tw.WriteHeader(hdr); err != nil {
+			return nil, fmt.Errorf("writing archive: %w", err)
+		}
+	}
+	return files, nil
+}
+
+// treeWalk is one listing of planTree.
 type treeWalk struct {
-	a      *archive
-	ctx    context.Context
-	logger *slog.Logger
-	home   steam.Home
-	output fs.FileInfo
-	files  []File
+	logger  *slog.Logger
+	home    steam.Home
+	output  fs.FileInfo
+	entries []treeEntry
+	bytes   int64 // of the regular files listed
 	// parents are the folders from the root down to the one being read, to
 	// tell a link back up the tree, which would never end.
 	parents []fs.FileInfo
 }
 
-// dir archives the folder at path (info is its os.Stat) and what it holds.
+// treeEntry is a folder, a regular file or a dangling link (then link is its
+// target) to archive; info is what the path resolves to.
+type treeEntry struct {
+	path, link string
+	info       fs.FileInfo
+}
+
+// dir lists the folder at path (info is its os.Stat) and what it holds.
 func (t *treeWalk) dir(path string, info fs.FileInfo) error {
 	for _, p := range t.parents {
 		if os.SameFile(p, info) {
 			return fmt.Errorf("archiving %s: a symbolic link loop leads back to a folder above it", path)
 		}
 	}
-	if err := t.header(path, info, ""); err != nil {
-		return err
-	}
+	t.entries = append(t.entries, treeEntry{path: path, info: info})
 	entries, err := os.ReadDir(path)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)
@@ -481,10 +555,8 @@ func (t *treeWalk) dir(path string, info fs.FileInfo) error {
 		case os.SameFile(info, t.output):
 			err = fmt.Errorf("the output archive is inside the model folder it backs up, at %s", p)
 		case info.Mode().IsRegular():
-			var f File
-			if f, err = t.a.addFile(t.ctx, relative(t.home, p), p, nil); err == nil {
-				t.files = append(t.files, f)
-			}
+			t.entries = append(t.entries, treeEntry{path: p, info: info})
+			t.bytes += info.Size()
 		default:
 			t.logger.Warn("Skipping a file that is neither regular nor a folder", "path", p, "mode", info.Mode().String())
 		}
@@ -505,26 +577,7 @@ func (t *treeWalk) danglingLink(path string) error {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	t.logger.Warn("Keeping a symbolic link whose target is missing", "path", path, "target", link)
-	return t.header(path, info, link)
-}
-
-// header writes the archive entry of a folder or a link, which have no
-// content.
-func (t *treeWalk) header(path string, info fs.FileInfo, link string) error {
-	if err := t.ctx.Err(); err != nil {
-		return err
-	}
-	hdr, err := tar.FileInfoHeader(info, link)
-	if err != nil {
-		return fmt.Errorf("archiving %s: %w", path, err)
-	}
-	hdr.Name = relative(t.home, path)
-	if info.IsDir() {
-		hdr.Name += "/"
-	}
-	if err := t.a.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("writing archive: %w", err)
-	}
+	t.entries = append(t.entries, treeEntry{path: path, link: link, info: info})
 	return nil
 }
 

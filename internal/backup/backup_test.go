@@ -2,7 +2,6 @@ package backup_test
 
 import (
 	"archive/tar"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -10,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -280,44 +278,21 @@ func openSQLite(t *testing.T, path string) *sql.DB {
 // that would land outside it.
 func extract(t *testing.T, archive, dir string) {
 	t.Helper()
-	f, err := os.Open(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(gz)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, e := range readEntries(t, archive) {
+		hdr := e.hdr
 		path := filepath.Join(dir, hdr.Name)
 		if !strings.HasPrefix(path, dir+string(filepath.Separator)) {
 			t.Fatalf("archive entry %q escapes the restore folder", hdr.Name)
 		}
+		var err error
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			err = os.MkdirAll(path, 0o755)
 		case tar.TypeSymlink:
 			err = os.Symlink(hdr.Linkname, path)
 		case tar.TypeReg:
-			if err = os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				break
-			}
-			var out *os.File
-			if out, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, hdr.FileInfo().Mode().Perm()); err != nil {
-				break
-			}
-			_, err = io.Copy(out, tr)
-			if cerr := out.Close(); err == nil {
-				err = cerr
+			if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+				err = os.WriteFile(path, e.content, hdr.FileInfo().Mode().Perm())
 			}
 		default:
 			t.Fatalf("unexpected archive entry %q of type %c", hdr.Name, hdr.Typeflag)

@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS restart_policy (
     gave_up_until_ms     INTEGER NOT NULL DEFAULT 0,
     gave_up_reason       TEXT    NOT NULL DEFAULT '',
     probation_pid        INTEGER NOT NULL DEFAULT 0,
-    probation_until_ms   INTEGER NOT NULL DEFAULT 0
+    probation_until_ms   INTEGER NOT NULL DEFAULT 0,
+    starting_pid         INTEGER NOT NULL DEFAULT 0
 );
 -- One row per process the remediator started, whatever became of it: the
 -- flapping limit counts starts, and a start whose remediator was killed
@@ -58,6 +59,9 @@ type RestartPolicy struct {
 	// counts as failed.
 	ProbationPID   int64
 	ProbationUntil time.Time
+	// StartingPID is a java started and not yet ready or given its outcome:
+	// a remediator killed meanwhile leaves it set, and the next one resumes.
+	StartingPID int64
 }
 
 // GaveUp reports whether the deployment is given up at now.
@@ -103,7 +107,7 @@ func (s *DB) RestartPolicies(ctx context.Context) ([]RestartPolicy, error) {
 
 func (s *DB) restartPolicies(ctx context.Context, where string, args ...any) ([]RestartPolicy, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT deployment_id, consecutive_failures, next_start_ms,
-		gave_up_until_ms, gave_up_reason, probation_pid, probation_until_ms FROM restart_policy `+where, args...)
+		gave_up_until_ms, gave_up_reason, probation_pid, probation_until_ms, starting_pid FROM restart_policy `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading restart policy: %w", err)
 	}
@@ -113,7 +117,7 @@ func (s *DB) restartPolicies(ctx context.Context, where string, args ...any) ([]
 		var p RestartPolicy
 		var next, gaveUp, probation int64
 		if err := rows.Scan(&p.DeploymentID, &p.ConsecutiveFailures, &next, &gaveUp, &p.GaveUpReason,
-			&p.ProbationPID, &probation); err != nil {
+			&p.ProbationPID, &probation, &p.StartingPID); err != nil {
 			return nil, fmt.Errorf("reading restart policy: %w", err)
 		}
 		p.NextStart, p.GaveUpUntil, p.ProbationUntil = fromMillis(next), fromMillis(gaveUp), fromMillis(probation)
@@ -128,14 +132,15 @@ func (s *DB) restartPolicies(ctx context.Context, where string, args ...any) ([]
 // SaveRestartPolicy stores p, replacing the deployment's previous record.
 func (s *DB) SaveRestartPolicy(ctx context.Context, p RestartPolicy) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO restart_policy (deployment_id, consecutive_failures,
-		next_start_ms, gave_up_until_ms, gave_up_reason, probation_pid, probation_until_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+		next_start_ms, gave_up_until_ms, gave_up_reason, probation_pid, probation_until_ms, starting_pid)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (deployment_id) DO UPDATE SET
 		consecutive_failures = excluded.consecutive_failures, next_start_ms = excluded.next_start_ms,
 		gave_up_until_ms = excluded.gave_up_until_ms, gave_up_reason = excluded.gave_up_reason,
-		probation_pid = excluded.probation_pid, probation_until_ms = excluded.probation_until_ms`,
+		probation_pid = excluded.probation_pid, probation_until_ms = excluded.probation_until_ms,
+		starting_pid = excluded.starting_pid`,
 		p.DeploymentID, p.ConsecutiveFailures, toMillis(p.NextStart), toMillis(p.GaveUpUntil), p.GaveUpReason,
-		p.ProbationPID, toMillis(p.ProbationUntil))
+		p.ProbationPID, toMillis(p.ProbationUntil), p.StartingPID)
 	if err != nil {
 		return fmt.Errorf("saving restart policy of deployment %d: %w", p.DeploymentID, err)
 	}

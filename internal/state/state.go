@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS journal (
     action           TEXT    NOT NULL,
     result           TEXT    NOT NULL,
     reason           TEXT    NOT NULL DEFAULT '',
+    detail           TEXT    NOT NULL DEFAULT '',
     old_pid          INTEGER NOT NULL DEFAULT 0,
     new_pid          INTEGER NOT NULL DEFAULT 0,
     duration_seconds REAL    NOT NULL DEFAULT 0
@@ -67,7 +68,8 @@ type Entry struct {
 	Deployment   string
 	Action       string
 	Result       string
-	Reason       string
+	Reason       string // a short code
+	Detail       string // what happened, for people
 	OldPID       int64
 	NewPID       int64
 	Duration     time.Duration
@@ -105,7 +107,35 @@ func Open(ctx context.Context, path string) (*DB, error) {
 			return nil, fmt.Errorf("creating state schema in %s: %w", path, err)
 		}
 	}
+	for _, c := range addedColumns {
+		if err := addColumn(ctx, db, c[0], c[1], c[2]); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("upgrading state schema in %s: %w", path, err)
+		}
+	}
 	return &DB{db: db}, nil
+}
+
+// addedColumns are columns later versions added to tables an older
+// remediator may have created: table, column, declaration.
+var addedColumns = [][3]string{
+	{"journal", "detail", "TEXT NOT NULL DEFAULT ''"},
+	{"restart_policy", "starting_pid", "INTEGER NOT NULL DEFAULT 0"},
+}
+
+func addColumn(ctx context.Context, db *sql.DB, table, column, decl string) error {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`,
+		table, column).Scan(&n); err != nil {
+		return fmt.Errorf("reading columns of %s: %w", table, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, "ALTER TABLE "+table+" ADD COLUMN "+column+" "+decl); err != nil {
+		return fmt.Errorf("adding %s.%s: %w", table, column, err)
+	}
+	return nil
 }
 
 // OpenMemory returns an empty state database that lives in memory only: what
@@ -172,10 +202,10 @@ func (s *DB) Record(ctx context.Context, e Entry) (int64, error) {
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	res, err := tx.ExecContext(ctx, `INSERT INTO journal
-		(time, deployment_id, deployment, action, result, reason, old_pid, new_pid, duration_seconds)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(time, deployment_id, deployment, action, result, reason, detail, old_pid, new_pid, duration_seconds)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.Time.UTC().Format(time.RFC3339Nano), e.DeploymentID, e.Deployment, e.Action, e.Result,
-		e.Reason, e.OldPID, e.NewPID, e.Duration.Seconds())
+		e.Reason, e.Detail, e.OldPID, e.NewPID, e.Duration.Seconds())
 	if err != nil {
 		return 0, fmt.Errorf("journaling %s of deployment %d: %w", e.Action, e.DeploymentID, err)
 	}
@@ -218,7 +248,7 @@ func (s *DB) RestartCounts(ctx context.Context) (map[int64]uint64, error) {
 // deploymentID of 0 means every deployment.
 func (s *DB) Journal(ctx context.Context, deploymentID int64, limit int) ([]Entry, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, time, deployment_id, deployment, action, result,
-		reason, old_pid, new_pid, duration_seconds FROM journal
+		reason, detail, old_pid, new_pid, duration_seconds FROM journal
 		WHERE ? = 0 OR deployment_id = ? ORDER BY id DESC LIMIT ?`, deploymentID, deploymentID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading journal: %w", err)
@@ -230,7 +260,7 @@ func (s *DB) Journal(ctx context.Context, deploymentID int64, limit int) ([]Entr
 		var ts string
 		var secs float64
 		if err := rows.Scan(&e.ID, &ts, &e.DeploymentID, &e.Deployment, &e.Action, &e.Result,
-			&e.Reason, &e.OldPID, &e.NewPID, &secs); err != nil {
+			&e.Reason, &e.Detail, &e.OldPID, &e.NewPID, &secs); err != nil {
 			return nil, fmt.Errorf("reading journal: %w", err)
 		}
 		e.Time, _ = time.Parse(time.RFC3339Nano, ts)

@@ -20,6 +20,10 @@ var ErrNotFound = errors.New("deployment not found")
 // changed the row first.
 var ErrPIDChanged = errors.New("process_id changed concurrently")
 
+// ErrNotStarted means a compare-and-set found the row no longer started:
+// Steam stopped the deployment meanwhile.
+var ErrNotStarted = errors.New("deployment no longer started")
+
 // DefaultBusyTimeout is how long a statement waits for Steam's own write lock
 // before it gives up. Steam's transactions are short; five seconds outlasts
 // them without letting a scrape hang.
@@ -137,9 +141,10 @@ func scanDeployment(s scanner) (Deployment, error) {
 }
 
 // SetPID records newPID as the deployment's process_id, but only if the row
-// still holds oldPID: a single UPDATE, its own short transaction, that changes
-// nothing else. It returns ErrNotFound when the row is gone and ErrPIDChanged
-// when it holds another PID. While Steam holds the write lock the statement
+// still holds oldPID and is still started: a single UPDATE, its own short
+// transaction, that changes nothing else. It returns ErrNotFound when the row
+// is gone, ErrNotStarted when Steam stopped it, and ErrPIDChanged when it
+// holds another PID. While Steam holds the write lock the statement
 // waits for BusyTimeout, and SetPID retries until ctx ends, so a PID of a
 // process that is already serving is not lost to a passing lock.
 func (r *Registry) SetPID(ctx context.Context, id, oldPID, newPID int64) error {
@@ -150,7 +155,7 @@ func (r *Registry) SetPID(ctx context.Context, id, oldPID, newPID int64) error {
 	defer db.Close()
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
 		err = setPID(ctx, db, id, oldPID, newPID)
-		if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrPIDChanged) || !isBusy(err) {
+		if err == nil || !isBusy(err) {
 			return err
 		}
 		select {
@@ -163,7 +168,8 @@ func (r *Registry) SetPID(ctx context.Context, id, oldPID, newPID int64) error {
 
 func setPID(ctx context.Context, db *sql.DB, id, oldPID, newPID int64) error {
 	res, err := db.ExecContext(ctx,
-		`UPDATE service SET process_id = ? WHERE id = ? AND COALESCE(CAST(process_id AS INTEGER), 0) = ?`, newPID, id, oldPID)
+		`UPDATE service SET process_id = ? WHERE id = ? AND COALESCE(CAST(process_id AS INTEGER), 0) = ? AND state = ?`,
+		newPID, id, oldPID, StateStarted)
 	if err != nil {
 		return fmt.Errorf("recording PID %d for service %d: %w", newPID, id, err)
 	}
@@ -175,12 +181,15 @@ func setPID(ctx context.Context, db *sql.DB, id, oldPID, newPID int64) error {
 		return nil
 	}
 	var current sql.NullInt64
-	err = db.QueryRowContext(ctx, `SELECT process_id FROM service WHERE id = ?`, id).Scan(&current)
+	var state sql.NullString
+	err = db.QueryRowContext(ctx, `SELECT process_id, state FROM service WHERE id = ?`, id).Scan(&current, &state)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("recording PID %d for service %d: %w", newPID, id, ErrNotFound)
 	case err != nil:
 		return fmt.Errorf("recording PID %d for service %d: %w", newPID, id, err)
+	case state.String != StateStarted:
+		return fmt.Errorf("recording PID %d for service %d: state is %q: %w", newPID, id, state.String, ErrNotStarted)
 	}
 	return fmt.Errorf("recording PID %d for service %d: row holds %d, expected %d: %w",
 		newPID, id, current.Int64, oldPID, ErrPIDChanged)

@@ -510,6 +510,7 @@ func TestSetPID(t *testing.T) {
 		name        string
 		opts        steamfixture.Options
 		storedPID   any // what the row holds before
+		state       string
 		id          int64
 		old, new    int64
 		wantErr     error
@@ -522,6 +523,7 @@ func TestSetPID(t *testing.T) {
 		{name: "from NULL", opts: steamfixture.Options{Lax: true}, storedPID: nil, old: 0, new: 200, wantStored: 200},
 		{name: "changed concurrently", storedPID: 150, old: 100, new: 200, wantErr: steam.ErrPIDChanged, wantStored: 150},
 		{name: "row gone", storedPID: 100, id: 99, old: 100, new: 200, wantErr: steam.ErrNotFound, wantStored: 100},
+		{name: "stopped by Steam", storedPID: 100, state: "stopped", old: 100, new: 200, wantErr: steam.ErrNotStarted, wantStored: 100},
 		{name: "waits out a lock", storedPID: 100, old: 100, new: 200, wantStored: 200, lockFor: time.Second},
 		{name: "gives up when ctx ends", storedPID: 100, old: 100, new: 200, wantErr: context.DeadlineExceeded,
 			wantStored: 100, lockFor: time.Hour, ctxDeadline: 300 * time.Millisecond},
@@ -531,6 +533,9 @@ func TestSetPID(t *testing.T) {
 			d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
 			other := h.Add(steamfixture.Spec{Name: "b", LogicalName: "b"})
 			h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, tc.storedPID, d.ID)
+			if tc.state != "" {
+				h.Exec(`UPDATE service SET state = ? WHERE id = ?`, tc.state, d.ID)
+			}
 			h.Exec(`UPDATE service SET process_id = 100 WHERE id = ?`, other.ID)
 			before, otherBefore := row(t, h, d.ID), row(t, h, other.ID)
 

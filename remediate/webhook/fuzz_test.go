@@ -18,7 +18,8 @@ import (
 // FuzzDecode feeds arbitrary bodies to the decoder and to the handler: no
 // panic, a body the decoder rejects is answered 400 with nothing queued, and
 // an accepted one is answered 200 with every outcome agreeing with the
-// alert it was given for.
+// alert it was given for (or 413, nothing queued, when it names more
+// deployments than the registry holds plus the margin).
 func FuzzDecode(f *testing.F) {
 	paths, err := filepath.Glob(filepath.Join("..", "..", "testdata", "webhook", "*.json"))
 	if err != nil || len(paths) == 0 {
@@ -42,6 +43,7 @@ func FuzzDecode(f *testing.F) {
 	cfg := Config{
 		AlertNames: []string{"SteamDeploymentDown", "SteamDeploymentNotReady"},
 		Match:      map[string]string{"instance": "steam1.example.internal:9732"},
+		Known:      registry(nil, fixtureIDs...),
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		msg, decodeErr := decode(body)
@@ -52,7 +54,9 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal(err)
 		}
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/webhook", bytes.NewReader(body)))
+		req := httptest.NewRequest(http.MethodPost, "/webhook", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(rec, req)
 
 		if decodeErr != nil {
 			if rec.Code != http.StatusBadRequest && rec.Code != http.StatusRequestEntityTooLarge {
@@ -60,6 +64,18 @@ func FuzzDecode(f *testing.F) {
 			}
 			if ids := q.enqueued(); len(ids) != 0 {
 				t.Fatalf("rejected body, but enqueued %v", ids)
+			}
+			return
+		}
+		distinct := map[int64]bool{}
+		for _, a := range msg.Alerts {
+			if outcome, id := h.classify(a); outcome == Queued {
+				distinct[id] = true
+			}
+		}
+		if len(distinct) > len(fixtureIDs)+DefaultMargin {
+			if rec.Code != http.StatusRequestEntityTooLarge || len(q.enqueued()) != 0 {
+				t.Fatalf("%d deployments named: answered %d, enqueued %v", len(distinct), rec.Code, q.enqueued())
 			}
 			return
 		}
@@ -77,6 +93,9 @@ func FuzzDecode(f *testing.F) {
 		var wantIDs []int64
 		for i, a := range msg.Alerts {
 			outcome, id := h.classify(a)
+			if outcome == Queued && !slices.Contains(fixtureIDs, id) {
+				outcome = UnknownDeployment
+			}
 			if reply.Alerts[i].Outcome != outcome {
 				t.Fatalf("alert %d: reply says %s, classify %s", i, reply.Alerts[i].Outcome, outcome)
 			}

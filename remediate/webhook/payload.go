@@ -92,9 +92,11 @@ const (
 	IgnoredUnmatched       Outcome = "ignored_unmatched"
 	IgnoredNoDeploymentID  Outcome = "ignored_no_deployment_id"
 	IgnoredBadDeploymentID Outcome = "ignored_bad_deployment_id"
+	// UnknownDeployment: the id is not in Steam's registry.
+	UnknownDeployment Outcome = "unknown_deployment"
 )
 
-var outcomes = []Outcome{Queued, IgnoredResolved, IgnoredAlertname, IgnoredUnmatched, IgnoredNoDeploymentID, IgnoredBadDeploymentID}
+var outcomes = []Outcome{Queued, IgnoredResolved, IgnoredAlertname, IgnoredUnmatched, IgnoredNoDeploymentID, IgnoredBadDeploymentID, UnknownDeployment}
 
 // parseDeploymentID accepts only the canonical decimal form of a positive
 // id, the form the exporter writes, so that "07", "+7" or "7 " never name

@@ -2,7 +2,9 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,22 +24,51 @@ import (
 )
 
 // recordingQueue is the boundary to the remediation engine: it records
-// every deployment handed over.
+// every deployment handed over, and the alertname that asked for it.
 type recordingQueue struct {
-	mu  sync.Mutex
-	ids []int64
+	mu         sync.Mutex
+	ids        []int64
+	alertnames []string
 }
 
-func (q *recordingQueue) Enqueue(id int64) {
+func (q *recordingQueue) Enqueue(id int64, alertname string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.ids = append(q.ids, id)
+	q.alertnames = append(q.alertnames, alertname)
 }
 
 func (q *recordingQueue) enqueued() []int64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return slices.Clone(q.ids)
+}
+
+// registry is a Known that holds the given deployment ids, or fails with
+// err.
+func registry(err error, ids ...int64) func(context.Context) (map[int64]bool, error) {
+	return func(context.Context) (map[int64]bool, error) {
+		if err != nil {
+			return nil, err
+		}
+		known := make(map[int64]bool, len(ids))
+		for _, id := range ids {
+			known[id] = true
+		}
+		return known, nil
+	}
+}
+
+// fixtureIDs are the deployments the fixtures name and the test registry
+// holds, but for 4242, which Steam deleted.
+var fixtureIDs = []int64{7, 8, 9, 12}
+
+// withRegistry gives cfg the test registry unless it has its own.
+func withRegistry(cfg Config) Config {
+	if cfg.Known == nil {
+		cfg.Known = registry(nil, fixtureIDs...)
+	}
+	return cfg
 }
 
 type testServer struct {
@@ -49,7 +81,7 @@ type testServer struct {
 func newTestServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
 	s := &testServer{queue: &recordingQueue{}, reg: prometheus.NewRegistry()}
-	h, err := New(cfg, s.queue, s.reg, slog.New(slog.DiscardHandler))
+	h, err := New(withRegistry(cfg), s.queue, s.reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -80,6 +112,8 @@ func (s *testServer) do(t *testing.T, method string, body io.Reader, header http
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As Alertmanager does, unless the test says otherwise.
+	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
 		req.Header[k] = v
 	}
@@ -102,11 +136,12 @@ func (s *testServer) requestsTotal(code string) float64 {
 func TestAlerts(t *testing.T) {
 	const steam1 = "steam1.example.internal:9732"
 	for _, tc := range []struct {
-		name    string
-		fixture string
-		cfg     Config
-		want    []AlertSummary
-		wantIDs []int64
+		name           string
+		fixture        string
+		cfg            Config
+		want           []AlertSummary
+		wantIDs        []int64
+		wantAlertnames []string // as handed to the queue, when checked
 	}{
 		{
 			name:    "firing",
@@ -235,6 +270,50 @@ func TestAlerts(t *testing.T) {
 			wantIDs: []int64{7},
 		},
 		{
+			// Deployment 4242 is not in Steam's registry: counted, not queued.
+			name:    "unknown deployment",
+			fixture: "unknown-id.json",
+			want: []AlertSummary{
+				{"c2a9f1e07b3d4e58", "SteamDeploymentDown", "7", "firing", Queued},
+				{"71d3e0a9c4b25f86", "SteamDeploymentDown", "4242", "firing", UnknownDeployment},
+				{"08e4b6d2f9a1c357", "SteamDeploymentUnresponsive", "8", "firing", Queued},
+			},
+			wantIDs:        []int64{7, 8},
+			wantAlertnames: []string{"SteamDeploymentDown", "SteamDeploymentUnresponsive"},
+		},
+		{
+			name:    "unresponsive not configured",
+			fixture: "unknown-id.json",
+			cfg:     Config{AlertNames: []string{"SteamDeploymentDown"}},
+			want: []AlertSummary{
+				{"c2a9f1e07b3d4e58", "SteamDeploymentDown", "7", "firing", Queued},
+				{"71d3e0a9c4b25f86", "SteamDeploymentDown", "4242", "firing", UnknownDeployment},
+				{"08e4b6d2f9a1c357", "SteamDeploymentUnresponsive", "8", "firing", IgnoredAlertname},
+			},
+			wantIDs:        []int64{7},
+			wantAlertnames: []string{"SteamDeploymentDown"},
+		},
+		{
+			name:    "empty registry",
+			fixture: "several.json",
+			cfg:     Config{Known: registry(nil)},
+			want: []AlertSummary{
+				{"c2a9f1e07b3d4e58", "SteamDeploymentDown", "7", "firing", UnknownDeployment},
+				{"5e0d81b2a94c7f13", "SteamDeploymentDown", "8", "firing", UnknownDeployment},
+				{"9b47e3c0d2165fa8", "SteamDeploymentDown", "12", "firing", UnknownDeployment},
+			},
+		},
+		{
+			// Unknown, but ignored for its alertname first.
+			name:    "judged before the registry",
+			fixture: "other-alertname.json",
+			cfg:     Config{Known: registry(nil)},
+			want: []AlertSummary{
+				{"6d2e9a41f08c3b57", "SteamDeploymentNotReady", "7", "firing", IgnoredAlertname},
+				{"0f8b2c7e4a19d635", "SteamDeploymentHighLatency", "7", "firing", IgnoredAlertname},
+			},
+		},
+		{
 			// The alertname is judged before the match filter and the id.
 			name:    "resolved beats everything",
 			fixture: "resolved.json",
@@ -262,6 +341,9 @@ func TestAlerts(t *testing.T) {
 			if ids := s.queue.enqueued(); !slices.Equal(ids, tc.wantIDs) {
 				t.Errorf("enqueued %v, want %v", ids, tc.wantIDs)
 			}
+			if tc.wantAlertnames != nil && !slices.Equal(s.queue.alertnames, tc.wantAlertnames) {
+				t.Errorf("enqueued with alertnames %v, want %v", s.queue.alertnames, tc.wantAlertnames)
+			}
 			wantOutcomes := map[Outcome]float64{}
 			for _, a := range tc.want {
 				wantOutcomes[a.Outcome]++
@@ -285,7 +367,18 @@ func summaryEqual(a, b Summary) bool {
 func TestRejected(t *testing.T) {
 	firing := fixture(t, "firing.json")
 	const token = "s3cret-t0ken"
-	withToken := Config{BearerToken: []byte(token)}
+	withToken := Config{Token: NewToken([]byte(token))}
+	// 200 alerts, each for another deployment that Steam does not have.
+	var many bytes.Buffer
+	many.WriteString(`{"version":"4","alerts":[`)
+	for i := range 200 {
+		if i > 0 {
+			many.WriteByte(',')
+		}
+		fmt.Fprintf(&many, `{"status":"firing","labels":{"alertname":"SteamDeploymentDown","deployment_id":"%d"}}`, 100000+i)
+	}
+	many.WriteString(`]}`)
+	locked := Config{Known: registry(errors.New("opening Steam database: database is locked"))}
 	// A valid notification that carries one more alert, not well-formed:
 	// the first alert must not be queued either.
 	var partly map[string]any
@@ -309,6 +402,8 @@ func TestRejected(t *testing.T) {
 		wantCode   int
 		wantError  string
 		wantHeader http.Header
+		// wantRegistryErrors is steam_remediator_webhook_registry_errors_total after.
+		wantRegistryErrors float64
 	}{
 		{name: "malformed JSON", body: []byte(`{"version": "4", "alerts": [`), wantCode: 400, wantError: "decoding payload at byte 28: unexpected end of JSON input"},
 		{name: "not JSON", body: []byte(`hello`), wantCode: 400, wantError: "body is not a JSON object"},
@@ -337,6 +432,18 @@ func TestRejected(t *testing.T) {
 		{name: "token without scheme", cfg: withToken, body: firing, header: http.Header{"Authorization": {token}}, wantCode: 401},
 		{name: "basic auth", cfg: withToken, body: firing, header: http.Header{"Authorization": {"Basic czNjcmV0LXQwa2Vu"}}, wantCode: 401},
 		{name: "empty bearer", cfg: withToken, body: firing, header: http.Header{"Authorization": {"Bearer "}}, wantCode: 401},
+		{name: "text/plain", body: firing, header: http.Header{"Content-Type": {"text/plain"}}, wantCode: 415, wantError: "content type text/plain not accepted, send application/json"},
+		{name: "form", body: firing, header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, wantCode: 415, wantError: "send application/json"},
+		{name: "multipart", body: firing, header: http.Header{"Content-Type": {"multipart/form-data; boundary=x"}}, wantCode: 415, wantError: "send application/json"},
+		{name: "no content type", body: firing, header: http.Header{"Content-Type": nil}, wantCode: 415, wantError: "no Content-Type"},
+		{name: "JSON look-alike", body: firing, header: http.Header{"Content-Type": {"application/jsonp"}}, wantCode: 415, wantError: "send application/json"},
+		{name: "bad content type", body: firing, header: http.Header{"Content-Type": {"application/json; ="}}, wantCode: 415, wantError: "bad Content-Type"},
+		{name: "UTF-16", body: firing, header: http.Header{"Content-Type": {"application/json; charset=utf-16"}}, wantCode: 415, wantError: "charset utf-16 not accepted"},
+		{name: "token before content type", cfg: withToken, body: firing, header: http.Header{"Content-Type": {"text/plain"}}, wantCode: 401},
+		{name: "registry unreadable", cfg: locked, body: firing, wantCode: 503, wantError: "retry later (meanwhile 0 alerts of deployments in the last registry read were queued): opening Steam database: database is locked", wantRegistryErrors: 1},
+		{name: "more deployments than Steam has", body: many.Bytes(), wantCode: 413,
+			wantError: fmt.Sprintf("names 200 distinct deployments, more than the %d Steam has plus a margin of %d", len(fixtureIDs), DefaultMargin)},
+		{name: "over a set margin", cfg: Config{Known: registry(nil, 7), Margin: 1}, body: fixture(t, "several.json"), wantCode: 413, wantError: "names 3 distinct deployments, more than the 1 Steam has plus a margin of 1"},
 		{name: "shutting down", shutdown: true, body: firing, wantCode: 503, wantError: "shutting down"},
 		{name: "shutting down wins over auth", cfg: withToken, shutdown: true, body: firing, wantCode: 503},
 	} {
@@ -387,6 +494,9 @@ func TestRejected(t *testing.T) {
 					t.Errorf("alerts_total{outcome=%q} = %v, want 0", o, got)
 				}
 			}
+			if got := testutil.ToFloat64(s.handler.registryErrors); got != tc.wantRegistryErrors {
+				t.Errorf("registry_errors_total = %v, want %v", got, tc.wantRegistryErrors)
+			}
 		})
 	}
 }
@@ -402,8 +512,13 @@ func TestAccepted(t *testing.T) {
 		body   []byte
 		header http.Header
 	}{
-		{name: "bearer token", cfg: Config{BearerToken: []byte(token)}, body: firing, header: http.Header{"Authorization": {"Bearer " + token}}},
-		{name: "scheme is case-insensitive", cfg: Config{BearerToken: []byte(token)}, body: firing, header: http.Header{"Authorization": {"bearer " + token}}},
+		{name: "bearer token", cfg: Config{Token: NewToken([]byte(token))}, body: firing, header: http.Header{"Authorization": {"Bearer " + token}}},
+		{name: "scheme is case-insensitive", cfg: Config{Token: NewToken([]byte(token))}, body: firing, header: http.Header{"Authorization": {"bearer " + token}}},
+		{name: "charset", body: firing, header: http.Header{"Content-Type": {"application/json; charset=UTF-8"}}},
+		{name: "media type is case-insensitive", body: firing, header: http.Header{"Content-Type": {"Application/JSON"}}},
+		// Nothing to look up: the registry is not read.
+		{name: "registry unreadable, only resolved alerts", cfg: Config{Known: registry(errors.New("locked"))}, body: fixture(t, "resolved.json")},
+		{name: "exactly at the margin", cfg: Config{Known: registry(nil, 7), Margin: 2}, body: fixture(t, "several.json")},
 		{name: "exactly at the limit", cfg: Config{MaxBody: int64(len(firing))}, body: firing},
 		{name: "no alerts", body: []byte(`{"version":"4","alerts":[]}`)},
 	} {
@@ -475,6 +590,10 @@ steam_remediator_alerts_total{outcome="ignored_no_deployment_id"} 0
 steam_remediator_alerts_total{outcome="ignored_resolved"} %d
 steam_remediator_alerts_total{outcome="ignored_unmatched"} 0
 steam_remediator_alerts_total{outcome="queued"} %d
+steam_remediator_alerts_total{outcome="unknown_deployment"} %d
+# HELP steam_remediator_webhook_registry_errors_total Webhook notifications answered 503, for Alertmanager to retry, because Steam's registry could not be read.
+# TYPE steam_remediator_webhook_registry_errors_total counter
+steam_remediator_webhook_registry_errors_total 0
 # HELP steam_remediator_webhook_requests_total Webhook requests received, by HTTP status code of the reply.
 # TYPE steam_remediator_webhook_requests_total counter
 steam_remediator_webhook_requests_total{code="200"} %d
@@ -482,19 +601,22 @@ steam_remediator_webhook_requests_total{code="400"} %d
 steam_remediator_webhook_requests_total{code="401"} 0
 steam_remediator_webhook_requests_total{code="405"} 0
 steam_remediator_webhook_requests_total{code="413"} 0
+steam_remediator_webhook_requests_total{code="415"} 0
 steam_remediator_webhook_requests_total{code="503"} 0
 `
-	check := func(resolved, queued, ok, bad int) {
+	check := func(resolved, queued, unknown, ok, bad int) {
 		t.Helper()
-		want := strings.NewReader(fmt.Sprintf(help, resolved, queued, ok, bad))
-		if err := testutil.GatherAndCompare(s.reg, want, "steam_remediator_alerts_total", "steam_remediator_webhook_requests_total"); err != nil {
+		want := strings.NewReader(fmt.Sprintf(help, resolved, queued, unknown, ok, bad))
+		if err := testutil.GatherAndCompare(s.reg, want, "steam_remediator_alerts_total", "steam_remediator_webhook_requests_total",
+			"steam_remediator_webhook_registry_errors_total"); err != nil {
 			t.Error(err)
 		}
 	}
-	check(0, 0, 0, 0) // every series exists before the first request
+	check(0, 0, 0, 0, 0) // every series exists before the first request
 	s.do(t, http.MethodPost, bytes.NewReader(fixture(t, "mixed.json")), nil)
+	s.do(t, http.MethodPost, bytes.NewReader(fixture(t, "unknown-id.json")), nil)
 	s.do(t, http.MethodPost, strings.NewReader("{"), nil)
-	check(1, 1, 1, 1)
+	check(1, 3, 1, 2, 1)
 
 	problems, err := testutil.GatherAndLint(s.reg)
 	if err != nil {
@@ -507,14 +629,14 @@ steam_remediator_webhook_requests_total{code="503"} 0
 
 func TestLogging(t *testing.T) {
 	var buf bytes.Buffer
-	h, err := New(Config{}, &recordingQueue{}, prometheus.NewRegistry(),
+	h, err := New(withRegistry(Config{}), &recordingQueue{}, prometheus.NewRegistry(),
 		slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	for _, body := range []string{string(fixture(t, "mixed.json")), "{"} {
+	for _, body := range []string{string(fixture(t, "mixed.json")), string(fixture(t, "unknown-id.json")), "{"} {
 		resp, err := srv.Client().Post(srv.URL, "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -525,6 +647,7 @@ func TestLogging(t *testing.T) {
 	type line struct {
 		Level, Msg, Err string
 		Alerts, Queued  int
+		Unknown         int `json:"unknown_deployments"`
 		Outcome, Status string
 		DeploymentID    string `json:"deployment_id"`
 		Code            int
@@ -541,6 +664,8 @@ func TestLogging(t *testing.T) {
 	want := []line{
 		{Level: "DEBUG", Msg: "Ignored alert", Outcome: "ignored_resolved", Status: "resolved", DeploymentID: "7"},
 		{Level: "INFO", Msg: "Accepted webhook notification", Alerts: 2, Queued: 1},
+		{Level: "DEBUG", Msg: "Ignored alert", Outcome: "unknown_deployment", Status: "firing", DeploymentID: "4242"},
+		{Level: "INFO", Msg: "Accepted webhook notification", Alerts: 3, Queued: 2, Unknown: 1},
 		{Level: "WARN", Msg: "Rejected webhook request", Code: 400, Err: "decoding payload at byte 1: unexpected end of JSON input"},
 	}
 	if !slices.Equal(got, want) {
@@ -550,25 +675,33 @@ func TestLogging(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		cfg     Config
-		queue   Queue
-		wantErr string
+		name       string
+		cfg        Config
+		queue      Queue
+		noRegistry bool
+		wantErr    string
 	}{
 		{name: "defaults", queue: &recordingQueue{}},
 		{name: "no queue", wantErr: "no queue"},
+		{name: "no registry", queue: &recordingQueue{}, noRegistry: true, wantErr: "no registry"},
+		{name: "negative margin", cfg: Config{Margin: -1}, queue: &recordingQueue{}, wantErr: "negative margin"},
 		{name: "empty alert name", cfg: Config{AlertNames: []string{"SteamDeploymentDown", ""}}, queue: &recordingQueue{}, wantErr: "empty alert name"},
 		{name: "empty label name", cfg: Config{Match: map[string]string{"": "x"}}, queue: &recordingQueue{}, wantErr: "empty label name"},
 		{name: "negative body limit", cfg: Config{MaxBody: -1}, queue: &recordingQueue{}, wantErr: "negative maximum body size"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, err := New(tc.cfg, tc.queue, prometheus.NewRegistry(), nil)
+			cfg := tc.cfg
+			if !tc.noRegistry {
+				cfg = withRegistry(cfg)
+			}
+			h, err := New(cfg, tc.queue, prometheus.NewRegistry(), nil)
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !slices.Equal(h.alertNames, []string{DefaultAlertName}) || h.maxBody != DefaultMaxBody || h.token {
-					t.Errorf("defaults: alert names %v, max body %d, token %v", h.alertNames, h.maxBody, h.token)
+				want := []string{"SteamDeploymentDown", "SteamDeploymentUnresponsive"}
+				if !slices.Equal(h.alertNames, want) || h.maxBody != DefaultMaxBody || h.margin != DefaultMargin || h.token != nil {
+					t.Errorf("defaults: alert names %v, max body %d, margin %d, token %v", h.alertNames, h.maxBody, h.margin, h.token)
 				}
 				return
 			}
@@ -580,52 +713,76 @@ func TestNew(t *testing.T) {
 
 	t.Run("registered twice", func(t *testing.T) {
 		reg := prometheus.NewRegistry()
-		if _, err := New(Config{}, &recordingQueue{}, reg, nil); err != nil {
+		if _, err := New(withRegistry(Config{}), &recordingQueue{}, reg, nil); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := New(Config{}, &recordingQueue{}, reg, nil); err == nil || !strings.Contains(err.Error(), "registering metrics") {
+		if _, err := New(withRegistry(Config{}), &recordingQueue{}, reg, nil); err == nil || !strings.Contains(err.Error(), "registering metrics") {
 			t.Errorf("error %v, want a registration error", err)
 		}
 	})
 }
 
-func TestReadTokenFile(t *testing.T) {
-	dir := t.TempDir()
+// TestRegistryUnreadable: while the registry cannot be read, a
+// notification is answered 503, for Alertmanager to retry, and only the
+// deployments of the last read that succeeded are queued meanwhile; with no
+// such read, none is.
+func TestRegistryUnreadable(t *testing.T) {
+	locked := errors.New("database is locked")
 	for _, tc := range []struct {
 		name    string
-		content string // "" with missing: no file
-		missing bool
-		want    string
-		wantErr string
+		prime   func(s *testServer) // what happened before the registry became unreadable
+		margin  int
+		wantIDs []int64
 	}{
-		{name: "trailing newline", content: "s3cret\n", want: "s3cret"},
-		{name: "CRLF", content: "s3cret\r\n", want: "s3cret"},
-		{name: "surrounding whitespace", content: "  s3cret \t\n\n", want: "s3cret"},
-		{name: "inner space kept", content: "s3 cret\n", want: "s3 cret"},
-		{name: "empty", content: "", wantErr: "is empty"},
-		{name: "only whitespace", content: " \n\t\n", wantErr: "is empty"},
-		{name: "missing", missing: true, wantErr: "reading bearer token"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
-			if !tc.missing {
-				if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			got, err := ReadTokenFile(path)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Errorf("error %v, want it to contain %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
+		{name: "never read", prime: func(*testServer) {}},
+		{name: "refreshed at start", prime: func(s *testServer) {
+			if err := s.handler.Refresh(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if string(got) != tc.want {
-				t.Errorf("token %q, want %q", got, tc.want)
+		}, wantIDs: []int64{7}},
+		{name: "read by an earlier notification", prime: func(s *testServer) {
+			s.do(t, http.MethodPost, bytes.NewReader(fixture(t, "resolved.json")), nil) // reads nothing
+			s.do(t, http.MethodPost, bytes.NewReader(fixture(t, "firing.json")), nil)
+			s.queue.mu.Lock()
+			s.queue.ids = nil
+			s.queue.mu.Unlock()
+		}, wantIDs: []int64{7}},
+		{name: "more deployments than known", margin: 1, prime: func(s *testServer) {
+			if err := s.handler.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var readable atomic.Bool
+			readable.Store(true)
+			s := newTestServer(t, Config{Margin: tc.margin, Known: func(context.Context) (map[int64]bool, error) {
+				if !readable.Load() {
+					return nil, locked
+				}
+				return map[int64]bool{7: true}, nil
+			}})
+			tc.prime(s)
+			readable.Store(false)
+			resp := s.do(t, http.MethodPost, bytes.NewReader(fixture(t, "several.json")), nil) // 7, 8 and 12
+			if resp.code != http.StatusServiceUnavailable || !bytes.Contains(resp.body, []byte("retry later")) {
+				t.Errorf("reply %d %s, want 503 asking for a retry", resp.code, resp.body)
+			}
+			if want := fmt.Sprintf("meanwhile %d alerts", len(tc.wantIDs)); !bytes.Contains(resp.body, []byte(want)) {
+				t.Errorf("reply %s does not say %q", resp.body, want)
+			}
+			if ids := s.queue.enqueued(); !slices.Equal(ids, tc.wantIDs) {
+				t.Errorf("enqueued %v, want %v", ids, tc.wantIDs)
+			}
+			if got := testutil.ToFloat64(s.handler.registryErrors); got != 1 {
+				t.Errorf("registry errors %v, want 1", got)
 			}
 		})
 	}
+	t.Run("refresh fails", func(t *testing.T) {
+		s := newTestServer(t, Config{Known: registry(locked)})
+		if err := s.handler.Refresh(context.Background()); !errors.Is(err, locked) {
+			t.Errorf("Refresh: %v, want %v", err, locked)
+		}
+	})
 }

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/internal/state"
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
+
+// TestRemediatorResumesInterruptedStart: the remediator SIGKILLed while the
+// java it started is coming up; started again, it records that java's PID
+// as soon as it serves, with no new notification and no second java.
+func TestRemediatorResumesInterruptedStart(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d := h.Add(steamfixture.Spec{Name: "slow", Behaviour: fakescorer.Behaviour{ReadyAfter: 3 * time.Second}})
+	r := startRemediator(t, h)
+	r.notify(t, d.ID)
+	steamtest.Eventually(t, 10*time.Second, "the java to be started", func() bool {
+		return strings.Contains(r.stderr.String(), "Started deployment")
+	})
+	if err := r.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-r.done
+
+	st, err := state.OpenReadOnly(h.Home.StatePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := st.RestartPolicy(context.Background(), d.ID)
+	st.Close()
+	if err != nil || pol.StartingPID == 0 {
+		t.Fatalf("policy %+v (%v), want the interrupted start remembered", pol, err)
+	}
+	if got := h.Deployment(d.ID).PID; got == pol.StartingPID {
+		t.Fatalf("row already holds PID %d before the java served", got)
+	}
+
+	startRemediator(t, h)
+	steamtest.Eventually(t, 15*time.Second, "the resumed java's PID in the row", func() bool {
+		return h.Deployment(d.ID).PID == pol.StartingPID
+	})
+	if n := startsLogged(t, h, d.ID); n != 1 {
+		t.Errorf("%d starts logged, want 1", n)
+	}
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v2"
+
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+	"github.com/steam-overseer/steam-overseer/remediate/webhook"
+)
+
+// checkAuthSettings refuses a bearer token together with basic_auth_users
+// in the web config file: exporter-toolkit demands basic auth in the same
+// Authorization header the token comes in, so every webhook would be
+// refused with 401 by one or the other.
+func checkAuthSettings(webConfigFile, tokenFile string) error {
+	if webConfigFile == "" {
+		return nil
+	}
+	// Checked now, as exporter-toolkit checks it, so that a broken file
+	// stops the remediator before it starts remediating.
+	if err := web.Validate(webConfigFile); err != nil {
+		return fmt.Errorf("checking --web.config.file %s: %w", webConfigFile, err)
+	}
+	if tokenFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(webConfigFile)
+	if err != nil {
+		return fmt.Errorf("reading --web.config.file: %w", err)
+	}
+	var c web.Config
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return fmt.Errorf("parsing --web.config.file %s: %w", webConfigFile, err)
+	}
+	if len(c.Users) > 0 {
+		return fmt.Errorf("--webhook.bearer-token-file is set and --web.config.file %s has basic_auth_users; "+
+			"both need the Authorization header, so every webhook would be refused: "+
+			"remove basic_auth_users from %s, or drop --webhook.bearer-token-file", webConfigFile, webConfigFile)
+	}
+	return nil
+}
+
+// reloadOnHangup re-reads the bearer token at every SIGHUP until ctx ends.
+// Without a token file SIGHUP is only logged: its default action would
+// kill the remediator.
+func reloadOnHangup(ctx context.Context, logger *slog.Logger, tf *webhook.TokenFile) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if tf == nil {
+					logger.Info("Received SIGHUP; nothing to reload without --webhook.bearer-token-file")
+					continue
+				}
+				_ = tf.Reload("SIGHUP") // logged and counted by Reload
+			}
+		}
+	}()
+}
+
+// knownDeployments is the webhook's view of Steam's registry: the ids of
+// every row of its service table, read afresh for each notification.
+func knownDeployments(home steam.Home) func(context.Context) (map[int64]bool, error) {
+	registry := steam.NewRegistry(home)
+	return func(ctx context.Context) (map[int64]bool, error) {
+		ds, err := registry.Deployments(ctx)
+		if err != nil {
+			return nil, err
+		}
+		known := make(map[int64]bool, len(ds))
+		for _, d := range ds {
+			known[d.ID] = true
+		}
+		return known, nil
+	}
+}
+
+// remediatorRoutes are the remediator's HTTP routes. Each answers only its
+// own methods (405 with Allow, from ServeMux's method patterns; the webhook
+// answers its own) and any other path is 404: a mistyped Alertmanager URL
+// must fail loudly, not be answered 200 by the landing page.
+func remediatorRoutes(hook, metrics, landing http.Handler, ready func() bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/webhook", hook)
+	mux.Handle("GET /metrics", metrics)
+	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "Healthy")
+	})
+	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "Shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Ready")
+	})
+	mux.Handle("GET /{$}", landing)
+	return mux
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/model"
+
+	"github.com/steam-overseer/steam-overseer/internal/state"
+)
+
+// journalPruneInterval is how often the remediator prunes the journal after
+// the pruning at start: rows age by the hour, and a day's worth is tiny.
+const journalPruneInterval = time.Hour
+
+// addJournalRetentionFlag adds --journal.retention, in Prometheus's duration
+// syntax (90d), as Prometheus's own --storage.tsdb.retention.time.
+func addJournalRetentionFlag(cmd *kingpin.CmdClause, retention *model.Duration) {
+	cmd.Flag("journal.retention", "How long journal rows are kept; older ones are pruned at start and hourly (0 keeps every row). Restart counts are kept apart and never pruned.").
+		Default("90d").SetValue(retention)
+}
+
+// startJournalPruning deletes journal rows older than retention now and then
+// every interval, until stop is called; stop waits for a pruning in progress,
+// so the state database may be closed after it. A failed pruning is logged
+// and tried again at the next interval: a journal that grows a little longer
+// harms nothing.
+func startJournalPruning(ctx context.Context, logger *slog.Logger, st *state.DB, retention, interval time.Duration) (stop func()) {
+	if retention <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			cutoff := time.Now().Add(-retention)
+			switch n, err := st.PruneJournal(ctx, cutoff); {
+			case err != nil && ctx.Err() == nil:
+				logger.Warn("Pruning the journal failed", "cutoff", cutoff, "err", err)
+			case n > 0:
+				logger.Info("Pruned the journal", "rows", n, "cutoff", cutoff)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}

@@ -1,0 +1,164 @@
+package backup
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrTargetNotEmpty means a restore was asked to write into a folder that
+// holds something: it restores only into an empty or absent folder, so that
+// it never overwrites a live Steam home.
+var ErrTargetNotEmpty = errors.New("not empty")
+
+// Restore extracts the archive at path into dir, which must be empty or
+// absent (its parent must exist), checking everything Verify checks as it
+// goes. Every write goes through an os.Root on dir, so that no entry,
+// however named and whatever links came before it, writes outside dir. On
+// any failure what it wrote is removed again, and dir too when it created
+// it. The manifest and SHA256SUMS describe the archive, not the home, and
+// are not written.
+//
+// Files get the archive's permission bits and times; their owner is whoever
+// runs the restore (Steam's user, for a home Steam is to use).
+func Restore(ctx context.Context, path, dir string) (v Verified, err error) {
+	if _, err := os.Stat(path); err != nil {
+		return v, err
+	}
+	created, err := prepareTarget(dir)
+	if err != nil {
+		return v, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return v, fmt.Errorf("opening %s: %w", dir, err)
+	}
+	defer func() {
+		root.Close()
+		if err != nil {
+			clearTarget(dir, created)
+		}
+	}()
+	r := &restorer{ctx: ctx, dir: dir, root: root}
+	if v, err = readArchive(ctx, path, r.put); err != nil {
+		return v, err
+	}
+	// Folders last, deepest first: a read-only folder must not stop the
+	// files below it from being written, nor a file's write change its
+	// folder's time.
+	slices.Reverse(r.dirs)
+	for _, d := range r.dirs {
+		if err := r.root.Chmod(d.name, d.hdr.FileInfo().Mode().Perm()); err != nil {
+			return v, fmt.Errorf("restoring %s: %w", d.name, err)
+		}
+		if err := r.root.Chtimes(d.name, time.Time{}, d.hdr.ModTime); err != nil {
+			return v, fmt.Errorf("restoring %s: %w", d.name, err)
+		}
+	}
+	return v, nil
+}
+
+// prepareTarget checks that dir is an empty folder, or creates it when it
+// does not exist.
+func prepareTarget(dir string) (created bool, err error) {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return false, fmt.Errorf("creating %s: %w", dir, err)
+		}
+		return true, nil
+	case err != nil:
+		return false, err
+	case !fi.IsDir():
+		return false, fmt.Errorf("%s is not a directory", dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	if len(entries) > 0 {
+		names := make([]string, 0, 3)
+		for _, e := range entries[:min(3, len(entries))] {
+			names = append(names, e.Name())
+		}
+		more := ""
+		if len(entries) > 3 {
+			more = ", …"
+		}
+		return false, fmt.Errorf("%s is %w (it holds %s%s): restore writes only into an empty or absent "+
+			"folder, never over a Steam home", dir, ErrTargetNotEmpty, strings.Join(names, ", "), more)
+	}
+	return false, nil
+}
+
+// clearTarget removes what a failed restore wrote into dir, which was empty
+// or absent before it.
+func clearTarget(dir string, created bool) {
+	if created {
+		os.RemoveAll(dir)
+		return
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}
+
+// restorer writes one archive's entries under root.
+type restorer struct {
+	ctx  context.Context
+	dir  string
+	root *os.Root
+	dirs []entry // folders restored, their bits and times set last
+}
+
+func (r *restorer) put(e entry) error {
+	if parent := path.Dir(e.name); parent != "." {
+		if err := r.root.MkdirAll(parent, 0o755); err != nil {
+			return fmt.Errorf("restoring %s: %w", e.name, err)
+		}
+	}
+	switch e.hdr.Typeflag {
+	case tar.TypeDir:
+		// Writable until Restore sets the archive's bits at the end.
+		if err := r.root.MkdirAll(e.name, 0o755); err != nil {
+			return fmt.Errorf("restoring %s: %w", e.name, err)
+		}
+		r.dirs = append(r.dirs, e)
+		return nil
+	case tar.TypeSymlink:
+		// The root refuses to follow a link out of dir, whatever its
+		// target: later entries cannot be written through it.
+		if err := r.root.Symlink(e.hdr.Linkname, e.name); err != nil {
+			return fmt.Errorf("restoring %s: %w", e.name, err)
+		}
+		return nil
+	}
+	f, err := r.root.OpenFile(e.name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, e.hdr.FileInfo().Mode().Perm())
+	if err != nil {
+		return fmt.Errorf("restoring %s: %w", e.name, err)
+	}
+	_, err = f.ReadFrom(e.content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("restoring %s: %w", e.name, err)
+	}
+	if err := r.root.Chtimes(e.name, time.Time{}, e.hdr.ModTime); err != nil {
+		return fmt.Errorf("restoring %s: %w", e.name, err)
+	}
+	if e.sqlite {
+		return checkDatabase(r.ctx, e.name, filepath.Join(r.dir, filepath.FromSlash(e.name)))
+	}
+	return nil
+}

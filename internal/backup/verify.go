@@ -1,0 +1,296 @@
+package backup
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// steamDBName is Steam's database in an archive: a backup without it
+// restores nothing worth having.
+const steamDBName = "var/master/db/steam.db"
+
+// sqliteMagic starts every SQLite database file. Databases are told by it
+// rather than by name, so a state database kept at a custom path is checked
+// too.
+var sqliteMagic = []byte("SQLite format 3\x00")
+
+// maxListBytes bounds how much of the manifest or SHA256SUMS is read into
+// memory: a damaged or hostile archive must not exhaust it.
+const maxListBytes = 64 << 20
+
+// BadFileError names the first file of an archive that fails verification
+// and why.
+type BadFileError struct {
+	Path string
+	Err  error
+}
+
+func (e *BadFileError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *BadFileError) Unwrap() error { return e.Err }
+
+func badFile(name, format string, args ...any) error {
+	return &BadFileError{Path: name, Err: fmt.Errorf(format, args...)}
+}
+
+// Verified sums up an archive that passed verification.
+type Verified struct {
+	Manifest  Manifest
+	Files     int   // regular files of the home: not the manifest, not SHA256SUMS
+	Bytes     int64 // of those files
+	Databases []string
+	// ListedIn is what the sums were checked against: SHA256SUMS, or the
+	// manifest in an archive of a version that wrote none.
+	ListedIn string
+}
+
+// Verify reads the archive at path from start to end and checks that every
+// file in it has the sha256 SHA256SUMS and the manifest list, that none is
+// missing or unlisted, and that every SQLite database in it passes PRAGMA
+// integrity_check. It writes nothing but a temporary copy of each database.
+// The first bad file is named by a *BadFileError.
+func Verify(ctx context.Context, path string) (Verified, error) {
+	tmp, err := os.MkdirTemp("", "steam-backup-verify-")
+	if err != nil {
+		return Verified{}, fmt.Errorf("creating a folder for database copies: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	return readArchive(ctx, path, func(e entry) error {
+		if !e.sqlite {
+			return nil // readArchive reads the rest for the sum
+		}
+		copyPath := filepath.Join(tmp, "check.db")
+		defer os.Remove(copyPath)
+		if err := writeFile(copyPath, e.content, 0o600); err != nil {
+			return err
+		}
+		return checkDatabase(ctx, e.name, copyPath)
+	})
+}
+
+// checkDatabase runs PRAGMA integrity_check on the archive's database name,
+// found at path.
+func checkDatabase(ctx context.Context, name, path string) error {
+	if err := checkIntegrity(ctx, path); err != nil {
+		return &BadFileError{Path: name, Err: err}
+	}
+	return nil
+}
+
+func writeFile(path string, r io.Reader, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// entry is one archive entry handed to readArchive's put.
+type entry struct {
+	hdr *tar.Header
+	// name is hdr.Name made safe: relative, clean, slash-separated, never
+	// leaving the folder it is extracted into.
+	name string
+	// content reads a regular file's content; what put leaves unread is
+	// read after it, for the sum.
+	content io.Reader
+	// sqlite: the content starts as an SQLite database does.
+	sqlite bool
+}
+
+// readArchive streams the archive at path, checks each entry's name and
+// type, hands every entry but the manifest and SHA256SUMS to put, and at the
+// end compares what it read with SHA256SUMS and the manifest. put may return
+// a *BadFileError (a database that fails its integrity check): reading goes
+// on, and the first bad file in archive order is what is reported. Any other
+// error from put stops reading.
+func readArchive(ctx context.Context, path string, put func(entry) error) (Verified, error) {
+	var v Verified
+	f, err := os.Open(path)
+	if err != nil {
+		return v, err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return v, fmt.Errorf("%s is not a gzipped archive: %w", path, err)
+	}
+	tr := tar.NewReader(gz)
+	sums := map[string]string{}
+	var order []string // regular files, in archive order
+	bad := map[string]error{}
+	seen := map[string]bool{}
+	var manifest, checksums []byte
+	for {
+		if err := ctx.Err(); err != nil {
+			return v, err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return v, fmt.Errorf("reading archive after %d files: %w", len(order), err)
+		}
+		name, err := entryName(hdr)
+		if err != nil {
+			return v, err
+		}
+		if seen[name] {
+			return v, badFile(name, "appears twice in the archive")
+		}
+		seen[name] = true
+		e := entry{hdr: hdr, name: name}
+		switch hdr.Typeflag {
+		case tar.TypeDir, tar.TypeSymlink:
+			if err := put(e); err != nil {
+				return v, err
+			}
+			continue
+		case tar.TypeReg:
+		default:
+			return v, badFile(name, "is of a type a backup never holds (%q)", hdr.Typeflag)
+		}
+
+		h := sha256.New()
+		content := bufio.NewReaderSize(io.TeeReader(tr, h), 1<<16)
+		switch name {
+		case ManifestName, ChecksumsName:
+			b, err := io.ReadAll(io.LimitReader(content, maxListBytes+1))
+			if err != nil {
+				return v, fmt.Errorf("reading %s from the archive: %w", name, err)
+			}
+			if len(b) > maxListBytes {
+				return v, badFile(name, "is larger than %d bytes", maxListBytes)
+			}
+			if name == ManifestName {
+				manifest = b
+			} else {
+				checksums = b
+			}
+		default:
+			magic, _ := content.Peek(len(sqliteMagic))
+			e.content, e.sqlite = content, bytes.Equal(magic, sqliteMagic)
+			var bf *BadFileError
+			switch err := put(e); {
+			case errors.As(err, &bf):
+				bad[name] = bf
+			case err != nil:
+				return v, err
+			}
+			if e.sqlite {
+				v.Databases = append(v.Databases, name)
+			}
+			v.Files++
+			v.Bytes += hdr.Size
+		}
+		if _, err := io.Copy(io.Discard, content); err != nil {
+			return v, fmt.Errorf("reading %s from the archive: %w", name, err)
+		}
+		if name != ChecksumsName {
+			order = append(order, name)
+			sums[name] = hex.EncodeToString(h.Sum(nil))
+		}
+	}
+	if err := json.Unmarshal(manifest, &v.Manifest); err != nil {
+		return v, badFile(ManifestName, "is missing or not a manifest: %v", err)
+	}
+	listed := v.Manifest.Files
+	v.ListedIn = ChecksumsName
+	if checksums != nil {
+		if listed, err = parseChecksums(checksums); err != nil {
+			return v, badFile(ChecksumsName, "%v", err)
+		}
+	} else {
+		// An archive of an older version: its manifest alone lists the
+		// sums, and nothing lists the manifest's.
+		listed = append(listed, File{Path: ManifestName, SHA256: sums[ManifestName]})
+		v.ListedIn = "the manifest"
+	}
+	return v, compareSums(order, sums, bad, listed, v.Manifest.Files)
+}
+
+// entryName returns hdr's name made safe for extraction: a relative,
+// clean path that stays inside the folder it is extracted into. Anything
+// else (an absolute path, "..") is refused, never rewritten.
+func entryName(hdr *tar.Header) (string, error) {
+	name := strings.TrimSuffix(hdr.Name, "/")
+	clean := path.Clean(name)
+	if name == "" || !filepath.IsLocal(filepath.FromSlash(clean)) || strings.Contains(name, `\`) {
+		return "", badFile(hdr.Name, "leaves the folder it would be restored into")
+	}
+	return clean, nil
+}
+
+// parseChecksums reads sha256sum's format: "<sha256>  <path>" (text mode)
+// or "<sha256> *<path>" (binary mode), one file a line.
+func parseChecksums(b []byte) ([]File, error) {
+	var files []File
+	for i, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		sum, name, ok := strings.Cut(line, " ")
+		// Text mode puts a second space before the path, binary mode a star.
+		if strings.HasPrefix(name, " ") || strings.HasPrefix(name, "*") {
+			name = name[1:]
+		}
+		if _, err := hex.DecodeString(sum); !ok || err != nil || len(sum) != 2*sha256.Size || name == "" {
+			return nil, fmt.Errorf("line %d is not \"<sha256>  <path>\"", i+1)
+		}
+		files = append(files, File{Path: name, SHA256: sum})
+	}
+	return files, nil
+}
+
+// compareSums finds the first bad file: in archive order, one that failed
+// a check of its own (bad), is not listed, or whose sum differs from the
+// list or the manifest; then one that is listed but missing.
+func compareSums(order []string, sums map[string]string, bad map[string]error, listed, manifest []File) error {
+	want := map[string]string{}
+	for _, f := range listed {
+		want[f.Path] = f.SHA256
+	}
+	inManifest := map[string]string{}
+	for _, f := range manifest {
+		inManifest[f.Path] = f.SHA256
+	}
+	for _, name := range order {
+		w, ok := want[name]
+		switch {
+		case !ok:
+			return badFile(name, "is not listed in %s", ChecksumsName)
+		case w != sums[name]:
+			return badFile(name, "has sha256 %s, but %s lists %s", sums[name], ChecksumsName, w)
+		case name != ManifestName && inManifest[name] != sums[name]:
+			return badFile(name, "has sha256 %s, but the manifest lists %q", sums[name], inManifest[name])
+		case bad[name] != nil:
+			return bad[name]
+		}
+	}
+	for _, f := range listed {
+		if _, ok := sums[f.Path]; !ok {
+			return badFile(f.Path, "is listed in %s but missing from the archive", ChecksumsName)
+		}
+	}
+	if _, ok := sums[steamDBName]; !ok {
+		return badFile(steamDBName, "is missing from the archive")
+	}
+	return nil
+}

@@ -1,0 +1,194 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+)
+
+// apply carries out p under the deployment's lock: it saves the policy,
+// journals the events, then acts. again asks the caller to decide anew (the
+// row changed under a compare-and-set).
+func (e *Engine) apply(ctx context.Context, p plan, t trigger) (o Outcome, journaled, again bool, err error) {
+	e.commit(ctx, &p, t)
+	switch p.Action {
+	case ActionAdopt:
+		return e.adoptRunning(ctx, p, t)
+	case ActionRestart:
+		if p.hung != nil {
+			answering, err := e.stopHung(ctx, p)
+			if err != nil {
+				return p.Outcome, false, false, err
+			}
+			if answering != "" {
+				return p.Outcome.with(ActionNoop, ResultSuccess, ReasonAnswering, answering), false, false, nil
+			}
+		}
+		o, err := e.restart(ctx, p, t)
+		return o, true, false, err
+	case ActionGiveUp:
+		e.shoutGaveUp(p.Outcome)
+	}
+	return p.Outcome, false, false, nil
+}
+
+// commit saves p's policy and journals its events. After a failed start
+// the retry is scheduled, so that it does not wait for the next notification.
+func (e *Engine) commit(ctx context.Context, p *plan, t trigger) {
+	if p.policyChanged {
+		e.savePolicy(ctx, p.policy, &p.policy)
+	}
+	if p.outlived {
+		e.metrics.actions.WithLabelValues(string(ActionRestart), string(ResultSuccess)).Inc()
+	}
+	failed := false
+	for _, ev := range p.events {
+		e.finish(ctx, ev)
+		switch ev.Action {
+		case ActionGiveUp:
+			e.shoutGaveUp(ev)
+		case ActionFailure, ActionRestart, ActionAdopt:
+			failed = failed || ev.Result == ResultFailure
+		}
+	}
+	if failed && !p.policy.GaveUp(e.cfg.Now()) {
+		e.retryAt(p.DeploymentID, p.policy.NextStart, t.alert)
+	}
+	p.policyChanged, p.outlived, p.events = false, false, nil
+}
+
+// adoptRunning records the deployment's java found under another PID, once
+// it answers its probe: a java that never does is stopped and the
+// deployment decided again (it then starts afresh).
+func (e *Engine) adoptRunning(ctx context.Context, p plan, t trigger) (Outcome, bool, bool, error) {
+	proc := p.adopt
+	v := e.waitServing(ctx, proc, p.identity, int(p.dep.Port))
+	switch {
+	case v.abandoned:
+		return p.Outcome.with(ActionAdopt, ResultFailure, ReasonAbandoned, "the remediator stopped before the process answered"), false, false, nil
+	case !v.ready:
+		o := p.Outcome.with(ActionAdopt, ResultFailure, ReasonUnresponsive, v.detail)
+		if !v.gone {
+			sig, err := e.stopVerified(ctx, proc, p.identity)
+			if err != nil {
+				o.Detail += "; not stopped: " + err.Error()
+				e.finish(ctx, o)
+				return o, true, false, nil
+			}
+			o.Detail += "; stopped with " + sig
+		}
+		if int64(proc.PID) == p.policy.StartingPID {
+			// Our own interrupted start that never served: a failed start.
+			p.policy.StartingPID = 0
+			e.fail(&p, o)
+			e.commit(ctx, &p, t)
+			return o, true, false, nil
+		}
+		e.finish(ctx, o)
+		return o, true, true, nil
+	}
+	err := e.registry.SetPID(ctx, p.DeploymentID, p.OldPID, p.NewPID)
+	switch {
+	case errors.Is(err, steam.ErrPIDChanged):
+		e.logger.Info("Deployment's row changed while adopting its process; checking again",
+			"deployment_id", p.DeploymentID, "pid", p.NewPID, "err", err)
+		return p.Outcome, false, true, nil
+	case errors.Is(err, steam.ErrNotFound) || errors.Is(err, steam.ErrNotStarted):
+		return e.cancel(ctx, p, err, func() (string, error) { return e.stopVerified(ctx, proc, p.identity) }), true, false, nil
+	case err != nil:
+		return p.Outcome, false, false, fmt.Errorf("adopting PID %d: %w", p.NewPID, err)
+	}
+	next := e.cfg.Policy.healthy(p.policy)
+	if int64(proc.PID) == p.policy.StartingPID {
+		// An interrupted start of ours: it gets the watch window it never had.
+		next = e.cfg.Policy.ready(p.policy, proc.PID, e.cfg.Now(), e.cfg.WatchAfterReady)
+	}
+	next.StartingPID = 0
+	if !p.policy.GaveUpUntil.IsZero() && !p.policy.GaveUp(e.cfg.Now()) {
+		next.GaveUpUntil, next.GaveUpReason = p.policy.GaveUpUntil, p.policy.GaveUpReason
+	}
+	e.savePolicy(ctx, next, &p.policy)
+	return p.Outcome.with(ActionAdopt, ResultSuccess, p.Reason, fmt.Sprintf("PID %d serves", proc.PID)), false, false, nil
+}
+
+// cancel handles a row Steam stopped or deleted while its java started or
+// was adopted: the java is stopped, so that no process holds the port of a
+// deployment Steam no longer runs, and the outcome journaled as cancelled.
+func (e *Engine) cancel(ctx context.Context, p plan, cause error, stop func() (string, error)) Outcome {
+	reason := ReasonRowStopped
+	if errors.Is(cause, steam.ErrNotFound) {
+		reason = ReasonRowDeleted
+	}
+	o := p.Outcome.with(ActionCancelled, ResultSuccess, reason, "")
+	sig, err := stop()
+	if err != nil {
+		o.Result, o.Detail = ResultFailure, fmt.Sprintf("PID %d not stopped: %v", p.NewPID, err)
+	} else {
+		o.Detail = fmt.Sprintf("PID %d stopped with %s", p.NewPID, sig)
+	}
+	if p.policy.StartingPID != 0 {
+		p.policy.StartingPID = 0
+		e.savePolicy(ctx, p.policy, &p.policy)
+	}
+	e.finish(ctx, o)
+	return o
+}
+
+// stopVerified stops a process that is not the engine's child, the way Steam
+// stops a deployment, signalling it only through procid's re-verification.
+func (e *Engine) stopVerified(ctx context.Context, proc procid.Process, id procid.Identity) (string, error) {
+	sent := "none"
+	gone := func() bool { return e.procs.Inspect(proc.PID, id).Status != procid.StatusRunning }
+	signal := func(sig namedSignal) (bool, error) {
+		err := e.procs.Signal(proc, id, sig.sig)
+		switch {
+		case errors.Is(err, procid.ErrNotVerified):
+			return true, nil
+		case err != nil:
+			return false, err
+		}
+		sent = sig.name
+		return false, nil
+	}
+	deadline := time.Now().Add(e.cfg.StopTimeout)
+	for time.Now().Before(deadline) {
+		if done, err := signal(sigint); done || err != nil {
+			return sent, err
+		}
+		if waitGone(ctx, gone, e.cfg.StopInterval) {
+			return sent, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if done, err := signal(sigkill); done || err != nil {
+		return sent, err
+	}
+	if waitGone(context.WithoutCancel(ctx), gone, 10*time.Second) {
+		return sent, nil
+	}
+	return sent, fmt.Errorf("PID %d did not exit after SIGKILL", proc.PID)
+}
+
+// waitGone polls gone for up to d.
+func waitGone(ctx context.Context, gone func() bool, d time.Duration) bool {
+	end := time.Now().Add(d)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		if gone() {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return gone()
+		case <-time.After(wait):
+		}
+	}
+}

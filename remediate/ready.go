@@ -1,0 +1,218 @@
+package remediate
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/steam-overseer/steam-overseer/internal/procid"
+)
+
+// Readiness is polled often at first (small wars are ready in milliseconds),
+// then every quarter second, nothing next to a JVM's start.
+const (
+	firstPoll = 10 * time.Millisecond
+	maxPoll   = 250 * time.Millisecond
+)
+
+// verdict is how a wait for readiness ended.
+type verdict struct {
+	ready     bool
+	abandoned bool // the engine is shutting down
+	gone      bool // the process is gone
+	reason    Reason
+	detail    string
+}
+
+// waitReady polls the probe until the started child answers 200, and fails
+// the start early: the process exiting, its log saying FAILED, that the port
+// is taken or that Jetty failed to deploy the war, or a non-200 answer after
+// Jetty said "Started @" (Jetty 9.4 keeps serving 503 for a war it failed).
+func (e *Engine) waitReady(ctx context.Context, c *child, port int) verdict {
+	timeout := time.NewTimer(e.cfg.StartTimeout)
+	defer timeout.Stop()
+	output := &logScanner{path: c.logPath, offset: c.offset}
+	for wait := firstPoll; ; wait = min(wait*3/2, maxPoll) {
+		poll := time.NewTimer(wait)
+		select {
+		case <-c.exited:
+			poll.Stop()
+			output.scan(true)
+			if output.reason != "" {
+				return verdict{gone: true, reason: output.reason, detail: output.verdict}
+			}
+			detail := c.exitStatus()
+			if output.last != "" {
+				detail += " (" + output.last + ")"
+			}
+			return verdict{gone: true, reason: ReasonExited, detail: detail}
+		case <-ctx.Done():
+			poll.Stop()
+			return verdict{abandoned: true}
+		case <-timeout.C:
+			poll.Stop()
+			return verdict{reason: ReasonNotReady, detail: fmt.Sprintf("%s did not answer 200 within %s", e.cfg.ProbePath, e.cfg.StartTimeout)}
+		case <-poll.C:
+		}
+		if output.scan(false); output.reason != "" {
+			return verdict{reason: output.reason, detail: output.verdict}
+		}
+		status, err := e.probe(ctx, port)
+		// Whatever answers must be the process just started.
+		if err != nil || !e.listensOn(ctx, c.pid, port) || c.hasExited() {
+			continue
+		}
+		if status == http.StatusOK {
+			return verdict{ready: true}
+		}
+		if output.started {
+			return verdict{reason: ReasonNotServing, detail: fmt.Sprintf("%s answered %d after Jetty started", e.cfg.ProbePath, status)}
+		}
+	}
+}
+
+// waitServing polls the probe of a java the engine did not start until it
+// answers 200, for at most StartTimeout, while it stays the same process.
+func (e *Engine) waitServing(ctx context.Context, proc procid.Process, id procid.Identity, port int) verdict {
+	deadline := time.Now().Add(e.cfg.StartTimeout)
+	for wait := firstPoll; ; wait = min(wait*3/2, maxPoll) {
+		now := e.procs.Inspect(proc.PID, id)
+		if now.Status != procid.StatusRunning || now.StartTime != proc.StartTime {
+			return verdict{gone: true, reason: ReasonExited, detail: fmt.Sprintf("PID %d is gone", proc.PID)}
+		}
+		status, err := e.probe(ctx, port)
+		if err == nil && status == http.StatusOK && e.listensOn(ctx, proc.PID, port) {
+			return verdict{ready: true}
+		}
+		if time.Now().After(deadline) {
+			detail := fmt.Sprintf("PID %d did not answer %s with 200 within %s", proc.PID, e.cfg.ProbePath, e.cfg.StartTimeout)
+			return verdict{reason: ReasonUnresponsive, detail: detail}
+		}
+		select {
+		case <-ctx.Done():
+			return verdict{abandoned: true}
+		case <-time.After(wait):
+		}
+	}
+}
+
+// probeClient never reuses a connection (each poll may meet another
+// listener), never follows a redirect and never goes through a proxy.
+var probeClient = &http.Client{
+	Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// probe GETs the deployment's probe path and returns the status code.
+func (e *Engine) probe(ctx context.Context, port int) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.ProbeTimeout)
+	defer cancel()
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, e.cfg.ProbePath)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// logScanner reads a start's log from its offset on, for the lines that
+// give an early verdict, as Steam reads its children's output.
+type logScanner struct {
+	path    string
+	offset  int64
+	partial []byte
+	started bool   // Jetty said "Started @"
+	reason  Reason // set by the first line that says the start failed
+	verdict string // that line
+	last    string // the last line, for the journal
+}
+
+// maxScan bounds one scan and maxLine a line: a flooding child must not stall us.
+const (
+	maxScan = 1 << 20
+	maxLine = 64 << 10
+)
+
+// scan reads what was appended since the last scan. final treats an
+// unterminated last line as complete: the process has exited.
+func (s *logScanner) scan(final bool) {
+	f, err := os.Open(s.path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 32<<10)
+	for read := 0; read < maxScan; {
+		n, err := f.ReadAt(buf, s.offset)
+		s.offset += int64(n)
+		read += n
+		s.consume(buf[:n])
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	if final && len(s.partial) > 0 {
+		s.line(string(s.partial))
+		s.partial = nil
+	}
+}
+
+func (s *logScanner) consume(b []byte) {
+	s.partial = append(s.partial, b...)
+	for {
+		i := bytes.IndexByte(s.partial, '\n')
+		if i < 0 {
+			break
+		}
+		s.line(string(s.partial[:i]))
+		s.partial = s.partial[i+1:]
+	}
+	if len(s.partial) > maxLine {
+		s.line(string(s.partial))
+		s.partial = nil
+	}
+}
+
+func (s *logScanner) line(l string) {
+	l = strings.TrimSpace(l)
+	if l == "" {
+		return
+	}
+	if len(l) > 200 {
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(l[cut]) {
+			cut--
+		}
+		l = l[:cut] + "…"
+	}
+	s.last = l
+	if strings.Contains(l, "Started @") {
+		s.started = true
+	}
+	if s.reason != "" {
+		return
+	}
+	switch {
+	case strings.Contains(l, "BindException") || strings.Contains(l, "Address already in use"):
+		s.reason = ReasonAddressInUse
+	case strings.Contains(l, "Failed startup of context"):
+		s.reason = ReasonDeployFailed
+	case strings.Contains(l, "FAILED"):
+		s.reason = ReasonFailedLine
+	default:
+		return
+	}
+	s.verdict = l
+}

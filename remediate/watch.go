@@ -1,0 +1,117 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+)
+
+// watch follows a ready process through its watch window: dying there makes
+// its start a failure; living through it makes it a counted success.
+func (e *Engine) watch(c *child, dep steam.Deployment) {
+	e.watchers.Add(1)
+	go func() {
+		defer e.watchers.Done()
+		t := time.NewTimer(e.cfg.WatchAfterReady)
+		defer t.Stop()
+		select {
+		case <-e.watchCtx.Done():
+			// The policy remembers the window; the next remediation closes it.
+		case <-t.C:
+			e.closeWatch(c, dep, false)
+		case <-c.exited:
+			e.closeWatch(c, dep, true)
+		}
+	}()
+}
+
+func (e *Engine) closeWatch(c *child, dep steam.Deployment, died bool) {
+	// A remediation of the same deployment may close it first; whoever
+	// comes second finds it closed.
+	ctx := e.watchCtx
+	unlock, err := e.lock(ctx, dep.ID)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.logger.Error("Could not lock deployment to close its watch window", "deployment_id", dep.ID, "err", err)
+		}
+		return
+	}
+	defer unlock()
+	pol, err := e.state.RestartPolicy(ctx, dep.ID)
+	if err != nil {
+		e.logger.Error("Could not read restart policy", "deployment_id", dep.ID, "err", err)
+		return
+	}
+	if pol.ProbationPID != int64(c.pid) {
+		return
+	}
+	p := plan{Outcome: Outcome{DeploymentID: dep.ID, Deployment: dep.Name, OldPID: int64(c.pid), NewPID: int64(c.pid)}, policy: pol}
+	if !died || stoppedBySteam(ctx, e.registry, dep.ID) {
+		p.policy, p.policyChanged, p.outlived = e.cfg.Policy.healthy(pol), true, !died
+		e.commit(ctx, &p, trigger{})
+		return
+	}
+	output := &logScanner{path: c.logPath, offset: c.offset}
+	output.scan(true)
+	detail := c.exitStatus()
+	if output.last != "" {
+		detail += " (" + output.last + ")"
+	}
+	e.fail(&p, p.Outcome.with(ActionFailure, ResultFailure, ReasonDiedAfter, detail))
+	e.commit(ctx, &p, trigger{})
+}
+
+// stoppedBySteam reports whether Steam no longer wants the deployment
+// running: a process Steam stopped in its watch window did not fail.
+func stoppedBySteam(ctx context.Context, registry *steam.Registry, id int64) bool {
+	d, err := registry.Deployment(ctx, id)
+	if errors.Is(err, steam.ErrNotFound) {
+		return true
+	}
+	return err == nil && d.State != steam.StateStarted
+}
+
+// WaitWatched waits until the watch window of every process this engine
+// started has closed, or ctx ends, and returns outcomes with each successful
+// restart whose process died in its window replaced by that failure. A
+// command that sweeps once calls it before it exits.
+func (e *Engine) WaitWatched(ctx context.Context, outcomes []Outcome) ([]Outcome, error) {
+	done := make(chan struct{})
+	go func() {
+		e.watchers.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	outcomes = slices.Clone(outcomes)
+	for i, o := range outcomes {
+		if o.Action != ActionRestart || o.Result != ResultSuccess {
+			continue
+		}
+		es, jerr := e.state.Journal(context.WithoutCancel(ctx), o.DeploymentID, 100)
+		if jerr != nil {
+			return outcomes, fmt.Errorf("reading the journal of deployment %d: %w", o.DeploymentID, jerr)
+		}
+		for _, j := range es { // newest first
+			if j.NewPID != o.NewPID {
+				continue
+			}
+			if j.Action == string(ActionFailure) {
+				outcomes[i] = outcomes[i].with(ActionFailure, ResultFailure, Reason(j.Reason), j.Detail)
+				break
+			}
+			if j.Action == string(ActionRestart) {
+				break
+			}
+		}
+	}
+	return outcomes, err
+}
