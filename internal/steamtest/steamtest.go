@@ -260,11 +260,15 @@ func StartForeign(t testing.TB, args ...string) *os.Process {
 }
 
 // RequireTool returns the path of a program the test runs for real
-// (prometheus, promtool, amtool, systemd-analyze...). A missing one fails
-// the test, never skips it: a skipped check passes what nobody checked.
+// (prometheus, promtool, amtool, systemd-analyze...). Under -short the test
+// is skipped, for a quick loop without Debian's packages; otherwise a
+// missing program fails it: a skipped check passes what nobody checked.
 // ./scripts/test and .ci/run install them from Debian's packages.
 func RequireTool(t testing.TB, name string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s, left out under -short", name)
+	}
 	path, err := exec.LookPath(name)
 	if err != nil {
 		t.Fatalf("%s is not installed (%v): install Debian's prometheus, prometheus-alertmanager and systemd "+
