@@ -175,9 +175,7 @@ func TestExporterServes(t *testing.T) {
 func TestExporterProcfs(t *testing.T) {
 	h := steamtest.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	const pid = 4242 // in the fixture only
-	h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, pid, d.ID)
-	fixture := steamtest.ProcFixture(t, map[int][]string{pid: h.Command(h.Java, d).Args})
+	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only
 	port, err := steamfixture.FreePort()
 	if err != nil {
 		t.Fatal(err)

@@ -83,9 +83,7 @@ func TestStatusCommandFlags(t *testing.T) {
 func TestStatusProcfs(t *testing.T) {
 	h := steamtest.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	const pid = 4242 // in the fixture only
-	h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, pid, d.ID)
-	fixture := steamtest.ProcFixture(t, map[int][]string{pid: h.Command(h.Java, d).Args})
+	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only
 	for _, tc := range []struct {
 		procfs, want string
 	}{

@@ -230,14 +230,7 @@ func TestInspectSymlinkedHome(t *testing.T) {
 			if p := in.Inspect(tc.pid, id); p.Status != tc.want {
 				t.Errorf("Inspect(%d) = %+v, want %s", tc.pid, p, tc.want)
 			}
-			found, err := in.Find(id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var foundPIDs []int
-			for _, p := range found {
-				foundPIDs = append(foundPIDs, p.PID)
-			}
+			foundPIDs := findPIDs(t, in, id)
 			if want := slices.Contains(foundPIDs, tc.pid); want != (tc.want == procid.StatusRunning) {
 				t.Errorf("Find = %v, contains %d: %v, want %v", foundPIDs, tc.pid, want, tc.want == procid.StatusRunning)
 			}
@@ -299,18 +292,28 @@ func TestInspectProcFixture(t *testing.T) {
 		}
 	})
 	t.Run("find", func(t *testing.T) {
-		found, err := in.Find(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var pids []int
-		for _, p := range found {
-			pids = append(pids, p.PID)
-		}
-		if want := []int{4242, 4247, 4248, 4249, 4250}; !slices.Equal(pids, want) {
+		want := []int{4242, 4247, 4248, 4249, 4250}
+		if pids := findPIDs(t, in, id); !slices.Equal(pids, want) {
 			t.Errorf("Find = %v, want %v", pids, want)
 		}
 	})
+}
+
+// findPIDs returns the PIDs Find reports, checking that each was measured.
+func findPIDs(t *testing.T, in *procid.Inspector, id procid.Identity) []int {
+	t.Helper()
+	found, err := in.Find(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, p := range found {
+		if p.Status != procid.StatusRunning || p.CreateTime == 0 {
+			t.Errorf("found %+v", p)
+		}
+		pids = append(pids, p.PID)
+	}
+	return pids
 }
 
 func TestFind(t *testing.T) {
@@ -349,17 +352,7 @@ func TestFind(t *testing.T) {
 		{name: "nothing running", d: stopped, want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			found, err := in.Find(identity(t, tc.d))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var pids []int
-			for _, p := range found {
-				if p.Status != procid.StatusRunning || p.CreateTime == 0 {
-					t.Errorf("found %+v", p)
-				}
-				pids = append(pids, p.PID)
-			}
+			pids := findPIDs(t, in, identity(t, tc.d))
 			slices.Sort(pids)
 			want := slices.Sorted(slices.Values(tc.want))
 			if !slices.Equal(pids, want) {

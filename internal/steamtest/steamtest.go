@@ -277,39 +277,36 @@ func RequireTool(t testing.TB, name string) string {
 	return path
 }
 
-// ProcFixture writes a procfs tree (for --path.procfs) holding one process
-// per entry of procs, PID to command line. Each is a sleeping process
-// copied from testdata/proc/4242: 3 s of CPU, 2560 resident pages.
-func ProcFixture(t testing.TB, procs map[int][]string) string {
+// FakeProcess records pid, which need not exist, as d's process and
+// returns a procfs tree (for --path.procfs) in which pid is d's java, copied
+// from testdata/proc/4242: asleep, 3 s of CPU, 2560 resident pages.
+func (h *Home) FakeProcess(d steam.Deployment, pid int) string {
+	t := h.t
 	t.Helper()
+	h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, pid, d.ID)
 	src := filepath.Join(RepoRoot(), "testdata", "proc")
 	root := t.TempDir()
-	copyFile := func(from, to string, pid int) {
-		b, err := os.ReadFile(from)
+	dir := filepath.Join(root, strconv.Itoa(pid))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"stat": "stat", "uptime": "uptime"}
+	for _, name := range []string{"stat", "statm", "status"} {
+		files[filepath.Join("4242", name)] = filepath.Join(strconv.Itoa(pid), name)
+	}
+	for from, to := range files {
+		b, err := os.ReadFile(filepath.Join(src, from))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pid > 0 {
-			b = bytes.ReplaceAll(b, []byte("4242"), []byte(strconv.Itoa(pid)))
-		}
-		if err := os.WriteFile(to, b, 0o644); err != nil {
+		b = bytes.ReplaceAll(b, []byte("4242"), []byte(strconv.Itoa(pid)))
+		if err := os.WriteFile(filepath.Join(root, to), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	copyFile(filepath.Join(src, "stat"), filepath.Join(root, "stat"), 0)
-	copyFile(filepath.Join(src, "uptime"), filepath.Join(root, "uptime"), 0)
-	for pid, argv := range procs {
-		dir := filepath.Join(root, strconv.Itoa(pid))
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, name := range []string{"stat", "statm", "status"} {
-			copyFile(filepath.Join(src, "4242", name), filepath.Join(dir, name), pid)
-		}
-		cmdline := strings.Join(argv, "\x00") + "\x00"
-		if err := os.WriteFile(filepath.Join(dir, "cmdline"), []byte(cmdline), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	cmdline := strings.Join(h.Command(h.Java, d).Args, "\x00") + "\x00"
+	if err := os.WriteFile(filepath.Join(dir, "cmdline"), []byte(cmdline), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	return root
 }
