@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"sync"
 	"syscall"
 
 	"github.com/shirou/gopsutil/v3/common"
@@ -57,15 +58,18 @@ type Inspector struct {
 	env common.EnvMap // gopsutil's documented way to name the procfs root
 }
 
+// bootTimeCache turns on gopsutil's (process-wide) boot time cache: without
+// it every process costs a reread of the boot time, and create times wobble
+// by a second between two looks at one process.
+var bootTimeCache sync.Once
+
 // NewInspector reads processes under procRoot ("" means /proc).
 func NewInspector(procRoot string) (*Inspector, error) {
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
 	in := &Inspector{env: common.EnvMap{common.HostProcEnvKey: procRoot}}
-	// Without the cache gopsutil rereads the boot time for every process,
-	// and create times wobble by a second between two looks at one process.
-	process.EnableBootTimeCache(true)
+	bootTimeCache.Do(func() { process.EnableBootTimeCache(true) })
 	if _, err := host.BootTimeWithContext(in.withRoot(context.Background())); err != nil {
 		return nil, fmt.Errorf("reading boot time under %s: %w", procRoot, err)
 	}
