@@ -37,19 +37,7 @@ func BenchmarkCollect(b *testing.B) {
 		ds[i] = h.Add(steamfixture.Spec{Name: "scorer", LogicalName: "scorer", Port: 20000 + i,
 			Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
 	}
-	pids := startAll(b, h, ds)
-	tx, err := h.DB.Begin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i, d := range ds {
-		if _, err := tx.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, pids[i], d.ID); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
-	}
+	recordPIDs(b, h, ds, startAll(b, h, ds))
 
 	c := newCollector(b, h, "")
 	// A benchmark of deployments that are not all up would measure the
@@ -113,6 +101,23 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// recordPIDs writes each deployment's PID into its row, in one
+// transaction.
+func recordPIDs(b *testing.B, h *steamtest.Home, ds []steam.Deployment, pids []int) {
+	tx, err := h.DB.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i, d := range ds {
+		if _, err := tx.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, pids[i], d.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // startAll starts every deployment with Steam's argv, in parallel batches,

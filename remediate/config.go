@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
@@ -16,9 +17,9 @@ const (
 	DefaultStopInterval    = time.Second      // Steam's pause between two SIGINTs
 	DefaultWatchAfterReady = 60 * time.Second
 	DefaultRecordTimeout   = time.Minute
-	DefaultProbePath       = "/ping"
-	DefaultProbeTimeout    = 2 * time.Second
-	DefaultStartGrace      = 2 * time.Minute
+	DefaultProbePath       = probe.DefaultPath
+	DefaultProbeTimeout    = probe.DefaultTimeout
+	DefaultStartGrace      = probe.DefaultStartGrace
 	DefaultHungAfter       = 15 * time.Second
 	DefaultHungProbes      = 3
 	DefaultRetryAttempts   = 5

@@ -3,7 +3,6 @@ package remediate
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/procid"
@@ -29,7 +28,7 @@ func (e *Engine) stopHung(ctx context.Context, p plan) (answering string, err er
 		if now.Status != procid.StatusRunning || now.StartTime != proc.StartTime {
 			return "", nil // gone by itself: start it
 		}
-		if status, err := e.probe(ctx, int(p.dep.Port)); err == nil && status == http.StatusOK {
+		if e.probe(ctx, int(p.dep.Port)).Success {
 			return fmt.Sprintf("PID %d answered probe %d of %d", proc.PID, i+1, e.cfg.HungProbes), nil
 		}
 	}

@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 )
 
@@ -63,16 +62,16 @@ func (e *Engine) waitReady(ctx context.Context, c *child, port int) verdict {
 		if output.scan(false); output.reason != "" {
 			return verdict{reason: output.reason, detail: output.verdict}
 		}
-		status, err := e.probe(ctx, port)
+		r := e.probe(ctx, port)
 		// Whatever answers must be the process just started.
-		if err != nil || !e.listensOn(ctx, c.pid, port) || c.hasExited() {
+		if r.Err != nil || !e.listensOn(ctx, c.pid, port) || c.hasExited() {
 			continue
 		}
-		if status == http.StatusOK {
+		if r.Success {
 			return verdict{ready: true}
 		}
 		if output.started {
-			return verdict{reason: ReasonNotServing, detail: fmt.Sprintf("%s answered %d after Jetty started", e.cfg.ProbePath, status)}
+			return verdict{reason: ReasonNotServing, detail: fmt.Sprintf("%s answered %d after Jetty started", e.cfg.ProbePath, r.StatusCode)}
 		}
 	}
 }
@@ -86,8 +85,7 @@ func (e *Engine) waitServing(ctx context.Context, proc procid.Process, id procid
 		if now.Status != procid.StatusRunning || now.StartTime != proc.StartTime {
 			return verdict{gone: true, reason: ReasonExited, detail: fmt.Sprintf("PID %d is gone", proc.PID)}
 		}
-		status, err := e.probe(ctx, port)
-		if err == nil && status == http.StatusOK && e.listensOn(ctx, proc.PID, port) {
+		if e.probe(ctx, port).Success && e.listensOn(ctx, proc.PID, port) {
 			return verdict{ready: true}
 		}
 		if time.Now().After(deadline) {
@@ -102,29 +100,8 @@ func (e *Engine) waitServing(ctx context.Context, proc procid.Process, id procid
 	}
 }
 
-// probeClient never reuses a connection (each poll may meet another
-// listener), never follows a redirect and never goes through a proxy.
-var probeClient = &http.Client{
-	Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true},
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
-
-// probe GETs the deployment's probe path and returns the status code.
-func (e *Engine) probe(ctx context.Context, port int) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.ProbeTimeout)
-	defer cancel()
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, e.cfg.ProbePath)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := probeClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	resp.Body.Close()
-	return resp.StatusCode, nil
+func (e *Engine) probe(ctx context.Context, port int) probe.Result {
+	return probe.Ping(ctx, port, e.cfg.ProbePath, e.cfg.ProbeTimeout)
 }
 
 // logScanner reads a start's log from its offset on, for the lines that

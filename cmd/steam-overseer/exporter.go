@@ -31,12 +31,15 @@ func exporterCommand(app *kingpin.Application) []subcommand {
 	webConfig := kingpinflag.AddFlags(cmd, ":9732")
 	metricsPath := cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").
 		Default("/metrics").String()
+	var probes probeFlags
+	probes.addExporterFlags(cmd)
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runExporter(ctx, logger, loc, *procRoot, webConfig, *metricsPath)
+		return runExporter(ctx, logger, loc, *procRoot, webConfig, *metricsPath, probes)
 	}}}
 }
 
-func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoot string, webConfig *web.FlagConfig, metricsPath string) int {
+func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoot string, webConfig *web.FlagConfig,
+	metricsPath string, probes probeFlags) int {
 	logger.Info("Starting steam-overseer exporter", "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
 
@@ -56,6 +59,14 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	probeCollector, stopProber, err := startProber(ctx, logger, probes, exporterRegistry(home), inspector)
+	if err != nil {
+		return usageError(err)
+	}
+	defer stopProber()
+	if probeCollector != nil {
+		reg.MustRegister(probeCollector)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle(metricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{

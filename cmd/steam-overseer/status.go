@@ -25,16 +25,23 @@ func statusCommand(app *kingpin.Application) []subcommand {
 		"read for restarts and actions")
 	procRoot := addProcfsFlag(cmd)
 	output := cmd.Flag("output", "Output format: table or json.").Default("table").Enum("table", "json")
+	var probes probeFlags
+	probes.addRequestFlags(cmd)
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runStatus(ctx, logger, os.Stdout, loc, *procRoot, *output)
+		return runStatus(ctx, logger, os.Stdout, loc, *procRoot, *output, probes)
 	}}}
 }
 
 // runStatus exits 0 whenever it could read Steam's registry, however many
 // deployments are down: it reports, and alerting is Prometheus's job. A
 // state database that is missing or unreadable only blanks the restart and
-// action columns.
-func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, procRoot, output string) int {
+// action columns. A running deployment that does not answer its probe is
+// unresponsive.
+func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, procRoot, output string,
+	probes probeFlags) int {
+	if err := probes.checkTimeout(); err != nil {
+		return usageError(err)
+	}
 	home, statePath, err := loc.resolve()
 	if err != nil {
 		return fail("", err)
@@ -48,6 +55,7 @@ func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc l
 	if err != nil {
 		return fail("reading Steam's deployments in "+home.Dir, err)
 	}
+	status.AddProbes(ctx, rows, probes.path, probes.timeout)
 	st, err := state.OpenReadOnly(statePath)
 	switch {
 	case errors.Is(err, state.ErrNoState):

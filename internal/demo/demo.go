@@ -3,9 +3,9 @@
 // built-in fake scoring service (this very binary, linked as "java"), and
 // the real exporter and remediator subcommands of this binary watching them.
 // When Debian's prometheus and prometheus-alertmanager are installed, they
-// run too, with the shipped rules and route, and heal a killed deployment
-// the way production does; otherwise the remediator's periodic reconcile
-// sweep does.
+// run too, with the shipped rules and route, and heal a killed or a hung
+// (SIGSTOPped) deployment the way production does; otherwise the
+// remediator's periodic reconcile sweep heals a killed one.
 //
 // Everything the demo starts it stops again: its own children by the
 // processes it holds, and deployments (whoever restarted them) only after
@@ -13,6 +13,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -33,7 +34,9 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
 	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/status"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 )
@@ -68,9 +71,14 @@ type Config struct {
 // Timings of the demo's loop: seconds, not production's minutes.
 const (
 	interval          = time.Second // scrapes, rule evaluation, health polling
-	holdFactor        = 30          // SteamDeploymentDown's 1m hold becomes 2s
+	holdFactor        = 30          // the rules' holds, 30 times shorter: SteamDeploymentUnresponsive's 2m becomes 4s
 	reconcileInterval = 2 * time.Second
 	stopGrace         = 10 * time.Second
+	// A demo deployment is a few seconds old when a person stops it: the
+	// start grace (production's 2m, for loading a model) must be shorter.
+	probeStartGrace = 5 * time.Second
+	probeTimeout    = 500 * time.Millisecond
+	hungAfter       = 2 * time.Second
 )
 
 // deployments of the demo: names in the style of Steam's UI.
@@ -222,12 +230,14 @@ func (r *run) start(name string, args ...string) error {
 func (r *run) startServices(ctx context.Context, healer string) error {
 	home := r.home()
 	if err := r.start("exporter", r.cfg.Exe, "exporter", "--steam.home="+home.Dir,
-		"--web.listen-address="+r.cfg.ExporterAddr); err != nil {
+		"--web.listen-address="+r.cfg.ExporterAddr, "--probe.interval="+interval.String(),
+		"--probe.timeout="+probeTimeout.String(), "--probe.start-grace="+probeStartGrace.String()); err != nil {
 		return err
 	}
 	remediator := []string{r.cfg.Exe, "remediator", "--steam.home=" + home.Dir,
 		"--web.listen-address=" + r.cfg.RemediatorAddr, "--java.path=" + r.java,
-		"--remediate.start-timeout=20s"}
+		"--remediate.start-timeout=20s", "--probe.timeout=" + probeTimeout.String(),
+		"--probe.start-grace=" + probeStartGrace.String(), "--remediate.hung-after=" + hungAfter.String()}
 	exporterURL := "http://" + hostport(r.cfg.ExporterAddr)
 	remediatorURL := "http://" + hostport(r.cfg.RemediatorAddr)
 	r.urls = append(r.urls, [2]string{"Exporter", exporterURL + "/metrics"},
@@ -400,8 +410,8 @@ func (r *run) printIntro(healer string) {
 	}
 	switch healer {
 	case HealerAlertmanager:
-		fmt.Fprintf(tw, "  Healing:\tPrometheus fires SteamDeploymentDown (hold shortened to %s), Alertmanager calls the remediator's webhook\n",
-			time.Minute/holdFactor)
+		fmt.Fprintf(tw, "  Healing:\tPrometheus fires SteamDeploymentDown or SteamDeploymentUnresponsive (holds shortened %dx), Alertmanager calls the remediator's webhook\n",
+			holdFactor)
 	default:
 		fmt.Fprintf(tw, "  Healing:\tthe remediator's reconcile sweep every %s (install prometheus and prometheus-alertmanager for the real loop)\n",
 			reconcileInterval)
@@ -415,12 +425,18 @@ func (r *run) printIntro(healer string) {
 	}
 	tw.Flush()
 	fmt.Fprintf(r.out, "\nKill one and watch it come back:  kill -9 %d\n", r.deps[0].PID)
+	if healer == HealerAlertmanager {
+		// Only an alert says a live java is hung: the reconcile sweep
+		// restarts what is down, never what is alive.
+		fmt.Fprintf(r.out, "Hang one (alive, answering nothing) and watch it come back:  kill -STOP %d\n", r.deps[1].PID)
+	}
 	fmt.Fprintf(r.out, "Look at it as an operator would:  %s status --steam.home=%s\n", r.cfg.Exe, r.home().Dir)
 	fmt.Fprintf(r.out, "Ctrl-C stops everything the demo started.\n\n")
 }
 
-// watch reports, until ctx ends, each deployment going down and coming back,
-// as the registry and the processes show it.
+// watch reports, until ctx ends, each deployment going down (dead, or alive
+// but not answering its probe) and coming back, as the status command
+// sees them.
 func (r *run) watch(ctx context.Context) {
 	registry := steam.NewRegistry(r.home())
 	in, err := procid.NewInspector("")
@@ -429,7 +445,11 @@ func (r *run) watch(ctx context.Context) {
 		<-ctx.Done()
 		return
 	}
-	downSince := map[int64]time.Time{}
+	type trouble struct {
+		since  time.Time
+		status string
+	}
+	down := map[int64]trouble{}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -438,23 +458,29 @@ func (r *run) watch(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		ds, err := registry.Deployments(ctx)
+		rows, err := status.Rows(ctx, registry, in, time.Now())
 		if err != nil {
 			continue
 		}
-		for _, d := range ds {
-			id, _ := d.Identity()
-			status := d.Status(in.Inspect(int(d.PID), id))
-			running := status == string(procid.StatusRunning)
-			since, down := downSince[d.ID]
+		status.AddProbes(ctx, rows, probe.DefaultPath, probeTimeout)
+		if ctx.Err() != nil {
+			return // the probes were cut short, not failed
+		}
+		for _, row := range rows {
+			was, isDown := down[row.ID]
 			switch {
-			case !running && !down:
-				downSince[d.ID] = time.Now()
-				fmt.Fprintf(r.out, "%s  %s (id %d) is down: PID %d is %s\n", clock(), d.Name, d.ID, d.PID, status)
-			case running && down:
-				delete(downSince, d.ID)
+			case row.Status == string(procid.StatusRunning) && isDown:
+				delete(down, row.ID)
 				fmt.Fprintf(r.out, "%s  %s (id %d) is back: PID %d, serving again after %s\n",
-					clock(), d.Name, d.ID, d.PID, time.Since(since).Round(100*time.Millisecond))
+					clock(), row.Name, row.ID, row.PID, time.Since(was.since).Round(100*time.Millisecond))
+			case row.Status == string(procid.StatusRunning) || (isDown && was.status == row.Status):
+			case row.Status == status.StatusUnresponsive:
+				down[row.ID] = trouble{since: cmp.Or(was.since, time.Now()), status: row.Status}
+				fmt.Fprintf(r.out, "%s  %s (id %d) is unresponsive: PID %d is alive but does not answer (%s)\n",
+					clock(), row.Name, row.ID, row.PID, row.Probe.Error)
+			default:
+				down[row.ID] = trouble{since: cmp.Or(was.since, time.Now()), status: row.Status}
+				fmt.Fprintf(r.out, "%s  %s (id %d) is down: PID %d is %s\n", clock(), row.Name, row.ID, row.PID, row.Status)
 			}
 		}
 	}

@@ -171,6 +171,9 @@ func runDemo(t *testing.T, healer, healing string) {
 	steamtest.Eventually(t, 10*time.Second, "the exporter to report 3 deployments up again", func() bool {
 		return countUp(exporter) == 3
 	})
+	if healer == demo.HealerAlertmanager {
+		hang(t, out, registry, in, pids[1])
+	}
 
 	// Ctrl-C: everything stops, the home is removed.
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
@@ -192,6 +195,45 @@ func runDemo(t *testing.T, healer, healing string) {
 	}
 	if left := processesUnder(t, filepath.Dir(home.Dir)); len(left) > 0 {
 		t.Errorf("processes of the demo still run after it stopped: %v", left)
+	}
+}
+
+// hang does the demo's second thing to try: kill -STOP the second
+// deployment's java (verified first), which stays alive and answers
+// nothing until the alert has it stopped and started afresh.
+func hang(t *testing.T, out *output, registry *steam.Registry, in *procid.Inspector, pid int) {
+	t.Helper()
+	if !strings.Contains(out.String(), fmt.Sprintf("kill -STOP %d", pid)) {
+		t.Errorf("the demo does not suggest kill -STOP %d", pid)
+	}
+	d, err := registry.Deployment(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity, _ := d.Identity()
+	p := in.Inspect(pid, identity)
+	if p.Status != procid.StatusRunning {
+		t.Fatalf("the demo's second PID %d is %s, not its deployment", pid, p.Status)
+	}
+	stoppedAt := time.Now()
+	if err := in.Signal(p, identity, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// Continued when the test ends, should nothing have killed it.
+	t.Cleanup(func() { _ = in.Signal(p, identity, syscall.SIGCONT) })
+	name := regexp.QuoteMeta(d.Name)
+	steamtest.Eventually(t, 30*time.Second, "the demo to report the stopped deployment unresponsive", func() bool {
+		return out.find(regexp.MustCompile(name+` \(id 2\) is unresponsive: PID `+strconv.Itoa(pid)+` is alive`)) != nil
+	})
+	back := regexp.MustCompile(name + ` \(id 2\) is back: PID (\d+)`)
+	steamtest.Eventually(t, 120*time.Second, "the demo to report the stopped deployment back", func() bool { return out.find(back) != nil })
+	t.Logf("stopped deployment serving again after %s", time.Since(stoppedAt).Round(100*time.Millisecond))
+	newPID, _ := strconv.Atoi(out.find(back)[1])
+	if d, err := registry.Deployment(context.Background(), 2); err != nil || int(d.PID) != newPID || newPID == pid {
+		t.Fatalf("Steam's row holds PID %d (%v), want the new PID %d (stopped %d)", d.PID, err, newPID, pid)
+	}
+	if steamtest.Alive(pid) && in.Inspect(pid, identity).Status == procid.StatusRunning {
+		t.Errorf("the stopped java %d still runs beside its replacement %d", pid, newPID)
 	}
 }
 

@@ -15,6 +15,7 @@
 //	mode=unavailable        listen, but /ping answers 503 forever
 //	mode=failed             print jetty's FAILED line and keep running, not listening
 //	ready_after=300ms       wait this long before listening
+//	ping_delay=500ms        answer /ping only after this long (a slow but live JVM)
 //	crash_after=1s          for crash_after_ready
 //	ignore_sigint=true      survive SIGINT (only SIGKILL stops it)
 package fakescorer
@@ -42,6 +43,7 @@ type Behaviour struct {
 	ReadyAfter   time.Duration
 	CrashAfter   time.Duration
 	IgnoreSIGINT bool
+	PingDelay    time.Duration
 }
 
 // WarContent renders b as the contents of a fake war file.
@@ -60,6 +62,9 @@ func (b Behaviour) WarContent() string {
 	}
 	if b.IgnoreSIGINT {
 		sb.WriteString("ignore_sigint=true\n")
+	}
+	if b.PingDelay > 0 {
+		fmt.Fprintf(&sb, "ping_delay=%s\n", b.PingDelay)
 	}
 	return sb.String()
 }
@@ -84,6 +89,8 @@ func readBehaviour(r io.Reader) (Behaviour, error) {
 			b.CrashAfter, err = time.ParseDuration(v)
 		case "ignore_sigint":
 			b.IgnoreSIGINT, err = strconv.ParseBool(v)
+		case "ping_delay":
+			b.PingDelay, err = time.ParseDuration(v)
 		}
 		if err != nil {
 			return b, fmt.Errorf("war line %q: %w", sc.Text(), err)
@@ -200,7 +207,12 @@ func Main(args []string) int {
 
 func handler(b Behaviour, start time.Time) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/ping", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("/ping", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(b.PingDelay):
+		case <-r.Context().Done():
+			return
+		}
 		if b.Mode == "unavailable" {
 			http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
 			return

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
@@ -28,7 +29,7 @@ type Row struct {
 	Name string `json:"name"`
 	Port int64  `json:"port"`
 	PID  int64  `json:"pid"`
-	// Status is one of steam.Statuses.
+	// Status is one of steam.Statuses, or StatusUnresponsive.
 	Status string `json:"status"`
 	// Problem is the deployment's steam.Problem*, also when it runs.
 	Problem string `json:"problem"`
@@ -45,6 +46,23 @@ type Row struct {
 	// LastAction is the newest journal entry of the deployment, nil when the
 	// remediator has never acted on it.
 	LastAction *Action `json:"last_action"`
+	// Probe is the HTTP probe of a running deployment (AddProbes); nil
+	// when it was not probed.
+	Probe *Probe `json:"probe"`
+}
+
+// StatusUnresponsive is the status of a deployment whose verified running
+// java does not answer its probe: alive, but serving nothing.
+const StatusUnresponsive = "unresponsive"
+
+// Probe is a probe's outcome as status shows it.
+type Probe struct {
+	Success         bool    `json:"success"`
+	StatusCode      int     `json:"status_code"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	// Error says why it failed: a transport error, a timeout, or the HTTP
+	// status other than 200.
+	Error string `json:"error"`
 }
 
 // Action is a journal entry as status shows it.
@@ -82,6 +100,32 @@ func Rows(ctx context.Context, reg *steam.Registry, in *procid.Inspector, now ti
 		rows = append(rows, r)
 	}
 	return rows, nil
+}
+
+// probeConcurrency bounds status's probes in flight: a thousand hung
+// deployments cost four timeouts, and as many sockets stay well under a
+// process's file limit.
+const probeConcurrency = 256
+
+// AddProbes probes every running row's port concurrently, each within
+// timeout, and marks those that do not answer 200 unresponsive.
+func AddProbes(ctx context.Context, rows []Row, path string, timeout time.Duration) {
+	var running []*Row
+	var ports []int
+	for i := range rows {
+		if rows[i].Status == string(procid.StatusRunning) {
+			running = append(running, &rows[i])
+			ports = append(ports, int(rows[i].Port))
+		}
+	}
+	for i, res := range probe.PingAll(ctx, ports, path, timeout, probeConcurrency) {
+		r := running[i]
+		r.Probe = &Probe{Success: res.Success, StatusCode: res.StatusCode,
+			DurationSeconds: res.Duration.Seconds(), Error: res.Reason()}
+		if !res.Success {
+			r.Status = StatusUnresponsive
+		}
+	}
 }
 
 // AddHistory fills in each row's restart count and newest journal entry
@@ -158,6 +202,9 @@ func note(r Row) string {
 	}
 	if r.Error != "" {
 		parts = append(parts, r.Error)
+	}
+	if r.Probe != nil && !r.Probe.Success {
+		parts = append(parts, "probe: "+r.Probe.Error)
 	}
 	return cell(strings.Join(parts, "; "))
 }

@@ -111,15 +111,7 @@ func TestRows(t *testing.T) {
 		}
 	}
 
-	in, err := procid.NewInspector("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	rows, err := status.Rows(context.Background(), steam.NewRegistry(h.Home), in, now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows, now := readRows(t, h)
 	if err := status.AddHistory(context.Background(), rows, st); err != nil {
 		t.Fatal(err)
 	}
@@ -127,21 +119,10 @@ func TestRows(t *testing.T) {
 		t.Fatalf("got %d rows, want %d", len(rows), len(wants))
 	}
 
-	var table, js bytes.Buffer
-	if err := status.WriteTable(&table, rows, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := status.WriteJSON(&js, rows); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("table:\n%s", table.String())
-	tableLines := strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n")
-	if len(tableLines) != len(rows)+1 || !strings.HasPrefix(tableLines[0], "ID ") {
-		t.Fatalf("table has %d lines, want a header and %d rows", len(tableLines), len(rows))
-	}
+	tableLines, js := render(t, rows, now)
 	var objects []map[string]any
-	if err := json.Unmarshal(js.Bytes(), &objects); err != nil {
-		t.Fatalf("decoding JSON output: %v\n%s", err, js.String())
+	if err := json.Unmarshal(js, &objects); err != nil {
+		t.Fatalf("decoding JSON output: %v\n%s", err, js)
 	}
 
 	for i, r := range rows {
@@ -197,17 +178,43 @@ func TestRows(t *testing.T) {
 	}
 }
 
-func TestRowsWithoutState(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+// render writes rows as a table, returned by line, and as JSON.
+func render(t *testing.T, rows []status.Row, now time.Time) (tableLines []string, js []byte) {
+	t.Helper()
+	var table, buf bytes.Buffer
+	if err := status.WriteTable(&table, rows, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := status.WriteJSON(&buf, rows); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("table:\n%s", table.String())
+	tableLines = strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n")
+	if len(tableLines) != len(rows)+1 || !strings.HasPrefix(tableLines[0], "ID ") {
+		t.Fatalf("table has %d lines, want a header and %d rows", len(tableLines), len(rows))
+	}
+	return tableLines, buf.Bytes()
+}
+
+// readRows reads the rows of h's deployments, and when.
+func readRows(t *testing.T, h *steamtest.Home) ([]status.Row, time.Time) {
+	t.Helper()
 	in, err := procid.NewInspector("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := status.Rows(context.Background(), steam.NewRegistry(h.Home), in, time.Now())
+	now := time.Now()
+	rows, err := status.Rows(context.Background(), steam.NewRegistry(h.Home), in, now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rows, now
+}
+
+func TestRowsWithoutState(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	rows, _ := readRows(t, h)
 	if len(rows) != 1 || rows[0].ID != d.ID || rows[0].Status != "running" || rows[0].Restarts != 0 || rows[0].LastAction != nil {
 		t.Errorf("rows = %+v, want deployment %d running, no restarts, no action", rows, d.ID)
 	}

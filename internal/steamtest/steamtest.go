@@ -310,3 +310,33 @@ func (h *Home) FakeProcess(d steam.Deployment, pid int) string {
 	}
 	return root
 }
+
+// Freeze SIGSTOPs p, a live process that answers nothing, and waits until
+// every thread is stopped (the kernel stops a multi-threaded process
+// thread by thread). It is continued again when the test ends.
+func Freeze(t testing.TB, p *os.Process) {
+	t.Helper()
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("stopping %d: %v", p.Pid, err)
+	}
+	t.Cleanup(func() { _ = p.Signal(syscall.SIGCONT) })
+	Eventually(t, 5*time.Second, fmt.Sprintf("process %d to be stopped", p.Pid), func() bool {
+		return threadsStopped(p.Pid)
+	})
+}
+
+// threadsStopped reports whether every thread of pid is in state T.
+func threadsStopped(pid int) bool {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		return false
+	}
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		i := bytes.LastIndexByte(b, ')')
+		if err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
