@@ -36,11 +36,17 @@ var knownMetrics = map[string]metric{
 	"steam_deployment_start_time_seconds":    {gauge, deploymentLabels},
 	"steam_deployment_info": {gauge, append([]string{"model_id", "model", "project", "port", "address", "state", "war", "problem"},
 		deploymentLabels...)},
-	"steam_deployment_restarts_total":        {counter, deploymentLabels},
-	"steam_exporter_scrape_success":          {gauge, nil},
-	"steam_exporter_scrape_duration_seconds": {gauge, nil},
-	"steam_exporter_state_scrape_success":    {gauge, nil},
-	"steam_exporter_build_info":              {gauge, buildInfoLabels},
+	"steam_deployment_restarts_total": {counter, deploymentLabels},
+	// The background probe (issue 8), for verified-running deployments.
+	"steam_deployment_probe_success":           {gauge, deploymentLabels},
+	"steam_deployment_probe_duration_seconds":  {gauge, deploymentLabels},
+	"steam_deployment_probe_timestamp_seconds": {gauge, deploymentLabels},
+	"steam_deployment_probe_failures":          {gauge, deploymentLabels},
+	"steam_exporter_probe_start_grace_seconds": {gauge, nil},
+	"steam_exporter_scrape_success":            {gauge, nil},
+	"steam_exporter_scrape_duration_seconds":   {gauge, nil},
+	"steam_exporter_state_scrape_success":      {gauge, nil},
+	"steam_exporter_build_info":                {gauge, buildInfoLabels},
 
 	"steam_remediator_webhook_requests_total":   {counter, []string{"code"}},
 	"steam_remediator_alerts_total":             {counter, []string{"outcome"}},
@@ -82,10 +88,10 @@ func lookupMetric(name string) (metric, bool) {
 	return metric{}, false
 }
 
-// hasLabel says whether series of m carry the label (job and instance are
-// on every scraped series).
+// hasLabel says whether series of m carry the label (job, instance and
+// prometheus.yml's steam_host are on every scraped series).
 func (m metric) hasLabel(name string) bool {
-	if name == "job" || name == "instance" || name == "__name__" {
+	if name == "job" || name == "instance" || name == "steam_host" || name == "__name__" {
 		return true
 	}
 	for _, l := range m.labels {

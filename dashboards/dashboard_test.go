@@ -3,12 +3,17 @@ package dashboards
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// Grafana's dashboard-linter cannot be installed here; these are its rules
-// that matter for this dashboard, plus the metric contract.
+// Grafana's dashboard-linter (github.com/grafana/dashboard-linter) cannot be
+// installed here; these are its rules, read from its lint/rule_*.go, as they
+// apply to this dashboard (templated datasource, job and instance variables,
+// reload on time change, uneditable, panel datasource, title and
+// description, units, job and instance matchers, $__rate_interval, counters
+// only through rate), plus the metric contract.
 
 const (
 	dashboardUID  = "steam-overseer"
@@ -17,6 +22,7 @@ const (
 
 type dashboardJSON struct {
 	UID        string `json:"uid"`
+	Editable   bool   `json:"editable"`
 	Templating struct {
 		List []variable `json:"list"`
 	} `json:"templating"`
@@ -31,6 +37,10 @@ type datasourceRef struct {
 type variable struct {
 	Type       string          `json:"type"`
 	Name       string          `json:"name"`
+	Label      string          `json:"label"`
+	Multi      bool            `json:"multi"`
+	AllValue   string          `json:"allValue"`
+	Refresh    int             `json:"refresh"`
 	Query      json.RawMessage `json:"query"`
 	Datasource *datasourceRef  `json:"datasource"`
 }
@@ -57,7 +67,8 @@ type panel struct {
 	Datasource  *datasourceRef `json:"datasource"`
 	FieldConfig struct {
 		Defaults struct {
-			Unit string `json:"unit"`
+			Unit     string          `json:"unit"`
+			Mappings json.RawMessage `json:"mappings"`
 		} `json:"defaults"`
 	} `json:"fieldConfig"`
 	Targets []target `json:"targets"`
@@ -166,6 +177,16 @@ func (d *parsedDashboard) forEachSelector(f func(q query, s selector) []string) 
 	return problems
 }
 
+// grafanaUnits are the units of Grafana's that this dashboard may use (the
+// linter knows all of Grafana's).
+var grafanaUnits = []string{
+	"none", "short", "percent", "percentunit",
+	"bytes", "decbytes", "bits",
+	"ns", "µs", "ms", "s", "m", "h", "d", "dtdurations", "dateTimeAsIso", "dateTimeFromNow",
+	"ops", "reqps", "rps", "cps",
+	"bool", "bool_yes_no", "bool_on_off",
+}
+
 type lintRule struct {
 	name  string
 	check func(d *parsedDashboard) []string
@@ -194,10 +215,48 @@ var dashboardRules = []lintRule{
 		if len(found) != 1 {
 			return []string{fmt.Sprintf("%d datasource variables, want 1", len(found))}
 		}
-		if v := found[0]; v.Name != "datasource" || v.queryText() != "prometheus" {
-			return []string{fmt.Sprintf("datasource variable is %s of %q, want datasource of \"prometheus\"", v.Name, v.queryText())}
+		if v := found[0]; v.Name != "datasource" || v.Label != "Data source" || v.queryText() != "prometheus" {
+			return []string{fmt.Sprintf("datasource variable is %s (%q) of %q, want datasource (\"Data source\") of \"prometheus\"", v.Name, v.Label, v.queryText())}
 		}
 		return nil
+	}},
+	{"not editable", func(d *parsedDashboard) []string {
+		if d.Editable {
+			return []string{`"editable" is true, want false: a provisioned dashboard is changed in its file`}
+		}
+		return nil
+	}},
+	// The linter's template-job and template-instance rules: an "All" of
+	// a multi-value variable must match every value, also ones that appear
+	// after the variable was loaded, so allValue is a regex, not a list.
+	{"job and instance variables are multi-value with allValue .+", func(d *parsedDashboard) []string {
+		var problems []string
+		for _, name := range []string{"job", "instance"} {
+			for _, v := range d.Templating.List {
+				if v.Name != name {
+					continue
+				}
+				if label := strings.ToUpper(name[:1]) + name[1:]; v.Label != label {
+					problems = append(problems, fmt.Sprintf("variable %s is labeled %q, want %q", name, v.Label, label))
+				}
+				if !v.Multi {
+					problems = append(problems, fmt.Sprintf("variable %s is not multi-value", name))
+				}
+				if v.AllValue != ".+" {
+					problems = append(problems, fmt.Sprintf("variable %s has allValue %q, want \".+\"", name, v.AllValue))
+				}
+			}
+		}
+		return problems
+	}},
+	{"query variables reload on time range change", func(d *parsedDashboard) []string {
+		var problems []string
+		for _, v := range d.Templating.List {
+			if v.Type == "query" && v.Refresh != 2 {
+				problems = append(problems, fmt.Sprintf("variable %s has refresh %d, want 2 (on time range change)", v.Name, v.Refresh))
+			}
+		}
+		return problems
 	}},
 	{"job, instance and deployment variables", func(d *parsedDashboard) []string {
 		want := map[string][]string{
@@ -250,8 +309,11 @@ var dashboardRules = []lintRule{
 	{"unit and description on every panel", func(d *parsedDashboard) []string {
 		var problems []string
 		for _, p := range d.panels() {
-			if p.FieldConfig.Defaults.Unit == "" {
-				problems = append(problems, fmt.Sprintf("panel %q has no unit", p.Title))
+			// As the linter: a panel whose values are mapped to text needs
+			// no unit; any other needs one Grafana knows.
+			if unit := p.FieldConfig.Defaults.Unit; !slices.Contains(grafanaUnits, unit) &&
+				(len(p.FieldConfig.Defaults.Mappings) == 0 || string(p.FieldConfig.Defaults.Mappings) == "[]") {
+				problems = append(problems, fmt.Sprintf("panel %q has no unit Grafana knows: %q", p.Title, unit))
 			}
 			if strings.TrimSpace(p.Description) == "" {
 				problems = append(problems, fmt.Sprintf("panel %q has no description", p.Title))
@@ -329,6 +391,29 @@ var dashboardRules = []lintRule{
 			}
 			return problems
 		})
+	}},
+	// A panel that counts deployments as down must count what
+	// SteamDeploymentDown fires for: only rows Steam wants started.
+	{"down panels agree with SteamDeploymentDown", func(d *parsedDashboard) []string {
+		var problems []string
+		for _, p := range d.panels() {
+			if !strings.Contains(strings.ToLower(p.Title), "down") || len(p.Targets) == 0 {
+				continue
+			}
+			sels, err := selectors(p.Targets[0].Expr)
+			if err != nil {
+				continue // reported by the contract rule
+			}
+			started := false
+			for _, s := range sels {
+				m, ok := s.matcher("state")
+				started = started || s.metric == "steam_deployment_info" && ok && m.op == "=" && m.value == "started"
+			}
+			if !started {
+				problems = append(problems, fmt.Sprintf(`panel %q counts deployments without steam_deployment_info{state="started"}: it would show as down what Steam stopped`, p.Title))
+			}
+		}
+		return problems
 	}},
 	{"$__rate_interval in every rate and increase", func(d *parsedDashboard) []string {
 		return d.forEachSelector(func(q query, s selector) []string {
@@ -428,6 +513,28 @@ func TestDashboardLintCatches(t *testing.T) {
 		}},
 		{"unit empty", "unit and description on every panel", func(d map[string]any) {
 			firstPanel(d)["fieldConfig"].(map[string]any)["defaults"].(map[string]any)["unit"] = ""
+		}},
+		{"unit Grafana does not know", "unit and description on every panel", func(d map[string]any) {
+			firstPanel(d)["fieldConfig"].(map[string]any)["defaults"].(map[string]any)["unit"] = "seconds"
+		}},
+		{"down counts what Steam stopped", "down panels agree with SteamDeploymentDown", func(d map[string]any) {
+			firstTarget(d)["expr"] = `sum(1 - steam_deployment_up{job=~"$job", instance=~"$instance", deployment=~"$deployment"})`
+		}},
+		{"editable", "not editable", func(d map[string]any) { d["editable"] = true }},
+		{"datasource variable mislabeled", "one datasource variable", func(d map[string]any) {
+			variables(d)[0].(map[string]any)["label"] = "Prometheus"
+		}},
+		{"job allValue missing", "job and instance variables are multi-value with allValue .+", func(d map[string]any) {
+			delete(variables(d)[1].(map[string]any), "allValue")
+		}},
+		{"instance single-value", "job and instance variables are multi-value with allValue .+", func(d map[string]any) {
+			variables(d)[2].(map[string]any)["multi"] = false
+		}},
+		{"job mislabeled", "job and instance variables are multi-value with allValue .+", func(d map[string]any) {
+			variables(d)[1].(map[string]any)["label"] = "Prometheus job"
+		}},
+		{"variable refreshed on load only", "query variables reload on time range change", func(d map[string]any) {
+			variables(d)[3].(map[string]any)["refresh"] = 1
 		}},
 		{"description missing", "unit and description on every panel", func(d map[string]any) { delete(firstPanel(d), "description") }},
 		{"duplicate panel id", "panels have unique ids and queries", func(d map[string]any) { firstPanel(d)["id"] = 1 }},

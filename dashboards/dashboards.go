@@ -13,6 +13,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -47,7 +48,7 @@ const (
 
 // ShortenHolds returns the rule file rules with every `for:` divided by
 // factor, so that the alerts fire in seconds and still in the shipped order
-// (with factor 30, SteamDeploymentDown's 1m becomes 2s and
+// (with factor 30, SteamDeploymentDown's 10s becomes 333ms and
 // SteamDeploymentNotRecovered's 15m 30s). Nothing else changes:
 // expressions, labels and annotations stay the shipped ones.
 func ShortenHolds(rules []byte, factor int) ([]byte, error) {
@@ -200,31 +201,43 @@ func replace(m any, key string, value any) bool {
 
 // PrometheusOverrides are what a private Prometheus changes in the shipped
 // prometheus.yml: where its targets and its Alertmanager listen, and how
-// often it scrapes and evaluates.
+// often it scrapes and evaluates. A zero Interval keeps the shipped timings.
 type PrometheusOverrides struct {
 	ExporterAddr, RemediatorAddr, AlertmanagerAddr string
 	Interval                                       time.Duration
 }
 
+// intervalLine is a scrape or evaluation interval of prometheus.yml, global
+// or per job.
+var intervalLine = regexp.MustCompile(`(?m)^(\s*(?:scrape|evaluation)_interval:) *\S+$`)
+
 // AdaptPrometheusConfig returns the shipped prometheus.yml changed by o. The
 // shipped file names loopback addresses with the default ports, and those
 // are what is replaced; a shipped file that no longer has them is an error,
-// so that the demo and the end-to-end test never silently run another
-// configuration than the one operators get.
+// so that the demo and the end-to-end tests never silently run another
+// configuration than the one operators get. A non-zero o.Interval replaces
+// every scrape and evaluation interval, global and per job. The file is
+// changed as text: comments, quotes and order stay, so that a test may add
+// targets next to the quoted addresses.
 func AdaptPrometheusConfig(config []byte, o PrometheusOverrides) ([]byte, error) {
 	s := string(config)
-	replacements := []struct{ old, new string }{
+	for _, r := range []struct{ old, new string }{
 		{`"127.0.0.1:9732"`, `"` + o.ExporterAddr + `"`},
 		{`"127.0.0.1:9733"`, `"` + o.RemediatorAddr + `"`},
 		{`"127.0.0.1:9093"`, `"` + o.AlertmanagerAddr + `"`},
-		{"scrape_interval: 15s", "scrape_interval: " + model.Duration(o.Interval).String()},
-		{"evaluation_interval: 15s", "evaluation_interval: " + model.Duration(o.Interval).String()},
-	}
-	for _, r := range replacements {
+	} {
 		if !strings.Contains(s, r.old) {
 			return nil, fmt.Errorf("prometheus.yml no longer contains %s", r.old)
 		}
 		s = strings.ReplaceAll(s, r.old, r.new)
 	}
-	return []byte(s), nil
+	if o.Interval <= 0 {
+		return []byte(s), nil
+	}
+	for _, key := range []string{"\n  scrape_interval:", "\n  evaluation_interval:"} {
+		if !strings.Contains(s, key) {
+			return nil, fmt.Errorf("prometheus.yml has no global%s", strings.TrimPrefix(key, "\n "))
+		}
+	}
+	return []byte(intervalLine.ReplaceAllString(s, "${1} "+model.Duration(o.Interval).String())), nil
 }

@@ -201,8 +201,8 @@ func TestShippedRemediatorRoute(t *testing.T) {
 			continue
 		}
 		routed = true
-		if !reflect.DeepEqual(r.Matchers, []string{`alertname="SteamDeploymentDown"`}) {
-			t.Errorf("remediator route matchers %v, want alertname=\"SteamDeploymentDown\" only", r.Matchers)
+		if want := []string{`alertname=~"` + strings.Join(remediatorAlerts, "|") + `"`}; !reflect.DeepEqual(r.Matchers, want) {
+			t.Errorf("remediator route matchers %v, want %v", r.Matchers, want)
 		}
 		for _, l := range []string{"deployment_id", "instance"} {
 			if !strings.Contains(strings.Join(r.GroupBy, ","), l) {
@@ -245,6 +245,67 @@ func TestAdaptAlertmanagerConfigRejectsBadInput(t *testing.T) {
 			o := AlertmanagerOverrides{RemediatorURL: "http://127.0.0.1:1/webhook", CredentialsFile: "token"}
 			if out, err := AdaptAlertmanagerConfig([]byte(tc.config), o); err == nil {
 				t.Errorf("no error; got\n%s", out)
+			}
+		})
+	}
+}
+
+func TestAdaptPrometheusConfig(t *testing.T) {
+	addrs := PrometheusOverrides{ExporterAddr: "127.0.0.1:1", RemediatorAddr: "127.0.0.1:2", AlertmanagerAddr: "127.0.0.1:3"}
+	shortened := addrs
+	shortened.Interval = time.Second
+	for _, tc := range []struct {
+		name      string
+		o         PrometheusOverrides
+		intervals []string // global scrape, global evaluation, exporter's, remediator's
+	}{
+		{"shipped timings", addrs, []string{"15s", "5s", "5s", ""}},
+		{"shortened", shortened, []string{"1s", "1s", "1s", ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := AdaptPrometheusConfig(PrometheusConfig, tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg struct {
+				Global struct {
+					ScrapeInterval     string `yaml:"scrape_interval"`
+					EvaluationInterval string `yaml:"evaluation_interval"`
+				} `yaml:"global"`
+				Alerting struct {
+					Alertmanagers []struct {
+						StaticConfigs []struct {
+							Targets []string `yaml:"targets"`
+						} `yaml:"static_configs"`
+					} `yaml:"alertmanagers"`
+				} `yaml:"alerting"`
+				ScrapeConfigs []struct {
+					ScrapeInterval string `yaml:"scrape_interval"`
+					StaticConfigs  []struct {
+						Targets []string `yaml:"targets"`
+					} `yaml:"static_configs"`
+				} `yaml:"scrape_configs"`
+			}
+			if err := yaml.Unmarshal(out, &cfg); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			got := []string{cfg.Global.ScrapeInterval, cfg.Global.EvaluationInterval}
+			targets := []string{cfg.Alerting.Alertmanagers[0].StaticConfigs[0].Targets[0]}
+			for _, sc := range cfg.ScrapeConfigs {
+				got = append(got, sc.ScrapeInterval)
+				targets = append(targets, sc.StaticConfigs[0].Targets[0])
+			}
+			if !reflect.DeepEqual(got, tc.intervals) {
+				t.Errorf("intervals %v, want %v", got, tc.intervals)
+			}
+			if want := []string{tc.o.AlertmanagerAddr, tc.o.ExporterAddr, tc.o.RemediatorAddr}; !reflect.DeepEqual(targets, want) {
+				t.Errorf("targets %v, want %v", targets, want)
+			}
+			// Changed as text: every comment and quote stays.
+			for _, want := range []string{`"` + tc.o.ExporterAddr + `"`, "# steam_host: the target's host name"} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("the adapted file lost %q", want)
+				}
 			}
 		})
 	}

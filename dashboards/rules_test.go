@@ -9,11 +9,19 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v2"
+
+	"github.com/steam-overseer/steam-overseer/remediate/webhook"
 )
 
-const runbookBase = "https://github.com/steam-overseer/steam-overseer/blob/main/README.md#"
+const runbookBase = "https://github.com/steam-overseer/steam-overseer/blob/main/docs/runbook.md#"
+
+// remediatorAlerts are the alerts the shipped route sends to the remediator:
+// the ones it acts on unless told otherwise.
+var remediatorAlerts = webhook.DefaultAlertNames
 
 type ruleFile struct {
 	Groups []struct {
@@ -138,22 +146,29 @@ type ruleTestFile struct {
 	} `yaml:"tests"`
 }
 
-// TestEveryAlertIsUnitTested makes sure alerts_test.yml has, for every
+// ruleTestFiles are the promtool unit tests of alerts.yml: at a 1m
+// evaluation interval for what spans hours, at the shipped 5s for holds of
+// seconds.
+var ruleTestFiles = []string{"alerts_test.yml", "alerts_seconds_test.yml"}
+
+// TestEveryAlertIsUnitTested makes sure the promtool tests have, for every
 // alert, a case where it fires and one where it must stay quiet: promtool
 // itself does not complain about an untested rule.
 func TestEveryAlertIsUnitTested(t *testing.T) {
-	var f ruleTestFile
-	readYAML(t, "alerts_test.yml", &f)
-	if !slices.Contains(f.RuleFiles, "alerts.yml") {
-		t.Fatalf("alerts_test.yml tests %v, not alerts.yml", f.RuleFiles)
-	}
 	fires, quiet := map[string]int{}, map[string]int{}
-	for _, tc := range f.Tests {
-		for _, a := range tc.AlertRuleTest {
-			if len(a.ExpAlerts) > 0 {
-				fires[a.Alertname]++
-			} else {
-				quiet[a.Alertname]++
+	for _, name := range ruleTestFiles {
+		var f ruleTestFile
+		readYAML(t, name, &f)
+		if !slices.Contains(f.RuleFiles, "alerts.yml") {
+			t.Fatalf("%s tests %v, not alerts.yml", name, f.RuleFiles)
+		}
+		for _, tc := range f.Tests {
+			for _, a := range tc.AlertRuleTest {
+				if len(a.ExpAlerts) > 0 {
+					fires[a.Alertname]++
+				} else {
+					quiet[a.Alertname]++
+				}
 			}
 		}
 	}
@@ -170,26 +185,49 @@ func TestEveryAlertIsUnitTested(t *testing.T) {
 }
 
 // TestPrometheusConfigMatchesRules checks the example prometheus.yml
-// against what the rules and the dashboard assume.
+// against what the rules, the alert route and the dashboard assume.
 func TestPrometheusConfigMatchesRules(t *testing.T) {
+	type relabel struct {
+		SourceLabels []string `yaml:"source_labels"`
+		Regex        string   `yaml:"regex"`
+		TargetLabel  string   `yaml:"target_label"`
+	}
 	var cfg struct {
 		Global struct {
-			ScrapeInterval string `yaml:"scrape_interval"`
+			ScrapeInterval     string `yaml:"scrape_interval"`
+			EvaluationInterval string `yaml:"evaluation_interval"`
 		} `yaml:"global"`
 		RuleFiles []string `yaml:"rule_files"`
 		Alerting  struct {
 			Alertmanagers []any `yaml:"alertmanagers"`
 		} `yaml:"alerting"`
 		ScrapeConfigs []struct {
-			JobName string `yaml:"job_name"`
+			JobName        string    `yaml:"job_name"`
+			ScrapeInterval string    `yaml:"scrape_interval"`
+			RelabelConfigs []relabel `yaml:"relabel_configs"`
 		} `yaml:"scrape_configs"`
 	}
 	if err := yaml.Unmarshal(PrometheusConfig, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	var jobs []string
+	longest := time.Duration(0)
 	for _, sc := range cfg.ScrapeConfigs {
 		jobs = append(jobs, sc.JobName)
+		interval := sc.ScrapeInterval
+		if interval == "" {
+			interval = cfg.Global.ScrapeInterval
+		}
+		d, err := model.ParseDuration(interval)
+		if err != nil {
+			t.Fatalf("job %s: scrape_interval: %v", sc.JobName, err)
+		}
+		longest = max(longest, time.Duration(d))
+		// The inhibit rule of alertmanager.yml compares steam_host.
+		want := []relabel{{[]string{"steam_host", "__address__"}, ";(.+):[0-9]+", "steam_host"}}
+		if !reflect.DeepEqual(sc.RelabelConfigs, want) {
+			t.Errorf("job %s relabels %+v, want %+v", sc.JobName, sc.RelabelConfigs, want)
+		}
 	}
 	if want := []string{ExporterJob, RemediatorJob}; !reflect.DeepEqual(jobs, want) {
 		t.Errorf("scrape jobs %v, want %v", jobs, want)
@@ -200,13 +238,23 @@ func TestPrometheusConfigMatchesRules(t *testing.T) {
 	if len(cfg.Alerting.Alertmanagers) == 0 {
 		t.Error("no Alertmanager to send alerts to")
 	}
+	// alerts_seconds_test.yml tests the holds of seconds at this interval.
+	var seconds struct {
+		EvaluationInterval string `yaml:"evaluation_interval"`
+	}
+	readYAML(t, "alerts_seconds_test.yml", &seconds)
+	if cfg.Global.EvaluationInterval != seconds.EvaluationInterval {
+		t.Errorf("evaluation_interval %q, but alerts_seconds_test.yml tests at %q", cfg.Global.EvaluationInterval, seconds.EvaluationInterval)
+	}
 
-	// $__rate_interval is computed from the data source's scrape interval.
+	// $__rate_interval is computed from the data source's scrape interval:
+	// the longest one, or a rate() of the slower job has too few samples.
 	var ds struct {
 		APIVersion  int `yaml:"apiVersion"`
 		Datasources []struct {
-			Type     string `yaml:"type"`
-			JSONData struct {
+			Type      string `yaml:"type"`
+			IsDefault bool   `yaml:"isDefault"`
+			JSONData  struct {
 				TimeInterval string `yaml:"timeInterval"`
 			} `yaml:"jsonData"`
 		} `yaml:"datasources"`
@@ -215,8 +263,13 @@ func TestPrometheusConfigMatchesRules(t *testing.T) {
 	if ds.APIVersion != 1 || len(ds.Datasources) != 1 || ds.Datasources[0].Type != "prometheus" {
 		t.Fatalf("datasource provisioning %+v, want apiVersion 1 and one prometheus data source", ds)
 	}
-	if got := ds.Datasources[0].JSONData.TimeInterval; got != cfg.Global.ScrapeInterval {
-		t.Errorf("data source timeInterval %q, want prometheus.yml's scrape_interval %q", got, cfg.Global.ScrapeInterval)
+	if got := ds.Datasources[0].JSONData.TimeInterval; got != model.Duration(longest).String() {
+		t.Errorf("data source timeInterval %q, want prometheus.yml's longest scrape_interval %s", got, model.Duration(longest))
+	}
+	// Grafana refuses to provision a second default data source, and most
+	// Grafanas already have one.
+	if ds.Datasources[0].IsDefault {
+		t.Error("provisioned data source is isDefault: it breaks provisioning where a default exists")
 	}
 }
 

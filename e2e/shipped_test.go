@@ -1,0 +1,196 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/steam-overseer/steam-overseer/dashboards"
+	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+)
+
+// shippedBudget is what the shipped prometheus.yml, alerts.yml and
+// alertmanager.yml promise for a killed deployment, on top of its JVM's own
+// start: a 5s scrape, a 5s evaluation, SteamDeploymentDown's 10s hold and a
+// 1s group_wait add up to 21s at worst; the rest is the remediator's
+// verification and the programs' own latency.
+const shippedBudget = 25 * time.Second
+
+// TestShippedTimings runs the shipped files with their real timings, none
+// shortened: only the addresses, the bearer token file and the operators'
+// receiver (a recorder in place of the placeholder email) are changed, and
+// the exporter and remediator run with their defaults. One
+// deployment is SIGKILLed; the test measures until it serves again,
+// started by the remediator through Prometheus and Alertmanager, and
+// fails when that takes longer than shippedBudget plus the deployment's own
+// start.
+func TestShippedTimings(t *testing.T) {
+	dir := t.TempDir()
+	h := steamtest.NewHome(t)
+	victim := h.Add(steamfixture.Spec{Name: "churn-gbm", LogicalName: "churn-gbm"})
+	// The deployment's own start, as Steam starts it, up to its first
+	// /ping: what a restart cannot be faster than.
+	began := time.Now()
+	victimProcess := h.Start(victim)
+	ownStart := time.Since(began)
+	victim = h.Deployment(victim.ID)
+
+	st := startStack(t, dir, h, stackOptions{})
+	prom := st.prom
+
+	// Before the kill: Prometheus has scraped the deployment up and has
+	// evaluated the rules on it, so the measurement starts from a steady
+	// state, as on a real host.
+	id := fmt.Sprintf("deployment_id=%q", victim.IDString())
+	eventually(t, 30*time.Second, "Prometheus to see the deployment up and evaluate the rules on it", func() (bool, string) {
+		// steam_host, from prometheus.yml's relabeling, is what
+		// alertmanager.yml's inhibit rule compares.
+		up, err := prom.query(`steam_deployment_up{` + id + `, steam_host="127.0.0.1"} == 1`)
+		if err != nil || len(up) != 1 {
+			return false, fmt.Sprint(up, err)
+		}
+		var rules struct {
+			Groups []struct {
+				LastEvaluation time.Time `json:"lastEvaluation"`
+			} `json:"groups"`
+		}
+		err = prom.get("/api/v1/rules", nil, &rules)
+		return err == nil && len(rules.Groups) == 1 && rules.Groups[0].LastEvaluation.After(began),
+			fmt.Sprintf("rule groups %+v (%v)", rules.Groups, err)
+	})
+
+	oldPID := victimProcess.Pid
+	killed := time.Now()
+	steamtest.Kill(t, victimProcess)
+	t.Logf("SIGKILLed deployment %s (PID %d); its own start takes %s", victim.Name, oldPID, ownStart.Round(time.Millisecond))
+
+	ping := fmt.Sprintf("http://127.0.0.1:%d/ping", victim.Port)
+	limit := shippedBudget + ownStart
+	eventuallyEvery(t, limit+30*time.Second, 20*time.Millisecond, "the deployment to serve /ping again", func() (bool, string) {
+		code, err := httpGet(ping)
+		return code == http.StatusOK, fmt.Sprint(code, err)
+	})
+	serving := time.Since(killed)
+	// The remediator records the new PID right after the java answers.
+	eventually(t, 20*time.Second, "the new PID in Steam's row", func() (bool, string) {
+		pid := h.Deployment(victim.ID).PID
+		return pid != 0 && pid != int64(oldPID), fmt.Sprintf("process_id %d", pid)
+	})
+	t.Logf("kill → serving with the shipped timings: %s (budget %s + the deployment's own start %s)",
+		serving.Round(time.Millisecond), shippedBudget, ownStart.Round(time.Millisecond))
+	if serving > limit {
+		t.Errorf("kill → serving took %s, more than %s + %s", serving.Round(time.Millisecond), shippedBudget, ownStart.Round(time.Millisecond))
+	}
+	for _, name := range st.operators.alertnames() {
+		if name == "SteamDeploymentDown" {
+			t.Errorf("the operators' receiver got SteamDeploymentDown: the shipped route must send it to the remediator only")
+		}
+	}
+}
+
+// stack is the loop's programs, run for one test from the built binary and
+// Debian's Prometheus and Alertmanager with the shipped files: the
+// exporter, the remediator (with a bearer token and --webhook.match, as on
+// a host among many), Alertmanager (its operators' receiver a recorder) and
+// Prometheus.
+type stack struct {
+	exporterAddr, remediatorAddr, prometheusAddr, alertmanagerAddr string
+	tokenFile                                                      string
+	operators                                                      *recorder
+	prom                                                           promAPI
+}
+
+// stackOptions are what a test changes in the shipped files; the zero
+// value changes nothing but addresses and the token file.
+type stackOptions struct {
+	// rules replaces alerts.yml (e.g. dashboards.ShortenHolds of it).
+	rules []byte
+	// interval, when set, replaces prometheus.yml's intervals.
+	interval time.Duration
+	// timers holds Alertmanager's group_wait, group_interval and
+	// repeat_interval; its addresses are the stack's.
+	timers         dashboards.AlertmanagerOverrides
+	remediatorArgs []string
+}
+
+// startStack starts the stack on h's Steam home and waits until every
+// program answers; everything is stopped at the end of the test.
+func startStack(t *testing.T, dir string, h *steamtest.Home, o stackOptions) *stack {
+	t.Helper()
+	prometheusBin := steamtest.RequireTool(t, "prometheus")
+	alertmanagerBin := steamtest.RequireTool(t, "prometheus-alertmanager")
+	bin := steamtest.Binary(t)
+	addr := func() string {
+		port, err := steamfixture.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	st := &stack{exporterAddr: addr(), remediatorAddr: addr(), prometheusAddr: addr(), alertmanagerAddr: addr()}
+	st.prom = promAPI{base: "http://" + st.prometheusAddr}
+	token := make([]byte, 32)
+	if _, err := rand.Read(token); err != nil {
+		t.Fatal(err)
+	}
+	st.tokenFile = writeFile(t, filepath.Join(dir, "webhook-token"), []byte(hex.EncodeToString(token)+"\n"))
+
+	env := append(os.Environ(), "PATH="+filepath.Dir(h.Java)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	start(t, dir, "exporter", env, bin, "exporter", "--steam.home="+h.Home.Dir, "--web.listen-address="+st.exporterAddr)
+	start(t, dir, "remediator", env, append([]string{bin, "remediator", "--steam.home=" + h.Home.Dir,
+		"--web.listen-address=" + st.remediatorAddr, "--webhook.bearer-token-file=" + st.tokenFile,
+		"--webhook.match=instance=" + st.exporterAddr}, o.remediatorArgs...)...)
+
+	st.operators = newRecorder()
+	operatorsServer := httptest.NewServer(st.operators)
+	t.Cleanup(operatorsServer.Close)
+	am := o.timers
+	am.RemediatorURL, am.CredentialsFile, am.OperatorsURL = "http://"+st.remediatorAddr+"/webhook", st.tokenFile, operatorsServer.URL
+	amConfig, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, am)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, dir, "alertmanager", nil, alertmanagerBin,
+		"--config.file="+writeFile(t, filepath.Join(dir, "alertmanager.yml"), amConfig),
+		"--storage.path="+filepath.Join(dir, "alertmanager-data"),
+		"--web.listen-address="+st.alertmanagerAddr,
+		"--cluster.listen-address=") // no gossip: a single, private Alertmanager
+
+	rules := o.rules
+	if rules == nil {
+		rules = dashboards.AlertRules
+	}
+	writeFile(t, filepath.Join(dir, "alerts.yml"), rules)
+	promConfig, err := dashboards.AdaptPrometheusConfig(dashboards.PrometheusConfig, dashboards.PrometheusOverrides{
+		ExporterAddr:     st.exporterAddr,
+		RemediatorAddr:   st.remediatorAddr,
+		AlertmanagerAddr: st.alertmanagerAddr,
+		Interval:         o.interval,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, dir, "prometheus", nil, prometheusBin,
+		"--config.file="+writeFile(t, filepath.Join(dir, "prometheus.yml"), promConfig),
+		"--storage.tsdb.path="+filepath.Join(dir, "prometheus-data"),
+		"--web.listen-address="+st.prometheusAddr)
+	for _, u := range []string{
+		"http://" + st.exporterAddr + "/metrics",
+		"http://" + st.remediatorAddr + "/-/ready",
+		"http://" + st.alertmanagerAddr + "/-/ready",
+		"http://" + st.prometheusAddr + "/-/ready",
+	} {
+		eventually(t, 30*time.Second, u+" to answer 200", func() (bool, string) {
+			code, err := httpGet(u)
+			return code == http.StatusOK, fmt.Sprint(code, err)
+		})
+	}
+	return st
+}
