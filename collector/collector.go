@@ -1,8 +1,5 @@
-// Package collector is the exporter's view of Steam: at every scrape it reads
-// Steam's registry, checks each deployment's recorded PID against the
-// process that really holds it, and publishes whether the deployment is up
-// and what its java costs. Nothing is cached between scrapes, so a value on
-// /metrics is never older than the scrape that produced it.
+// Package collector publishes, at every scrape and without caching, whether
+// each deployment of a Steam home is up and what its verified java costs.
 package collector
 
 import (
@@ -34,15 +31,13 @@ type Collector struct {
 	up, status, cpu, resident, virtual, startTime, info, restarts *prometheus.Desc
 	scrapeSuccess, scrapeDuration, stateScrapeSuccess             *prometheus.Desc
 	backupLastSuccess                                             *prometheus.Desc
-	// statusPairs are the status label's pairs, in steam.Statuses' order.
-	statusPairs []*dto.LabelPair
+	statusPairs                                                   []*dto.LabelPair // in steam.Statuses' order
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
 
-// New returns a collector reading Steam's registry through reg, processes
-// through in, and restart counts and backups from the state database at
-// statePath (which need not exist yet).
+// New returns a collector of reg's deployments, their processes through in,
+// and restarts and backups from the state database at statePath (if any).
 func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *slog.Logger) *Collector {
 	deployment := []string{"deployment_id", "deployment"}
 	desc := func(subsystem, name, help string, labels ...string) *prometheus.Desc {
@@ -96,8 +91,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector. A registry that cannot be read
-// costs the deployment series of this scrape, never the scrape itself.
+// Collect implements prometheus.Collector; an unreadable registry costs the
+// deployment series, never the scrape.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	begin := time.Now()
 	ctx := context.Background()
@@ -112,9 +107,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		c.logger.Error("Reading the state database failed", "path", c.statePath, "err", stateErr)
 	}
 
-	// Inspecting a deployment is two reads of /proc, mostly kernel time:
-	// spread over the CPUs, a thousand deployments take a fraction of the
-	// wall time.
+	// Inspecting is mostly kernel time reading /proc: spread over the CPUs.
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(deployments)) {
@@ -136,8 +129,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, d steam.Deployment, restarts map[int64]uint64, restartsKnown bool) {
-	// An unrecognisable deployment has the zero identity, which makes any
-	// live process pid_reused: nothing is proven, so nothing is measured.
+	// An unrecognisable deployment's zero identity proves no process.
 	id, _ := d.Identity()
 	p := c.inspector.Inspect(int(d.PID), id)
 	if p.Err != nil {
@@ -145,9 +137,7 @@ func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, d steam.Deplo
 	}
 	status := d.Status(p)
 
-	// Names and paths come from rows anyone may have edited; a label value
-	// that is not UTF-8 would cost its series. Every list of pairs below is
-	// sorted by label name, as series requires.
+	// Rows anyone may edit: a value that is not UTF-8 would lose its series.
 	namePair, idPair := labelPair("deployment", validUTF8(d.Name)), labelPair("deployment_id", d.IDString())
 	labels := []*dto.LabelPair{namePair, idPair}
 	emit := func(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels []*dto.LabelPair) {
@@ -181,16 +171,14 @@ func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, d steam.Deplo
 	}
 }
 
-// stateReading is what a scrape reads from the state database.
 type stateReading struct {
 	restarts   map[int64]uint64
 	lastBackup time.Time
 	backupOK   bool // a successful backup exists
 }
 
-// readState reads the remediator's restart counts and the last successful
-// backup, in one opening of the state database. A state database that does
-// not exist yet means no restarts and no backup so far, not an error.
+// readState reads restart counts and the last successful backup; a missing
+// state database means none so far, not an error.
 func (c *Collector) readState(ctx context.Context) (stateReading, error) {
 	db, err := state.OpenReadOnly(c.statePath)
 	if errors.Is(err, state.ErrNoState) {

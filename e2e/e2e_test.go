@@ -700,7 +700,7 @@ func (l loopRun) heal(t *testing.T, victim steam.Deployment, victimProcess *os.P
 	if p := l.inspector.Inspect(newPID, identity); p.Status != procid.StatusRunning {
 		t.Fatalf("new PID %d in the row is %s, not the deployment's running java", newPID, p.Status)
 	}
-	listeners, err := procid.ListenerPIDs(context.Background(), int(victim.Port))
+	listeners, err := l.inspector.Listeners(context.Background(), int(victim.Port))
 	if err != nil {
 		t.Fatal(err)
 	}

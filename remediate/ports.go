@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/steam-overseer/steam-overseer/internal/procid"
 )
 
 // listeners returns the PIDs listening on port (0 for an owner that cannot
@@ -16,7 +14,7 @@ func (e *Engine) listeners(ctx context.Context, port int) ([]int, error) {
 		if err != nil || !held {
 			return nil, err
 		}
-		pids, err := procid.ListenerPIDs(ctx, port)
+		pids, err := e.procs.Listeners(ctx, port)
 		if err != nil {
 			return nil, fmt.Errorf("finding the owner of port %d: %w", port, err)
 		}

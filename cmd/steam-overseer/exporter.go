@@ -27,18 +27,19 @@ func exporterCommand(app *kingpin.Application) []subcommand {
 	var loc location
 	addLocationFlags(cmd, &loc, "The unpacked Steam release whose deployments are watched.",
 		"read for restart counts and backups")
+	procRoot := addProcfsFlag(cmd)
 	webConfig := kingpinflag.AddFlags(cmd, ":9732")
 	metricsPath := cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").
 		Default("/metrics").String()
 	var probes probeFlags
 	probes.addExporterFlags(cmd)
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runExporter(ctx, logger, loc, webConfig, *metricsPath, probes)
+		return runExporter(ctx, logger, loc, *procRoot, webConfig, *metricsPath, probes)
 	}}}
 }
 
-func runExporter(ctx context.Context, logger *slog.Logger, loc location, webConfig *web.FlagConfig, metricsPath string,
-	probes probeFlags) int {
+func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoot string, webConfig *web.FlagConfig,
+	metricsPath string, probes probeFlags) int {
 	logger.Info("Starting steam-overseer exporter", "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
 
@@ -46,7 +47,7 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, webConf
 	if err != nil {
 		return fail("", err)
 	}
-	inspector, err := procid.NewInspector("")
+	inspector, err := procid.NewInspector(procRoot)
 	if err != nil {
 		return fail("reading processes", err)
 	}

@@ -170,6 +170,41 @@ func TestExporterServes(t *testing.T) {
 	}
 }
 
+// TestExporterProcfs: the exporter measures processes under --path.procfs,
+// here a fixture in which the recorded PID is the deployment's java.
+func TestExporterProcfs(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only
+	port, err := steamfixture.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	e := startExporter(t, "--steam.home="+h.Home.Dir, "--web.listen-address="+addr, "--path.procfs="+fixture)
+	steamtest.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
+		select {
+		case <-e.done:
+			t.Fatalf("the exporter exited; log:\n%s", e.stderr.String())
+		default:
+		}
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	_, body := get(t, "http://"+addr+"/metrics")
+	for _, want := range []string{
+		fmt.Sprintf(`steam_deployment_up{deployment="churn",deployment_id="%d"} 1`, d.ID),
+		fmt.Sprintf(`steam_deployment_cpu_seconds_total{deployment="churn",deployment_id="%d"} 3`, d.ID),
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
 func TestExporterFailsToStart(t *testing.T) {
 	h := steamtest.NewHome(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
@@ -191,6 +226,11 @@ func TestExporterFailsToStart(t *testing.T) {
 			name:    "Steam home missing",
 			args:    []string{"--steam.home=" + filepath.Join(t.TempDir(), "nope"), "--web.listen-address=127.0.0.1:0"},
 			wantLog: "no such file or directory",
+		},
+		{
+			name:    "procfs missing",
+			args:    []string{"--steam.home=" + h.Home.Dir, "--path.procfs=" + filepath.Join(t.TempDir(), "noproc"), "--web.listen-address=127.0.0.1:0"},
+			wantLog: "noproc",
 		},
 		{
 			name:    "no Steam home given",

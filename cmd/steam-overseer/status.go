@@ -23,11 +23,12 @@ func statusCommand(app *kingpin.Application) []subcommand {
 	var loc location
 	addLocationFlags(cmd, &loc, "The unpacked Steam release whose deployments are listed.",
 		"read for restarts and actions")
+	procRoot := addProcfsFlag(cmd)
 	output := cmd.Flag("output", "Output format: table or json.").Default("table").Enum("table", "json")
 	var probes probeFlags
 	probes.addRequestFlags(cmd)
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runStatus(ctx, logger, os.Stdout, loc, *output, probes)
+		return runStatus(ctx, logger, os.Stdout, loc, *procRoot, *output, probes)
 	}}}
 }
 
@@ -36,7 +37,8 @@ func statusCommand(app *kingpin.Application) []subcommand {
 // state database that is missing or unreadable only blanks the restart and
 // action columns. A running deployment that does not answer its probe is
 // unresponsive.
-func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, output string, probes probeFlags) int {
+func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, procRoot, output string,
+	probes probeFlags) int {
 	if err := probes.checkTimeout(); err != nil {
 		return usageError(err)
 	}
@@ -44,7 +46,7 @@ func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc l
 	if err != nil {
 		return fail("", err)
 	}
-	inspector, err := procid.NewInspector("")
+	inspector, err := procid.NewInspector(procRoot)
 	if err != nil {
 		return fail("reading processes", err)
 	}

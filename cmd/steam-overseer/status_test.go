@@ -41,7 +41,7 @@ func TestStatusCommand(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, format := range []string{"table", "json"} {
 				var stdout bytes.Buffer
-				code := runStatus(context.Background(), promslog.NewNopLogger(), &stdout, location{tc.home, tc.statePath}, format, defaultProbes)
+				code := runStatus(context.Background(), promslog.NewNopLogger(), &stdout, location{tc.home, tc.statePath}, "/proc", format, defaultProbes)
 				if code != tc.wantCode {
 					t.Fatalf("%s: exit code %d, want %d", format, code, tc.wantCode)
 				}
@@ -81,4 +81,38 @@ func TestStatusCommandFlags(t *testing.T) {
 	if code := run([]string{"steam-overseer", "status", "--steam.home", t.TempDir(), "--output", "xml"}); code != 2 {
 		t.Errorf("--output=xml exits %d, want 2", code)
 	}
+}
+
+// TestStatusProcfs: processes are read under --path.procfs, not /proc.
+func TestStatusProcfs(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only
+	for _, tc := range []struct {
+		procfs, want string
+	}{
+		{procfs: "/proc", want: "dead"},
+		// Verified running in the fixture; nothing answers on its port.
+		{procfs: fixture, want: "unresponsive"},
+	} {
+		t.Run(tc.procfs, func(t *testing.T) {
+			var stdout bytes.Buffer
+			if code := runStatus(context.Background(), promslog.NewNopLogger(), &stdout, location{home: h.Home.Dir}, tc.procfs, "json", defaultProbes); code != 0 {
+				t.Fatalf("exit code %d", code)
+			}
+			var rows []struct{ Status string }
+			if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
+				t.Fatalf("decoding %q: %v", stdout.String(), err)
+			}
+			if len(rows) != 1 || rows[0].Status != tc.want {
+				t.Errorf("rows %+v, want one %s", rows, tc.want)
+			}
+		})
+	}
+	t.Run("missing procfs", func(t *testing.T) {
+		code := run([]string{"steam-overseer", "status", "--steam.home", h.Home.Dir, "--path.procfs", filepath.Join(t.TempDir(), "nope")})
+		if code != 1 {
+			t.Errorf("exit code %d, want 1", code)
+		}
+	})
 }

@@ -1,7 +1,6 @@
 // Package procid decides whether a PID really is a given Steam deployment's
-// java process. Everything that signals, adopts or measures a process asks it
-// first: a PID alone proves nothing after a crash or a reboot, when the number
-// may belong to any program.
+// java process, and measures it only then: after a crash or a reboot a
+// recorded PID may belong to any program.
 package procid
 
 import (
@@ -16,24 +15,14 @@ import (
 //
 //	java [jvm options] -jar <home>/var/master/assets/jetty-runner.jar --port <port> <war>
 type Identity struct {
-	// JettyRunner is the absolute path of the Steam home's jetty-runner.jar.
-	JettyRunner string
-	// Port is the deployment's port.
-	Port int
-	// Wars are the absolute paths of the wars the deployment may run (Steam
-	// names a model's war <logical_name>.war or <logical_name>_py.war).
-	Wars []string
+	JettyRunner string // absolute path of the home's jetty-runner.jar
+	Port        int
+	Wars        []string // absolute paths: <logical_name>.war or <logical_name>_py.war
 }
 
 // Matches reports whether argv is java running this identity. Relative paths
-// on the command line are resolved against cwd, which is asked for only when
-// one is met (reading a process's cwd costs a syscall and may be denied);
-// cwd returning "" means it is unknown, and a relative path then never
-// matches.
-//
-// A path matches when it is spelled the same, or else when it names the
-// same file (see sameFile): a Steam home reached through a symbolic link is
-// one home, whichever spelling Steam started java with.
+// are resolved against cwd (asked only when needed; "" never matches), and a
+// path matches by spelling or by naming the same file (a symlinked home).
 func (id Identity) Matches(argv []string, cwd func() string) bool {
 	if len(argv) < 5 || filepath.Base(argv[0]) != "java" {
 		return false
@@ -51,8 +40,7 @@ func (id Identity) Matches(argv []string, cwd func() string) bool {
 	if jar < 0 || jar+1 >= len(argv) {
 		return false
 	}
-	// The port first: it is the cheapest test, and it rules out every other
-	// deployment of the home before a path might have to be looked up.
+	// The port first: it rules out the home's other deployments cheaply.
 	port, war, ok := parseRunnerArgs(argv[jar+2:])
 	if !ok || port != strconv.Itoa(id.Port) {
 		return false
@@ -81,13 +69,8 @@ func (id Identity) Matches(argv []string, cwd func() string) bool {
 	return false
 }
 
-// sameFile reports whether got, a cleaned absolute path from a command line,
-// names the file want. Equal strings settle it without a syscall, which is
-// the case at every scrape of a home spelled as Steam spells it. Otherwise,
-// and only when the base names agree (Steam's layout fixes them), both are
-// looked up: one file (device and inode) reached through a symbolic link or
-// a bind mount matches, a look-alike in another home does not, and a file
-// that is gone matches only by its spelling.
+// sameFile reports whether got names the file want: by spelling without a
+// syscall, else by device and inode when the base names agree.
 func sameFile(got, want string) bool {
 	if got == "" || want == "" {
 		return false
@@ -107,8 +90,7 @@ func sameFile(got, want string) bool {
 	return err == nil && os.SameFile(a, b)
 }
 
-// parseRunnerArgs reads jetty-runner's arguments: options of the form
-// "--name value" (or "--port=N") and exactly one war.
+// parseRunnerArgs reads jetty-runner's "--name value" options and one war.
 func parseRunnerArgs(args []string) (port, war string, ok bool) {
 	var wars int
 	for i := 0; i < len(args); i++ {

@@ -1,19 +1,18 @@
 package procid
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"strconv"
-	"strings"
+	"math"
 	"sync"
 	"syscall"
 
-	"github.com/prometheus/procfs"
+	"github.com/shirou/gopsutil/v3/common"
+	"github.com/shirou/gopsutil/v3/host"
 	gnet "github.com/shirou/gopsutil/v3/net"
+	"github.com/shirou/gopsutil/v3/process"
 )
 
 // Status is what became of a deployment's recorded PID.
@@ -40,8 +39,7 @@ const (
 var Statuses = []Status{StatusRunning, StatusDead, StatusZombie, StatusPIDReused, StatusNoPID, StatusUnknown}
 
 // Process is what one look at a PID found. The resource fields are set only
-// when Status is StatusRunning: a process not proven to be the deployment's
-// is never measured on its behalf.
+// when Status is StatusRunning: an unproven process is never measured.
 type Process struct {
 	PID    int
 	Status Status
@@ -52,103 +50,99 @@ type Process struct {
 	ResidentBytes uint64
 	VirtualBytes  uint64
 	StartTime     float64 // seconds since the Unix epoch
-	// StartTicks is the start time in clock ticks since boot, as the kernel
-	// reports it. PID and StartTicks together name one process for good: a
-	// reused PID has another start.
-	StartTicks uint64
+	CreateTime    int64   // ms since the epoch; with PID, names one process for good
 }
 
-// Inspector reads processes from a procfs mount. Per PID it reads just
-// /proc/<pid>/stat and /proc/<pid>/cmdline, each once (stat twice for a
-// process without a command line), so inspecting a thousand deployments
-// stays cheap. Only when the command line spells the home otherwise than
-// the identity does (a symbolic link) are the two paths looked up.
+// Inspector reads processes through gopsutil under one procfs mount.
 type Inspector struct {
-	fs       procfs.FS
-	root     string
-	bootTime float64
+	env common.EnvMap // gopsutil's documented way to name the procfs root
 }
 
-// NewInspector reads processes under procRoot ("" means /proc); tests hand in
-// fixtures.
+// bootTimeCache turns on gopsutil's (process-wide) boot time cache: without
+// it every process costs a reread of the boot time, and create times wobble
+// by a second between two looks at one process.
+var bootTimeCache sync.Once
+
+// NewInspector reads processes under procRoot ("" means /proc).
 func NewInspector(procRoot string) (*Inspector, error) {
 	if procRoot == "" {
-		procRoot = procfs.DefaultMountPoint
+		procRoot = "/proc"
 	}
-	pfs, err := procfs.NewFS(procRoot)
-	if err != nil {
-		return nil, fmt.Errorf("opening procfs at %s: %w", procRoot, err)
+	in := &Inspector{env: common.EnvMap{common.HostProcEnvKey: procRoot}}
+	bootTimeCache.Do(func() { process.EnableBootTimeCache(true) })
+	if _, err := host.BootTimeWithContext(in.withRoot(context.Background())); err != nil {
+		return nil, fmt.Errorf("reading boot time under %s: %w", procRoot, err)
 	}
-	// Boot time is read once: the kernel's btime wobbles by a second under
-	// NTP, and start times computed from it must not.
-	st, err := pfs.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("reading boot time from %s/stat: %w", procRoot, err)
-	}
-	return &Inspector{fs: pfs, root: procRoot, bootTime: float64(st.BootTime)}, nil
+	return in, nil
 }
 
-// Inspect decides what pid is with respect to id. ok=false identities (a
-// deployment whose row cannot be recognised) make any live process
-// StatusPIDReused: it cannot be proven to be the deployment's.
-//
-// It reads the two files itself rather than through procfs: a scrape does
-// this a thousand times, and procfs's generic parsing (fmt.Fscan of 42
-// fields) and file handling cost more than the kernel's work.
+func (in *Inspector) withRoot(ctx context.Context) context.Context {
+	return context.WithValue(ctx, common.EnvKey, in.env)
+}
+
+// Inspect decides what pid is with respect to id. Against a zero identity
+// (an unrecognisable row) any live process is StatusPIDReused.
 func (in *Inspector) Inspect(pid int, id Identity) Process {
 	p := Process{PID: pid}
-	if pid <= 0 {
+	switch {
+	case pid <= 0:
 		p.Status = StatusNoPID
 		return p
-	}
-	dir := in.root + "/" + strconv.Itoa(pid)
-	buf := buffers.Get().(*[]byte)
-	defer buffers.Put(buf)
-
-	stat, err := readStat(dir, buf)
-	if err != nil {
-		return p.failed(err)
-	}
-	switch stat.state {
-	case 'Z':
-		p.Status = StatusZombie
-		return p
-	case 'X', 'x':
+	case pid > math.MaxInt32:
 		p.Status = StatusDead
 		return p
 	}
-	cmdline, err := readProcFile(dir+"/cmdline", buf)
+	ctx := in.withRoot(context.Background())
+	// The command line first: it settles zombies and foreign processes.
+	proc := &process.Process{Pid: int32(pid)}
+	argv, err := proc.CmdlineSliceWithContext(ctx)
 	if err != nil {
 		return p.failed(err)
 	}
-	argv := splitCmdline(cmdline)
-	if !id.Matches(argv, func() string { cwd, _ := os.Readlink(dir + "/cwd"); return cwd }) {
-		if len(argv) == 0 {
-			// A kernel thread has no command line, and neither has a
-			// process that exited after its stat was read: tell them
-			// apart.
-			if now, err := readStat(dir, buf); err != nil {
-				return p.failed(err)
-			} else if now.state == 'Z' {
-				p.Status = StatusZombie
-				return p
-			}
+	if len(argv) == 0 {
+		// Zombies and kernel threads have no command line.
+		status, err := proc.StatusWithContext(ctx)
+		if err != nil {
+			return p.failed(err)
 		}
+		if status[0] == process.Zombie {
+			p.Status = StatusZombie
+		} else {
+			p.Status = StatusPIDReused
+		}
+		return p
+	}
+	return verify(ctx, proc, argv, id)
+}
+
+// verify checks argv against id and measures the process if it matches.
+func verify(ctx context.Context, proc *process.Process, argv []string, id Identity) Process {
+	p := Process{PID: int(proc.Pid)}
+	cwd := func() string { dir, _ := proc.CwdWithContext(ctx); return dir }
+	if !id.Matches(argv, cwd) {
 		p.Status = StatusPIDReused
 		return p
 	}
+	times, err := proc.TimesWithContext(ctx)
+	if err != nil {
+		return p.failed(err)
+	}
+	created, err := proc.CreateTimeWithContext(ctx)
+	if err != nil {
+		return p.failed(err)
+	}
+	mem, err := proc.MemoryInfoWithContext(ctx)
+	if err != nil {
+		return p.failed(err)
+	}
 	p.Status = StatusRunning
-	p.CPUSeconds = float64(stat.utime+stat.stime) / userHZ
-	p.ResidentBytes = uint64(max(stat.rss, 0)) * uint64(os.Getpagesize())
-	p.VirtualBytes = stat.vsize
-	p.StartTicks = stat.starttime
-	p.StartTime = in.bootTime + float64(stat.starttime)/userHZ
+	p.CPUSeconds = times.User + times.System
+	p.ResidentBytes = mem.RSS
+	p.VirtualBytes = mem.VMS
+	p.CreateTime = created
+	p.StartTime = float64(created) / 1e3
 	return p
 }
-
-// userHZ is the kernel's USER_HZ, which /proc reports times in: 100 on every
-// Linux architecture Steam runs on (procfs assumes the same).
-const userHZ = 100
 
 func (p Process) failed(err error) Process {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
@@ -161,156 +155,63 @@ func (p Process) failed(err error) Process {
 	return p
 }
 
-func cwdOf(proc procfs.Proc) func() string {
-	return func() string {
-		cwd, err := proc.Cwd()
-		if err != nil {
-			return ""
-		}
-		return cwd
-	}
-}
-
-// buffers hold the contents of one /proc file at a time; a stat line is a
-// few hundred bytes, Steam's java command line well under 4 KiB.
-var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-// readProcFile reads the whole file at path into *buf, growing it as needed.
-// It uses the raw syscalls: an *os.File costs an allocation and an extra
-// fstat per open, which a thousand opens per scrape notice.
-func readProcFile(path string, buf *[]byte) ([]byte, error) {
-	fd, err := openNoEINTR(path)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer syscall.Close(fd)
-	b := (*buf)[:0]
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := syscall.Read(fd, b[len(b):cap(b)])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			*buf = b
-			return b, nil
-		}
-		b = b[:len(b)+n]
-	}
-}
-
-func openNoEINTR(path string) (int, error) {
-	for {
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err != syscall.EINTR {
-			return fd, err
-		}
-	}
-}
-
-// splitCmdline splits /proc/<pid>/cmdline's NUL-terminated arguments.
-func splitCmdline(b []byte) []string {
-	s := strings.TrimRight(string(b), "\x00")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\x00")
-}
-
-// procStat holds the fields of /proc/<pid>/stat that Inspect uses.
-type procStat struct {
-	state                          byte
-	utime, stime, starttime, vsize uint64
-	rss                            int64 // pages
-}
-
-// readStat reads and parses <dir>/stat (see proc_pid_stat(5)).
-func readStat(dir string, buf *[]byte) (procStat, error) {
-	data, err := readProcFile(dir+"/stat", buf)
-	if err != nil {
-		return procStat{}, err
-	}
-	// The command name (field 2) may hold spaces and parentheses; the
-	// fields after its closing parenthesis are plain numbers.
-	r := bytes.LastIndexByte(data, ')')
-	if r < 0 {
-		return procStat{}, fmt.Errorf("%s/stat: no command name in %q", dir, data)
-	}
-	var f [22][]byte // state (field 3) to rss (field 24)
-	n := 0
-	for field := range bytes.FieldsSeq(data[r+1:]) {
-		if n == len(f) {
-			break
-		}
-		f[n] = field
-		n++
-	}
-	if n < len(f) || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("%s/stat: malformed %q", dir, data)
-	}
-	st := procStat{state: f[0][0]}
-	var errs [5]error
-	st.utime, errs[0] = strconv.ParseUint(string(f[11]), 10, 64)
-	st.stime, errs[1] = strconv.ParseUint(string(f[12]), 10, 64)
-	st.starttime, errs[2] = strconv.ParseUint(string(f[19]), 10, 64)
-	st.vsize, errs[3] = strconv.ParseUint(string(f[20]), 10, 64)
-	st.rss, errs[4] = strconv.ParseInt(string(f[21]), 10, 64)
-	if err := errors.Join(errs[:]...); err != nil {
-		return procStat{}, fmt.Errorf("%s/stat: %w", dir, err)
-	}
-	return st, nil
-}
-
-// Find returns every live process that is id's java, whatever its PID: the
-// way to recognise a deployment Steam's row has lost track of. It walks all
-// of /proc, so it is for remediation, not for every scrape.
+// Find returns every live process that is id's java, whatever its PID. It
+// reads every process's command line: for remediation, not for scrapes.
 func (in *Inspector) Find(id Identity) ([]Process, error) {
-	procs, err := in.fs.AllProcs()
+	ctx := in.withRoot(context.Background())
+	pids, err := process.PidsWithContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing processes: %w", err)
 	}
 	var found []Process
-	for _, proc := range procs {
-		argv, err := proc.CmdLine()
-		if err != nil || len(argv) == 0 || !strings.HasSuffix(argv[0], "java") {
+	for _, pid := range pids {
+		proc := &process.Process{Pid: pid}
+		argv, err := proc.CmdlineSliceWithContext(ctx)
+		if err != nil || len(argv) == 0 {
 			continue
 		}
-		if !id.Matches(argv, cwdOf(proc)) {
-			continue
-		}
-		// Inspect again: it rules out zombies and fills in the start time.
-		if p := in.Inspect(proc.PID, id); p.Status == StatusRunning {
+		if p := verify(ctx, proc, argv, id); p.Status == StatusRunning {
 			found = append(found, p)
 		}
 	}
 	return found, nil
 }
 
-// ListenerPIDs returns the PIDs of the processes that listen on TCP port
-// (IPv4 or IPv6). A listener whose owner cannot be read (another user's
-// process, when not root) is reported with PID 0: the port is taken all the
-// same.
-func ListenerPIDs(ctx context.Context, port int) ([]int, error) {
-	conns, err := gnet.ConnectionsWithContext(ctx, "tcp")
+// Listeners returns the PIDs listening on TCP port (IPv4 or IPv6); 0 stands
+// for an owner that cannot be read (another user's process, when not root).
+func (in *Inspector) Listeners(ctx context.Context, port int) ([]int, error) {
+	conns, err := gnet.ConnectionsWithoutUidsWithContext(in.withRoot(ctx), "tcp")
 	if err != nil {
 		return nil, fmt.Errorf("listing TCP sockets: %w", err)
 	}
-	seen := map[int]bool{}
 	var pids []int
+	seen := map[int]bool{}
 	for _, c := range conns {
-		if c.Status != "LISTEN" || int(c.Laddr.Port) != port {
-			continue
-		}
-		pid := int(c.Pid)
-		if !seen[pid] {
+		if pid := int(c.Pid); listening(c, port) && !seen[pid] {
 			seen[pid] = true
 			pids = append(pids, pid)
 		}
 	}
 	return pids, nil
+}
+
+// ListensOn reports whether pid itself holds a listening socket on TCP port.
+func (in *Inspector) ListensOn(ctx context.Context, pid, port int) bool {
+	if pid <= 0 || pid > math.MaxInt32 {
+		return false
+	}
+	conns, err := gnet.ConnectionsPidWithoutUidsWithContext(in.withRoot(ctx), "tcp", int32(pid))
+	if err != nil {
+		return false
+	}
+	for _, c := range conns {
+		if listening(c, port) {
+			return true
+		}
+	}
+	return false
+}
+
+func listening(c gnet.ConnectionStat, port int) bool {
+	return c.Status == "LISTEN" && int(c.Laddr.Port) == port
 }

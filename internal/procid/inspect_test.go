@@ -128,15 +128,16 @@ func TestInspect(t *testing.T) {
 				t.Fatalf("Inspect(%d) = %+v, want status %s", pid, p, tc.want)
 			}
 			if tc.want != procid.StatusRunning {
-				if p.CPUSeconds != 0 || p.ResidentBytes != 0 || p.VirtualBytes != 0 || p.StartTime != 0 || p.StartTicks != 0 {
+				if p.CPUSeconds != 0 || p.ResidentBytes != 0 || p.VirtualBytes != 0 || p.StartTime != 0 || p.CreateTime != 0 {
 					t.Errorf("a process not verified as the deployment's was measured: %+v", p)
 				}
 				return
 			}
-			if p.CPUSeconds < 0 || p.ResidentBytes == 0 || p.VirtualBytes < p.ResidentBytes || p.StartTicks == 0 {
+			if p.CPUSeconds < 0 || p.ResidentBytes == 0 || p.VirtualBytes < p.ResidentBytes || p.CreateTime == 0 {
 				t.Errorf("implausible resources: %+v", p)
 			}
-			// Started during this test; btime has a one-second resolution.
+			// Started during this test; gopsutil's create time has a
+			// one-second resolution.
 			if start := time.Unix(0, int64(p.StartTime*1e9)); start.Before(begin.Add(-2*time.Second)) || start.After(time.Now().Add(2*time.Second)) {
 				t.Errorf("start time %s, but the process was started after %s", start, begin)
 			}
@@ -145,7 +146,7 @@ func TestInspect(t *testing.T) {
 
 	t.Run("same process, same start", func(t *testing.T) {
 		first, second := in.Inspect(procA.Pid, idA), in.Inspect(procA.Pid, idA)
-		if first.StartTicks != second.StartTicks || first.StartTime != second.StartTime {
+		if first.CreateTime != second.CreateTime || first.StartTime != second.StartTime {
 			t.Errorf("start changed between two looks: %+v, %+v", first, second)
 		}
 	})
@@ -229,14 +230,7 @@ func TestInspectSymlinkedHome(t *testing.T) {
 			if p := in.Inspect(tc.pid, id); p.Status != tc.want {
 				t.Errorf("Inspect(%d) = %+v, want %s", tc.pid, p, tc.want)
 			}
-			found, err := in.Find(id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var foundPIDs []int
-			for _, p := range found {
-				foundPIDs = append(foundPIDs, p.PID)
-			}
+			foundPIDs := findPIDs(t, in, id)
 			if want := slices.Contains(foundPIDs, tc.pid); want != (tc.want == procid.StatusRunning) {
 				t.Errorf("Find = %v, contains %d: %v, want %v", foundPIDs, tc.pid, want, tc.want == procid.StatusRunning)
 			}
@@ -244,77 +238,50 @@ func TestInspectSymlinkedHome(t *testing.T) {
 	}
 }
 
-// writeProc writes a /proc fixture for one process.
-func writeProc(t *testing.T, root string, pid int, stat string, argv []string) {
-	t.Helper()
-	dir := filepath.Join(root, strconv.Itoa(pid))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmdline := strings.Join(argv, "\x00")
-	if len(argv) > 0 {
-		cmdline += "\x00"
-	}
-	if err := os.WriteFile(filepath.Join(dir, "cmdline"), []byte(cmdline), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestInspectProcFixture checks the arithmetic on values a live process
-// cannot make deterministic: CPU ticks, pages and the start time.
+// TestInspectProcFixture reads testdata/proc, a procfs tree holding what a
+// live process cannot make deterministic (CPU ticks, pages, start times) or
+// is hard to produce on demand (a malformed stat, a process gone between
+// two reads).
 func TestInspectProcFixture(t *testing.T) {
-	root := t.TempDir()
-	if err := os.WriteFile(filepath.Join(root, "stat"), []byte("cpu  1 2 3 4 5 6 7 8 9 10\nbtime 1700000000\n"), 0o644); err != nil {
+	in, err := procid.NewInspector(filepath.Join(steamtest.RepoRoot(), "testdata", "proc"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	id := procid.Identity{JettyRunner: "/opt/steam/var/master/assets/jetty-runner.jar", Port: 8080,
 		Wars: []string{"/opt/steam/var/master/model/3/churn.war"}}
-	argv := []string{"java", "-jar", id.JettyRunner, "--port", "8080", id.Wars[0]}
-	// Fields as the kernel writes them: utime 250, stime 50, starttime
-	// 12345 ticks after boot, vsize 1 GiB, rss 2560 pages.
-	const statFmt = "%d (java) %s 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 30 0 12345 1073741824 2560 " +
-		"18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
-	stat := func(pid int, state string) string {
-		return strings.NewReplacer("%d", strconv.Itoa(pid), "%s", state).Replace(statFmt)
-	}
-	writeProc(t, root, 4242, stat(4242, "S"), argv)
-	writeProc(t, root, 4243, stat(4243, "Z"), argv)
-	writeProc(t, root, 4244, stat(4244, "X"), argv)
-	writeProc(t, root, 4245, "4245 (java) S garbage\n", argv)
-	writeProc(t, root, 4246, stat(4246, "R"), []string{"java", "-jar", id.JettyRunner, "--port", "8081", id.Wars[0]})
-	// A command name may hold spaces and parentheses.
-	writeProc(t, root, 4248, strings.Replace(stat(4248, "S"), "(java)", "(a) b (c)", 1), argv)
-	// A command line longer than the first read.
-	long := append([]string{"java", "-Dpad=" + strings.Repeat("x", 10000)}, argv[1:]...)
-	writeProc(t, root, 4249, stat(4249, "S"), long)
-
-	in, err := procid.NewInspector(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Every running fixture has utime 250 and stime 50 ticks, 2560 resident
+	// and 262144 virtual pages, and starts 12345 ticks after boot unless
+	// startDelay says otherwise.
 	page := uint64(os.Getpagesize())
+	base := in.Inspect(4242, id)
 	for _, tc := range []struct {
-		name string
-		pid  int
-		want procid.Process
+		name       string
+		pid        int
+		want       procid.Status
+		startDelay int64 // ms after 4242's start
 	}{
-		{name: "running", pid: 4242, want: procid.Process{PID: 4242, Status: procid.StatusRunning,
-			CPUSeconds: 3, ResidentBytes: 2560 * page, VirtualBytes: 1 << 30, StartTime: 1700000123.45, StartTicks: 12345}},
-		{name: "zombie", pid: 4243, want: procid.Process{PID: 4243, Status: procid.StatusZombie}},
-		{name: "dead (X)", pid: 4244, want: procid.Process{PID: 4244, Status: procid.StatusDead}},
-		{name: "missing", pid: 4247, want: procid.Process{PID: 4247, Status: procid.StatusDead}},
-		{name: "other port", pid: 4246, want: procid.Process{PID: 4246, Status: procid.StatusPIDReused}},
-		{name: "odd command name", pid: 4248, want: procid.Process{PID: 4248, Status: procid.StatusRunning,
-			CPUSeconds: 3, ResidentBytes: 2560 * page, VirtualBytes: 1 << 30, StartTime: 1700000123.45, StartTicks: 12345}},
-		{name: "long command line", pid: 4249, want: procid.Process{PID: 4249, Status: procid.StatusRunning,
-			CPUSeconds: 3, ResidentBytes: 2560 * page, VirtualBytes: 1 << 30, StartTime: 1700000123.45, StartTicks: 12345}},
+		{name: "running", pid: 4242, want: procid.StatusRunning},
+		{name: "started later", pid: 4247, want: procid.StatusRunning, startDelay: 100_000},
+		{name: "command name with parentheses", pid: 4248, want: procid.StatusRunning},
+		{name: "long command line", pid: 4249, want: procid.StatusRunning},
+		{name: "relative paths from its cwd", pid: 4250, want: procid.StatusRunning},
+		{name: "zombie", pid: 4243, want: procid.StatusZombie},
+		{name: "pid reused by sleep", pid: 4244, want: procid.StatusPIDReused},
+		{name: "pid reused by another deployment", pid: 4246, want: procid.StatusPIDReused},
+		{name: "kernel thread", pid: 2, want: procid.StatusPIDReused},
+		{name: "gone after its command line was read", pid: 4251, want: procid.StatusDead},
+		{name: "missing", pid: 4299, want: procid.StatusDead},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := in.Inspect(tc.pid, id); got != tc.want {
-				t.Errorf("Inspect(%d) = %+v, want %+v", tc.pid, got, tc.want)
+			got := in.Inspect(tc.pid, id)
+			want := procid.Process{PID: tc.pid, Status: tc.want}
+			if tc.want == procid.StatusRunning {
+				want.CPUSeconds, want.ResidentBytes, want.VirtualBytes = 3, 2560*page, 262144*page
+				want.CreateTime = base.CreateTime + tc.startDelay
+				want.StartTime = float64(want.CreateTime) / 1e3
+			}
+			if got != want {
+				t.Errorf("Inspect(%d) = %+v, want %+v", tc.pid, got, want)
 			}
 		})
 	}
@@ -324,6 +291,29 @@ func TestInspectProcFixture(t *testing.T) {
 			t.Errorf("Inspect of a malformed stat = %+v, want unknown with an error naming the PID", got)
 		}
 	})
+	t.Run("find", func(t *testing.T) {
+		want := []int{4242, 4247, 4248, 4249, 4250}
+		if pids := findPIDs(t, in, id); !slices.Equal(pids, want) {
+			t.Errorf("Find = %v, want %v", pids, want)
+		}
+	})
+}
+
+// findPIDs returns the PIDs Find reports, checking that each was measured.
+func findPIDs(t *testing.T, in *procid.Inspector, id procid.Identity) []int {
+	t.Helper()
+	found, err := in.Find(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, p := range found {
+		if p.Status != procid.StatusRunning || p.CreateTime == 0 {
+			t.Errorf("found %+v", p)
+		}
+		pids = append(pids, p.PID)
+	}
+	return pids
 }
 
 func TestFind(t *testing.T) {
@@ -362,17 +352,7 @@ func TestFind(t *testing.T) {
 		{name: "nothing running", d: stopped, want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			found, err := in.Find(identity(t, tc.d))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var pids []int
-			for _, p := range found {
-				if p.Status != procid.StatusRunning || p.StartTicks == 0 {
-					t.Errorf("found %+v", p)
-				}
-				pids = append(pids, p.PID)
-			}
+			pids := findPIDs(t, in, identity(t, tc.d))
 			slices.Sort(pids)
 			want := slices.Sorted(slices.Values(tc.want))
 			if !slices.Equal(pids, want) {
@@ -382,13 +362,16 @@ func TestFind(t *testing.T) {
 	}
 }
 
-func TestListenerPIDs(t *testing.T) {
+func TestListeners(t *testing.T) {
 	h := steamtest.NewHome(t)
 	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
+	foreign := steamtest.StartForeign(t)
 	free, err := steamfixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	in := inspector(t)
+	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
 		port int
@@ -398,12 +381,18 @@ func TestListenerPIDs(t *testing.T) {
 		{name: "free port", port: free, want: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pids, err := procid.ListenerPIDs(context.Background(), tc.port)
+			pids, err := in.Listeners(ctx, tc.port)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(pids, tc.want) {
-				t.Errorf("ListenerPIDs(%d) = %v, want %v", tc.port, pids, tc.want)
+				t.Errorf("Listeners(%d) = %v, want %v", tc.port, pids, tc.want)
+			}
+			for _, pid := range []int{procA.Pid, foreign.Pid} {
+				want := slices.Contains(tc.want, pid)
+				if got := in.ListensOn(ctx, pid, tc.port); got != want {
+					t.Errorf("ListensOn(%d, %d) = %v, want %v", pid, tc.port, got, want)
+				}
 			}
 		})
 	}

@@ -2,14 +2,12 @@ package procid_test
 
 import (
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shirou/gopsutil/v3/process"
 
 	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
@@ -80,7 +78,7 @@ func TestSignal(t *testing.T) {
 			name: "other start time",
 			prepare: func(t *testing.T, p proc) (procid.Process, procid.Identity) {
 				got := in.Inspect(p.cmd.Process.Pid, id)
-				got.StartTicks--
+				got.CreateTime -= 1000
 				return got, id
 			},
 			wantErr: procid.ErrNotVerified,
@@ -101,7 +99,7 @@ func TestSignal(t *testing.T) {
 				// Claimed running with sleep's own start time: only the
 				// command line tells it apart.
 				pid := p.cmd.Process.Pid
-				return procid.Process{PID: pid, Status: procid.StatusRunning, StartTicks: startTicks(t, pid)}, id
+				return procid.Process{PID: pid, Status: procid.StatusRunning, CreateTime: createTime(t, pid)}, id
 			},
 			wantErr: procid.ErrNotVerified,
 		},
@@ -165,19 +163,17 @@ func TestSignal(t *testing.T) {
 	}
 }
 
-// startTicks reads pid's start time (field 22 of /proc/<pid>/stat) without
-// the code under test.
-func startTicks(t *testing.T, pid int) uint64 {
+// createTime asks gopsutil itself, not the code under test, for pid's
+// create time.
+func createTime(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	p, err := process.NewProcess(int32(pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, after, _ := strings.Cut(string(b), ") ")
-	fields := strings.Fields(after) // from field 3, the state
-	ticks, err := strconv.ParseUint(fields[22-3], 10, 64)
+	ms, err := p.CreateTime()
 	if err != nil {
-		t.Fatalf("start time of %d in %q: %v", pid, b, err)
+		t.Fatalf("create time of %d: %v", pid, err)
 	}
-	return ticks
+	return ms
 }

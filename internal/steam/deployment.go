@@ -9,12 +9,10 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 )
 
-// StateStarted is the service state of a deployment Steam considers running.
-// A row in any other state is not ours to restart.
+// StateStarted is the only service state a deployment may be restarted in.
 const StateStarted = "started"
 
-// Problems that make a deployment impossible to verify or start. They are
-// reported, never guessed around.
+// Problems that make a deployment impossible to verify or start.
 const (
 	ProblemModelMissing       = "model_missing"        // the service row's model row is gone
 	ProblemPortInvalid        = "port_invalid"         // port ≤ 0 or > 65535
@@ -39,26 +37,21 @@ type Deployment struct {
 	State       string
 	Created     string
 
-	// War is the scoring service this deployment runs, resolved exactly as
-	// Steam lays it out; empty when it cannot be resolved.
+	// War is the war resolved as Steam lays it out; empty if it cannot be.
 	War string
-	// Problem says why the deployment cannot be verified or started; empty
-	// when it can.
+	// Problem says why the deployment cannot be verified or started.
 	Problem string
 
 	home        Home
 	modelExists bool
-	// acceptedWars are the war paths this deployment's java may run. They are
-	// known from the row even when the file is missing on disk: a java that
-	// is still running proves its identity all the same.
+	// acceptedWars come from the row even when the file is gone.
 	acceptedWars []string
 }
 
 // IDString is the deployment's id as its metrics label it.
 func (d Deployment) IDString() string { return strconv.FormatInt(d.ID, 10) }
 
-// resolve fills in War, Problem and the identity each deployment is checked
-// against. jetty-runner.jar is looked up once for all of them.
+// resolve fills in War, Problem and the identity of each deployment.
 func (r *Registry) resolve(ds []Deployment) {
 	_, jettyErr := os.Stat(r.Home.JettyRunner())
 	for i := range ds {
@@ -75,11 +68,7 @@ func (r *Registry) resolve(ds []Deployment) {
 	}
 }
 
-// resolveWar applies Steam's layout: model/<model_id>/<logical_name>.war, or
-// <logical_name>_py.war for a model with Python preprocessing. Without a
-// logical name, a folder holding exactly one war names it. A logical name
-// that is not a plain file name is reported, never guessed around: it cannot
-// name a war in the folder.
+// resolveWar finds model/<id>/<logical_name>[_py].war, or the folder's only war.
 func (d *Deployment) resolveWar() {
 	dir := d.home.ModelDir(d.ModelID)
 	if !d.modelExists {
@@ -123,17 +112,13 @@ func (d *Deployment) resolveWar() {
 	}
 }
 
-// isWar reports whether path is a war file: a regular file, also when it is
-// reached through a symbolic link, and never a folder that happens to be
-// named x.war.
+// isWar reports whether path is a regular file, through symbolic links.
 func isWar(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// StatusMisconfigured is the status of a deployment that has a Problem and
-// whose java is not verified running: what needs fixing is the row or the
-// files, not the process. It joins procid's statuses.
+// StatusMisconfigured: a Problem, and no verified java running.
 const StatusMisconfigured = "misconfigured"
 
 // Statuses lists every value Status returns, procid's first.
@@ -145,10 +130,7 @@ var Statuses = func() []string {
 	return append(ss, StatusMisconfigured)
 }()
 
-// Status is what became of d, given p, its recorded PID inspected against
-// d.Identity(): p's status, or StatusMisconfigured when d has a problem (or
-// no identity) and p is not verified running. The exporter, the status
-// command and the demo all say it this way.
+// Status is d's status given p, its recorded PID inspected against d.Identity().
 func (d Deployment) Status(p procid.Process) string {
 	if p.Status == procid.StatusRunning {
 		return string(p.Status)
@@ -159,10 +141,7 @@ func (d Deployment) Status(p procid.Process) string {
 	return string(p.Status)
 }
 
-// Identity is what this deployment's java process must look like. ok is false
-// when the row does not say enough to recognise it (no model, bad port, wars
-// that cannot be told apart): such a deployment is never verified, so nothing
-// is ever signalled or adopted on its behalf.
+// Identity is what this deployment's java must look like; !ok: unrecognisable.
 func (d Deployment) Identity() (id procid.Identity, ok bool) {
 	if len(d.acceptedWars) == 0 || d.Port <= 0 || d.Port > 65535 {
 		return procid.Identity{}, false

@@ -1,11 +1,6 @@
-// Package steam reads and carefully writes H2O Steam's registry: the SQLite
-// database under a Steam home that records every deployment, its port and the
-// PID of its java process, and the folders its wars and logs live in.
-//
-// Steam owns that database. This package opens it read-only to list
-// deployments, and writes only one thing: a deployment's process_id, by
-// compare-and-set, in a single short statement. It never changes the schema,
-// the journal mode or any other column.
+// Package steam reads H2O Steam's registry (the SQLite database of a Steam
+// home) and its layout. The only write is a deployment's process_id, by
+// compare-and-set in one short statement; schema and journal mode stay Steam's.
 package steam
 
 import (
@@ -17,12 +12,11 @@ import (
 
 // Home is an unpacked Steam release, e.g. /home/steam/steam-1.1.6-linux-amd64.
 type Home struct {
-	// Dir is the absolute, cleaned path of the home.
+	// Dir is absolute and cleaned.
 	Dir string
 }
 
-// NewHome returns the Steam home at dir. An empty dir falls back to the
-// STEAM_HOME environment variable. The folder must exist.
+// NewHome returns the existing Steam home at dir, or else at $STEAM_HOME.
 func NewHome(dir string) (Home, error) {
 	if dir == "" {
 		dir = os.Getenv("STEAM_HOME")
@@ -50,8 +44,7 @@ func (h Home) MasterDir() string { return filepath.Join(h.Dir, "var", "master") 
 // DBPath is Steam's own SQLite database.
 func (h Home) DBPath() string { return filepath.Join(h.MasterDir(), "db", "steam.db") }
 
-// StatePath is the default path of steam-overseer's own state database. It
-// sits beside Steam's so that backing up the db folder keeps both.
+// StatePath is steam-overseer's default state database, backed up with Steam's.
 func (h Home) StatePath() string { return filepath.Join(h.MasterDir(), "db", "steam-overseer.db") }
 
 // JettyRunner is the servlet runner every deployment is started with.
@@ -64,6 +57,5 @@ func (h Home) ModelDir(modelID int64) string {
 	return filepath.Join(h.MasterDir(), "model", strconv.FormatInt(modelID, 10))
 }
 
-// LogDir is Steam's log folder; deployment logs written by the remediator go
-// there too, where operators already look.
+// LogDir is Steam's log folder, where the remediator's deployment logs go too.
 func (h Home) LogDir() string { return filepath.Join(h.MasterDir(), "log") }

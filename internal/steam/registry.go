@@ -11,28 +11,21 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
 )
 
-// ErrNotFound means the deployment has no row in Steam's service table: Steam
-// stopped or deleted it.
+// ErrNotFound means Steam's service table has no such row.
 var ErrNotFound = errors.New("deployment not found")
 
-// ErrPIDChanged means a compare-and-set of process_id found another value
-// than the one expected: somebody (Steam, an operator, another remediator)
-// changed the row first.
+// ErrPIDChanged means a compare-and-set of process_id found another value.
 var ErrPIDChanged = errors.New("process_id changed concurrently")
 
-// ErrNotStarted means a compare-and-set found the row no longer started:
-// Steam stopped the deployment meanwhile.
+// ErrNotStarted means a compare-and-set found the row no longer started.
 var ErrNotStarted = errors.New("deployment no longer started")
 
-// DefaultBusyTimeout is how long a statement waits for Steam's own write lock
-// before it gives up. Steam's transactions are short; five seconds outlasts
-// them without letting a scrape hang.
+// DefaultBusyTimeout is how long a statement waits for Steam's write lock:
+// longer than Steam's short transactions, short of hanging a scrape.
 const DefaultBusyTimeout = 5 * time.Second
 
-// Registry lists Steam's deployments. Every call opens the database afresh,
-// read-only, and closes it again: a missing or replaced file (a restore from
-// backup, a Steam reinstall) is seen at the next call, and no connection
-// lingers holding a lock or an old inode.
+// Registry lists Steam's deployments, opening the database at every call so
+// a replaced file is seen.
 type Registry struct {
 	Home        Home
 	BusyTimeout time.Duration
@@ -44,13 +37,11 @@ func NewRegistry(home Home) *Registry {
 }
 
 func (r *Registry) open(mode string) (*sql.DB, error) {
-	// sql.Open does not touch the file; a stat first turns "no such file"
-	// into an error that says so rather than SQLite's "unable to open".
+	// A clearer error than SQLite's "unable to open".
 	if _, err := os.Stat(r.Home.DBPath()); err != nil {
 		return nil, fmt.Errorf("opening Steam database: %w", err)
 	}
-	// Read-only or read-write, never creating: Steam's journal mode and
-	// foreign-key setting stay as Steam left them.
+	// Never creating, and Steam's journal mode and foreign keys untouched.
 	db, err := sqlitefile.Open(r.Home.DBPath(), sqlitefile.Options{Mode: mode, BusyTimeout: r.BusyTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("opening Steam database: %w", err)
@@ -58,9 +49,8 @@ func (r *Registry) open(mode string) (*sql.DB, error) {
 	return db, nil
 }
 
-// The casts keep odd rows readable: SQLite stores whatever it is given, and a
-// text port or a NULL process_id must become a reported problem, not a scan
-// error that hides every other deployment.
+// The casts make odd rows (a text port, a NULL process_id) a reported problem
+// rather than a scan error that hides every deployment.
 const selectDeployments = `
 SELECT s.id,
        COALESCE(CAST(s.name AS TEXT), ''),
@@ -79,8 +69,7 @@ FROM service s
 LEFT JOIN model m ON m.id = s.model_id
 LEFT JOIN project p ON p.id = s.project_id`
 
-// Deployments lists every row of Steam's service table, ordered by id, with
-// its model and project names and its war resolved (see Deployment.Problem).
+// Deployments lists Steam's service rows by id, with their wars resolved.
 func (r *Registry) Deployments(ctx context.Context) ([]Deployment, error) {
 	db, err := r.open(sqlitefile.ReadOnly)
 	if err != nil {
@@ -107,8 +96,7 @@ func (r *Registry) Deployments(ctx context.Context) ([]Deployment, error) {
 	return ds, nil
 }
 
-// Deployment re-reads one deployment. It returns ErrNotFound when the row is
-// gone.
+// Deployment re-reads one deployment, or returns ErrNotFound.
 func (r *Registry) Deployment(ctx context.Context, id int64) (Deployment, error) {
 	db, err := r.open(sqlitefile.ReadOnly)
 	if err != nil {
@@ -140,13 +128,9 @@ func scanDeployment(s scanner) (Deployment, error) {
 	return d, nil
 }
 
-// SetPID records newPID as the deployment's process_id, but only if the row
-// still holds oldPID and is still started: a single UPDATE, its own short
-// transaction, that changes nothing else. It returns ErrNotFound when the row
-// is gone, ErrNotStarted when Steam stopped it, and ErrPIDChanged when it
-// holds another PID. While Steam holds the write lock the statement
-// waits for BusyTimeout, and SetPID retries until ctx ends, so a PID of a
-// process that is already serving is not lost to a passing lock.
+// SetPID sets process_id to newPID if the row still holds oldPID and is
+// started, in one short UPDATE (else ErrNotFound, ErrNotStarted or
+// ErrPIDChanged). It retries a locked database until ctx ends.
 func (r *Registry) SetPID(ctx context.Context, id, oldPID, newPID int64) error {
 	db, err := r.open(sqlitefile.ReadWrite)
 	if err != nil {
@@ -195,8 +179,7 @@ func setPID(ctx context.Context, db *sql.DB, id, oldPID, newPID int64) error {
 		newPID, id, current.Int64, oldPID, ErrPIDChanged)
 }
 
-// isBusy tells whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED, the
-// errors a retry can outlast.
+// isBusy tells whether err is SQLITE_BUSY or SQLITE_LOCKED.
 func isBusy(err error) bool {
 	var coder interface{ Code() int }
 	if errors.As(err, &coder) {

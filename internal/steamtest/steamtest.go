@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -258,17 +260,55 @@ func StartForeign(t testing.TB, args ...string) *os.Process {
 }
 
 // RequireTool returns the path of a program the test runs for real
-// (prometheus, promtool, amtool, systemd-analyze...). A missing one fails
-// the test, never skips it: a skipped check passes what nobody checked.
+// (prometheus, promtool, amtool, systemd-analyze...). Under -short the test
+// is skipped, for a quick loop without Debian's packages; otherwise a
+// missing program fails it: a skipped check passes what nobody checked.
 // ./scripts/test and .ci/run install them from Debian's packages.
 func RequireTool(t testing.TB, name string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s, left out under -short", name)
+	}
 	path, err := exec.LookPath(name)
 	if err != nil {
 		t.Fatalf("%s is not installed (%v): install Debian's prometheus, prometheus-alertmanager and systemd "+
 			"packages (apt-get install prometheus prometheus-alertmanager systemd), as ./scripts/test does", name, err)
 	}
 	return path
+}
+
+// FakeProcess records pid, which need not exist, as d's process and
+// returns a procfs tree (for --path.procfs) in which pid is d's java, copied
+// from testdata/proc/4242: asleep, 3 s of CPU, 2560 resident pages.
+func (h *Home) FakeProcess(d steam.Deployment, pid int) string {
+	t := h.t
+	t.Helper()
+	h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, pid, d.ID)
+	src := filepath.Join(RepoRoot(), "testdata", "proc")
+	root := t.TempDir()
+	dir := filepath.Join(root, strconv.Itoa(pid))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"stat": "stat", "uptime": "uptime"}
+	for _, name := range []string{"stat", "statm", "status"} {
+		files[filepath.Join("4242", name)] = filepath.Join(strconv.Itoa(pid), name)
+	}
+	for from, to := range files {
+		b, err := os.ReadFile(filepath.Join(src, from))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.ReplaceAll(b, []byte("4242"), []byte(strconv.Itoa(pid)))
+		if err := os.WriteFile(filepath.Join(root, to), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmdline := strings.Join(h.Command(h.Java, d).Args, "\x00") + "\x00"
+	if err := os.WriteFile(filepath.Join(dir, "cmdline"), []byte(cmdline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
 }
 
 // Freeze SIGSTOPs p, a live process that answers nothing, and waits until

@@ -1,7 +1,10 @@
 package steamtest_test
 
 import (
+	"fmt"
 	"os/exec"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +41,55 @@ func TestAlive(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := steamtest.Alive(tc.pid); got != tc.want {
 				t.Errorf("Alive(%d) = %v, want %v", tc.pid, got, tc.want)
+			}
+		})
+	}
+}
+
+// outcome records how a check ended on a testing.TB, without ending the test
+// that runs it.
+type outcome struct {
+	testing.TB
+	skipped, failed string
+}
+
+func (o *outcome) Helper() {}
+func (o *outcome) Skipf(format string, args ...any) {
+	o.skipped = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (o *outcome) Fatalf(format string, args ...any) {
+	o.failed = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// TestRequireTool: a missing program fails the test, except under -short,
+// where every test needing a program is skipped.
+func TestRequireTool(t *testing.T) {
+	for _, tc := range []struct {
+		name, tool string
+		wantPath   bool
+	}{
+		{name: "installed", tool: "sh", wantPath: true},
+		{name: "missing", tool: "steam-overseer-no-such-tool"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &outcome{TB: t}
+			var path string
+			done := make(chan struct{})
+			go func() { defer close(done); path = steamtest.RequireTool(o, tc.tool) }()
+			<-done
+			switch {
+			case testing.Short():
+				if o.skipped == "" || !strings.Contains(o.skipped, tc.tool) {
+					t.Errorf("under -short: skipped %q, failed %q, path %q; want a skip naming %s", o.skipped, o.failed, path, tc.tool)
+				}
+			case o.skipped != "":
+				t.Errorf("skipped without -short: %s", o.skipped)
+			case tc.wantPath && (path == "" || o.failed != ""):
+				t.Errorf("RequireTool(%s) = %q, failed %q", tc.tool, path, o.failed)
+			case !tc.wantPath && !strings.Contains(o.failed, tc.tool):
+				t.Errorf("RequireTool(%s) = %q, failed %q; want a failure naming it", tc.tool, path, o.failed)
 			}
 		})
 	}
