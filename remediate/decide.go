@@ -233,7 +233,7 @@ func (e *Engine) findRunning(identity procid.Identity, listeners []int, dep stea
 	}
 	oldest := found[0]
 	for _, p := range found[1:] {
-		if p.StartTime < oldest.StartTime {
+		if p.CreateTime < oldest.CreateTime {
 			oldest = p
 		}
 	}

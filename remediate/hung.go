@@ -25,7 +25,7 @@ func (e *Engine) stopHung(ctx context.Context, p plan) (answering string, err er
 			}
 		}
 		now := e.procs.Inspect(proc.PID, p.identity)
-		if now.Status != procid.StatusRunning || now.StartTime != proc.StartTime {
+		if now.Status != procid.StatusRunning || now.CreateTime != proc.CreateTime {
 			return "", nil // gone by itself: start it
 		}
 		if e.probe(ctx, int(p.dep.Port)).Success {

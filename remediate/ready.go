@@ -64,7 +64,7 @@ func (e *Engine) waitReady(ctx context.Context, c *child, port int) verdict {
 		}
 		r := e.probe(ctx, port)
 		// Whatever answers must be the process just started.
-		if r.Err != nil || !e.listensOn(ctx, c.pid, port) || c.hasExited() {
+		if r.Err != nil || !e.procs.ListensOn(ctx, c.pid, port) || c.hasExited() {
 			continue
 		}
 		if r.Success {
@@ -82,10 +82,10 @@ func (e *Engine) waitServing(ctx context.Context, proc procid.Process, id procid
 	deadline := time.Now().Add(e.cfg.StartTimeout)
 	for wait := firstPoll; ; wait = min(wait*3/2, maxPoll) {
 		now := e.procs.Inspect(proc.PID, id)
-		if now.Status != procid.StatusRunning || now.StartTime != proc.StartTime {
+		if now.Status != procid.StatusRunning || now.CreateTime != proc.CreateTime {
 			return verdict{gone: true, reason: ReasonExited, detail: fmt.Sprintf("PID %d is gone", proc.PID)}
 		}
-		if e.probe(ctx, port).Success && e.listensOn(ctx, proc.PID, port) {
+		if e.probe(ctx, port).Success && e.procs.ListensOn(ctx, proc.PID, port) {
 			return verdict{ready: true}
 		}
 		if time.Now().After(deadline) {

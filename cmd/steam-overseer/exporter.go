@@ -27,14 +27,15 @@ func exporterCommand(app *kingpin.Application) []subcommand {
 	var loc location
 	addLocationFlags(cmd, &loc, "The unpacked Steam release whose deployments are watched.",
 		"read for restart counts and backups")
-	procRoot := addProcfsFlag(cmd)
+	var procRoot string
+	addProcfsFlag(cmd, &procRoot)
 	webConfig := kingpinflag.AddFlags(cmd, ":9732")
 	metricsPath := cmd.Flag("web.telemetry-path", "Path under which to expose metrics.").
 		Default("/metrics").String()
 	var probes probeFlags
 	probes.addExporterFlags(cmd)
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runExporter(ctx, logger, loc, *procRoot, webConfig, *metricsPath, probes)
+		return runExporter(ctx, logger, loc, procRoot, webConfig, *metricsPath, probes)
 	}}}
 }
 

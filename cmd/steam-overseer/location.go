@@ -36,6 +36,6 @@ func (l location) resolve() (steam.Home, string, error) {
 
 // addProcfsFlag adds --path.procfs, where every command that reads processes
 // finds procfs (a host's /proc mounted elsewhere, as in node_exporter).
-func addProcfsFlag(cmd *kingpin.CmdClause) *string {
-	return cmd.Flag("path.procfs", "procfs mountpoint.").Default("/proc").String()
+func addProcfsFlag(cmd *kingpin.CmdClause, root *string) {
+	cmd.Flag("path.procfs", "procfs mountpoint.").Default("/proc").StringVar(root)
 }

@@ -225,3 +225,32 @@ func TestRemediatorReconcileInterval(t *testing.T) {
 		return pid != 0 && pid != p.Pid
 	})
 }
+
+// TestReconcileProcfs: --path.procfs is where the sweep reads processes: in
+// a fixture where the deployment's recorded PID runs as its java, the dry
+// run finds nothing to do.
+func TestReconcileProcfs(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only
+	for _, tc := range []struct{ procfs, want string }{
+		{procfs: "/proc", want: "restart"},
+		{procfs: fixture, want: "noop"},
+	} {
+		t.Run(tc.procfs, func(t *testing.T) {
+			var out bytes.Buffer
+			f := &reconcileFlags{location: location{home: h.Home.Dir}, once: true, dryRun: true,
+				engine: engineFlags{javaPath: h.Java, procRoot: tc.procfs}}
+			runReconcile(context.Background(), promslog.NewNopLogger(), f, &out)
+			var action string
+			for _, line := range strings.Split(out.String(), "\n") {
+				if fields := strings.Fields(line); len(fields) > 2 && fields[1] == "churn" {
+					action = fields[2]
+				}
+			}
+			if action != tc.want {
+				t.Errorf("dry run with --path.procfs=%s plans %q, want %s:\n%s", tc.procfs, action, tc.want, out.String())
+			}
+		})
+	}
+}

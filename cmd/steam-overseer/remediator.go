@@ -59,6 +59,7 @@ type engineFlags struct {
 	watchAfterReady time.Duration
 	javaPath        string
 	javaOpts        string
+	procRoot        string
 	probePath       string
 	probeTimeout    time.Duration
 	startGrace      time.Duration
@@ -76,6 +77,7 @@ func addEngineFlags(cmd *kingpin.CmdClause, f *engineFlags) {
 		StringVar(&f.javaPath)
 	cmd.Flag("java.opts", "JVM options put before -jar, split at spaces (no shell), e.g. \"-Xmx2g -XX:+UseG1GC\".").
 		StringVar(&f.javaOpts)
+	addProcfsFlag(cmd, &f.procRoot)
 	cmd.Flag("probe.path", "Path a serving deployment answers with 200.").
 		Default(remediate.DefaultProbePath).StringVar(&f.probePath)
 	cmd.Flag("probe.timeout", "How long one probe of a deployment may take.").
@@ -95,6 +97,7 @@ func (f engineFlags) config(home steam.Home, st *state.DB) remediate.Config {
 		Concurrency:     f.concurrency,
 		StartTimeout:    f.startTimeout,
 		WatchAfterReady: f.watchAfterReady,
+		ProcRoot:        f.procRoot,
 		ProbePath:       f.probePath,
 		ProbeTimeout:    f.probeTimeout,
 		StartGrace:      noneIfZero(f.startGrace),

@@ -23,12 +23,13 @@ func statusCommand(app *kingpin.Application) []subcommand {
 	var loc location
 	addLocationFlags(cmd, &loc, "The unpacked Steam release whose deployments are listed.",
 		"read for restarts and actions")
-	procRoot := addProcfsFlag(cmd)
+	var procRoot string
+	addProcfsFlag(cmd, &procRoot)
 	output := cmd.Flag("output", "Output format: table or json.").Default("table").Enum("table", "json")
 	var probes probeFlags
 	probes.addRequestFlags(cmd)
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runStatus(ctx, logger, os.Stdout, loc, *procRoot, *output, probes)
+		return runStatus(ctx, logger, os.Stdout, loc, procRoot, *output, probes)
 	}}}
 }
 
