@@ -47,26 +47,7 @@ type testEngine struct {
 	h     *steamtest.Home
 	state *state.DB
 	reg   *prometheus.Registry
-	log   *logBuffer
-}
-
-// logBuffer holds what an engine logged, at debug level: the events a test
-// may wait for.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	log   *steamtest.Buffer
 }
 
 // waitLogged waits until the engine logged a line holding msg.
@@ -90,7 +71,7 @@ func newEngine(t testing.TB, h *steamtest.Home, modify ...func(*Config)) *testEn
 		m(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	log := &logBuffer{}
+	log := &steamtest.Buffer{}
 	e, err := New(cfg, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), reg)
 	if err != nil {
 		t.Fatal(err)

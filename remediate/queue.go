@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -216,12 +217,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}
 	e.stopWatch()
 
-	done := make(chan struct{})
-	go func() {
-		e.workers.Wait()
-		e.watchers.Wait()
-		close(done)
-	}()
+	done := allDone(&e.workers, &e.watchers)
 	var err error
 	select {
 	case <-done:
@@ -232,4 +228,16 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	e.stopWork()
 	<-done
 	return err
+}
+
+// allDone returns a channel closed once every group is done.
+func allDone(groups ...*sync.WaitGroup) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		for _, g := range groups {
+			g.Wait()
+		}
+		close(done)
+	}()
+	return done
 }

@@ -80,14 +80,9 @@ func stoppedBySteam(ctx context.Context, registry *steam.Registry, id int64) boo
 // restart whose process died in its window replaced by that failure. A
 // command that sweeps once calls it before it exits.
 func (e *Engine) WaitWatched(ctx context.Context, outcomes []Outcome) ([]Outcome, error) {
-	done := make(chan struct{})
-	go func() {
-		e.watchers.Wait()
-		close(done)
-	}()
 	var err error
 	select {
-	case <-done:
+	case <-allDone(&e.watchers):
 	case <-ctx.Done():
 		err = ctx.Err()
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,35 +18,17 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
 )
 
-// safeBuffer collects a process's stderr while the test reads it.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // subprocess is a steam-overseer command run by a test: its stderr is
 // collected, and it is killed when the test ends.
 type subprocess struct {
 	cmd    *exec.Cmd
-	stderr *safeBuffer
+	stderr *steamtest.Buffer
 	done   chan struct{}
 }
 
 func startSubprocess(t *testing.T, env []string, args ...string) *subprocess {
 	t.Helper()
-	p := &subprocess{stderr: &safeBuffer{}, done: make(chan struct{})}
+	p := &subprocess{stderr: &steamtest.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(steamtest.Binary(t), args...)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr

@@ -1,13 +1,11 @@
 package jettytest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -76,7 +74,7 @@ func Add(t testing.TB, h *steamtest.Home, s steamfixture.Spec, w War) steam.Depl
 // Process is a deployment's java started by a test.
 type Process struct {
 	*os.Process
-	out    *lockedBuffer
+	out    *steamtest.Buffer
 	exited chan struct{}
 	state  *os.ProcessState
 }
@@ -112,7 +110,7 @@ func Launch(t testing.TB, h *steamtest.Home, d steam.Deployment) *Process {
 	t.Helper()
 	cmd := h.Command(h.Java, d)
 	cmd.Env = Env(t, h)
-	out := &lockedBuffer{}
+	out := &steamtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting deployment %s: %v", d.Name, err)
@@ -159,23 +157,4 @@ func Run(t testing.TB, h *steamtest.Home, s steamfixture.Spec, w War) (steam.Dep
 	d := Add(t, h, s, w)
 	p := Start(t, h, d)
 	return h.Deployment(d.ID), p
-}
-
-// lockedBuffer is a bytes.Buffer the JVM's output copiers and the test may
-// use at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -340,3 +340,22 @@ func threadsStopped(pid int) bool {
 	}
 	return true
 }
+
+// Buffer is a bytes.Buffer that a process's output copier (or a logger) and
+// the test may use at once.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
