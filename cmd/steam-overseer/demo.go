@@ -8,6 +8,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/steam-overseer/steam-overseer/internal/demo"
+	"github.com/steam-overseer/steam-overseer/internal/jetty"
 )
 
 func init() { register(demoCommand) }
@@ -25,6 +26,8 @@ func demoCommand(app *kingpin.Application) []subcommand {
 		Default("127.0.0.1:9093").StringVar(&cfg.AlertmanagerAddr)
 	cmd.Flag("healer", "What brings a killed deployment back: alertmanager (Prometheus and Alertmanager, the production loop), reconcile (the remediator's periodic sweep), or auto (alertmanager when installed).").
 		Default(demo.HealerAuto).EnumVar(&cfg.Healer, demo.HealerAuto, demo.HealerAlertmanager, demo.HealerReconcile)
+	cmd.Flag("jetty", "Run the deployments on real Jetty 9.4 under the real java (needs Debian's "+jetty.Packages+"), compiled at start, instead of the built-in fake scoring service.").
+		BoolVar(&cfg.Jetty)
 	cmd.Flag("keep", "Keep the demo's Steam home when it ends.").BoolVar(&cfg.Keep)
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
 		exe, err := os.Executable()

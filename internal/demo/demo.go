@@ -2,6 +2,8 @@
 // Steam: a throwaway Steam home with Steam's schema, three deployments of the
 // built-in fake scoring service (this very binary, linked as "java"), and
 // the real exporter and remediator subcommands of this binary watching them.
+// With Jetty set, the deployments are real Jetty 9.4 instead, built at start
+// from the sources the binary embeds and run under the real java.
 // When Debian's prometheus and prometheus-alertmanager are installed, they
 // run too, with the shipped rules and route, and heal a killed or a hung
 // (SIGSTOPped) deployment the way production does; otherwise the
@@ -34,6 +36,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
 	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/internal/jetty"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/status"
@@ -61,6 +64,9 @@ type Config struct {
 	// Listen addresses. The deployments' ports are picked free.
 	ExporterAddr, RemediatorAddr, PrometheusAddr, AlertmanagerAddr string
 	Healer                                                         string
+	// Jetty runs the deployments on real Jetty 9.4 (Debian's libjetty9-java
+	// and a JDK) instead of the built-in fake scoring service.
+	Jetty bool
 	// Keep keeps the Steam home when the demo ends.
 	Keep bool
 	// Out receives what a person reads: the URLs, the deployments, events.
@@ -79,6 +85,9 @@ const (
 	probeStartGrace = 5 * time.Second
 	probeTimeout    = 500 * time.Millisecond
 	hungAfter       = 2 * time.Second
+	// A JVM takes a second or two to serve; more when three start at once
+	// on a busy machine.
+	deploymentStartTimeout = 60 * time.Second
 )
 
 // deployments of the demo: names in the style of Steam's UI.
@@ -93,6 +102,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return err
 	}
+	if cfg.Jetty {
+		// Said before anything is made, as the one thing to do about it.
+		if err := jetty.Check(); err != nil {
+			return fmt.Errorf("the demo's Jetty mode needs javac and Debian's Jetty 9.4: %w", err)
+		}
+	}
 	dir, err := os.MkdirTemp("", "steam-overseer-demo-")
 	if err != nil {
 		return fmt.Errorf("creating the demo's Steam home: %w", err)
@@ -103,7 +118,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			err = cerr
 		}
 	}()
-	if err := r.buildHome(); err != nil {
+	if err := r.buildHome(ctx); err != nil {
 		return err
 	}
 	if err := r.startServices(ctx, healer); err != nil {
@@ -136,7 +151,10 @@ type run struct {
 	out     io.Writer
 	fixture *steamfixture.Fixture
 	java    string
-	deps    []steam.Deployment
+	// env is the environment of the programs the demo starts; nil (this
+	// process's own) unless the deployments are real JVMs.
+	env  []string
+	deps []steam.Deployment
 	// children are the demo's own direct child processes, stopped in
 	// reverse order of start.
 	mu       sync.Mutex
@@ -152,7 +170,7 @@ type child struct {
 
 func (r *run) home() steam.Home { return steam.Home{Dir: filepath.Join(r.dir, "steam")} }
 
-func (r *run) buildHome() error {
+func (r *run) buildHome(ctx context.Context) error {
 	home := r.home()
 	if err := os.MkdirAll(home.Dir, 0o755); err != nil {
 		return fmt.Errorf("creating the demo's Steam home: %w", err)
@@ -162,8 +180,52 @@ func (r *run) buildHome() error {
 		return err
 	}
 	r.fixture = f
-	// The deployments' java is this binary under the name java, as Steam
-	// would find a JVM on PATH.
+	var kit *jetty.Kit
+	var pids []int
+	if r.cfg.Jetty {
+		if kit, err = r.buildJetty(); err != nil {
+			return err
+		}
+	} else if err := r.linkFakeJava(); err != nil {
+		return err
+	}
+	for _, name := range deployments {
+		d, err := f.Add(steamfixture.Spec{Name: name, LogicalName: name,
+			Behaviour: fakescorer.Behaviour{ReadyAfter: 300 * time.Millisecond}})
+		if err != nil {
+			return err
+		}
+		if kit != nil {
+			if err := kit.WriteWar(d.War, jetty.War{}); err != nil {
+				return err
+			}
+		}
+		pid, err := r.launch(d)
+		if err != nil {
+			return err
+		}
+		r.deps = append(r.deps, d)
+		pids = append(pids, pid)
+	}
+	// All started at once, then each recorded once it serves, as Steam does.
+	for i, d := range r.deps {
+		if err := steamfixture.WaitReady(ctx, int(d.Port), deploymentStartTimeout); err != nil {
+			return fmt.Errorf("starting deployment %s: %w; the end of its log:\n%s", d.Name, err,
+				logTail(r.deploymentLog(d), 10))
+		}
+		if err := r.recordPID(ctx, d, pids[i]); err != nil {
+			return err
+		}
+		if r.deps[i], err = steam.NewRegistry(home).Deployment(ctx, d.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// linkFakeJava makes the deployments' java this binary under the name java,
+// as Steam would find a JVM on PATH.
+func (r *run) linkFakeJava() error {
 	binDir := filepath.Join(r.dir, "bin")
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return fmt.Errorf("creating the demo's bin folder: %w", err)
@@ -172,27 +234,55 @@ func (r *run) buildHome() error {
 	if err := os.Symlink(r.cfg.Exe, r.java); err != nil {
 		return fmt.Errorf("linking the fake java: %w", err)
 	}
-	for _, name := range deployments {
-		d, err := f.Add(steamfixture.Spec{Name: name, LogicalName: name,
-			Behaviour: fakescorer.Behaviour{ReadyAfter: 300 * time.Millisecond}})
-		if err != nil {
-			return err
-		}
-		log, err := os.OpenFile(filepath.Join(home.LogDir(), fmt.Sprintf("deployment-%d.log", d.ID)),
-			os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return fmt.Errorf("opening the log of %s: %w", name, err)
-		}
-		cmd, err := f.Start(r.java, d, log)
-		log.Close()
-		if err != nil {
-			return err
-		}
-		r.adopt("deployment "+name, cmd)
-		if d, err = steam.NewRegistry(home).Deployment(context.Background(), d.ID); err != nil {
-			return err
-		}
-		r.deps = append(r.deps, d)
+	return nil
+}
+
+// buildJetty compiles the real jetty-runner.jar and scorer into the demo's
+// folder and installs the runner where Steam keeps it. Every java of the
+// demo, its own and the remediator's, unpacks its war inside the folder too.
+func (r *run) buildJetty() (*jetty.Kit, error) {
+	fmt.Fprintf(r.out, "Compiling jetty-runner.jar and the scoring war with javac...\n")
+	kit, err := jetty.Build(filepath.Join(r.dir, "jetty"))
+	if err != nil {
+		return nil, err
+	}
+	if err := kit.Install(r.home()); err != nil {
+		return nil, err
+	}
+	r.java = kit.Java
+	r.env, err = jetty.Env(filepath.Join(r.dir, "jvm-tmp"))
+	return kit, err
+}
+
+func (r *run) deploymentLog(d steam.Deployment) string {
+	return filepath.Join(r.home().LogDir(), fmt.Sprintf("deployment-%d.log", d.ID))
+}
+
+// launch starts d with Steam's argv, its output appended to its log, without
+// waiting for it to serve, and returns its PID.
+func (r *run) launch(d steam.Deployment) (int, error) {
+	log, err := os.OpenFile(r.deploymentLog(d), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("opening the log of %s: %w", d.Name, err)
+	}
+	defer log.Close()
+	cmd := r.fixture.Command(r.java, d)
+	cmd.Env = r.env
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("starting deployment %s: %w", d.Name, err)
+	}
+	r.adopt("deployment "+d.Name, cmd)
+	return cmd.Process.Pid, nil
+}
+
+// recordPID writes pid, d's java, into its row, compare-and-set on
+// the PID the row held when d was read.
+func (r *run) recordPID(ctx context.Context, d steam.Deployment, pid int) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := steam.NewRegistry(r.home()).SetPID(ctx, d.ID, d.PID, int64(pid)); err != nil {
+		return fmt.Errorf("recording the PID of %s: %w", d.Name, err)
 	}
 	return nil
 }
@@ -218,6 +308,7 @@ func (r *run) start(name string, args ...string) error {
 	}
 	defer log.Close()
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = r.env
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -405,6 +496,11 @@ func (r *run) printIntro(healer string) {
 	fmt.Fprintf(r.out, "steam-overseer demo\n\n")
 	tw := tabwriter.NewWriter(r.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  Steam home:\t%s\n", r.home().Dir)
+	if r.cfg.Jetty {
+		fmt.Fprintf(tw, "  Deployments run:\treal Jetty 9.4 (Debian's libjetty9-java) under %s\n", r.java)
+	} else {
+		fmt.Fprintf(tw, "  Deployments run:\tthe built-in fake scoring service (this binary as java; --jetty for real Jetty)\n")
+	}
 	for _, u := range r.urls {
 		fmt.Fprintf(tw, "  %s:\t%s\n", u[0], u[1])
 	}

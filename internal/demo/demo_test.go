@@ -70,24 +70,32 @@ var (
 
 func TestDemo(t *testing.T) {
 	for _, tc := range []struct {
+		name    string
 		healer  string
+		jetty   bool
 		healing string // what the demo says heals
 	}{
-		{demo.HealerReconcile, "reconcile sweep"},
-		{demo.HealerAlertmanager, "Alertmanager calls the remediator's webhook"},
+		{"reconcile", demo.HealerReconcile, false, "reconcile sweep"},
+		{"alertmanager", demo.HealerAlertmanager, false, "Alertmanager calls the remediator's webhook"},
+		{"alertmanager-jetty", demo.HealerAlertmanager, true, "Alertmanager calls the remediator's webhook"},
 	} {
-		t.Run(tc.healer, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			if tc.healer == demo.HealerAlertmanager {
 				// The demo's real loop needs them.
 				steamtest.RequireTool(t, "prometheus")
 				steamtest.RequireTool(t, "prometheus-alertmanager")
 			}
-			runDemo(t, tc.healer, tc.healing)
+			args := []string{"--healer=" + tc.healer}
+			if tc.jetty {
+				steamtest.RequireTool(t, "javac")
+				args = append(args, "--jetty")
+			}
+			runDemo(t, tc.healer, tc.jetty, tc.healing, args...)
 		})
 	}
 }
 
-func runDemo(t *testing.T, healer, healing string) {
+func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...string) {
 	addr := func() string {
 		port, err := steamfixture.FreePort()
 		if err != nil {
@@ -99,9 +107,9 @@ func runDemo(t *testing.T, healer, healing string) {
 	// The demo keeps everything it writes in a temp folder; under this one,
 	// whatever it leaves behind is known to be its own.
 	tmp := t.TempDir()
-	cmd := exec.Command(steamtest.Binary(t), "demo", "--healer="+healer,
-		"--exporter.listen-address="+exporter, "--remediator.listen-address="+addr(),
-		"--prometheus.listen-address="+addr(), "--alertmanager.listen-address="+addr())
+	cmd := exec.Command(steamtest.Binary(t), append([]string{"demo",
+		"--exporter.listen-address=" + exporter, "--remediator.listen-address=" + addr(),
+		"--prometheus.listen-address=" + addr(), "--alertmanager.listen-address=" + addr()}, args...)...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -158,6 +166,15 @@ func runDemo(t *testing.T, healer, healing string) {
 	p := in.Inspect(pids[0], identity)
 	if p.Status != procid.StatusRunning {
 		t.Fatalf("the demo's first PID %d is %s, not its deployment", pids[0], p.Status)
+	}
+	if jetty {
+		// Real Jetty, under the real java, answering with the scoring war.
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pids[0])); !strings.Contains(exe, "/jvm/") {
+			t.Errorf("the first deployment runs %s, not a JVM", exe)
+		}
+		if b := get(t, fmt.Sprintf("http://127.0.0.1:%d/predict", victim.Port)); !strings.Contains(b, "classProbabilities") {
+			t.Errorf("the first deployment's /predict answers %q", b)
+		}
 	}
 	if err := in.Signal(p, identity, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -301,6 +318,21 @@ func killLeftovers(t *testing.T, tmp string) {
 			}
 		}
 	}
+}
+
+// get returns the body of url.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // countUp counts the deployments the exporter reports up.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/internal/jetty"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
@@ -32,18 +33,6 @@ func NewHome(t testing.TB, opts ...steamfixture.Options) *steamtest.Home {
 	return h
 }
 
-// Install lays the runner into home as var/master/assets/jetty-runner.jar.
-func (k *Kit) Install(home steam.Home) error {
-	b, err := os.ReadFile(k.Runner)
-	if err != nil {
-		return fmt.Errorf("reading jetty-runner.jar: %w", err)
-	}
-	if err := os.WriteFile(home.JettyRunner(), b, 0o644); err != nil {
-		return fmt.Errorf("installing jetty-runner.jar: %w", err)
-	}
-	return nil
-}
-
 // Env is the environment for the javas started in h, by the test or by a
 // remediator it runs: the JVM's temp folder, where Jetty unpacks each war and
 // which a killed JVM leaves behind, is inside h's folder and goes with it.
@@ -51,11 +40,11 @@ func (k *Kit) Install(home steam.Home) error {
 // environment (and says so on stderr).
 func Env(t testing.TB, h *steamtest.Home) []string {
 	t.Helper()
-	dir := filepath.Join(h.Home.Dir, "jvm-tmp")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	env, err := jetty.Env(filepath.Join(h.Home.Dir, "jvm-tmp"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	return append(os.Environ(), "JAVA_TOOL_OPTIONS=-Djava.io.tmpdir="+dir)
+	return env
 }
 
 // Add adds a deployment to h whose war is a real scoring war behaving as w.
