@@ -105,7 +105,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.Jetty {
 		// Said before anything is made, as the one thing to do about it.
 		if err := jetty.Check(); err != nil {
-			return fmt.Errorf("the demo's Jetty mode needs javac and Debian's Jetty 9.4: %w", err)
+			return fmt.Errorf("--jetty: %w", err)
 		}
 	}
 	dir, err := os.MkdirTemp("", "steam-overseer-demo-")

@@ -422,3 +422,25 @@ func TestDemoPortTaken(t *testing.T) {
 		t.Errorf("processes of the demo still run: %v", left)
 	}
 }
+
+// TestDemoJettyMissing: without javac (here, a PATH that finds nothing),
+// --jetty stops the demo before it makes anything, with one sentence naming
+// the Debian packages to install.
+func TestDemoJettyMissing(t *testing.T) {
+	tmp := t.TempDir()
+	cmd := exec.Command(steamtest.Binary(t), "demo", "--jetty", "--healer="+demo.HealerReconcile)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "PATH="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("demo --jetty without javac: %v, want exit code 1\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "javac is not installed") ||
+		!strings.Contains(lines[0], "install Debian's libjetty9-java and openjdk-17-jdk-headless") {
+		t.Errorf("the demo says %q, want one line naming javac and the packages to install", out)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("the demo left %v behind", left)
+	}
+}
