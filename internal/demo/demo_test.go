@@ -172,8 +172,8 @@ func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...st
 		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pids[0])); !strings.Contains(exe, "/jvm/") {
 			t.Errorf("the first deployment runs %s, not a JVM", exe)
 		}
-		if b := get(t, fmt.Sprintf("http://127.0.0.1:%d/predict", victim.Port)); !strings.Contains(b, "classProbabilities") {
-			t.Errorf("the first deployment's /predict answers %q", b)
+		if b, err := get(fmt.Sprintf("http://127.0.0.1:%d/predict", victim.Port)); !strings.Contains(b, "classProbabilities") {
+			t.Errorf("the first deployment's /predict answers %q (%v)", b, err)
 		}
 	}
 	if err := in.Signal(p, identity, syscall.SIGKILL); err != nil {
@@ -320,36 +320,30 @@ func killLeftovers(t *testing.T, tmp string) {
 	}
 }
 
-// get returns the body of url.
-func get(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // countUp counts the deployments the exporter reports up.
 func countUp(exporter string) int {
-	resp, err := http.Get("http://" + exporter + "/metrics")
+	b, err := get("http://" + exporter + "/metrics")
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	n := 0
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(b, "\n") {
 		if strings.HasPrefix(l, "steam_deployment_up{") && strings.HasSuffix(l, " 1") {
 			n++
 		}
 	}
 	return n
+}
+
+// get returns the body of url.
+func get(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 // processesUnder lists live processes whose command line names a path under
