@@ -71,7 +71,7 @@ func (e *Engine) adoptRunning(ctx context.Context, p plan, t trigger) (Outcome, 
 	case v.abandoned:
 		return p.Outcome.with(ActionAdopt, ResultFailure, ReasonAbandoned, "the remediator stopped before the process answered"), false, false, nil
 	case !v.ready:
-		o := p.Outcome.with(ActionAdopt, ResultFailure, ReasonUnresponsive, v.detail)
+		o := p.Outcome.with(ActionAdopt, ResultFailure, v.reason, v.detail)
 		if !v.gone {
 			sig, err := e.stopVerified(ctx, proc, p.identity)
 			if err != nil {
@@ -108,9 +108,6 @@ func (e *Engine) adoptRunning(ctx context.Context, p plan, t trigger) (Outcome, 
 		next = e.cfg.Policy.ready(p.policy, proc.PID, e.cfg.Now(), e.cfg.WatchAfterReady)
 	}
 	next.StartingPID = 0
-	if !p.policy.GaveUpUntil.IsZero() && !p.policy.GaveUp(e.cfg.Now()) {
-		next.GaveUpUntil, next.GaveUpReason = p.policy.GaveUpUntil, p.policy.GaveUpReason
-	}
 	e.savePolicy(ctx, next, &p.policy)
 	return p.Outcome.with(ActionAdopt, ResultSuccess, p.Reason, fmt.Sprintf("PID %d serves", proc.PID)), false, false, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,38 @@ func TestRemediatorResumesInterruptedStart(t *testing.T) {
 	})
 	if n := startsLogged(t, h, d.ID); n != 1 {
 		t.Errorf("%d starts logged, want 1", n)
+	}
+}
+
+// TestRemediatorOutlastsLockedRegistry: a notification arrives while another
+// connection holds steam.db's write lock longer than the busy timeout (as
+// Steam does while deploying); the remediator heals the deployment once the
+// lock is released, with no second notification.
+func TestRemediatorOutlastsLockedRegistry(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d := h.Add(steamfixture.Spec{Name: "churn"})
+	r := startRemediator(t, h)
+	conn, err := h.DB.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), `BEGIN EXCLUSIVE`); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // answered once the webhook's own look-up gives up
+		_, _, _ = r.post(http.MethodPost, strings.NewReader(notification(d.ID, 0)), "")
+	}()
+	steamtest.Eventually(t, 30*time.Second, "a transient failure", func() bool {
+		return strings.Contains(r.stderr.String(), "retry 1 of 5")
+	})
+	if _, err := conn.ExecContext(context.Background(), `COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	steamtest.Eventually(t, 30*time.Second, "the deployment healed", func() bool {
+		return journaled(t, h, d.ID, state.ActionRestart) == 1
+	})
+	if err := steamfixture.WaitReady(context.Background(), int(h.Deployment(d.ID).Port), 5*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
