@@ -2,10 +2,10 @@
 // that starts Debian's Jetty 9.4 (the line Steam's jetty-runner belongs to)
 // and scoring wars whose servlet answers /ping, /predict and /stats, both
 // compiled from testdata/jetty with javac once per test binary (by package
-// jetty, which the demo uses too). They are
-// laid into a steamtest home, where deployments are started with Steam's
-// exact argv under the real java, so tests see a JVM's start time, Jetty's
-// own log lines and Jetty's ways of failing.
+// jetty, which the demo uses too). They are laid into a steamtest home,
+// where deployments are started with Steam's exact argv under the real
+// java, so tests see a JVM's start time, Jetty's own log lines and Jetty's
+// ways of failing.
 package jettytest
 
 import (
