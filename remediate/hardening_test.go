@@ -54,14 +54,7 @@ func TestLockedRegistryIsRetried(t *testing.T) {
 	e.registry.BusyTimeout = 200 * time.Millisecond
 	d := h.Add(steamfixture.Spec{Name: "churn"})
 
-	conn, err := h.DB.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), `BEGIN EXCLUSIVE`); err != nil {
-		t.Fatal(err)
-	}
+	release := h.HoldWriteLock()
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +62,7 @@ func TestLockedRegistryIsRetried(t *testing.T) {
 	steamtest.Eventually(t, 10*time.Second, "a transient failure", func() bool {
 		return testutil.ToFloat64(e.metrics.retries.WithLabelValues("scheduled")) >= 1
 	})
-	if _, err := conn.ExecContext(context.Background(), `COMMIT`); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	steamtest.Eventually(t, 20*time.Second, "the deployment to be restarted", func() bool {
 		return countActions(e.journal(t, d.ID), state.ActionRestart, state.ResultSuccess) == 1
 	})

@@ -59,23 +59,14 @@ func TestRemediatorOutlastsLockedRegistry(t *testing.T) {
 	h := steamtest.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn"})
 	r := startRemediator(t, h)
-	conn, err := h.DB.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), `BEGIN EXCLUSIVE`); err != nil {
-		t.Fatal(err)
-	}
+	release := h.HoldWriteLock()
 	go func() { // answered once the webhook's own look-up gives up
 		_, _, _ = r.post(http.MethodPost, strings.NewReader(notification(d.ID, 0)), "")
 	}()
 	steamtest.Eventually(t, 30*time.Second, "a transient failure", func() bool {
 		return strings.Contains(r.stderr.String(), "retry 1 of 5")
 	})
-	if _, err := conn.ExecContext(context.Background(), `COMMIT`); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	steamtest.Eventually(t, 30*time.Second, "the deployment healed", func() bool {
 		return journaled(t, h, d.ID, state.ActionRestart) == 1
 	})

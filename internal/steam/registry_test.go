@@ -427,25 +427,7 @@ func TestDeploymentsUnreadableDatabase(t *testing.T) {
 // returns the function that releases it.
 func lock(t *testing.T, h *steamtest.Home) (release func()) {
 	t.Helper()
-	conn, err := h.DB.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(context.Background(), `BEGIN EXCLUSIVE`); err != nil {
-		t.Fatal(err)
-	}
-	var once atomic.Bool
-	release = func() {
-		if once.Swap(true) {
-			return
-		}
-		if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
-			t.Errorf("releasing the lock: %v", err)
-		}
-		conn.Close()
-	}
-	t.Cleanup(release)
-	return release
+	return h.HoldWriteLock()
 }
 
 // within fails the test if f does not return in time: a guard against a

@@ -359,3 +359,28 @@ func (b *Buffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// HoldWriteLock takes steam.db's write lock (BEGIN EXCLUSIVE) on a
+// connection of its own, as a long Steam transaction would. release, also
+// called when the test ends, rolls it back.
+func (h *Home) HoldWriteLock() (release func()) {
+	h.t.Helper()
+	conn, err := h.DB.Conn(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), `BEGIN EXCLUSIVE`); err != nil {
+		h.t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
+				h.t.Errorf("releasing steam.db's write lock: %v", err)
+			}
+			conn.Close()
+		})
+	}
+	h.t.Cleanup(release)
+	return release
+}
