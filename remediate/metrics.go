@@ -102,14 +102,9 @@ func (c *gaveUpCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	// Without the registry every row is published: a deployment given up
 	// must not drop out of its alert while Steam's database is unreadable.
-	var exists map[int64]bool
-	if ds, err := c.e.registry.Deployments(ctx); err != nil {
+	exists, err := c.e.registry.IDs(ctx)
+	if err != nil {
 		c.e.logger.Error("Could not read Steam's deployments for metrics", "err", err)
-	} else {
-		exists = make(map[int64]bool, len(ds))
-		for _, d := range ds {
-			exists[d.ID] = true
-		}
 	}
 	now := c.e.cfg.Now()
 	for _, p := range pols {

@@ -192,7 +192,7 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 		Match:      f.match,
 		MaxBody:    f.maxBody,
 		Token:      token,
-		Known:      knownDeployments(home),
+		Known:      steam.NewRegistry(home).IDs, // ids only: no war resolved per notification
 	}, engine, reg, logger)
 	if err != nil {
 		return fail("invalid webhook settings", err)

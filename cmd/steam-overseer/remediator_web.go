@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v2"
 
-	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/remediate/webhook"
 )
 
@@ -69,23 +68,6 @@ func reloadOnHangup(ctx context.Context, logger *slog.Logger, tf *webhook.TokenF
 			}
 		}
 	}()
-}
-
-// knownDeployments is the webhook's view of Steam's registry: the ids of
-// every row of its service table, read afresh for each notification.
-func knownDeployments(home steam.Home) func(context.Context) (map[int64]bool, error) {
-	registry := steam.NewRegistry(home)
-	return func(ctx context.Context) (map[int64]bool, error) {
-		ds, err := registry.Deployments(ctx)
-		if err != nil {
-			return nil, err
-		}
-		known := make(map[int64]bool, len(ds))
-		for _, d := range ds {
-			known[d.ID] = true
-		}
-		return known, nil
-	}
 }
 
 // remediatorRoutes are the remediator's HTTP routes. Each answers only its

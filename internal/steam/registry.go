@@ -96,6 +96,33 @@ func (r *Registry) Deployments(ctx context.Context) ([]Deployment, error) {
 	return ds, nil
 }
 
+// IDs returns the ids of Steam's service rows: all a caller needs to tell a
+// known deployment from a made-up one, without resolving any war.
+func (r *Registry) IDs(ctx context.Context) (map[int64]bool, error) {
+	db, err := r.open(sqlitefile.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT id FROM service`)
+	if err != nil {
+		return nil, fmt.Errorf("reading service ids: %w", err)
+	}
+	defer rows.Close()
+	ids := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("reading service ids: %w", err)
+		}
+		ids[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading service ids: %w", err)
+	}
+	return ids, nil
+}
+
 // Deployment re-reads one deployment, or returns ErrNotFound.
 func (r *Registry) Deployment(ctx context.Context, id int64) (Deployment, error) {
 	db, err := r.open(sqlitefile.ReadOnly)

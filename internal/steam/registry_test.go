@@ -299,6 +299,23 @@ func TestDeploymentsFields(t *testing.T) {
 	}
 }
 
+// TestIDs: every service row counts, whatever its other columns hold (a
+// stopped row, one whose model is gone), as Deployments lists them.
+func TestIDs(t *testing.T) {
+	h := steamtest.NewHome(t)
+	a := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
+	b := h.Add(steamfixture.Spec{Name: "b", LogicalName: "b", State: "stopped"})
+	c := h.Add(steamfixture.Spec{Name: "c", LogicalName: "c"})
+	h.Exec(`DELETE FROM service WHERE id = ?`, c.ID)
+	ids, err := steam.NewRegistry(h.Home).IDs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 || !ids[a.ID] || !ids[b.ID] {
+		t.Errorf("IDs() = %v, want {%d, %d}", ids, a.ID, b.ID)
+	}
+}
+
 // TestDeploymentsHomeWithGlobMetacharacters: a home's path is a path, not a
 // pattern.
 func TestDeploymentsHomeWithGlobMetacharacters(t *testing.T) {
