@@ -27,6 +27,15 @@ func (e *Engine) apply(ctx context.Context, p plan, t trigger) (o Outcome, journ
 			if answering != "" {
 				return p.Outcome.with(ActionNoop, ResultSuccess, ReasonAnswering, answering), false, false, nil
 			}
+			if int64(p.hung.PID) == p.policy.ProbationPID {
+				// Hung inside its watch window: a failed start, so the
+				// restart waits out the backoff as after a crash.
+				failure := p.Outcome.with(ActionFailure, ResultFailure, ReasonUnresponsive, p.Detail)
+				failure.NewPID = int64(p.hung.PID)
+				e.fail(&p, failure)
+				e.commit(ctx, &p, t)
+				return failure, true, false, nil
+			}
 		}
 		o, err := e.restart(ctx, p, t)
 		return o, true, false, err

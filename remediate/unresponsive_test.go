@@ -2,11 +2,12 @@ package remediate
 
 import (
 	"context"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
@@ -143,20 +144,37 @@ func TestAdoptionProvesReadiness(t *testing.T) {
 	}
 }
 
-// TestHangingAgainGivesUp: a deployment that hangs after every restart is
-// given up like one that crashes.
+// TestHangingAgainGivesUp: a deployment whose every restart hangs again is
+// given up like one that crashes: each java stopped as hung inside its watch
+// window counts as a failed start.
 func TestHangingAgainGivesUp(t *testing.T) {
 	h := steamtest.NewHome(t)
-	e := newEngine(t, h, hungConfig, func(c *Config) { c.StartTimeout = 500 * time.Millisecond })
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
-	for range DefaultMaxFailures + 1 {
+	e := newEngine(t, h, hungConfig)
+	d := h.Add(steamfixture.Spec{Name: "churn"})
+	if o, err := e.Remediate(context.Background(), d.ID); err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
+		t.Fatalf("first start: %s (%v)", o, err)
+	}
+	for range 2 * DefaultMaxFailures {
+		pol, err := e.state.RestartPolicy(context.Background(), d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pol.GaveUp(time.Now()) {
+			break
+		}
+		if pid := h.Deployment(d.ID).PID; steamtest.Alive(int(pid)) {
+			steamtest.Freeze(t, &os.Process{Pid: int(pid)})
+		}
 		time.Sleep(100 * time.Millisecond) // the test's backoff is 20–80 ms
 		if _, err := e.RemediateAlert(context.Background(), d.ID, AlertUnresponsive); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pol, err := e.state.RestartPolicy(context.Background(), d.ID)
-	if err != nil || !pol.GaveUp(time.Now()) {
-		t.Fatalf("policy %+v (%v), want given up", pol, err)
+	if err != nil || !pol.GaveUp(time.Now()) || !strings.Contains(pol.GaveUpReason, "consecutive failed starts") {
+		t.Fatalf("policy %+v (%v), want given up for consecutive failed starts:%s", pol, err, describeJournal(e.journal(t, d.ID)))
+	}
+	if n := countActions(e.journal(t, d.ID), state.ActionFailure, ""); n != DefaultMaxFailures {
+		t.Errorf("%d hung restarts counted as failed, want %d:%s", n, DefaultMaxFailures, describeJournal(e.journal(t, d.ID)))
 	}
 }
