@@ -32,6 +32,7 @@ type Collector struct {
 	scrapeSuccess, scrapeDuration, stateScrapeSuccess             *prometheus.Desc
 	backupLastSuccess                                             *prometheus.Desc
 	statusPairs                                                   []*dto.LabelPair // in steam.Statuses' order
+	userPair, systemPair                                          *dto.LabelPair   // cpu's mode
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -49,6 +50,8 @@ func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *sl
 	}
 	return &Collector{
 		statusPairs: statusPairs,
+		userPair:    labelPair("mode", "user"),
+		systemPair:  labelPair("mode", "system"),
 		registry:    reg,
 		inspector:   in,
 		statePath:   statePath,
@@ -60,7 +63,8 @@ func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *sl
 			"What became of the deployment's recorded process: 1 for the current status, 0 for the others.",
 			append(deployment, "status")...),
 		cpu: desc("deployment", "cpu_seconds_total",
-			"User and system CPU time of the deployment's verified process.", deployment...),
+			"CPU time of the deployment's verified process, by mode (user, system), as node_exporter's node_cpu_seconds_total.",
+			append(deployment, "mode")...),
 		resident: desc("deployment", "resident_memory_bytes",
 			"Resident memory of the deployment's verified process.", deployment...),
 		virtual: desc("deployment", "virtual_memory_bytes",
@@ -161,7 +165,8 @@ func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, d steam.Deplo
 		labelPair("war", validUTF8(d.War)),
 	})
 	if running {
-		emit(c.cpu, prometheus.CounterValue, p.CPUSeconds, labels)
+		emit(c.cpu, prometheus.CounterValue, p.UserCPUSeconds, []*dto.LabelPair{namePair, idPair, c.userPair})
+		emit(c.cpu, prometheus.CounterValue, p.SystemCPUSeconds, []*dto.LabelPair{namePair, idPair, c.systemPair})
 		emit(c.resident, prometheus.GaugeValue, float64(p.ResidentBytes), labels)
 		emit(c.virtual, prometheus.GaugeValue, float64(p.VirtualBytes), labels)
 		emit(c.startTime, prometheus.GaugeValue, p.StartTime, labels)

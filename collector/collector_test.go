@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,6 +141,10 @@ func (s scrape) info(t *testing.T, id int64) map[string]string {
 	return series[0].labels
 }
 
+// cpuModes are the modes of steam_deployment_cpu_seconds_total, one series
+// each, as node_exporter's and process-exporter's CPU counters.
+var cpuModes = []string{"system", "user"}
+
 var resourceMetrics = []string{
 	"steam_deployment_cpu_seconds_total",
 	"steam_deployment_resident_memory_bytes",
@@ -158,8 +163,12 @@ func (s scrape) checkResources(t *testing.T, since time.Time) {
 	}
 	for _, name := range resourceMetrics {
 		seen := map[string]bool{}
+		modes := map[string][]string{}
 		for _, smp := range s[name] {
 			id := smp.labels["deployment_id"]
+			if mode, ok := smp.labels["mode"]; ok {
+				modes[id] = append(modes[id], mode)
+			}
 			if !up[id] {
 				t.Errorf("%s reported for deployment %s, which is not up: a process not proven its own was measured", name, id)
 			}
@@ -179,6 +188,11 @@ func (s scrape) checkResources(t *testing.T, since time.Time) {
 		for id, isUp := range up {
 			if isUp && !seen[id] {
 				t.Errorf("deployment %s is up but has no %s", id, name)
+			}
+			if name == "steam_deployment_cpu_seconds_total" && seen[id] {
+				if slices.Sort(modes[id]); !slices.Equal(modes[id], cpuModes) {
+					t.Errorf("%s of deployment %s has modes %q, want %q", name, id, modes[id], cpuModes)
+				}
 			}
 		}
 	}
@@ -271,8 +285,12 @@ steam_exporter_state_scrape_success 1
 	s := gather(t, c)
 	s.checkResources(t, begin)
 	for _, name := range resourceMetrics {
-		if n := len(s[name]); n != 1 {
-			t.Errorf("%d series of %s, want 1 (the running deployment's)", n, name)
+		want := 1
+		if name == "steam_deployment_cpu_seconds_total" {
+			want = len(cpuModes)
+		}
+		if n := len(s[name]); n != want {
+			t.Errorf("%d series of %s, want %d (the running deployment's)", n, name, want)
 		}
 	}
 	if d, ok := s.value(t, "steam_exporter_scrape_duration_seconds", -1); !ok || d <= 0 {

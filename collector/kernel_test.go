@@ -18,9 +18,9 @@ import (
 // kernelView is what the kernel itself says about a process, read from
 // /proc without gopsutil.
 type kernelView struct {
-	cpuSeconds  float64
-	rssBytes    float64
-	startSecond float64
+	userSeconds, systemSeconds float64
+	rssBytes                   float64
+	startSecond                float64
 }
 
 // userHZ is the unit of /proc/<pid>/stat's times on every Linux Steam runs on.
@@ -42,7 +42,7 @@ func readKernel(t *testing.T, pid int) kernelView {
 		return v
 	}
 	var k kernelView
-	k.cpuSeconds = (field(14) + field(15)) / userHZ
+	k.userSeconds, k.systemSeconds = field(14)/userHZ, field(15)/userHZ
 	k.startSecond = bootTime(t) + field(22)/userHZ
 
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -111,12 +111,24 @@ func TestCollectAgreesWithKernel(t *testing.T) {
 		}
 		return v
 	}
-	if before.cpuSeconds < 0.1 {
+	if total := before.userSeconds + before.systemSeconds; total < 0.1 {
 		// A collector reporting 0 must not pass.
-		t.Fatalf("the deployment spent only %.2f s of CPU; too little to compare", before.cpuSeconds)
+		t.Fatalf("the deployment spent only %.2f s of CPU; too little to compare", total)
 	}
-	if cpu := value("steam_deployment_cpu_seconds_total"); cpu < before.cpuSeconds-0.05 || cpu > after.cpuSeconds+0.05 {
-		t.Errorf("CPU %.3f s, kernel %.3f..%.3f s", cpu, before.cpuSeconds, after.cpuSeconds)
+	cpu := map[string]float64{}
+	for _, smp := range s.of("steam_deployment_cpu_seconds_total", d.ID) {
+		cpu[smp.labels["mode"]] = smp.value
+	}
+	for _, m := range []struct {
+		mode          string
+		before, after float64
+	}{
+		{"user", before.userSeconds, after.userSeconds},
+		{"system", before.systemSeconds, after.systemSeconds},
+	} {
+		if v, ok := cpu[m.mode]; !ok || v < m.before-0.05 || v > m.after+0.05 {
+			t.Errorf("CPU mode=%q %.3f s (present %v), kernel %.3f..%.3f s", m.mode, v, ok, m.before, m.after)
+		}
 	}
 	rss := value("steam_deployment_resident_memory_bytes")
 	if lo, hi := min(before.rssBytes, after.rssBytes)*0.95, max(before.rssBytes, after.rssBytes)*1.05; rss < lo || rss > hi {

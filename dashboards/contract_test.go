@@ -30,7 +30,7 @@ var (
 var knownMetrics = map[string]metric{
 	"steam_deployment_up":                    {gauge, deploymentLabels},
 	"steam_deployment_status":                {gauge, append([]string{"status"}, deploymentLabels...)},
-	"steam_deployment_cpu_seconds_total":     {counter, deploymentLabels},
+	"steam_deployment_cpu_seconds_total":     {counter, append([]string{"mode"}, deploymentLabels...)},
 	"steam_deployment_resident_memory_bytes": {gauge, deploymentLabels},
 	"steam_deployment_virtual_memory_bytes":  {gauge, deploymentLabels},
 	"steam_deployment_start_time_seconds":    {gauge, deploymentLabels},
@@ -55,6 +55,11 @@ var knownMetrics = map[string]metric{
 	"steam_remediator_deployment_gave_up":       {gauge, []string{"deployment_id"}},
 	"steam_remediator_queue_length":             {gauge, nil},
 	"steam_remediator_build_info":               {gauge, buildInfoLabels},
+	// Failures nothing else shows (issue 19).
+	"steam_remediator_journal_write_failures_total": {counter, nil},
+	"steam_remediator_retries_total":                {counter, []string{"outcome"}},
+	"steam_remediator_token_last_reload_successful": {gauge, nil},
+	"steam_remediator_token_reloads_total":          {counter, []string{"result"}},
 
 	"steam_backup_last_success_timestamp_seconds": {gauge, nil},
 

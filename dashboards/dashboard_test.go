@@ -21,8 +21,18 @@ const (
 )
 
 type dashboardJSON struct {
-	UID        string `json:"uid"`
-	Editable   bool   `json:"editable"`
+	UID           string `json:"uid"`
+	Editable      bool   `json:"editable"`
+	SchemaVersion int    `json:"schemaVersion"`
+	Requires      []struct {
+		Type    string `json:"type"`
+		ID      string `json:"id"`
+		Version string `json:"version"`
+	} `json:"__requires"`
+	Links []struct {
+		Type string `json:"type"`
+		URL  string `json:"url"`
+	} `json:"links"`
 	Templating struct {
 		List []variable `json:"list"`
 	} `json:"templating"`
@@ -39,6 +49,8 @@ type variable struct {
 	Name       string          `json:"name"`
 	Label      string          `json:"label"`
 	Multi      bool            `json:"multi"`
+	IncludeAll bool            `json:"includeAll"`
+	Hide       int             `json:"hide"`
 	AllValue   string          `json:"allValue"`
 	Refresh    int             `json:"refresh"`
 	Query      json.RawMessage `json:"query"`
@@ -258,11 +270,12 @@ var dashboardRules = []lintRule{
 		}
 		return problems
 	}},
-	{"job, instance and deployment variables", func(d *parsedDashboard) []string {
+	{"job, Steam host, instance and deployment variables", func(d *parsedDashboard) []string {
 		want := map[string][]string{
 			"job":        nil,
-			"instance":   {"$job"},
-			"deployment": {"$job", "$instance"},
+			"steam_host": {"$job"},
+			"instance":   {"$job", "$steam_host"},
+			"deployment": {"$job", "$steam_host", "$instance"},
 		}
 		var problems []string
 		for _, v := range d.Templating.List {
@@ -283,6 +296,67 @@ var dashboardRules = []lintRule{
 		}
 		for name := range want {
 			problems = append(problems, fmt.Sprintf("no variable %s", name))
+		}
+		return problems
+	}},
+	// Issue 19: the instance variable mixes exporters and remediators, so
+	// choosing one host's exporter emptied the remediation row. steam_host
+	// (prometheus.yml) is the same on a host's exporter and remediator.
+	{"a Steam host variable selects a host's exporter and remediator together", func(d *parsedDashboard) []string {
+		var problems []string
+		seen := false
+		for _, v := range d.Templating.List {
+			switch v.Name {
+			case "steam_host":
+				seen = true
+				q := v.queryText()
+				if v.Label != "Steam host" || !v.Multi || !v.IncludeAll || v.Hide != 0 {
+					problems = append(problems, fmt.Sprintf("variable steam_host: label %q multi %v includeAll %v hide %d, want a visible multi-value \"Steam host\" with All", v.Label, v.Multi, v.IncludeAll, v.Hide))
+				}
+				// .* also matches series of a Prometheus without the relabeling.
+				if v.AllValue != ".*" {
+					problems = append(problems, fmt.Sprintf("variable steam_host has allValue %q, want \".*\"", v.AllValue))
+				}
+				for _, m := range []string{"steam_exporter_build_info", "steam_remediator_build_info"} {
+					if !strings.Contains(q, m) || !strings.HasSuffix(q, ", steam_host)") {
+						problems = append(problems, fmt.Sprintf("variable steam_host's query %q does not list the steam_host of %s", q, m))
+					}
+				}
+			case "instance":
+				if v.Hide != 2 {
+					problems = append(problems, fmt.Sprintf("variable instance has hide %d, want 2: choosing one instance hides the other half of its host", v.Hide))
+				}
+			}
+		}
+		if !seen {
+			problems = append(problems, "no variable steam_host")
+		}
+		return problems
+	}},
+	{"runbook link and minimum Grafana version", func(d *parsedDashboard) []string {
+		var problems []string
+		runbook := strings.TrimSuffix(runbookBase, "#")
+		if !slices.ContainsFunc(d.Links, func(l struct {
+			Type string `json:"type"`
+			URL  string `json:"url"`
+		}) bool {
+			return l.Type == "link" && l.URL == runbook
+		}) {
+			problems = append(problems, fmt.Sprintf("no dashboard link to %s", runbook))
+		}
+		// The Grafana release that introduced the dashboard's schemaVersion.
+		minGrafana := map[int]string{39: "10.3.0"}[d.SchemaVersion]
+		found := false
+		for _, r := range d.Requires {
+			if r.Type == "grafana" && r.ID == "grafana" {
+				found = true
+				if minGrafana == "" || r.Version != minGrafana {
+					problems = append(problems, fmt.Sprintf("__requires Grafana %q for schemaVersion %d, want %q", r.Version, d.SchemaVersion, minGrafana))
+				}
+			}
+		}
+		if !found {
+			problems = append(problems, "no __requires entry stating the minimum Grafana version")
 		}
 		return problems
 	}},
@@ -375,7 +449,7 @@ var dashboardRules = []lintRule{
 			if strings.HasPrefix(q.where, "variable ") {
 				return nil
 			}
-			want := []string{"job", "instance"}
+			want := []string{"job", "steam_host", "instance"}
 			for _, name := range s.metricNames() {
 				if m, ok := lookupMetric(name); ok && m.hasLabel("deployment") {
 					want = append(want, "deployment")
@@ -422,6 +496,41 @@ var dashboardRules = []lintRule{
 			}
 			if (s.fn == "rate" || s.fn == "increase" || s.fn == "irate") && s.rng == "" {
 				return []string{fmt.Sprintf("%s: %s(%s) without a range", q.where, s.fn, s)}
+			}
+			return nil
+		})
+	}},
+	// increase() extrapolates to the window's edges: three restarts read
+	// as 3.05. A count is shown as a whole number.
+	{"counts from increase() are rounded", func(d *parsedDashboard) []string {
+		var problems []string
+		for _, p := range d.panels() {
+			for _, t := range p.Targets {
+				if strings.Contains(t.Expr, "increase(") && !strings.HasPrefix(strings.TrimSpace(t.Expr), "round(") {
+					problems = append(problems, fmt.Sprintf("panel %q target %s: increase() not inside round(): %s", p.Title, t.RefID, t.Expr))
+				}
+			}
+		}
+		return problems
+	}},
+	// Issue 19: a deployment is named wherever it is shown. A metric with
+	// deployment_id but no deployment label takes the name from
+	// steam_deployment_info.
+	{"deployments are named, not only numbered", func(d *parsedDashboard) []string {
+		return d.forEachSelector(func(q query, s selector) []string {
+			for _, name := range s.metricNames() {
+				m, ok := lookupMetric(name)
+				if !ok || !slices.Contains(m.labels, "deployment_id") || m.hasLabel("deployment") || strings.HasPrefix(q.where, "variable ") {
+					continue
+				}
+				for _, p := range d.panels() {
+					for _, t := range p.Targets {
+						if fmt.Sprintf("panel %q target %s", p.Title, t.RefID) == q.where &&
+							(!strings.Contains(t.Expr, "group_left (deployment)") || !strings.Contains(t.Expr, "steam_deployment_info{")) {
+							return []string{fmt.Sprintf("%s: %s has only deployment_id; join steam_deployment_info with group_left (deployment)", q.where, name)}
+						}
+					}
+				}
 			}
 			return nil
 		})
@@ -491,6 +600,40 @@ func TestDashboardLintCatches(t *testing.T) {
 		return func(d map[string]any) { firstTarget(d)["expr"] = expr }
 	}
 	variables := func(d map[string]any) []any { return d["templating"].(map[string]any)["list"].([]any) }
+	variable := func(d map[string]any, name string) map[string]any {
+		for _, v := range variables(d) {
+			if v.(map[string]any)["name"] == name {
+				return v.(map[string]any)
+			}
+		}
+		t.Fatalf("no variable %s", name)
+		return nil
+	}
+	panelTitled := func(d map[string]any, title string) map[string]any {
+		var found map[string]any
+		var walk func([]any)
+		walk = func(ps []any) {
+			for _, p := range ps {
+				pm := p.(map[string]any)
+				if pm["title"] == title && pm["type"] != "row" {
+					found = pm
+				}
+				if sub, ok := pm["panels"].([]any); ok {
+					walk(sub)
+				}
+			}
+		}
+		walk(d["panels"].([]any))
+		if found == nil {
+			t.Fatalf("no panel %q", title)
+		}
+		return found
+	}
+	setPanelExpr := func(title, expr string) func(map[string]any) {
+		return func(d map[string]any) {
+			panelTitled(d, title)["targets"].([]any)[0].(map[string]any)["expr"] = expr
+		}
+	}
 	for _, tc := range []struct {
 		name   string
 		rule   string
@@ -502,8 +645,8 @@ func TestDashboardLintCatches(t *testing.T) {
 		{"datasource variable removed", "one datasource variable", func(d map[string]any) {
 			d["templating"].(map[string]any)["list"] = variables(d)[1:]
 		}},
-		{"deployment variable unfiltered", "job, instance and deployment variables", func(d map[string]any) {
-			variables(d)[3].(map[string]any)["query"] = `label_values(steam_deployment_info, deployment)`
+		{"deployment variable unfiltered", "job, Steam host, instance and deployment variables", func(d map[string]any) {
+			variable(d, "deployment")["query"] = `label_values(steam_deployment_info, deployment)`
 		}},
 		{"target with a ${DS_PROMETHEUS} input", "every panel, target and variable uses the datasource variable", func(d map[string]any) {
 			firstTarget(d)["datasource"] = map[string]any{"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
@@ -522,19 +665,19 @@ func TestDashboardLintCatches(t *testing.T) {
 		}},
 		{"editable", "not editable", func(d map[string]any) { d["editable"] = true }},
 		{"datasource variable mislabeled", "one datasource variable", func(d map[string]any) {
-			variables(d)[0].(map[string]any)["label"] = "Prometheus"
+			variable(d, "datasource")["label"] = "Prometheus"
 		}},
 		{"job allValue missing", "job and instance variables are multi-value with allValue .+", func(d map[string]any) {
-			delete(variables(d)[1].(map[string]any), "allValue")
+			delete(variable(d, "job"), "allValue")
 		}},
 		{"instance single-value", "job and instance variables are multi-value with allValue .+", func(d map[string]any) {
-			variables(d)[2].(map[string]any)["multi"] = false
+			variable(d, "instance")["multi"] = false
 		}},
 		{"job mislabeled", "job and instance variables are multi-value with allValue .+", func(d map[string]any) {
-			variables(d)[1].(map[string]any)["label"] = "Prometheus job"
+			variable(d, "job")["label"] = "Prometheus job"
 		}},
 		{"variable refreshed on load only", "query variables reload on time range change", func(d map[string]any) {
-			variables(d)[3].(map[string]any)["refresh"] = 1
+			variable(d, "deployment")["refresh"] = 1
 		}},
 		{"description missing", "unit and description on every panel", func(d map[string]any) { delete(firstPanel(d), "description") }},
 		{"duplicate panel id", "panels have unique ids and queries", func(d map[string]any) { firstPanel(d)["id"] = 1 }},
@@ -544,6 +687,29 @@ func TestDashboardLintCatches(t *testing.T) {
 		{"deployment matcher missing", "job, instance and deployment matchers in every query", setExpr(`sum(steam_deployment_up{job=~"$job", instance=~"$instance"})`)},
 		{"job hard-coded", "job, instance and deployment matchers in every query", setExpr(`up{job="steam-exporter", instance=~"$instance"}`)},
 		{"fixed rate range", "$__rate_interval in every rate and increase", setExpr(`rate(steam_remediator_alerts_total{job=~"$job", instance=~"$instance"}[5m])`)},
+		{"steam_host variable removed", "a Steam host variable selects a host's exporter and remediator together", func(d map[string]any) {
+			variable(d, "steam_host")["name"] = "host"
+		}},
+		{"steam_host All misses unlabelled series", "a Steam host variable selects a host's exporter and remediator together", func(d map[string]any) {
+			variable(d, "steam_host")["allValue"] = ".+"
+		}},
+		{"steam_host of the exporter only", "a Steam host variable selects a host's exporter and remediator together", func(d map[string]any) {
+			variable(d, "steam_host")["query"] = `label_values(steam_exporter_build_info{job=~"$job"}, steam_host)`
+		}},
+		{"instance shown", "a Steam host variable selects a host's exporter and remediator together", func(d map[string]any) {
+			variable(d, "instance")["hide"] = 0
+		}},
+		{"instance not filtered by host", "job, Steam host, instance and deployment variables", func(d map[string]any) {
+			variable(d, "instance")["query"] = `label_values({__name__=~"steam_exporter_build_info|steam_remediator_build_info", job=~"$job"}, instance)`
+		}},
+		{"steam_host matcher missing", "job, instance and deployment matchers in every query", setExpr(`sum(steam_deployment_up{job=~"$job", instance=~"$instance", deployment=~"$deployment"})`)},
+		{"no runbook link", "runbook link and minimum Grafana version", func(d map[string]any) { d["links"] = []any{} }},
+		{"no minimum Grafana version", "runbook link and minimum Grafana version", func(d map[string]any) { delete(d, "__requires") }},
+		{"schemaVersion newer than the stated Grafana", "runbook link and minimum Grafana version", func(d map[string]any) { d["schemaVersion"] = 41 }},
+		{"restarts not rounded", "counts from increase() are rounded", setPanelExpr("Restarts",
+			`sum by (instance, deployment) (increase(steam_deployment_restarts_total{job=~"$job", steam_host=~"$steam_host", instance=~"$instance", deployment=~"$deployment"}[$__rate_interval]))`)},
+		{"given up by id only", "deployments are named, not only numbered", setPanelExpr("Deployments given up",
+			`steam_remediator_deployment_gave_up{job=~"$job", steam_host=~"$steam_host", instance=~"$instance"}`)},
 		{"raw counter", "no counter without rate or increase", setExpr(`steam_remediator_alerts_total{job=~"$job", instance=~"$instance"}`)},
 		{"raw histogram count", "no counter without rate or increase", setExpr(`sum(steam_remediator_restart_duration_seconds_count{job=~"$job", instance=~"$instance"})`)},
 	} {

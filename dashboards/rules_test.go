@@ -99,6 +99,10 @@ func TestRulesStyle(t *testing.T) {
 			if strings.HasSuffix(r.Annotations["summary"], " ") || !strings.HasSuffix(r.Annotations["summary"], ".") {
 				t.Errorf("summary %q: want one sentence ending with a full stop", r.Annotations["summary"])
 			}
+			// Alerts grouped into one notification share its summary.
+			if strings.Contains(r.Annotations["summary"], "{{") {
+				t.Errorf("summary %q is templated: want a static one, the details in the description", r.Annotations["summary"])
+			}
 		})
 	}
 }

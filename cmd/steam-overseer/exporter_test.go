@@ -177,7 +177,8 @@ func TestExporterProcfs(t *testing.T) {
 	_, body := get(t, "http://"+addr+"/metrics")
 	for _, want := range []string{
 		fmt.Sprintf(`steam_deployment_up{deployment="churn",deployment_id="%d"} 1`, d.ID),
-		fmt.Sprintf(`steam_deployment_cpu_seconds_total{deployment="churn",deployment_id="%d"} 3`, d.ID),
+		fmt.Sprintf(`steam_deployment_cpu_seconds_total{deployment="churn",deployment_id="%d",mode="user"} 2.5`, d.ID),
+		fmt.Sprintf(`steam_deployment_cpu_seconds_total{deployment="churn",deployment_id="%d",mode="system"} 0.5`, d.ID),
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -46,7 +46,8 @@ type Process struct {
 	// Err says why Status is StatusUnknown.
 	Err error
 
-	CPUSeconds    float64 // user + system
+	UserCPUSeconds, SystemCPUSeconds float64 // node_exporter's mode="user" and "system"
+
 	ResidentBytes uint64
 	VirtualBytes  uint64
 	StartTime     float64 // seconds since the Unix epoch
@@ -136,7 +137,7 @@ func verify(ctx context.Context, proc *process.Process, argv []string, id Identi
 		return p.failed(err)
 	}
 	p.Status = StatusRunning
-	p.CPUSeconds = times.User + times.System
+	p.UserCPUSeconds, p.SystemCPUSeconds = times.User, times.System
 	p.ResidentBytes = mem.RSS
 	p.VirtualBytes = mem.VMS
 	p.CreateTime = created

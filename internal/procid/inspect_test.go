@@ -128,12 +128,12 @@ func TestInspect(t *testing.T) {
 				t.Fatalf("Inspect(%d) = %+v, want status %s", pid, p, tc.want)
 			}
 			if tc.want != procid.StatusRunning {
-				if p.CPUSeconds != 0 || p.ResidentBytes != 0 || p.VirtualBytes != 0 || p.StartTime != 0 || p.CreateTime != 0 {
+				if p.UserCPUSeconds != 0 || p.SystemCPUSeconds != 0 || p.ResidentBytes != 0 || p.VirtualBytes != 0 || p.StartTime != 0 || p.CreateTime != 0 {
 					t.Errorf("a process not verified as the deployment's was measured: %+v", p)
 				}
 				return
 			}
-			if p.CPUSeconds < 0 || p.ResidentBytes == 0 || p.VirtualBytes < p.ResidentBytes || p.CreateTime == 0 {
+			if p.UserCPUSeconds < 0 || p.SystemCPUSeconds < 0 || p.ResidentBytes == 0 || p.VirtualBytes < p.ResidentBytes || p.CreateTime == 0 {
 				t.Errorf("implausible resources: %+v", p)
 			}
 			// Started during this test; gopsutil's create time has a
@@ -276,7 +276,8 @@ func TestInspectProcFixture(t *testing.T) {
 			got := in.Inspect(tc.pid, id)
 			want := procid.Process{PID: tc.pid, Status: tc.want}
 			if tc.want == procid.StatusRunning {
-				want.CPUSeconds, want.ResidentBytes, want.VirtualBytes = 3, 2560*page, 262144*page
+				want.UserCPUSeconds, want.SystemCPUSeconds = 2.5, 0.5
+				want.ResidentBytes, want.VirtualBytes = 2560*page, 262144*page
 				want.CreateTime = base.CreateTime + tc.startDelay
 				want.StartTime = float64(want.CreateTime) / 1e3
 			}
