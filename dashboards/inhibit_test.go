@@ -74,6 +74,7 @@ func TestInhibitRules(t *testing.T) {
 		{"the gave-up deployment's Down", exporter("SteamDeploymentDown", "steam1", "7"), true},
 		{"its NotRecovered", exporter("SteamDeploymentNotRecovered", "steam1", "7"), true},
 		{"its Unresponsive", exporter("SteamDeploymentUnresponsive", "steam1", "7"), true},
+		{"its Exited", exporter("SteamDeploymentExited", "steam1", "7"), true},
 		{"its Flapping", exporter("SteamDeploymentFlapping", "steam1", "7"), false},
 		{"another deployment's Down", exporter("SteamDeploymentDown", "steam1", "8"), false},
 		{"the same id's Down on another host", exporter("SteamDeploymentDown", "steam2", "7"), false},
