@@ -42,7 +42,7 @@ func watcher(t *testing.T, h *steamtest.Home, opts exitwatch.Options) (<-chan ex
 }
 
 // metric returns the sum of a metric's samples gathered from w.
-func metric(t *testing.T, w prometheus.Collector, name string) float64 {
+func metric(t testing.TB, w prometheus.Collector, name string) float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(w)
