@@ -29,6 +29,11 @@ const (
 	DefaultSettle = 1500 * time.Millisecond
 )
 
+// verifyRetry spaces the verifications of a java that could not be
+// verified (no identity yet, unreadable process); a new PID is verified at
+// once.
+const verifyRetry = 30 * time.Second
+
 // Reasons a deployment is reported down.
 const (
 	ReasonExited    = "exited"     // the watched java exited
@@ -85,6 +90,7 @@ type watched struct {
 	pid      int64
 	fd       int       // the pidfd, -1 when not watching
 	pending  bool      // not verified yet (unreadable process, no identity)
+	retryAt  time.Time // when a pending verification that failed is tried again
 	exitedAt time.Time // set while an exit settles
 	reason   string
 	down     bool // reported down
@@ -223,9 +229,9 @@ func (w *Watcher) sync(ctx context.Context) {
 		case d.pid != r.PID:
 			// Restarted (by Steam or the remediator): the old exit is moot.
 			w.unwatch(d)
-			d.pid, d.pending, d.exitedAt, d.reason = r.PID, true, time.Time{}, ""
+			d.pid, d.pending, d.retryAt, d.exitedAt, d.reason = r.PID, true, time.Time{}, time.Time{}, ""
 		}
-		if d.pending {
+		if d.pending && !start.Before(d.retryAt) {
 			verify = append(verify, r.ID)
 		}
 	}
@@ -275,6 +281,8 @@ func (w *Watcher) verifyAll(ctx context.Context, ids []int64) {
 			continue // changed since Rows: the next sync sees it
 		}
 		d.name = dep.Name
+		// Each retry costs a read of every deployment: not every second.
+		d.retryAt = time.Now().Add(verifyRetry)
 		w.verify(id, d, dep)
 	}
 }

@@ -156,31 +156,46 @@ func TestReportsDeathsNotStops(t *testing.T) {
 func TestDeathsWhileNotWatching(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
+		spec       steamfixture.Spec
 		pid        func(t *testing.T, h *steamtest.Home, d steam.Deployment) int
-		wantReason string
+		wantReason string // "": no event may come
 	}{
-		{"dead PID", func(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
+		{"unverifiable deployment (no war)", steamfixture.Spec{Name: "churn", NoWar: true},
+			func(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
+				return steamtest.StartForeign(t).Pid
+			}, ""},
+		{"dead PID", steamfixture.Spec{}, func(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
 			p := steamtest.StartForeign(t)
 			steamtest.Kill(t, p)
 			return p.Pid
 		}, exitwatch.ReasonDead},
-		{"PID reused by another program", func(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
+		{"PID reused by another program", steamfixture.Spec{}, func(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
 			return steamtest.StartForeign(t).Pid
 		}, exitwatch.ReasonPIDReused},
-		{"PID of another deployment's java", func(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
+		{"PID of another deployment's java", steamfixture.Spec{}, func(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
 			other, _ := h.Run(steamfixture.Spec{Name: "other", LogicalName: "other"})
 			return int(other.PID)
 		}, exitwatch.ReasonPIDReused},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := steamtest.NewHome(t)
-			d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			spec := tc.spec
+			if spec.Name == "" {
+				spec = steamfixture.Spec{Name: "churn", LogicalName: "churn"}
+			}
+			d := h.Add(spec)
 			pid := tc.pid(t, h, d)
 			if err := h.SetPID(d.ID, pid); err != nil {
 				t.Fatal(err)
 			}
 			begin := time.Now()
 			events, _ := watcher(t, h, exitwatch.Options{Settle: settle})
+			if tc.wantReason == "" {
+				if ev, ok := next(t, events, settle+2*time.Second); ok {
+					t.Fatalf("got %+v, want no event", ev)
+				}
+				return
+			}
 			var ev exitwatch.Event
 			steamtest.Eventually(t, 5*time.Second, "the dead deployment reported", func() bool {
 				var ok bool
