@@ -33,9 +33,14 @@ type Alertmanager struct {
 // nowhere: tests read Alertmanager's API, not notifications.
 func New(t testing.TB) *Alertmanager {
 	t.Helper()
+	return NewWithConfig(t, []byte("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"))
+}
+
+// NewWithConfig reserves ports for an Alertmanager running config.
+func NewWithConfig(t testing.TB, config []byte) *Alertmanager {
+	t.Helper()
 	dir := t.TempDir()
-	config := "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
-	if err := os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(config), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "alertmanager.yml"), config, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	am := &Alertmanager{t: t, dir: dir}
@@ -88,6 +93,9 @@ func (am *Alertmanager) Start() {
 		return resp.StatusCode == http.StatusOK
 	})
 }
+
+// Log is what the Alertmanager wrote.
+func (am *Alertmanager) Log() string { return am.log.String() }
 
 // Kill SIGKILLs the Alertmanager: it loses every alert it held.
 func (am *Alertmanager) Kill() { steamtest.Kill(am.t, am.cmd.Process) }
