@@ -72,7 +72,7 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 	}
 	stopWatch, err := startExitWatch(ctx, logger, watch, home, inspector, reg)
 	if err != nil {
-		return usageError(err)
+		return watchFailed(err)
 	}
 	defer stopWatch()
 

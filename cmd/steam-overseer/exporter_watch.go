@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -70,12 +71,12 @@ func startExitWatch(ctx context.Context, logger *slog.Logger, f watchFlags, home
 		return func() {}, nil
 	}
 	if err := f.check(); err != nil {
-		return nil, err
+		return nil, usage{err}
 	}
 	notifier, err := amnotify.New(amnotify.Options{Alertmanagers: f.urls, ResendDelay: f.resendDelay},
 		logger.With("component", "notifier"))
 	if err != nil {
-		return nil, fmt.Errorf("--alertmanager.url: %w", err)
+		return nil, usage{fmt.Errorf("--alertmanager.url: %w", err)}
 	}
 	registry := steam.NewRegistry(home)
 	// A locked database delays one read, not the watch.
@@ -92,6 +93,17 @@ func startExitWatch(ctx context.Context, logger *slog.Logger, f watchFlags, home
 	wg.Go(func() { watcher.Run(ctx) })
 	logger.Info("Watching deployment exits", "alertmanagers", f.urls, "settle", f.settle)
 	return func() { cancel(); wg.Wait() }, nil
+}
+
+// usage marks an error of the command line.
+type usage struct{ error }
+
+// watchFailed is the exit code of a failed startExitWatch.
+func watchFailed(err error) int {
+	if errors.As(err, new(usage)) {
+		return usageError(err)
+	}
+	return fail("", err)
 }
 
 // exitNotifier turns the watch's events into alerts: one per deployment,

@@ -1,8 +1,6 @@
-// Package amnotify sends alerts to Alertmanager's v2 API the way
-// Prometheus' notifier does: to every configured Alertmanager (each member
-// of an HA pair), re-sent while they fire so that a restarted Alertmanager
-// learns them again, and resolved with an endsAt. Sending never blocks the
-// caller: each Alertmanager has its own bounded queue and sender.
+// Package amnotify sends alerts to every Alertmanager's v2 API as
+// Prometheus' notifier does, re-sent while they fire; each Alertmanager has
+// its own bounded queue and sender, so the caller never waits.
 package amnotify
 
 import (
@@ -22,14 +20,12 @@ import (
 
 // Defaults for the zero values of Options.
 const (
-	// DefaultResendDelay is shorter than Prometheus' 1m: an alert lost by an
-	// Alertmanager restart starts a remediation, so every second counts,
-	// and a resend is one small POST per Alertmanager.
+	// Shorter than Prometheus' 1m: an alert lost by an Alertmanager restart
+	// is a remediation delayed.
 	DefaultResendDelay   = 15 * time.Second
 	DefaultTimeout       = 10 * time.Second
 	DefaultQueueCapacity = 10000
-	// resolvedRetention is how long a resolved alert is still re-sent, as
-	// in Prometheus: an Alertmanager that missed the resolution learns it.
+	// A resolved alert is re-sent this long, as in Prometheus.
 	resolvedRetention = 15 * time.Minute
 	maxBatch          = 64
 	minBackoff        = 100 * time.Millisecond
@@ -49,9 +45,7 @@ type Alert struct {
 
 // Options configure a Notifier.
 type Options struct {
-	// Alertmanagers are base URLs (http://host:9093, or with a path
-	// prefix); alerts go to <url>/api/v2/alerts.
-	Alertmanagers []string
+	Alertmanagers []string // base URLs; alerts go to <url>/api/v2/alerts
 	ResendDelay   time.Duration
 	Timeout       time.Duration // of one POST
 	QueueCapacity int           // alerts per Alertmanager
@@ -165,7 +159,6 @@ func (n *Notifier) Run(ctx context.Context) {
 	}
 }
 
-// resend queues every alert again, to every Alertmanager.
 func (n *Notifier) resend(now time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -182,7 +175,6 @@ func (n *Notifier) resend(now time.Time) {
 	}
 }
 
-// enqueueAll queues a to every Alertmanager; n.mu is held.
 func (n *Notifier) enqueueAll(key string, a Alert) {
 	for _, am := range n.ams {
 		n.enqueue(am, key, a)
@@ -245,7 +237,6 @@ func (n *Notifier) send(ctx context.Context, am *alertmanager) {
 	}
 }
 
-// take removes up to maxBatch alerts from am's queue, oldest first.
 func (n *Notifier) take(am *alertmanager) ([]string, []Alert) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -307,7 +298,6 @@ type statusError struct {
 
 func (e *statusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.code, e.body) }
 
-// post sends one batch, as Prometheus' notifier does.
 func (n *Notifier) post(ctx context.Context, am *alertmanager, batch []Alert) error {
 	body, err := json.Marshal(batch)
 	if err != nil {

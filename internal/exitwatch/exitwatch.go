@@ -1,8 +1,6 @@
-// Package exitwatch learns the moment a Steam deployment's java exits. Each
-// verified java is held by a pidfd and waited for with epoll: nothing is
-// polled, and a reused PID is never mistaken for the process that was
-// verified, because the pidfd is opened before the verification and pins
-// that very process.
+// Package exitwatch learns the moment a Steam deployment's java exits,
+// through a pidfd opened before the identity check: it pins the very process
+// verified, so a reused PID is never mistaken for it.
 package exitwatch
 
 import (
@@ -23,15 +21,12 @@ import (
 // Defaults for the zero values of Options.
 const (
 	DefaultInterval = time.Second
-	// DefaultSettle covers Steam's own stop: it signals every second and
-	// deletes the row only once it has seen the java gone, so a row still
-	// started 1.5 s after the exit is no stop in progress.
+	// DefaultSettle covers Steam's own stop, which deletes the row within a
+	// second of seeing the java gone.
 	DefaultSettle = 1500 * time.Millisecond
 )
 
-// verifyRetry spaces the verifications of a java that could not be
-// verified (no identity yet, unreadable process); a new PID is verified at
-// once.
+// verifyRetry spaces the retries of a java that could not be verified.
 const verifyRetry = 30 * time.Second
 
 // Reasons a deployment is reported down.
@@ -55,11 +50,8 @@ type Event struct {
 
 // Options tune a Watcher; zero values mean the defaults.
 type Options struct {
-	// Interval between two reads of the registry's ids, PIDs and states.
-	Interval time.Duration
-	// Settle is how long an exit waits for Steam to delete or change the
-	// row before it is reported.
-	Settle time.Duration
+	Interval time.Duration // between two reads of the registry
+	Settle   time.Duration // how long an exit waits for Steam to change the row
 }
 
 // Watcher follows the registry and watches every started deployment's java.
@@ -76,7 +68,6 @@ type Watcher struct {
 	exits  chan int32
 	stop   chan struct{} // closed when Run returns
 
-	// Owned by Run's goroutine.
 	deployments map[int64]*watched
 	byFd        map[int32]int64
 	readFailing bool
@@ -168,7 +159,6 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
-// epollLoop hands the fd of every exited java to Run until woken.
 func (w *Watcher) epollLoop() {
 	events := make([]unix.EpollEvent, 64)
 	for {
@@ -195,8 +185,7 @@ func (w *Watcher) epollLoop() {
 	}
 }
 
-// sync reads the registry and brings the watches in line with it; exits
-// that have settled are reported.
+// sync brings the watches in line with the registry and reports settled exits.
 func (w *Watcher) sync(ctx context.Context) {
 	start := time.Now()
 	rows, err := w.registry.Rows(ctx)
@@ -261,8 +250,7 @@ func (w *Watcher) sync(ctx context.Context) {
 	w.metrics.syncSeconds.Observe(time.Since(start).Seconds())
 }
 
-// verifyAll resolves the identities of ids in one registry read and starts
-// watching each recorded java.
+// verifyAll resolves the identities of ids in one registry read.
 func (w *Watcher) verifyAll(ctx context.Context, ids []int64) {
 	ds, err := w.registry.Deployments(ctx)
 	if err != nil {
@@ -343,7 +331,6 @@ func (w *Watcher) verify(id int64, d *watched, dep steam.Deployment) {
 	}
 }
 
-// exited takes the exit of the java behind fd.
 func (w *Watcher) exited(fd int32) {
 	w.mu.Lock()
 	id, ok := w.byFd[fd]
@@ -357,8 +344,6 @@ func (w *Watcher) exited(fd int32) {
 	w.settleExit(d, time.Now(), ReasonExited)
 }
 
-// settleExit starts d's settle window; the PID stays as recorded so that a
-// write by Steam or the remediator is seen as a change.
 func (w *Watcher) settleExit(d *watched, at time.Time, reason string) {
 	d.pending = false
 	if d.down {
@@ -399,7 +384,6 @@ func (w *Watcher) report(ev Event) {
 	w.notify(ev)
 }
 
-// exited reports whether the process behind a pidfd has exited.
 func exited(fd int) bool {
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	n, err := unix.Poll(fds, 0)
