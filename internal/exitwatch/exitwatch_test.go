@@ -3,6 +3,7 @@ package exitwatch_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/internal/exitwatch"
+	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
@@ -256,6 +258,53 @@ func TestUpAgain(t *testing.T) {
 			}
 			if !ok || ev.Down || ev.ID != d.ID {
 				t.Fatalf("got %+v (%v), want deployment %d up", ev, ok, d.ID)
+			}
+		})
+	}
+}
+
+// stopLikeSteam stops a deployment as Steam does: SIGINT every second, a
+// SIGKILL after 10 s, and the row deleted once it has seen the java gone.
+func stopLikeSteam(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) {
+	t.Helper()
+	for range 10 {
+		if err := p.Signal(syscall.SIGINT); err != nil {
+			break
+		}
+		time.Sleep(time.Second)
+		if !steamtest.Alive(p.Pid) {
+			break
+		}
+	}
+	if steamtest.Alive(p.Pid) {
+		steamtest.Kill(t, p)
+		time.Sleep(time.Second)
+	}
+	h.Exec(`DELETE FROM service WHERE id = ?`, d.ID)
+}
+
+// TestSteamStopWithDefaults: with the default settle window, neither of
+// Steam's stops (an idle java's SIGINT, a hung one's SIGKILL after 10 s)
+// is reported.
+func TestSteamStopWithDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		behaviour fakescorer.Behaviour
+	}{
+		{"idle java exits on SIGINT", fakescorer.Behaviour{}},
+		{"hung java killed after 10s", fakescorer.Behaviour{IgnoreSIGINT: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := steamtest.NewHome(t)
+			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn", Behaviour: tc.behaviour})
+			events, w := watcher(t, h, exitwatch.Options{})
+			waitWatched(t, w, 1)
+			stopLikeSteam(t, h, d, p)
+			if ev, ok := next(t, events, exitwatch.DefaultSettle+time.Second); ok {
+				t.Fatalf("got %+v after Steam's stop, want no event", ev)
+			}
+			if got := metric(t, w, "steam_exporter_exit_watch_stops_total"); got != 1 {
+				t.Errorf("stops_total = %v, want 1", got)
 			}
 		})
 	}
