@@ -7,12 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/alertmanagertest"
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
 )
 
@@ -20,7 +19,6 @@ import (
 // configuration, sends it alerts as Prometheus would, and asks it which it
 // suppresses: amtool check-config only proves the inhibit rule parses.
 func TestInhibitRules(t *testing.T) {
-	bin := steamtest.RequireTool(t, "prometheus-alertmanager")
 	dir := t.TempDir()
 	sink := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	t.Cleanup(sink.Close)
@@ -34,31 +32,9 @@ func TestInhibitRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	configPath := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(configPath, config, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	port, err := steamfixture.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	var log bytes.Buffer
-	cmd := exec.Command(bin, "--config.file="+configPath, "--storage.path="+filepath.Join(dir, "data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--cluster.listen-address=")
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	steamtest.Reap(t, cmd)
-	steamtest.Eventually(t, 20*time.Second, "Alertmanager to be ready", func() bool {
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	am := alertmanagertest.NewWithConfig(t, config)
+	am.Start()
+	base := am.URL()
 
 	exporter := func(alertname, host, id string) map[string]string {
 		return map[string]string{"alertname": alertname, "severity": "critical", "job": ExporterJob,
@@ -74,6 +50,7 @@ func TestInhibitRules(t *testing.T) {
 		{"the gave-up deployment's Down", exporter("SteamDeploymentDown", "steam1", "7"), true},
 		{"its NotRecovered", exporter("SteamDeploymentNotRecovered", "steam1", "7"), true},
 		{"its Unresponsive", exporter("SteamDeploymentUnresponsive", "steam1", "7"), true},
+		{"its Exited", exporter("SteamDeploymentExited", "steam1", "7"), true},
 		{"its Flapping", exporter("SteamDeploymentFlapping", "steam1", "7"), false},
 		{"another deployment's Down", exporter("SteamDeploymentDown", "steam1", "8"), false},
 		{"the same id's Down on another host", exporter("SteamDeploymentDown", "steam2", "7"), false},
@@ -92,7 +69,7 @@ func TestInhibitRules(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 			state, inhibitedBy = alertStatus(t, base, tc.labels)
 			if got := state == "suppressed" && len(inhibitedBy) > 0; got != tc.suppressed {
-				t.Errorf("%v: state %q inhibited by %v, want suppressed %v\n%s", tc.labels, state, inhibitedBy, tc.suppressed, log.String())
+				t.Errorf("%v: state %q inhibited by %v, want suppressed %v\n%s", tc.labels, state, inhibitedBy, tc.suppressed, am.Log())
 			}
 		})
 	}

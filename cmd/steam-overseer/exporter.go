@@ -34,13 +34,15 @@ func exporterCommand(app *kingpin.Application) []subcommand {
 		Default("/metrics").String()
 	var probes probeFlags
 	probes.addExporterFlags(cmd)
+	var watch watchFlags
+	watch.addFlags(cmd)
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runExporter(ctx, logger, loc, procRoot, webConfig, *metricsPath, probes)
+		return runExporter(ctx, logger, loc, procRoot, webConfig, *metricsPath, probes, watch)
 	}}}
 }
 
 func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoot string, webConfig *web.FlagConfig,
-	metricsPath string, probes probeFlags) int {
+	metricsPath string, probes probeFlags, watch watchFlags) int {
 	logger.Info("Starting steam-overseer exporter", "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
 
@@ -68,6 +70,11 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 	if probeCollector != nil {
 		reg.MustRegister(probeCollector)
 	}
+	stopWatch, err := startExitWatch(ctx, logger, watch, home, inspector, reg)
+	if err != nil {
+		return watchFailed(err)
+	}
+	defer stopWatch()
 
 	mux := http.NewServeMux()
 	mux.Handle(metricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{

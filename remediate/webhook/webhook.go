@@ -36,7 +36,7 @@ type Queue interface {
 // DefaultAlertNames are the alerts acted on unless configured otherwise:
 // the exporter's verdicts that a deployment is dead, or alive but not
 // answering.
-var DefaultAlertNames = []string{"SteamDeploymentDown", "SteamDeploymentUnresponsive"}
+var DefaultAlertNames = []string{"SteamDeploymentDown", "SteamDeploymentUnresponsive", "SteamDeploymentExited"}
 
 // Defaults for the zero values of Config.
 const (

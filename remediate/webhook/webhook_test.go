@@ -200,6 +200,13 @@ func TestAlerts(t *testing.T) {
 			wantIDs: []int64{9},
 		},
 		{
+			// Sent by the exporter's exit watch straight to Alertmanager.
+			name:    "exit watch's alert",
+			fixture: "exited.json",
+			want:    []AlertSummary{{"5e1c7a09d3b24f86", "SteamDeploymentExited", "7", "firing", Queued}},
+			wantIDs: []int64{7},
+		},
+		{
 			name:    "other alertname",
 			fixture: "other-alertname.json",
 			want: []AlertSummary{
@@ -699,7 +706,7 @@ func TestNew(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := []string{"SteamDeploymentDown", "SteamDeploymentUnresponsive"}
+				want := []string{"SteamDeploymentDown", "SteamDeploymentUnresponsive", "SteamDeploymentExited"}
 				if !slices.Equal(h.alertNames, want) || h.maxBody != DefaultMaxBody || h.margin != DefaultMargin || h.token != nil {
 					t.Errorf("defaults: alert names %v, max body %d, margin %d, token %v", h.alertNames, h.maxBody, h.margin, h.token)
 				}
