@@ -139,3 +139,31 @@ func interruptContext() (context.Context, context.CancelFunc) {
 	}()
 	return ctx, stop
 }
+
+// onHangup handles SIGHUP until ctx ends: reload runs at each one, or, when
+// there is nothing to reload, the signal is logged (why says why) and
+// ignored. Every long-running command calls it, since SIGHUP's default
+// action would end it without a word.
+func onHangup(ctx context.Context, logger *slog.Logger, why string, reload func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if reload != nil {
+					reload()
+					continue
+				}
+				msg := "Received SIGHUP; nothing to reload"
+				if why != "" {
+					msg += " " + why
+				}
+				logger.Info(msg)
+			}
+		}
+	}()
+}

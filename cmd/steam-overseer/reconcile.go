@@ -81,6 +81,7 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 		}
 	}()
 	if !f.once && !f.dryRun {
+		onHangup(ctx, logger, "(every sweep reads Steam's database afresh)", nil)
 		logger.Info("Reconciling Steam home", "steam_home", home.Dir)
 		if err := engine.Start(ctx); err != nil {
 			return fail("starting remediation", err)
