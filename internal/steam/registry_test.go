@@ -195,6 +195,51 @@ func TestDeploymentsResolution(t *testing.T) {
 			problem: steam.ProblemPortInvalid, port: 0,
 		},
 		{
+			name: "port is text with digits first",
+			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
+				h.Exec(`UPDATE service SET port = '80a' WHERE id = ?`, d.ID)
+				return d, "churn.war"
+			},
+			problem: steam.ProblemPortInvalid, port: 0,
+		},
+		{
+			name: "port is hexadecimal text",
+			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
+				h.Exec(`UPDATE service SET port = '0x1F41' WHERE id = ?`, d.ID)
+				return d, "churn.war"
+			},
+			problem: steam.ProblemPortInvalid, port: 0,
+		},
+		{
+			name: "port is a fraction",
+			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
+				h.Exec(`UPDATE service SET port = 8001.5 WHERE id = ?`, d.ID)
+				return d, "churn.war"
+			},
+			problem: steam.ProblemPortInvalid, port: 0,
+		},
+		{
+			name: "port is a blob",
+			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
+				h.Exec(`UPDATE service SET port = x'38303031' WHERE id = ?`, d.ID)
+				return d, "churn.war"
+			},
+			problem: steam.ProblemPortInvalid, port: 0,
+		},
+		{
+			name: "port is a whole real",
+			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
+				h.Exec(`UPDATE service SET port = CAST(8001 AS REAL) WHERE id = ?`, d.ID)
+				return d, "churn.war"
+			},
+			identityOK: true, port: 8001,
+		},
+		{
 			name: "process_id NULL",
 			opts: steamfixture.Options{Lax: true},
 			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
