@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/steam-overseer/steam-overseer/internal/backup"
+	"github.com/steam-overseer/steam-overseer/internal/printable"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 )
 
@@ -88,7 +89,7 @@ func runBackupVerify(ctx context.Context, stdout io.Writer, path string) int {
 		return fail("verifying "+path, err)
 	}
 	fmt.Fprintf(stdout, "%s: OK, %d files (%d bytes) match %s, databases intact: %s\n",
-		path, v.Files, v.Bytes, v.ListedIn, strings.Join(v.Databases, ", "))
+		path, v.Files, v.Bytes, v.ListedIn, printable.Quote(strings.Join(v.Databases, ", ")))
 	return 0
 }
 

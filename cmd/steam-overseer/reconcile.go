@@ -12,6 +12,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
+	"github.com/steam-overseer/steam-overseer/internal/printable"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/remediate"
 )
@@ -116,7 +117,8 @@ func printOutcomes(w io.Writer, outcomes []remediate.Outcome) (down int) {
 		if o.Down() {
 			down++
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", o.DeploymentID, o.Deployment, o.Action, o.Result, o.OldPID, o.NewPID, o.Why())
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", o.DeploymentID,
+			printable.Quote(o.Deployment), o.Action, o.Result, o.OldPID, o.NewPID, printable.Quote(o.Why()))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d deployments, %d down\n", len(outcomes), down)
