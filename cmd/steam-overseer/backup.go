@@ -18,6 +18,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/backup"
 	"github.com/steam-overseer/steam-overseer/internal/printable"
 	"github.com/steam-overseer/steam-overseer/internal/state"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
 func init() { register(backupCommand) }
@@ -101,6 +102,10 @@ func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, repor
 	if err != nil {
 		return fail("", err)
 	}
+	// The archive would hold another home's journal and restart policy.
+	if err := refuseOtherHomesState(ctx, home, statePath); err != nil {
+		return fail("", err)
+	}
 	start := time.Now()
 	opts := backup.Options{Home: home, StatePath: statePath, Output: output}
 	stopProgress := func() {}
@@ -118,7 +123,7 @@ func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, repor
 		logger.Info("Backup written", "path", res.Path, "bytes", res.Bytes, "files", len(res.Manifest.Files),
 			"duration", res.Duration)
 	}
-	recErr := recordBackup(ctx, statePath, rec)
+	recErr := recordBackup(ctx, home, statePath, rec)
 	switch {
 	case err != nil && recErr != nil:
 		fail("backing up "+home.Dir, err)
@@ -137,7 +142,7 @@ func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, repor
 // recordBackup appends the outcome to the state database. It creates the
 // database if needed, but never the folder it belongs in: a home without
 // var/master/db is not one to leave files in.
-func recordBackup(ctx context.Context, statePath string, rec state.BackupRecord) error {
+func recordBackup(ctx context.Context, home steam.Home, statePath string, rec state.BackupRecord) error {
 	if _, err := os.Stat(filepath.Dir(statePath)); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("state folder %s does not exist", filepath.Dir(statePath))
 	}
@@ -145,7 +150,7 @@ func recordBackup(ctx context.Context, statePath string, rec state.BackupRecord)
 	// backups table says why the last run failed.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	st, err := state.Open(ctx, statePath)
+	st, err := openState(ctx, home, statePath)
 	if err != nil {
 		return err
 	}

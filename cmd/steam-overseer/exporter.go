@@ -48,6 +48,10 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 	if err != nil {
 		return fail("", err)
 	}
+	// Checked once: the collector reads the state database at every scrape.
+	if err := refuseOtherHomesState(ctx, home, statePath); err != nil {
+		return fail("", err)
+	}
 	inspector, err := procid.NewInspector(procRoot)
 	if err != nil {
 		return fail("reading processes", err)

@@ -52,12 +52,12 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 	// A dry run reads the state database but must not create it.
 	var st *state.DB
 	if f.dryRun {
-		st, err = state.OpenReadOnly(statePath)
+		st, err = openStateReadOnly(ctx, home, statePath)
 		if errors.Is(err, state.ErrNoState) {
 			st, err = state.OpenMemory(ctx)
 		}
 	} else {
-		st, err = state.Open(ctx, statePath)
+		st, err = openState(ctx, home, statePath)
 	}
 	if err != nil {
 		return fail("opening the state database", err)
