@@ -206,6 +206,14 @@ func (r *remediatorProcess) accepts(t *testing.T, token string) bool {
 	return code == http.StatusOK
 }
 
+// hangup sends the remediator SIGHUP.
+func hangup(t *testing.T, r *remediatorProcess) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRemediatorTokenRotation: a token rotated in its file is taken
 // without a restart, when the file changes and on SIGHUP, and the old one
 // is refused; a rotation to an unusable file keeps the token in use.
@@ -247,9 +255,7 @@ func TestRemediatorTokenRotation(t *testing.T) {
 		if !r.accepts(t, "first") || r.accepts(t, "second") {
 			t.Fatal("the token changed before SIGHUP")
 		}
-		if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		hangup(t, r)
 		steamtest.Eventually(t, 10*time.Second, "the new token to be accepted after SIGHUP", func() bool { return r.accepts(t, "second") })
 		if r.accepts(t, "first") {
 			t.Error("old token still accepted after SIGHUP")
@@ -264,9 +270,7 @@ func TestRemediatorTokenRotation(t *testing.T) {
 		if err := syscall.Mkfifo(path, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		hangup(t, r)
 		steamtest.Eventually(t, 10*time.Second, "the FIFO's reload to fail", func() bool {
 			return r.metric(t, `steam_remediator_token_reloads_total{result="failure"}`) == 1
 		})
@@ -284,9 +288,7 @@ func TestRemediatorTokenRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeFile(t, path, "second\n", 0o600)
-		if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		hangup(t, r)
 		steamtest.Eventually(t, 10*time.Second, "the token file to be read again", func() bool {
 			return r.metric(t, "steam_remediator_token_last_reload_successful") == 1
 		})
@@ -296,9 +298,7 @@ func TestRemediatorTokenRotation(t *testing.T) {
 		if err := os.Chmod(path, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		hangup(t, r)
 		steamtest.Eventually(t, 10*time.Second, "the exposed file's reload to fail", func() bool {
 			return r.metric(t, `steam_remediator_token_reloads_total{result="failure"}`) == 2
 		})
@@ -314,9 +314,7 @@ func TestRemediatorTokenRotation(t *testing.T) {
 		if err := os.Chmod(path, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		hangup(t, r)
 		steamtest.Eventually(t, 10*time.Second, "the fixed file's token to be accepted", func() bool { return r.accepts(t, "second") })
 	})
 
