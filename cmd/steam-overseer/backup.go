@@ -16,7 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/steam-overseer/steam-overseer/internal/backup"
+	"github.com/steam-overseer/steam-overseer/internal/printable"
 	"github.com/steam-overseer/steam-overseer/internal/state"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
 func init() { register(backupCommand) }
@@ -88,7 +90,7 @@ func runBackupVerify(ctx context.Context, stdout io.Writer, path string) int {
 		return fail("verifying "+path, err)
 	}
 	fmt.Fprintf(stdout, "%s: OK, %d files (%d bytes) match %s, databases intact: %s\n",
-		path, v.Files, v.Bytes, v.ListedIn, strings.Join(v.Databases, ", "))
+		path, v.Files, v.Bytes, v.ListedIn, printable.Quote(strings.Join(v.Databases, ", ")))
 	return 0
 }
 
@@ -98,6 +100,10 @@ func runBackupVerify(ctx context.Context, stdout io.Writer, path string) int {
 func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, report progressReporter, loc location, output string) int {
 	home, statePath, err := loc.resolve()
 	if err != nil {
+		return fail("", err)
+	}
+	// The archive would hold another home's journal and restart policy.
+	if err := refuseOtherHomesState(ctx, home, statePath); err != nil {
 		return fail("", err)
 	}
 	start := time.Now()
@@ -117,7 +123,7 @@ func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, repor
 		logger.Info("Backup written", "path", res.Path, "bytes", res.Bytes, "files", len(res.Manifest.Files),
 			"duration", res.Duration)
 	}
-	recErr := recordBackup(ctx, statePath, rec)
+	recErr := recordBackup(ctx, home, statePath, rec)
 	switch {
 	case err != nil && recErr != nil:
 		fail("backing up "+home.Dir, err)
@@ -136,7 +142,7 @@ func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, repor
 // recordBackup appends the outcome to the state database. It creates the
 // database if needed, but never the folder it belongs in: a home without
 // var/master/db is not one to leave files in.
-func recordBackup(ctx context.Context, statePath string, rec state.BackupRecord) error {
+func recordBackup(ctx context.Context, home steam.Home, statePath string, rec state.BackupRecord) error {
 	if _, err := os.Stat(filepath.Dir(statePath)); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("state folder %s does not exist", filepath.Dir(statePath))
 	}
@@ -144,7 +150,7 @@ func recordBackup(ctx context.Context, statePath string, rec state.BackupRecord)
 	// backups table says why the last run failed.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	st, err := state.Open(ctx, statePath)
+	st, err := openState(ctx, home, statePath)
 	if err != nil {
 		return err
 	}

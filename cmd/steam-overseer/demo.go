@@ -35,6 +35,7 @@ func demoCommand(app *kingpin.Application) []subcommand {
 			return fail("finding this program's path", err)
 		}
 		cfg.Exe, cfg.Logger = exe, logger
+		onHangup(ctx, logger, "(the demo is configured by its flags only)", nil)
 		if err := demo.Run(ctx, cfg); err != nil {
 			return fail("running the demo", err)
 		}

@@ -50,6 +50,10 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 	if err != nil {
 		return fail("", err)
 	}
+	// Checked once: the collector reads the state database at every scrape.
+	if err := refuseOtherHomesState(ctx, home, statePath); err != nil {
+		return fail("", err)
+	}
 	inspector, err := procid.NewInspector(procRoot)
 	if err != nil {
 		return fail("reading processes", err)
@@ -94,6 +98,9 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 		mux.Handle("/", landing)
 	}
 
+	// Every scrape reads the home afresh and exporter-toolkit reads the web
+	// config at each connection: a reload would change nothing.
+	onHangup(ctx, logger, "(every scrape reads Steam's database afresh)", nil)
 	logger.Info("Watching Steam home", "steam_home", home.Dir, "state_path", statePath)
 	if err := serve(ctx, logger, webConfig, mux); err != nil {
 		return fail("serving metrics", err)

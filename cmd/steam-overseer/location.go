@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"errors"
+
 	"github.com/alecthomas/kingpin/v2"
 
+	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
@@ -38,4 +42,44 @@ func (l location) resolve() (steam.Home, string, error) {
 // finds procfs (a host's /proc mounted elsewhere, as in node_exporter).
 func addProcfsFlag(cmd *kingpin.CmdClause, root *string) {
 	cmd.Flag("path.procfs", "procfs mountpoint.").Default("/proc").StringVar(root)
+}
+
+// openState opens the state database at path read-write and checks that it
+// is home's (adopting home when it records none yet).
+func openState(ctx context.Context, home steam.Home, path string) (*state.DB, error) {
+	return ownedBy(ctx, home)(state.Open(ctx, path))
+}
+
+// openStateReadOnly opens the state database at path read-only and checks
+// that it is not another home's.
+func openStateReadOnly(ctx context.Context, home steam.Home, path string) (*state.DB, error) {
+	return ownedBy(ctx, home)(state.OpenReadOnly(path))
+}
+
+func ownedBy(ctx context.Context, home steam.Home) func(*state.DB, error) (*state.DB, error) {
+	return func(st *state.DB, err error) (*state.DB, error) {
+		if err != nil {
+			return nil, err
+		}
+		if err := st.BelongsTo(ctx, home.Dir); err != nil {
+			st.Close()
+			return nil, err
+		}
+		return st, nil
+	}
+}
+
+// refuseOtherHomesState returns a *state.HomeMismatchError when the state
+// database at path belongs to another home; a missing or unreadable one is
+// left to whatever reads it later.
+func refuseOtherHomesState(ctx context.Context, home steam.Home, path string) error {
+	st, err := openStateReadOnly(ctx, home, path)
+	if err == nil {
+		st.Close()
+		return nil
+	}
+	if mismatch := (*state.HomeMismatchError)(nil); errors.As(err, &mismatch) {
+		return err
+	}
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/version"
 
 	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/internal/printable"
 )
 
 // A subcommand is one kingpin command and what runs it; run returns the
@@ -122,9 +123,11 @@ func usageError(err error) int {
 }
 
 // oneLine keeps an error that holds line breaks (SQLite's integrity
-// report, a child's output) to one line, so the sentence stays one.
+// report, a child's output) to one line, so the sentence stays one, and
+// escapes what else could act on the terminal (a name from Steam's database
+// or an archive).
 func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
+	return printable.Escape(strings.Join(strings.Fields(err.Error()), " "))
 }
 
 // interruptContext returns a context canceled by the first SIGINT or
@@ -138,4 +141,32 @@ func interruptContext() (context.Context, context.CancelFunc) {
 		stop()
 	}()
 	return ctx, stop
+}
+
+// onHangup handles SIGHUP until ctx ends: reload runs at each one, or, when
+// there is nothing to reload, the signal is logged (why says why) and
+// ignored. Every long-running command calls it, since SIGHUP's default
+// action would end it without a word.
+func onHangup(ctx context.Context, logger *slog.Logger, why string, reload func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if reload != nil {
+					reload()
+					continue
+				}
+				msg := "Received SIGHUP; nothing to reload"
+				if why != "" {
+					msg += " " + why
+				}
+				logger.Info(msg)
+			}
+		}
+	}()
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/steam-overseer/steam-overseer/internal/steamtest"
 )
 
 // interruptHelperEnv makes the test binary play a command whose cleanup
@@ -116,5 +118,45 @@ func TestNewServer(t *testing.T) {
 	}
 	if len(problems) > 0 {
 		t.Errorf("server limits: %s", strings.Join(problems, ", "))
+	}
+}
+
+// TestLongRunningCommandsSurviveSIGHUP: SIGHUP, whose default action ends
+// a process without a word, is logged and ignored by every long-running
+// command with nothing to reload (the remediator's reload is tested with
+// its token).
+func TestLongRunningCommandsSurviveSIGHUP(t *testing.T) {
+	h := steamtest.NewHome(t)
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		started string // logged once the command runs
+	}{
+		{"exporter", []string{"exporter", "--web.listen-address=127.0.0.1:0"}, "Watching Steam home"},
+		{"reconcile loop", []string{"reconcile", "--reconcile.interval=1h", "--java.path=" + h.Java}, "Reconciling Steam home"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startSubprocess(t, nil, append(tc.args, "--steam.home="+h.Home.Dir)...)
+			steamtest.Eventually(t, 10*time.Second, "the command to start", func() bool {
+				return strings.Contains(p.stderr.String(), tc.started)
+			})
+			if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			steamtest.Eventually(t, 10*time.Second, "SIGHUP to be logged", func() bool {
+				select {
+				case <-p.done:
+					t.Fatalf("%s ended on SIGHUP: %v; log:\n%s", tc.name, p.cmd.ProcessState, p.stderr.String())
+				default:
+				}
+				return strings.Contains(p.stderr.String(), "Received SIGHUP; nothing to reload")
+			})
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.exitCode(t); code != 0 {
+				t.Errorf("exit code after SIGTERM %d, want 0; log:\n%s", code, p.stderr.String())
+			}
+		})
 	}
 }

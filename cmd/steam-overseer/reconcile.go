@@ -12,6 +12,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
+	"github.com/steam-overseer/steam-overseer/internal/printable"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/remediate"
 )
@@ -51,12 +52,12 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 	// A dry run reads the state database but must not create it.
 	var st *state.DB
 	if f.dryRun {
-		st, err = state.OpenReadOnly(statePath)
+		st, err = openStateReadOnly(ctx, home, statePath)
 		if errors.Is(err, state.ErrNoState) {
 			st, err = state.OpenMemory(ctx)
 		}
 	} else {
-		st, err = state.Open(ctx, statePath)
+		st, err = openState(ctx, home, statePath)
 	}
 	if err != nil {
 		return fail("opening the state database", err)
@@ -81,6 +82,7 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 		}
 	}()
 	if !f.once && !f.dryRun {
+		onHangup(ctx, logger, "(every sweep reads Steam's database afresh)", nil)
 		logger.Info("Reconciling Steam home", "steam_home", home.Dir)
 		if err := engine.Start(ctx); err != nil {
 			return fail("starting remediation", err)
@@ -115,7 +117,8 @@ func printOutcomes(w io.Writer, outcomes []remediate.Outcome) (down int) {
 		if o.Down() {
 			down++
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", o.DeploymentID, o.Deployment, o.Action, o.Result, o.OldPID, o.NewPID, o.Why())
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", o.DeploymentID,
+			printable.Quote(o.Deployment), o.Action, o.Result, o.OldPID, o.NewPID, printable.Quote(o.Why()))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d deployments, %d down\n", len(outcomes), down)

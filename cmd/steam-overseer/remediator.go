@@ -147,7 +147,7 @@ func openRemediatorState(ctx context.Context, f *remediatorFlags) (steam.Home, *
 		return steam.Home{}, nil, err
 	}
 	f.statePath = statePath
-	st, err := state.Open(ctx, statePath)
+	st, err := openState(ctx, home, statePath)
 	if err != nil {
 		return steam.Home{}, nil, err
 	}

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v2"
@@ -48,26 +46,12 @@ func checkAuthSettings(webConfigFile, tokenFile string) error {
 }
 
 // reloadOnHangup re-reads the bearer token at every SIGHUP until ctx ends.
-// Without a token file SIGHUP is only logged: its default action would
-// kill the remediator.
 func reloadOnHangup(ctx context.Context, logger *slog.Logger, tf *webhook.TokenFile) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if tf == nil {
-					logger.Info("Received SIGHUP; nothing to reload without --webhook.bearer-token-file")
-					continue
-				}
-				_ = tf.Reload("SIGHUP") // logged and counted by Reload
-			}
-		}
-	}()
+	if tf == nil {
+		onHangup(ctx, logger, "without --webhook.bearer-token-file", nil)
+		return
+	}
+	onHangup(ctx, logger, "", func() { _ = tf.Reload("SIGHUP") }) // logged and counted by Reload
 }
 
 // remediatorRoutes are the remediator's HTTP routes. Each answers only its

@@ -206,6 +206,14 @@ func (r *remediatorProcess) accepts(t *testing.T, token string) bool {
 	return code == http.StatusOK
 }
 
+// hangup sends the remediator SIGHUP.
+func hangup(t *testing.T, r *remediatorProcess) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRemediatorTokenRotation: a token rotated in its file is taken
 // without a restart, when the file changes and on SIGHUP, and the old one
 // is refused; a rotation to an unusable file keeps the token in use.
@@ -247,32 +255,67 @@ func TestRemediatorTokenRotation(t *testing.T) {
 		if !r.accepts(t, "first") || r.accepts(t, "second") {
 			t.Fatal("the token changed before SIGHUP")
 		}
-		if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		hangup(t, r)
 		steamtest.Eventually(t, 10*time.Second, "the new token to be accepted after SIGHUP", func() bool { return r.accepts(t, "second") })
 		if r.accepts(t, "first") {
 			t.Error("old token still accepted after SIGHUP")
 		}
 
-		// A rotation to a file others can read is refused; the token in use
-		// stays.
-		writeFile(t, path, "third\n", 0o644)
-		if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		// A rotation to a file that is not a token file (a FIFO, which an
+		// open would wait on for a writer) is refused at once, logged and
+		// counted; the token in use stays.
+		if err := os.Remove(path); err != nil {
 			t.Fatal(err)
 		}
-		steamtest.Eventually(t, 10*time.Second, "the failed reload to be counted", func() bool {
+		if err := syscall.Mkfifo(path, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		hangup(t, r)
+		steamtest.Eventually(t, 10*time.Second, "the FIFO's reload to fail", func() bool {
 			return r.metric(t, `steam_remediator_token_reloads_total{result="failure"}`) == 1
 		})
-		if !r.accepts(t, "second") || r.accepts(t, "third") {
-			t.Error("a failed reload changed the token")
+		if got := r.metric(t, "steam_remediator_token_last_reload_successful"); got != 0 {
+			t.Errorf("token_last_reload_successful %v, want 0", got)
+		}
+		if log := r.stderr.String(); !strings.Contains(log, "Reloading the bearer token failed; keeping the previous token") ||
+			!strings.Contains(log, "is not a regular file") {
+			t.Errorf("log does not report the refused FIFO:\n%s", log)
+		}
+		if !r.accepts(t, "second") {
+			t.Error("a refused FIFO changed the token")
+		}
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, path, "second\n", 0o600)
+		hangup(t, r)
+		steamtest.Eventually(t, 10*time.Second, "the token file to be read again", func() bool {
+			return r.metric(t, "steam_remediator_token_last_reload_successful") == 1
+		})
+
+		// A token file others can read exposes the token in use as much as
+		// a new one: no token is accepted until the file is fixed.
+		if err := os.Chmod(path, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		hangup(t, r)
+		steamtest.Eventually(t, 10*time.Second, "the exposed file's reload to fail", func() bool {
+			return r.metric(t, `steam_remediator_token_reloads_total{result="failure"}`) == 2
+		})
+		if r.accepts(t, "second") || r.accepts(t, "first") {
+			t.Error("a token is still accepted while its file is readable by others")
 		}
 		if got := r.metric(t, "steam_remediator_token_last_reload_successful"); got != 0 {
 			t.Errorf("token_last_reload_successful %v, want 0", got)
 		}
-		if log := r.stderr.String(); !strings.Contains(log, "Reloading the bearer token failed; keeping the previous token") {
-			t.Errorf("log does not report the failed reload:\n%s", log)
+		if log := r.stderr.String(); !strings.Contains(log, "refusing every request until the file is fixed") {
+			t.Errorf("log does not report the exposed token:\n%s", log)
 		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		hangup(t, r)
+		steamtest.Eventually(t, 10*time.Second, "the fixed file's token to be accepted", func() bool { return r.accepts(t, "second") })
 	})
 
 	t.Run("SIGHUP without a token", func(t *testing.T) {

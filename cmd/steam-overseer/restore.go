@@ -10,6 +10,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/steam-overseer/steam-overseer/internal/backup"
+	"github.com/steam-overseer/steam-overseer/internal/printable"
 )
 
 func init() { register(restoreCommand) }
@@ -33,7 +34,7 @@ func runRestore(ctx context.Context, stdout io.Writer, file, dir string) int {
 		return fail("restoring "+file+" into "+dir, err)
 	}
 	fmt.Fprintf(stdout, "Restored %d files (%d bytes) of the backup of %s taken %s into %s; every sha256 matched and the databases are intact.\n",
-		v.Files, v.Bytes, v.Manifest.SteamHome, v.Manifest.Created.Format("2006-01-02 15:04:05 MST"), dir)
+		v.Files, v.Bytes, printable.Quote(v.Manifest.SteamHome), v.Manifest.Created.Format("2006-01-02 15:04:05 MST"), dir)
 	fmt.Fprintln(stdout, "The backup holds Steam's databases and models, not Steam itself: unpack Steam's release into the same folder before starting it.")
 	// Files belong to whoever restores them; Steam must be able to write
 	// its database.

@@ -57,8 +57,11 @@ func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc l
 		return fail("reading Steam's deployments in "+home.Dir, err)
 	}
 	status.AddProbes(ctx, rows, probes.path, probes.timeout)
-	st, err := state.OpenReadOnly(statePath)
+	st, err := openStateReadOnly(ctx, home, statePath)
+	var mismatch *state.HomeMismatchError
 	switch {
+	case errors.As(err, &mismatch):
+		return fail("", err)
 	case errors.Is(err, state.ErrNoState):
 		logger.Debug("No state database yet", "path", statePath)
 	case err != nil:

@@ -52,13 +52,16 @@ const ManifestName = "steam-overseer-manifest.json"
 // every file without steam-overseer.
 const ChecksumsName = "SHA256SUMS"
 
-// Manifest lists every regular file of an archive with its size and sha256.
+// Manifest lists every regular file of an archive with its size and sha256,
+// and every folder: an archive holds nothing else.
 type Manifest struct {
 	Created   time.Time `json:"created"`
 	SteamHome string    `json:"steam_home"`
 	StatePath string    `json:"state_path,omitempty"`
 	Version   string    `json:"version"`
 	Files     []File    `json:"files"`
+	// Dirs is nil only in an archive of a version that did not list them.
+	Dirs []string `json:"dirs"`
 }
 
 // File is one manifest entry. Path is relative to the Steam home, with
@@ -189,11 +192,12 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 		return res, err
 	}
 	opts.Progress.setTotal(opts.Progress.Done() + tree.bytes)
-	files, err := w.addTree(ctx, tree)
+	files, dirs, err := w.addTree(ctx, tree)
 	if err != nil {
 		return res, err
 	}
 	manifest.Files = append(manifest.Files, files...)
+	manifest.Dirs = append([]string{}, dirs...)
 
 	body, err := json.MarshalIndent(manifest, "", "  ")
 	if err != nil {
@@ -444,7 +448,8 @@ func checksums(files []File) []byte {
 // cover the wars' content and a restore into a bare home has everything.
 // (Restoring into a home that still has the links, tar writes through a
 // linked folder and replaces a linked file by the file.) A link whose target
-// is missing is kept as a link, with a warning: it has no content to save.
+// is missing is skipped with a warning: it has no content to save, and a
+// restore creates no links (one from an archive could point anywhere).
 // Anything else that is not a regular file or a folder cannot be restored
 // and is skipped with a warning.
 //
@@ -473,35 +478,32 @@ func planTree(logger *slog.Logger, home steam.Home, root string, output fs.FileI
 	return t, nil
 }
 
-// addTree archives what planTree listed.
-func (a *archive) addTree(ctx context.Context, t *treeWalk) ([]File, error) {
-	var files []File
+// addTree archives what planTree listed: regular files and folders.
+func (a *archive) addTree(ctx context.Context, t *treeWalk) (files []File, dirs []string, err error) {
 	for _, e := range t.entries {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		name := relative(t.home, e.path)
 		if e.info.Mode().IsRegular() {
-			f, err := a.addFile(ctx, relative(t.home, e.path), e.path, nil)
+			f, err := a.addFile(ctx, name, e.path, nil)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			files = append(files, f)
 			continue
 		}
-		// A folder or a link, which have no content.
-		hdr, err := tar.FileInfoHeader(e.info, e.link)
+		hdr, err := tar.FileInfoHeader(e.info, "")
 		if err != nil {
-			return nil, fmt.Errorf("archiving %s: %w", e.path, err)
+			return nil, nil, fmt.Errorf("archiving %s: %w", e.path, err)
 		}
-		hdr.Name = relative(t.home, e.path)
-		if e.info.IsDir() {
-			hdr.Name += "/"
-		}
+		hdr.Name = name + "/"
 		if err := a.tw.WriteHeader(hdr); err != nil {
-			return nil, fmt.Errorf("writing archive: %w", err)
+			return nil, nil, fmt.Errorf("writing archive: %w", err)
 		}
+		dirs = append(dirs, name)
 	}
-	return files, nil
+	return files, dirs, nil
 }
 
 // treeWalk is one listing of planTree.
@@ -516,11 +518,11 @@ type treeWalk struct {
 	parents []fs.FileInfo
 }
 
-// treeEntry is a folder, a regular file or a dangling link (then link is its
-// target) to archive; info is what the path resolves to.
+// treeEntry is a folder or a regular file to archive; info is what the
+// path resolves to.
 type treeEntry struct {
-	path, link string
-	info       fs.FileInfo
+	path string
+	info fs.FileInfo
 }
 
 // dir lists the folder at path (info is its os.Stat) and what it holds.
@@ -541,9 +543,8 @@ func (t *treeWalk) dir(path string, info fs.FileInfo) error {
 		p := filepath.Join(path, e.Name())
 		info, err := os.Stat(p)
 		if errors.Is(err, fs.ErrNotExist) && e.Type()&fs.ModeSymlink != 0 {
-			if err := t.danglingLink(p); err != nil {
-				return err
-			}
+			link, _ := os.Readlink(p)
+			t.logger.Warn("Skipping a symbolic link whose target is missing", "path", p, "target", link)
 			continue
 		}
 		if err != nil {
@@ -564,20 +565,6 @@ func (t *treeWalk) dir(path string, info fs.FileInfo) error {
 			return err
 		}
 	}
-	return nil
-}
-
-func (t *treeWalk) danglingLink(path string) error {
-	link, err := os.Readlink(path)
-	if err != nil {
-		return fmt.Errorf("reading link %s: %w", path, err)
-	}
-	info, err := os.Lstat(path)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
-	}
-	t.logger.Warn("Keeping a symbolic link whose target is missing", "path", path, "target", link)
-	t.entries = append(t.entries, treeEntry{path: path, link: link, info: info})
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -20,8 +21,9 @@ import (
 var ErrTargetNotEmpty = errors.New("not empty")
 
 // Restore extracts the archive at path into dir, which must be empty or
-// absent (its parent must exist), checking everything Verify checks as it
-// goes. Every write goes through an os.Root on dir, so that no entry,
+// absent (its parent must exist), checking everything Verify checks first
+// and again as it goes: it writes only folders and regular files the
+// manifest lists, each no larger than listed, and no link. Every write goes through an os.Root on dir, so that no entry,
 // however named and whatever links came before it, writes outside dir. On
 // any failure what it wrote is removed again, and dir too when it created
 // it. The manifest and SHA256SUMS describe the archive, not the home, and
@@ -32,6 +34,13 @@ var ErrTargetNotEmpty = errors.New("not empty")
 func Restore(ctx context.Context, path, dir string) (v Verified, err error) {
 	if _, err := os.Stat(path); err != nil {
 		return v, err
+	}
+	// The manifest comes last in the archive: a first pass reads it, and
+	// checks every entry against it, before anything is written. The second
+	// pass checks again as it writes, in case the file changed in between.
+	listed, err := readArchive(ctx, path, func(entry) error { return nil })
+	if err != nil {
+		return listed, err
 	}
 	created, err := prepareTarget(dir)
 	if err != nil {
@@ -47,7 +56,7 @@ func Restore(ctx context.Context, path, dir string) (v Verified, err error) {
 			clearTarget(dir, created)
 		}
 	}()
-	r := &restorer{ctx: ctx, dir: dir, root: root}
+	r := &restorer{ctx: ctx, dir: dir, root: root, listed: contentsOf(listed.Manifest)}
 	if v, err = readArchive(ctx, path, r.put); err != nil {
 		return v, err
 	}
@@ -118,7 +127,10 @@ type restorer struct {
 	ctx  context.Context
 	dir  string
 	root *os.Root
-	dirs []entry // folders restored, their bits and times set last
+	// listed is what the first pass found in the manifest: nothing else is
+	// written, and no file beyond its listed size.
+	listed contents
+	dirs   []entry // folders restored, their bits and times set last
 }
 
 func (r *restorer) put(e entry) error {
@@ -127,27 +139,30 @@ func (r *restorer) put(e entry) error {
 			return fmt.Errorf("restoring %s: %w", e.name, err)
 		}
 	}
-	switch e.hdr.Typeflag {
-	case tar.TypeDir:
+	if e.hdr.Typeflag == tar.TypeDir {
+		if !r.listed.hasDir(e.name) {
+			return badFile(e.name, "is a folder the manifest does not list")
+		}
 		// Writable until Restore sets the archive's bits at the end.
 		if err := r.root.MkdirAll(e.name, 0o755); err != nil {
 			return fmt.Errorf("restoring %s: %w", e.name, err)
 		}
 		r.dirs = append(r.dirs, e)
 		return nil
-	case tar.TypeSymlink:
-		// The root refuses to follow a link out of dir, whatever its
-		// target: later entries cannot be written through it.
-		if err := r.root.Symlink(e.hdr.Linkname, e.name); err != nil {
-			return fmt.Errorf("restoring %s: %w", e.name, err)
-		}
-		return nil
+	}
+	// readArchive hands over nothing but folders and regular files.
+	size, ok := r.listed.sizes[e.name]
+	switch {
+	case !ok:
+		return badFile(e.name, "is not listed in the manifest")
+	case e.hdr.Size != size:
+		return badFile(e.name, "is %d bytes, but the manifest lists %d", e.hdr.Size, size)
 	}
 	f, err := r.root.OpenFile(e.name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, e.hdr.FileInfo().Mode().Perm())
 	if err != nil {
 		return fmt.Errorf("restoring %s: %w", e.name, err)
 	}
-	_, err = f.ReadFrom(e.content)
+	_, err = f.ReadFrom(io.LimitReader(e.content, size))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

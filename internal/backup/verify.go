@@ -57,8 +57,9 @@ type Verified struct {
 }
 
 // Verify reads the archive at path from start to end and checks that every
-// file in it has the sha256 SHA256SUMS and the manifest list, that none is
-// missing or unlisted, and that every SQLite database in it passes PRAGMA
+// file in it has the sha256 and size SHA256SUMS and the manifest list, that
+// none is missing or unlisted, that it holds no folder the manifest does
+// not list and no link of any kind, and that every SQLite database in it passes PRAGMA
 // integrity_check. It writes nothing but a temporary copy of each database.
 // The first bad file is named by a *BadFileError.
 func Verify(ctx context.Context, path string) (Verified, error) {
@@ -136,7 +137,9 @@ func readArchive(ctx context.Context, path string, put func(entry) error) (Verif
 	}
 	tr := tar.NewReader(gz)
 	sums := map[string]string{}
+	sizes := map[string]int64{}
 	var order []string // regular files, in archive order
+	var dirs []string
 	bad := map[string]error{}
 	seen := map[string]bool{}
 	var manifest, checksums []byte
@@ -161,12 +164,17 @@ func readArchive(ctx context.Context, path string, put func(entry) error) (Verif
 		seen[name] = true
 		e := entry{hdr: hdr, name: name}
 		switch hdr.Typeflag {
-		case tar.TypeDir, tar.TypeSymlink:
+		case tar.TypeDir:
 			if err := put(e); err != nil {
 				return v, err
 			}
+			dirs = append(dirs, name)
 			continue
 		case tar.TypeReg:
+		case tar.TypeSymlink:
+			return v, badFile(name, "is a symbolic link (to %q): a backup holds none, and a restore creates none", hdr.Linkname)
+		case tar.TypeLink:
+			return v, badFile(name, "is a hard link (to %q): a backup holds none, and a restore creates none", hdr.Linkname)
 		default:
 			return v, badFile(name, "is of a type a backup never holds (%q)", hdr.Typeflag)
 		}
@@ -209,6 +217,7 @@ func readArchive(ctx context.Context, path string, put func(entry) error) (Verif
 		if name != ChecksumsName {
 			order = append(order, name)
 			sums[name] = hex.EncodeToString(h.Sum(nil))
+			sizes[name] = hdr.Size
 		}
 	}
 	if err := json.Unmarshal(manifest, &v.Manifest); err != nil {
@@ -226,8 +235,47 @@ func readArchive(ctx context.Context, path string, put func(entry) error) (Verif
 		listed = append(listed, File{Path: ManifestName, SHA256: sums[ManifestName]})
 		v.ListedIn = "the manifest"
 	}
-	return v, compareSums(order, sums, bad, listed, v.Manifest.Files)
+	if err := compareSums(order, sums, sizes, bad, listed, v.Manifest.Files); err != nil {
+		return v, err
+	}
+	c := contentsOf(v.Manifest)
+	for _, d := range dirs {
+		if !c.hasDir(d) {
+			return v, badFile(d, "is a folder the manifest does not list")
+		}
+	}
+	return v, nil
 }
+
+// contents is what a manifest says an archive holds besides itself and
+// SHA256SUMS.
+type contents struct {
+	sizes map[string]int64 // regular files
+	dirs  map[string]bool  // listed folders and those of every listed entry
+	// anyDir: the manifest is of a version that listed no folders; a folder
+	// holds nothing and is always restored inside the target.
+	anyDir bool
+}
+
+func contentsOf(m Manifest) contents {
+	c := contents{sizes: map[string]int64{}, dirs: map[string]bool{}, anyDir: m.Dirs == nil}
+	addParents := func(name string) {
+		for p := path.Dir(name); p != "." && !c.dirs[p]; p = path.Dir(p) {
+			c.dirs[p] = true
+		}
+	}
+	for _, f := range m.Files {
+		c.sizes[f.Path] = f.Size
+		addParents(f.Path)
+	}
+	for _, d := range m.Dirs {
+		c.dirs[path.Clean(d)] = true
+		addParents(path.Clean(d))
+	}
+	return c
+}
+
+func (c contents) hasDir(name string) bool { return c.anyDir || c.dirs[name] }
 
 // entryName returns hdr's name made safe for extraction: a relative,
 // clean path that stays inside the folder it is extracted into. Anything
@@ -260,16 +308,16 @@ func parseChecksums(b []byte) ([]File, error) {
 }
 
 // compareSums finds the first bad file: in archive order, one that failed
-// a check of its own (bad), is not listed, or whose sum differs from the
-// list or the manifest; then one that is listed but missing.
-func compareSums(order []string, sums map[string]string, bad map[string]error, listed, manifest []File) error {
+// a check of its own (bad), is not listed, or whose sum or size differs from
+// the list or the manifest; then one that is listed but missing.
+func compareSums(order []string, sums map[string]string, sizes map[string]int64, bad map[string]error, listed, manifest []File) error {
 	want := map[string]string{}
 	for _, f := range listed {
 		want[f.Path] = f.SHA256
 	}
-	inManifest := map[string]string{}
+	inManifest := map[string]File{}
 	for _, f := range manifest {
-		inManifest[f.Path] = f.SHA256
+		inManifest[f.Path] = f
 	}
 	for _, name := range order {
 		w, ok := want[name]
@@ -278,8 +326,10 @@ func compareSums(order []string, sums map[string]string, bad map[string]error, l
 			return badFile(name, "is not listed in %s", ChecksumsName)
 		case w != sums[name]:
 			return badFile(name, "has sha256 %s, but %s lists %s", sums[name], ChecksumsName, w)
-		case name != ManifestName && inManifest[name] != sums[name]:
-			return badFile(name, "has sha256 %s, but the manifest lists %q", sums[name], inManifest[name])
+		case name != ManifestName && inManifest[name].SHA256 != sums[name]:
+			return badFile(name, "has sha256 %s, but the manifest lists %q", sums[name], inManifest[name].SHA256)
+		case name != ManifestName && inManifest[name].Size != sizes[name]:
+			return badFile(name, "is %d bytes, but the manifest lists %d", sizes[name], inManifest[name].Size)
 		case bad[name] != nil:
 			return bad[name]
 		}

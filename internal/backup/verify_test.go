@@ -233,6 +233,64 @@ var badCases = []struct {
 		wantBad: "../escaped.war"},
 	{name: "absolute path", fixSums: true, edit: addEntries(regular("/tmp/escaped.war", "x")),
 		wantBad: "/tmp/escaped.war"},
+	{name: "a link out of the home", fixSums: true,
+		edit:    addEntries(archived{&tar.Header{Name: "var/master/log", Typeflag: tar.TypeSymlink, Linkname: "/outside"}, nil}),
+		wantBad: "var/master/log"},
+	{name: "a relative link climbing out", fixSums: true,
+		edit: addEntries(archived{&tar.Header{Name: "var/master/assets", Typeflag: tar.TypeSymlink,
+			Linkname: "../../../../../etc"}, nil}),
+		wantBad: "var/master/assets"},
+	{name: "a hard link", fixSums: true,
+		edit:    addEntries(archived{&tar.Header{Name: "var/master/model/1/hard.war", Typeflag: tar.TypeLink, Linkname: warName}, nil}),
+		wantBad: "var/master/model/1/hard.war"},
+	{name: "a folder the manifest does not list", fixSums: true,
+		edit:    addEntries(archived{&tar.Header{Name: "var/master/log/", Typeflag: tar.TypeDir, Mode: 0o777}, nil}),
+		wantBad: "var/master/log"},
+	{name: "a war larger than the manifest says",
+		edit: editManifest(func(m *backup.Manifest) {
+			for i := range m.Files {
+				if m.Files[i].Path == warName {
+					m.Files[i].Size -= 4
+				}
+			}
+		}),
+		wantBad: warName},
+}
+
+// then applies edits in order.
+func then(edits ...func([]archived) []archived) func([]archived) []archived {
+	return func(es []archived) []archived {
+		for _, e := range edits {
+			es = e(es)
+		}
+		return es
+	}
+}
+
+// editManifest changes the manifest and SHA256SUMS' line for it, and
+// nothing else.
+func editManifest(change func(*backup.Manifest)) func([]archived) []archived {
+	return func(es []archived) []archived {
+		var old, body []byte
+		for i := range es {
+			if es[i].hdr.Name == backup.ManifestName {
+				var m backup.Manifest
+				if err := json.Unmarshal(es[i].content, &m); err != nil {
+					panic(err)
+				}
+				change(&m)
+				old = es[i].content
+				body, _ = json.Marshal(m)
+				es[i].content = body
+			}
+		}
+		for i := range es {
+			if es[i].hdr.Name == backup.ChecksumsName {
+				es[i].content = bytes.Replace(es[i].content, []byte(sum(old)), []byte(sum(body)), 1)
+			}
+		}
+		return es
+	}
 }
 
 func TestVerify(t *testing.T) {
@@ -257,6 +315,14 @@ func TestVerify(t *testing.T) {
 		v, err := backup.Verify(context.Background(), rewrite(t, good, false, dropEntry(backup.ChecksumsName)))
 		if err != nil || v.ListedIn != "the manifest" {
 			t.Fatalf("Verify = %v, checked against %q; want the manifest", err, v.ListedIn)
+		}
+	})
+	t.Run("older archive without a folder list", func(t *testing.T) {
+		older := rewrite(t, good, false, then(
+			addEntries(archived{&tar.Header{Name: "var/master/model/5/", Typeflag: tar.TypeDir, Mode: 0o755}, nil}),
+			editManifest(func(m *backup.Manifest) { m.Dirs = nil })))
+		if _, err := backup.Verify(context.Background(), older); err != nil {
+			t.Fatalf("Verify = %v, want an older archive's folders accepted", err)
 		}
 	})
 	for _, tc := range badCases {

@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS restarts (
     deployment_id INTEGER PRIMARY KEY,
     total         INTEGER NOT NULL
 );
+
+-- The Steam home whose state this is (see BelongsTo): one row.
+CREATE TABLE IF NOT EXISTS steam_home (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    path TEXT    NOT NULL
+);
 `
 
 // Actions and results the journal records.
@@ -77,7 +83,9 @@ type Entry struct {
 
 // DB is an open state database.
 type DB struct {
-	db *sql.DB
+	db       *sql.DB
+	path     string
+	readOnly bool
 }
 
 // busyTimeout lets a reader wait out the remediator's writes.
@@ -113,7 +121,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 			return nil, fmt.Errorf("upgrading state schema in %s: %w", path, err)
 		}
 	}
-	return &DB{db: db}, nil
+	return &DB{db: db, path: path}, nil
 }
 
 // addedColumns are columns later versions added to tables an older
@@ -170,7 +178,55 @@ func OpenReadOnly(path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{db: db}, nil
+	return &DB{db: db, path: path, readOnly: true}, nil
+}
+
+// HomeMismatchError means a state database belongs to another Steam home:
+// two homes sharing one would take each other's PIDs, restarts and backoff
+// for their own.
+type HomeMismatchError struct {
+	Path, Recorded, Home string
+}
+
+func (e *HomeMismatchError) Error() string {
+	return fmt.Sprintf("state database %s belongs to the Steam home %s, not to %s: "+
+		"give each Steam home its own --state.path", e.Path, e.Recorded, e.Home)
+}
+
+// BelongsTo checks that the database is the state of the Steam home dir,
+// an absolute path, and fails with a *HomeMismatchError if it is another
+// home's. A database that records no home yet (new, or written by an older
+// version) adopts dir, unless it is open read-only.
+func (s *DB) BelongsTo(ctx context.Context, dir string) error {
+	if s.readOnly {
+		if ok, err := s.hasTable(ctx, "steam_home"); err != nil || !ok {
+			return err
+		}
+	} else if _, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO steam_home (id, path) VALUES (1, ?)`, dir); err != nil {
+		return fmt.Errorf("recording the Steam home in %s: %w", s.path, err)
+	}
+	var recorded string
+	err := s.db.QueryRowContext(ctx, `SELECT path FROM steam_home WHERE id = 1`).Scan(&recorded)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading the Steam home of %s: %w", s.path, err)
+	case sameDir(recorded, dir):
+		return nil
+	}
+	return &HomeMismatchError{Path: s.path, Recorded: recorded, Home: dir}
+}
+
+// sameDir tells whether two paths name one folder, also through a link or
+// a bind mount that gives it a second name.
+func sameDir(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 // Close closes the database.

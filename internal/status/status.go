@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/internal/printable"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
@@ -209,19 +210,9 @@ func note(r Row) string {
 	return cell(strings.Join(parts, "; "))
 }
 
-// cell keeps a value from breaking the table: names come from Steam's
-// database and may hold tabs or newlines.
-func cell(s string) string {
-	if s == "" {
-		return ""
-	}
-	return strings.Map(func(r rune) rune {
-		if r == '\t' || r == '\n' || r == '\r' {
-			return ' '
-		}
-		return r
-	}, s)
-}
+// cell keeps a value from Steam's database from breaking the table or
+// acting on the terminal (see printable).
+func cell(s string) string { return printable.Quote(s) }
 
 // formatDuration prints a duration the way uptime(1) readers expect, at
 // most two units: 3d4h, 5h12m, 4m7s, 12s.

@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
@@ -49,8 +52,9 @@ func (r *Registry) open(mode string) (*sql.DB, error) {
 	return db, nil
 }
 
-// The casts make odd rows (a text port, a NULL process_id) a reported problem
-// rather than a scan error that hides every deployment.
+// The casts make odd rows (a NULL process_id) a reported problem rather than
+// a scan error that hides every deployment. The port is read as stored:
+// CAST would make '80a' port 80 (see portOf).
 const selectDeployments = `
 SELECT s.id,
        COALESCE(CAST(s.name AS TEXT), ''),
@@ -61,7 +65,7 @@ SELECT s.id,
        COALESCE(CAST(m.name AS TEXT), ''),
        COALESCE(CAST(m.logical_name AS TEXT), ''),
        COALESCE(CAST(s.address AS TEXT), ''),
-       COALESCE(CAST(s.port AS INTEGER), 0),
+       s.port,
        COALESCE(CAST(s.process_id AS INTEGER), 0),
        COALESCE(CAST(s.state AS TEXT), ''),
        COALESCE(CAST(s.created AS TEXT), '')
@@ -147,12 +151,35 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanDeployment(s scanner) (Deployment, error) {
 	var d Deployment
+	var port any
 	err := s.Scan(&d.ID, &d.Name, &d.ProjectID, &d.ProjectName, &d.ModelID, &d.modelExists,
-		&d.ModelName, &d.LogicalName, &d.Address, &d.Port, &d.PID, &d.State, &d.Created)
+		&d.ModelName, &d.LogicalName, &d.Address, &port, &d.PID, &d.State, &d.Created)
 	if err != nil {
 		return Deployment{}, fmt.Errorf("reading service row: %w", err)
 	}
+	d.Port = portOf(port)
 	return d, nil
+}
+
+// portOf returns a port column's value when it is a plain integer, stored
+// as one or as text of decimal digits only, and 0 (port_invalid) for
+// anything else: text such as '80a' or ' 80', a fraction, a blob, NULL.
+func portOf(v any) int64 {
+	switch v := v.(type) {
+	case int64:
+		return v
+	case float64:
+		if v == math.Trunc(v) && v >= 0 && v <= math.MaxInt32 {
+			return int64(v)
+		}
+	case string:
+		if v != "" && strings.Trim(v, "0123456789") == "" {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 // SetPID sets process_id to newPID if the row still holds oldPID and is

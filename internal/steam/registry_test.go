@@ -19,6 +19,16 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steamtest"
 )
 
+// withPort is a setup that stores value, an SQL literal, as the port of a
+// deployment whose war is churn.war.
+func withPort(value string) func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+	return func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+		d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
+		h.Exec(`UPDATE service SET port = `+value+` WHERE id = ?`, d.ID)
+		return d, "churn.war"
+	}
+}
+
 func TestDeploymentsResolution(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -167,33 +177,14 @@ func TestDeploymentsResolution(t *testing.T) {
 			},
 			problem: steam.ProblemModelMissing, port: 8001,
 		},
-		{
-			name: "port 0",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
-				h.Exec(`UPDATE service SET port = 0 WHERE id = ?`, d.ID)
-				return d, "churn.war"
-			},
-			problem: steam.ProblemPortInvalid, port: 0,
-		},
-		{
-			name: "port 70000",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
-				h.Exec(`UPDATE service SET port = 70000 WHERE id = ?`, d.ID)
-				return d, "churn.war"
-			},
-			problem: steam.ProblemPortInvalid, port: 70000,
-		},
-		{
-			name: "port is text",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
-				h.Exec(`UPDATE service SET port = 'eighty' WHERE id = ?`, d.ID)
-				return d, "churn.war"
-			},
-			problem: steam.ProblemPortInvalid, port: 0,
-		},
+		{name: "port 0", setup: withPort("0"), problem: steam.ProblemPortInvalid, port: 0},
+		{name: "port 70000", setup: withPort("70000"), problem: steam.ProblemPortInvalid, port: 70000},
+		{name: "port is text", setup: withPort("'eighty'"), problem: steam.ProblemPortInvalid, port: 0},
+		{name: "port is text with digits first", setup: withPort("'80a'"), problem: steam.ProblemPortInvalid, port: 0},
+		{name: "port is hexadecimal text", setup: withPort("'0x1F41'"), problem: steam.ProblemPortInvalid, port: 0},
+		{name: "port is a fraction", setup: withPort("8001.5"), problem: steam.ProblemPortInvalid, port: 0},
+		{name: "port is a blob", setup: withPort("x'38303031'"), problem: steam.ProblemPortInvalid, port: 0},
+		{name: "port is a whole real", setup: withPort("CAST(8001 AS REAL)"), identityOK: true, port: 8001},
 		{
 			name: "process_id NULL",
 			opts: steamfixture.Options{Lax: true},

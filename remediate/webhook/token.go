@@ -46,9 +46,16 @@ func (t *Token) set(token []byte) {
 	t.hash.Store(&h)
 }
 
+// revoke makes the token match nothing until the next set.
+func (t *Token) revoke() { t.hash.Store(nil) }
+
 func (t *Token) matches(got string) bool {
+	want := t.hash.Load()
+	if want == nil {
+		return false
+	}
 	h := sha256.Sum256([]byte(got))
-	return subtle.ConstantTimeCompare(h[:], t.hash.Load()[:]) == 1
+	return subtle.ConstantTimeCompare(h[:], want[:]) == 1
 }
 
 // ReadTokenFile reads a bearer token the way Alertmanager reads its
@@ -79,10 +86,16 @@ func versionOf(fi fs.FileInfo) fileVersion {
 	return fileVersion{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
 }
 
+// errExposed means the token file is readable or writable by others: the
+// token in it must be taken as known to them.
+var errExposed = errors.New("readable or writable by others")
+
 // readTokenFile reads the token and the version of the file it came from,
-// taken from the open file so that the two agree.
+// taken from the open file so that the two agree. O_NONBLOCK keeps a FIFO
+// put in the file's place from holding the open (and every reload after
+// it) until a writer comes; fstat then refuses it.
 func readTokenFile(path string) ([]byte, fileVersion, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fileVersion{}, fmt.Errorf("reading bearer token: %w", err)
 	}
@@ -96,8 +109,8 @@ func readTokenFile(path string) ([]byte, fileVersion, error) {
 		return nil, v, fmt.Errorf("bearer token file %s is not a regular file", path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o006 != 0 {
-		return nil, v, fmt.Errorf("bearer token file %s is readable or writable by others (mode %04o): "+
-			"run chmod o-rwx on it (0600, or 0640 to share it with Alertmanager's group)", path, perm)
+		return nil, v, fmt.Errorf("bearer token file %s is %w (mode %04o): "+
+			"run chmod o-rwx on it (0600, or 0640 to share it with Alertmanager's group)", path, errExposed, perm)
 	}
 	// A token is short; a huge file is a mistake, not a token.
 	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
@@ -114,8 +127,9 @@ func readTokenFile(path string) ([]byte, fileVersion, error) {
 // TokenFile is a Token read from a file and read again on Reload (the
 // command calls it on SIGHUP) and when the file changes (Watch), so that a
 // token is rotated without a restart. A reload that fails keeps the token
-// in use: a half-written or wrongly chmodded file must not lock
-// Alertmanager out.
+// in use: a half-written file must not lock Alertmanager out. A file that
+// others can read is the exception: its token may be known, so no token is
+// accepted until the file is fixed.
 type TokenFile struct {
 	path   string
 	token  *Token
@@ -149,7 +163,7 @@ func LoadTokenFile(path string, reg prometheus.Registerer, logger *slog.Logger) 
 	f := &TokenFile{path: path, token: NewToken(token), logger: logger, seen: v}
 	f.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "steam_remediator_token_reloads_total",
-		Help: "Reloads of the webhook's bearer token file after it changed or on SIGHUP, by result; a failed reload keeps the previous token.",
+		Help: "Reloads of the webhook's bearer token file after it changed or on SIGHUP, by result; a failed reload keeps the previous token, except that a file others can read makes every token refused until it is fixed.",
 	}, []string{"result"})
 	f.reloads.WithLabelValues(reloadSuccess)
 	f.reloads.WithLabelValues(reloadFailure)
@@ -186,6 +200,12 @@ func (f *TokenFile) reload(trigger string) error {
 	if err != nil {
 		f.reloads.WithLabelValues(reloadFailure).Inc()
 		f.lastSuccessful.Set(0)
+		if errors.Is(err, errExposed) {
+			f.token.revoke()
+			f.logger.Error("Reloading the bearer token failed; refusing every request until the file is fixed",
+				"path", f.path, "trigger", trigger, "err", err)
+			return err
+		}
 		f.logger.Error("Reloading the bearer token failed; keeping the previous token", "path", f.path, "trigger", trigger, "err", err)
 		return err
 	}

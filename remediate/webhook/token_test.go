@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,13 +106,16 @@ func (s *testServer) status(t *testing.T, token string) int {
 }
 
 // TestTokenFileReload: a reload takes a good new token at once and turns
-// the old one away; a reload of an unusable file keeps the token in use.
+// the old one away; a reload of an unusable file keeps the token in use,
+// except a file others can read, which leaves no token accepted; a FIFO is
+// refused without waiting for a writer.
 func TestTokenFileReload(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		content     string
 		mode        os.FileMode
 		remove      bool
+		fifo        bool
 		wantErr     string
 		wantToken   string // accepted after the reload
 		wantRefused string // refused after the reload
@@ -119,7 +123,9 @@ func TestTokenFileReload(t *testing.T) {
 		{name: "rotated", content: "new-t0ken\n", wantToken: "new-t0ken", wantRefused: "old-t0ken"},
 		{name: "rotated, group-readable", content: "new-t0ken\n", mode: 0o640, wantToken: "new-t0ken", wantRefused: "old-t0ken"},
 		{name: "unchanged", content: "old-t0ken\n", wantToken: "old-t0ken"},
-		{name: "world-readable", content: "new-t0ken\n", mode: 0o644, wantErr: "readable or writable by others", wantToken: "old-t0ken", wantRefused: "new-t0ken"},
+		{name: "world-readable", content: "new-t0ken\n", mode: 0o644, wantErr: "readable or writable by others", wantRefused: "old-t0ken"},
+		{name: "world-readable, unchanged", content: "old-t0ken\n", mode: 0o644, wantErr: "readable or writable by others", wantRefused: "old-t0ken"},
+		{name: "FIFO", fifo: true, wantErr: "not a regular file", wantToken: "old-t0ken"},
 		{name: "emptied", content: "", wantErr: "is empty", wantToken: "old-t0ken"},
 		{name: "removed", remove: true, wantErr: "no such file", wantToken: "old-t0ken"},
 	} {
@@ -131,19 +137,26 @@ func TestTokenFileReload(t *testing.T) {
 				t.Fatalf("first token: %d, want 200", code)
 			}
 
-			if tc.remove {
+			if tc.remove || tc.fifo {
 				if err := os.Remove(path); err != nil {
 					t.Fatal(err)
 				}
-			} else {
+			}
+			if tc.fifo {
+				if err := syscall.Mkfifo(path, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			} else if !tc.remove {
 				writeToken(t, path, tc.content, tc.mode)
 			}
 			err := tf.Reload("test")
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Errorf("Reload: %v, want error %q", err, tc.wantErr)
 			}
-			if code := s.status(t, tc.wantToken); code != http.StatusOK {
-				t.Errorf("token %q after reload: %d, want 200", tc.wantToken, code)
+			if tc.wantToken != "" {
+				if code := s.status(t, tc.wantToken); code != http.StatusOK {
+					t.Errorf("token %q after reload: %d, want 200", tc.wantToken, code)
+				}
 			}
 			if tc.wantRefused != "" {
 				if code := s.status(t, tc.wantRefused); code != http.StatusUnauthorized {
@@ -220,8 +233,9 @@ func TestTokenFileWatch(t *testing.T) {
 	if got := testutil.ToFloat64(tf.reloads.WithLabelValues(reloadFailure)); got != 1 {
 		t.Errorf("failed reloads %v, want the bad file reported once", got)
 	}
-	if code := s.status(t, "third"); code != http.StatusOK {
-		t.Errorf("token in use after a failed reload: %d, want 200", code)
+	// The exposed token may be known to anybody: it fails closed.
+	if code := s.status(t, "third"); code != http.StatusUnauthorized {
+		t.Errorf("token of a world-readable file: %d, want 401", code)
 	}
 	if err := os.Chmod(path, 0o600); err != nil { // the operator's fix
 		t.Fatal(err)
@@ -232,6 +246,9 @@ func TestTokenFileWatch(t *testing.T) {
 			t.Fatal("the fixed token file was not reloaded within 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if code := s.status(t, "third"); code != http.StatusOK {
+		t.Errorf("token after the file was fixed: %d, want 200", code)
 	}
 }
 
@@ -293,7 +310,7 @@ func TestLoadTokenFile(t *testing.T) {
 	const want = `# HELP steam_remediator_token_last_reload_successful Whether the last reload of the webhook's bearer token file succeeded (1) or failed (0).
 # TYPE steam_remediator_token_last_reload_successful gauge
 steam_remediator_token_last_reload_successful 1
-# HELP steam_remediator_token_reloads_total Reloads of the webhook's bearer token file after it changed or on SIGHUP, by result; a failed reload keeps the previous token.
+# HELP steam_remediator_token_reloads_total Reloads of the webhook's bearer token file after it changed or on SIGHUP, by result; a failed reload keeps the previous token, except that a file others can read makes every token refused until it is fixed.
 # TYPE steam_remediator_token_reloads_total counter
 steam_remediator_token_reloads_total{result="failure"} 0
 steam_remediator_token_reloads_total{result="success"} 0
