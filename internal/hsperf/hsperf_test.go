@@ -24,21 +24,21 @@ func captured(t testing.TB) []string {
 	return files
 }
 
-// jstatGC runs jstat -gc on target (a pid or a file:// URL) and returns its
-// columns by header.
-func jstatGC(t *testing.T, target string) map[string]float64 {
+// jstat runs jstat with option (-gc, -class) on target (a pid or a file://
+// URL) and returns its columns by header.
+func jstat(t *testing.T, option, target string) map[string]float64 {
 	t.Helper()
-	jstat, err := exec.LookPath("jstat")
+	bin, err := exec.LookPath("jstat")
 	if err != nil {
 		t.Fatal("jstat is not installed: install Debian's openjdk-17-jdk-headless")
 	}
-	out, err := exec.Command(jstat, "-gc", target).Output()
+	out, err := exec.Command(bin, option, target).Output()
 	if err != nil {
-		t.Fatalf("jstat -gc %s: %v", target, err)
+		t.Fatalf("jstat %s %s: %v", option, target, err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) != 2 {
-		t.Fatalf("jstat -gc %s printed %q", target, out)
+		t.Fatalf("jstat %s %s printed %q", option, target, out)
 	}
 	head, vals := strings.Fields(lines[0]), strings.Fields(lines[1])
 	cols := map[string]float64{}
@@ -98,7 +98,10 @@ func TestCapturedFilesAgreeWithJstat(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			compareWithJstat(t, j, j, jstatGC(t, "file://"+abs), 0, 0)
+			compareWithJstat(t, j, j, jstat(t, "-gc", "file://"+abs), 0, 0)
+			if loaded := jstat(t, "-class", "file://"+abs)["Loaded"]; float64(j.ClassesLoaded) != loaded {
+				t.Errorf("classes loaded: reader %d, jstat %v", j.ClassesLoaded, loaded)
+			}
 			if j.ThreadsLive < 1 || j.Heap.Max < 60<<20 || j.Heap.Max > 70<<20 {
 				t.Errorf("threads %d, heap max %.0f: want a live thread and the -Xmx64m it ran with", j.ThreadsLive, j.Heap.Max)
 			}
@@ -163,7 +166,7 @@ func TestLiveJVMAgreesWithJstat(t *testing.T) {
 				return j
 			}
 			before := read()
-			cols := jstatGC(t, strconv.Itoa(pid))
+			cols := jstat(t, "-gc", strconv.Itoa(pid))
 			after := read()
 			if before.Collectors[0].Collections == 0 {
 				t.Fatal("no young collection yet: the comparison would prove little")

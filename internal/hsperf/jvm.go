@@ -88,6 +88,8 @@ func (c *Counters) JVM() (JVM, error) {
 	j.ThreadsDaemon = c.Longs["java.threads.daemon"]
 	j.Safepoints = c.Longs["sun.rt.safepoints"]
 	j.SafepointSeconds = seconds(c.Longs["sun.rt.safepointTime"])
-	j.ClassesLoaded = c.Longs["java.cls.loadedClasses"] - c.Longs["java.cls.unloadedClasses"]
+	// Classes from the CDS archive are counted apart, as jstat -class adds them.
+	j.ClassesLoaded = c.Longs["java.cls.loadedClasses"] + c.Longs["java.cls.sharedLoadedClasses"] -
+		c.Longs["java.cls.unloadedClasses"] - c.Longs["java.cls.sharedUnloadedClasses"]
 	return j, nil
 }
