@@ -9,7 +9,7 @@
 //   mode=init_fail   init throws: Jetty logs "Failed startup of context", still
 //                    prints "Started @", and answers every request with 503
 //   mode=fill_heap   answer every request, while a thread started by the first
-//                    one holds fill_percent (default 93) of the heap and keeps
+//                    one holds fill_percent (default 94) of the heap and keeps
 //                    allocating: the collectors run back to back, as before an
 //                    OutOfMemoryError (run it with a small -Xmx, for example
 //                    JDK_JAVA_OPTIONS=-Xmx64m)
@@ -91,7 +91,7 @@ public final class ScoringServlet extends HttpServlet {
             case "init_fail":
                 throw new ServletException("model failed to load: scorer.properties asks for init_fail");
             case "fill_heap":
-                fillPercent = Integer.parseInt(p.getProperty("fill_percent", "93"));
+                fillPercent = Integer.parseInt(p.getProperty("fill_percent", "94"));
                 break;
             default:
         }
