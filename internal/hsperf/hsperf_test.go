@@ -348,3 +348,22 @@ func BenchmarkReadFile(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParse is BenchmarkReadFile without the file system: the part a
+// background reader would not save.
+func BenchmarkParse(b *testing.B) {
+	data, err := os.ReadFile(captured(b)[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := Parse(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.JVM(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
