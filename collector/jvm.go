@@ -96,15 +96,9 @@ func (c *JVMCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c *JVMCollector) read(d RunningDeployment) (hsperf.JVM, error) {
-	path, err := hsperf.Find(c.proc, d.PID, d.NSPID, d.UID)
+	j, err := hsperf.ReadJVM(c.proc, d.PID, d.NSPID, d.UID)
 	if err == nil {
-		var counters *hsperf.Counters
-		if counters, err = hsperf.ReadFile(path, d.UID); err == nil {
-			var j hsperf.JVM
-			if j, err = counters.JVM(); err == nil {
-				return j, nil
-			}
-		}
+		return j, nil
 	}
 	// A process that ended since the observation is no failure to read.
 	if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, hsperf.ErrNotFound) {

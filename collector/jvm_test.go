@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
 
@@ -55,17 +56,7 @@ func TestJVMCollector(t *testing.T) {
 	proc, deployments := procWithJVMs(t)
 	readErrors := NewReadErrors()
 	c := NewJVMCollector(func() []RunningDeployment { return deployments }, readErrors, proc, promslog.NewNopLogger())
-	expected, err := os.Open("testdata/jvm.prom")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer expected.Close()
-	if err := testutil.CollectAndCompare(c, expected); err != nil {
-		t.Error(err)
-	}
-	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
-		t.Errorf("lint: %v %+v", err, problems)
-	}
+	compareGoldenAndLint(t, c, "testdata/jvm.prom")
 	// Two scrapes so far: the comparison and the lint.
 	want := `
 # HELP steam_exporter_deployment_read_errors_total Failed reads of a deployment's /stats page or JVM performance counters, by source and reason (no_stats: a war without /stats).
@@ -94,7 +85,14 @@ func TestTrafficCollector(t *testing.T) {
 	// A deployment whose /stats could not be read has no series.
 	deployments = append(deployments, RunningDeployment{ID: "9", Name: "hung"})
 	c := NewTrafficCollector(func() []RunningDeployment { return deployments })
-	expected, err := os.Open("testdata/traffic.prom")
+	compareGoldenAndLint(t, c, "testdata/traffic.prom")
+}
+
+// compareGoldenAndLint checks c's exposition against the golden file and
+// its names and help against Prometheus' lint.
+func compareGoldenAndLint(t *testing.T, c prometheus.Collector, golden string) {
+	t.Helper()
+	expected, err := os.Open(golden)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,3 +94,17 @@ func NamespacePID(proc string, pid int) (int, error) {
 	}
 	return 0, fmt.Errorf("%s has no NSpid line", p)
 }
+
+// ReadJVM finds, reads and derives the figures of the JVM with host PID pid
+// (nsPID in its own namespace) run as uid.
+func ReadJVM(proc string, pid, nsPID int, uid uint32) (JVM, error) {
+	path, err := Find(proc, pid, nsPID, uid)
+	if err != nil {
+		return JVM{}, err
+	}
+	c, err := ReadFile(path, uid)
+	if err != nil {
+		return JVM{}, err
+	}
+	return c.JVM()
+}

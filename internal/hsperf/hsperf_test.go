@@ -150,16 +150,8 @@ func TestLiveJVMAgreesWithJstat(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path, err := Find("/proc", pid, nsPID, uint32(os.Getuid()))
-			if err != nil {
-				t.Fatal(err)
-			}
 			read := func() JVM {
-				c, err := ReadFile(path, uint32(os.Getuid()))
-				if err != nil {
-					t.Fatal(err)
-				}
-				j, err := c.JVM()
+				j, err := ReadJVM("/proc", pid, nsPID, uint32(os.Getuid()))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -22,15 +22,7 @@ func readJVM(t *testing.T, pid int) hsperf.JVM {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path, err := hsperf.Find("/proc", pid, nsPID, uint32(os.Getuid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := hsperf.ReadFile(path, uint32(os.Getuid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := c.JVM()
+	j, err := hsperf.ReadJVM("/proc", pid, nsPID, uint32(os.Getuid()))
 	if err != nil {
 		t.Fatal(err)
 	}
