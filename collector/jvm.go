@@ -11,10 +11,8 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/hsperf"
 )
 
-// JVMCollector publishes each running deployment's heap, GC, threads and
-// safepoints from the JVM's hsperfdata file, read at the scrape: a read is
-// a file of 32 KiB and no system call to the JVM, so a hung JVM cannot
-// block it.
+// JVMCollector publishes heap, GC and threads from hsperfdata, read at the
+// scrape: a 32 KiB file, nothing a hung JVM could block.
 type JVMCollector struct {
 	deployments RunningDeployments
 	readErrors  *ReadErrors
@@ -28,8 +26,7 @@ type JVMCollector struct {
 
 var _ prometheus.Collector = (*JVMCollector)(nil)
 
-// NewJVMCollector returns a collector of the JVMs of deployments, found
-// under proc (/proc but in tests); failed reads are counted in readErrors.
+// NewJVMCollector reads under proc (/proc but in tests), counting failures in readErrors.
 func NewJVMCollector(deployments RunningDeployments, readErrors *ReadErrors, proc string, logger *slog.Logger) *JVMCollector {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName("steam", "deployment_jvm", name), help,
@@ -110,7 +107,6 @@ func (c *JVMCollector) read(d RunningDeployment) (hsperf.JVM, error) {
 	return hsperf.JVM{}, err
 }
 
-// hsperfReason is the reason label of a failed hsperfdata read.
 func hsperfReason(err error) string {
 	for _, r := range []struct {
 		err    error

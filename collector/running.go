@@ -6,9 +6,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/scorestats"
 )
 
-// RunningDeployment is a deployment whose java the observation path has
-// verified, with what it learnt about it: the JVM and traffic collectors
-// publish figures only for these.
+// RunningDeployment is a deployment whose java the observation path verified.
 type RunningDeployment struct {
 	ID    string // the deployment_id label
 	Name  string
@@ -27,17 +25,15 @@ const (
 	SourceHSPerfData = "hsperfdata"
 )
 
-// ReadErrors counts failed reads of what a deployment tells about itself,
-// by source and reason: such a failure hides a deployment's figures, which
-// would otherwise go unnoticed.
+// ReadErrors counts failed reads of a deployment's own figures, which would
+// otherwise just be missing.
 type ReadErrors struct {
 	vec *prometheus.CounterVec
 }
 
 var _ prometheus.Collector = (*ReadErrors)(nil)
 
-// NewReadErrors returns an empty counter, to be registered once and shared
-// by whatever reads /stats and hsperfdata.
+// NewReadErrors returns the counter to register once and share.
 func NewReadErrors() *ReadErrors {
 	return &ReadErrors{vec: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "steam",
@@ -47,7 +43,6 @@ func NewReadErrors() *ReadErrors {
 	}, []string{"source", "reason"})}
 }
 
-// Add counts one failed read.
 func (r *ReadErrors) Add(source, reason string) { r.vec.WithLabelValues(source, reason).Inc() }
 
 // AddStats counts a failed /stats read by its reason.

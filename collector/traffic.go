@@ -6,10 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// TrafficCollector publishes what each running deployment's scoring
-// service counted itself (its /stats page): predictions and their latency,
-// requests by method. It reads nothing: the observation path fetches
-// /stats in the background, where a hung JVM cannot block a scrape.
+// TrafficCollector publishes the latest /stats, which the observation path
+// fetches in the background, where a hung JVM cannot block a scrape.
 type TrafficCollector struct {
 	deployments RunningDeployments
 

@@ -14,14 +14,11 @@ import (
 // MaxFileSize bounds a read: HotSpot's default is 32 KiB (-XX:PerfDataMemorySize).
 const MaxFileSize = 4 << 20
 
-// ErrNotFound says a JVM has no hsperfdata file: started with
-// -XX:-UsePerfData or -XX:+PerfDisableSharedMem, or not java at all.
+// ErrNotFound: no file (-XX:-UsePerfData, -XX:+PerfDisableSharedMem, not java).
 var ErrNotFound = errors.New("no hsperfdata file")
 
-// Find returns the file of the JVM with host PID pid (nsPID in its own PID
-// namespace) run as uid. HotSpot writes it under /tmp of its own mount
-// namespace (a systemd PrivateTmp= is one), which /proc/<pid>/root reaches;
-// only a file owned by uid counts: another user's stale file is not this JVM's.
+// Find returns the file of JVM pid (nsPID in its namespace) run as uid: under
+// /tmp of its mount namespace (PrivateTmp=), owned by uid, not another's stale one.
 func Find(proc string, pid, nsPID int, uid uint32) (string, error) {
 	tmp := filepath.Join(proc, strconv.Itoa(pid), "root", "tmp")
 	dirs, err := os.ReadDir(tmp)
@@ -41,8 +38,7 @@ func Find(proc string, pid, nsPID int, uid uint32) (string, error) {
 	return "", fmt.Errorf("%w for pid %d in %s", ErrNotFound, pid, tmp)
 }
 
-// ReadFile reads and parses the file at path if it is a regular file (never
-// a symlink, which the JVM's user could point anywhere) owned by uid.
+// ReadFile parses path if it is a regular file (no symlink) owned by uid.
 func ReadFile(path string, uid uint32) (*Counters, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -75,8 +71,7 @@ func ReadFile(path string, uid uint32) (*Counters, error) {
 	return c, nil
 }
 
-// NamespacePID is pid as its own PID namespace knows it (the last NSpid of
-// /proc/<pid>/status): the name of its hsperfdata file.
+// NamespacePID is pid in its own PID namespace (last NSpid), its file's name.
 func NamespacePID(proc string, pid int) (int, error) {
 	p := filepath.Join(proc, strconv.Itoa(pid), "status")
 	b, err := os.ReadFile(p)
@@ -95,8 +90,7 @@ func NamespacePID(proc string, pid int) (int, error) {
 	return 0, fmt.Errorf("%s has no NSpid line", p)
 }
 
-// ReadJVM finds, reads and derives the figures of the JVM with host PID pid
-// (nsPID in its own namespace) run as uid.
+// ReadJVM is Find, ReadFile and JVM in one.
 func ReadJVM(proc string, pid, nsPID int, uid uint32) (JVM, error) {
 	path, err := Find(proc, pid, nsPID, uid)
 	if err != nil {

@@ -1,8 +1,5 @@
-// Package hsperf reads the performance counters a HotSpot JVM keeps in its
-// memory-mapped hsperfdata file (the one jstat reads), so that heap, GC and
-// thread figures of a deployment come without touching Steam's java command.
-// The file belongs to the JVM's user: nothing in it is trusted, every offset
-// is checked before it is followed.
+// Package hsperf reads a HotSpot JVM's performance counters (the hsperfdata
+// file jstat reads). The file is the JVM user's: every offset is checked.
 package hsperf
 
 import (
@@ -36,15 +33,13 @@ var (
 	ErrCorrupt       = errors.New("corrupt entry")
 )
 
-// Counters are the named values of one file: the long counters and the
-// strings (byte vectors), the two kinds HotSpot writes.
+// Counters are the longs and strings (byte vectors) of one file.
 type Counters struct {
 	Longs   map[string]int64
 	Strings map[string]string
 }
 
-// Parse decodes a whole hsperfdata file. It refuses, rather than guesses at,
-// anything out of bounds: a JVM's user can write any bytes there.
+// Parse decodes a whole file, refusing anything out of bounds.
 func Parse(b []byte) (*Counters, error) {
 	if len(b) < prologueSize {
 		return nil, fmt.Errorf("%w: %d bytes, a prologue needs %d", ErrTruncated, len(b), prologueSize)
@@ -84,7 +79,6 @@ func Parse(b []byte) (*Counters, error) {
 	return c, nil
 }
 
-// entry decodes the entry at off and returns where the next one starts.
 func (c *Counters) entry(b []byte, off int64, order binary.ByteOrder) (int64, error) {
 	if off+entryHeader > int64(len(b)) {
 		return 0, ErrTruncated
@@ -123,7 +117,6 @@ func (c *Counters) entry(b []byte, off int64, order binary.ByteOrder) (int64, er
 	return off + length, nil
 }
 
-// cString returns b up to its first NUL, and whether there was one.
 func cString(b []byte) (string, bool) {
 	for i, c := range b {
 		if c == 0 {

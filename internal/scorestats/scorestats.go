@@ -1,8 +1,6 @@
-// Package scorestats reads the /stats page that every scoring war built by
-// Steam's prediction-service builder serves (its StatsServlet): how many
-// predictions and requests the model answered and how long they took, as
-// the JVM itself counted them. The page is read once, bounded in size and
-// time, and decoded strictly: a deployment's answer is not trusted.
+// Package scorestats reads the /stats page (StatsServlet) of the wars Steam
+// builds: predictions, requests and their time, as the JVM counted them.
+// One read, bounded in size and time, decoded strictly.
 package scorestats
 
 import (
@@ -31,8 +29,7 @@ const (
 	ReasonInvalid   = "invalid"   // JSON of the right types that cannot be true
 )
 
-// ErrNoStats says the deployment answers 404 for /stats: not an error of
-// the deployment, but nothing to publish either.
+// ErrNoStats: a 404, counted but not the deployment's fault.
 var ErrNoStats = errors.New("no /stats page")
 
 // Error is a failed read, with its reason.
@@ -58,8 +55,7 @@ func Reason(err error) string {
 	return ReasonConnect
 }
 
-// Times are the StatsServlet's figures for one kind of call, in
-// milliseconds. Gson writes the counts as doubles (12.0, 1.0E7).
+// Times are one kind of call's figures in ms; Gson writes counts as doubles.
 type Times struct {
 	Count                  float64 `json:"count"`
 	TotalTimeMs            float64 `json:"totalTimeMs"`
@@ -88,9 +84,7 @@ type Stats struct {
 	PythonPost Times `json:"pythonpost"`
 }
 
-// Decode parses and checks one /stats answer: every field Steam writes
-// must have its type, the ones every build writes must be there, and the
-// figures must be possible.
+// Decode parses one answer: typed fields, required ones present, possible figures.
 func Decode(b []byte) (*Stats, error) {
 	var present map[string]json.RawMessage
 	if err := json.Unmarshal(b, &present); err != nil {
