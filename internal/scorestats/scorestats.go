@@ -127,7 +127,10 @@ func Fetch(ctx context.Context, client *http.Client, baseURL string) (*Stats, er
 	if err != nil {
 		return nil, &Error{ReasonConnect, err}
 	}
-	resp, err := client.Do(req)
+	// A deployment's redirect could send the exporter anywhere: not followed.
+	noRedirect := *client
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noRedirect.Do(req)
 	if err != nil {
 		return nil, &Error{readReason(ctx, err), err}
 	}

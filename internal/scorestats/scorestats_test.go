@@ -176,6 +176,9 @@ func TestFetch(t *testing.T) {
 			w.Header().Set("Content-Length", fmt.Sprint(10<<20))
 			w.Write(bytes.Repeat([]byte(" "), 10<<20))
 		}, ReasonTooLarge},
+		{"redirect elsewhere", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
+		}, ReasonStatus},
 		{"malformed", func(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte(`{"startTime": "yesterday"}`))
 		}, ReasonMalformed},
