@@ -10,6 +10,7 @@ const (
 	gauge metricKind = iota
 	counter
 	histogram
+	summary // without quantiles: _sum and _count only
 )
 
 // metric is one metric of the contract between the exporter, the
@@ -63,6 +64,24 @@ var knownMetrics = map[string]metric{
 
 	"steam_backup_last_success_timestamp_seconds": {gauge, nil},
 
+	// What a deployment's JVM (hsperfdata) and scoring service (/stats)
+	// report about themselves (issue 16).
+	"steam_deployment_jvm_memory_used_bytes":             {gauge, append([]string{"area"}, deploymentLabels...)},
+	"steam_deployment_jvm_memory_committed_bytes":        {gauge, append([]string{"area"}, deploymentLabels...)},
+	"steam_deployment_jvm_memory_max_bytes":              {gauge, append([]string{"area"}, deploymentLabels...)},
+	"steam_deployment_jvm_memory_pool_used_bytes":        {gauge, append([]string{"pool"}, deploymentLabels...)},
+	"steam_deployment_jvm_memory_pool_committed_bytes":   {gauge, append([]string{"pool"}, deploymentLabels...)},
+	"steam_deployment_jvm_memory_pool_max_bytes":         {gauge, append([]string{"pool"}, deploymentLabels...)},
+	"steam_deployment_jvm_gc_collection_seconds":         {summary, append([]string{"gc"}, deploymentLabels...)},
+	"steam_deployment_jvm_safepoint_seconds":             {summary, deploymentLabels},
+	"steam_deployment_jvm_threads_current":               {gauge, deploymentLabels},
+	"steam_deployment_jvm_threads_daemon":                {gauge, deploymentLabels},
+	"steam_deployment_jvm_classes_currently_loaded":      {gauge, deploymentLabels},
+	"steam_deployment_prediction_duration_seconds":       {summary, deploymentLabels},
+	"steam_deployment_request_duration_seconds":          {summary, append([]string{"method", "api"}, deploymentLabels...)},
+	"steam_deployment_last_prediction_timestamp_seconds": {gauge, deploymentLabels},
+	"steam_exporter_deployment_read_errors_total":        {counter, []string{"source", "reason"}},
+
 	// Written by Prometheus: per target, and per active alert.
 	"up":                      {gauge, nil},
 	"scrape_duration_seconds": {gauge, nil},
@@ -71,10 +90,10 @@ var knownMetrics = map[string]metric{
 }
 
 // lookupMetric finds a series name in the contract: a metric, or one of a
-// histogram's _bucket, _sum and _count series. A histogram's series are
-// counters; _bucket has the le label besides.
+// histogram's _bucket, _sum and _count series or a summary's _sum and
+// _count. Those series are counters; _bucket has the le label besides.
 func lookupMetric(name string) (metric, bool) {
-	if m, ok := knownMetrics[name]; ok && m.kind != histogram {
+	if m, ok := knownMetrics[name]; ok && m.kind != histogram && m.kind != summary {
 		return m, true
 	}
 	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
@@ -82,7 +101,7 @@ func lookupMetric(name string) (metric, bool) {
 		if !ok {
 			continue
 		}
-		if m, ok := knownMetrics[base]; ok && m.kind == histogram {
+		if m, ok := knownMetrics[base]; ok && (m.kind == histogram || m.kind == summary && suffix != "_bucket") {
 			labels := m.labels
 			if suffix == "_bucket" {
 				labels = append([]string{"le"}, labels...)

@@ -152,8 +152,8 @@ type ruleTestFile struct {
 
 // ruleTestFiles are the promtool unit tests of alerts.yml: at a 1m
 // evaluation interval for what spans hours, at the shipped 5s for holds of
-// seconds.
-var ruleTestFiles = []string{"alerts_test.yml", "alerts_seconds_test.yml"}
+// seconds, and the JVM alerts' own.
+var ruleTestFiles = []string{"alerts_test.yml", "alerts_seconds_test.yml", "alerts_jvm_test.yml"}
 
 // TestEveryAlertIsUnitTested makes sure the promtool tests have, for every
 // alert, a case where it fires and one where it must stay quiet: promtool

@@ -50,6 +50,7 @@ const (
 	ModeSlowStart = "slow_start" // init sleeps StartDelay before Jetty is started
 	ModeHang      = "hang"       // every request blocks forever
 	ModeInitFail  = "init_fail"  // init throws: the context is unavailable, requests get 503
+	ModeFillHeap  = "fill_heap"  // from the first request a thread keeps the heap 94% full: GC runs back to back
 )
 
 // War is how a scoring war behaves.

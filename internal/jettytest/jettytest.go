@@ -25,6 +25,7 @@ const (
 	ModeSlowStart = jetty.ModeSlowStart
 	ModeHang      = jetty.ModeHang
 	ModeInitFail  = jetty.ModeInitFail
+	ModeFillHeap  = jetty.ModeFillHeap
 )
 
 type (
