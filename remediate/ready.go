@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -175,21 +176,43 @@ func (s *logScanner) line(l string) {
 		l = l[:cut] + "…"
 	}
 	s.last = l
-	if strings.Contains(l, "Started @") {
-		s.started = true
+	reason, started := jettyVerdict(l)
+	s.started = s.started || started
+	if s.reason == "" && reason != "" {
+		s.reason, s.verdict = reason, l
 	}
-	if s.reason != "" {
-		return
+}
+
+// jettyLine is a line of Jetty's StdErrLog: [time:]LEVEL:logger:thread: message
+// (the logger and thread are absent from the fake java's lines).
+var jettyLine = regexp.MustCompile(`^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+:)?(?:INFO|WARN):(?:([\w.$]+):[^:]*:)? ?(.*)$`)
+
+var startedAt = regexp.MustCompile(`^Started @\d+ms$`)
+
+// jettyVerdict reads a verdict only from what Jetty itself writes, matched
+// from the line's start by logger and message: a war's path, and so a
+// model's name, appears inside Jetty's lines (even split over several by a
+// newline) and must never decide a start.
+func jettyVerdict(l string) (reason Reason, started bool) {
+	if strings.HasPrefix(l, "java.net.BindException: ") || strings.HasPrefix(l, "Caused by: java.net.BindException: ") {
+		return ReasonAddressInUse, false
 	}
+	m := jettyLine.FindStringSubmatch(l)
+	if m == nil {
+		return "", false
+	}
+	logger, msg := m[1], m[2]
+	from := func(want string) bool { return logger == "" || logger == want }
 	switch {
-	case strings.Contains(l, "BindException") || strings.Contains(l, "Address already in use"):
-		s.reason = ReasonAddressInUse
-	case strings.Contains(l, "Failed startup of context"):
-		s.reason = ReasonDeployFailed
-	case strings.Contains(l, "FAILED"):
-		s.reason = ReasonFailedLine
-	default:
-		return
+	case from("oejs.Server") && startedAt.MatchString(msg):
+		return "", true
+	case from("oejw.WebAppContext") && strings.HasPrefix(msg, "Failed startup of context "):
+		return ReasonDeployFailed, false
+	case logger == "oejuc.AbstractLifeCycle" && strings.HasPrefix(msg, "FAILED "):
+		if strings.Contains(msg, ": java.io.IOException: Failed to bind to ") {
+			return ReasonAddressInUse, false
+		}
+		return ReasonFailedLine, false
 	}
-	s.verdict = l
+	return "", false
 }

@@ -36,12 +36,19 @@ type remediatorProcess struct {
 // deployments it started, which outlive it by design.
 func startRemediator(t *testing.T, h *steamtest.Home, args ...string) *remediatorProcess {
 	t.Helper()
+	return startRemediatorEnv(t, h, nil, args...)
+}
+
+// startRemediatorEnv is startRemediator with env for the remediator and the
+// javas it starts (nil: the test's own).
+func startRemediatorEnv(t *testing.T, h *steamtest.Home, env []string, args ...string) *remediatorProcess {
+	t.Helper()
 	port, err := steamfixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	r := &remediatorProcess{base: "http://" + addr, subprocess: startSubprocess(t, nil, append([]string{"remediator",
+	r := &remediatorProcess{base: "http://" + addr, subprocess: startSubprocess(t, env, append([]string{"remediator",
 		"--steam.home=" + h.Home.Dir, "--web.listen-address=" + addr, "--java.path=" + h.Java, "--log.level=debug"},
 		args...)...)}
 	steamtest.Eventually(t, 10*time.Second, "the remediator to listen", func() bool {
