@@ -151,6 +151,9 @@ func (t trigger) unresponsive() bool { return t.alert == AlertUnresponsive }
 // for deployments with nothing to do, lest it bury the real actions.
 func (e *Engine) remediate(ctx context.Context, id int64, t trigger) (Outcome, error) {
 	o, journaled, err := e.remediateLocked(ctx, id, t)
+	if err == nil && o.Reason == ReasonNotFound {
+		_ = e.removeLock(id) // deleted from Steam: its lock file goes too
+	}
 	if err != nil {
 		o = Outcome{DeploymentID: id, Deployment: o.Deployment, OldPID: o.OldPID}.
 			with(ActionError, ResultFailure, ReasonTransient, err.Error())

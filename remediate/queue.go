@@ -60,6 +60,11 @@ func (e *Engine) Start(ctx context.Context) error {
 			e.retryAt(p.DeploymentID, p.NextStart, AlertDown)
 		}
 	}
+	if known, err := e.registry.IDs(ctx); err != nil {
+		e.logger.Warn("Could not list deployments to remove stale lock files", "err", err)
+	} else {
+		e.removeStaleLocks(known)
+	}
 	for range e.cfg.Concurrency {
 		e.workers.Add(1)
 		go e.work()
