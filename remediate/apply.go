@@ -14,7 +14,9 @@ import (
 // journals the events, then acts. again asks the caller to decide anew (the
 // row changed under a compare-and-set).
 func (e *Engine) apply(ctx context.Context, p plan, t trigger) (o Outcome, journaled, again bool, err error) {
-	e.commit(ctx, &p, t)
+	if err := e.commit(ctx, &p, t); err != nil {
+		return p.Outcome, false, false, err
+	}
 	switch p.Action {
 	case ActionAdopt:
 		return e.adoptRunning(ctx, p, t)
@@ -33,12 +35,15 @@ func (e *Engine) apply(ctx context.Context, p plan, t trigger) (o Outcome, journ
 				failure := p.Outcome.with(ActionFailure, ResultFailure, ReasonUnresponsive, p.Detail)
 				failure.NewPID = int64(p.hung.PID)
 				e.fail(&p, failure)
-				e.commit(ctx, &p, t)
+				if err := e.commit(ctx, &p, t); err != nil {
+					return p.Outcome, false, false, err
+				}
 				return failure, true, false, nil
 			}
 		}
 		o, err := e.restart(ctx, p, t)
-		return o, true, false, err
+		// An error before the start journaled nothing: the caller does.
+		return o, err == nil, false, err
 	case ActionGiveUp:
 		e.shoutGaveUp(p.Outcome)
 	}
@@ -47,9 +52,13 @@ func (e *Engine) apply(ctx context.Context, p plan, t trigger) (o Outcome, journ
 
 // commit saves p's policy and journals its events. After a failed start
 // the retry is scheduled, so that it does not wait for the next notification.
-func (e *Engine) commit(ctx context.Context, p *plan, t trigger) {
+// A policy that cannot be saved journals nothing: the next remediation
+// decides from the stored policy and journals the events once.
+func (e *Engine) commit(ctx context.Context, p *plan, t trigger) error {
 	if p.policyChanged {
-		e.savePolicy(ctx, p.policy, &p.policy)
+		if err := e.savePolicy(ctx, p.policy, &p.policy); err != nil {
+			return err
+		}
 	}
 	if p.outlived {
 		e.metrics.actions.WithLabelValues(string(ActionRestart), string(ResultSuccess)).Inc()
@@ -68,6 +77,7 @@ func (e *Engine) commit(ctx context.Context, p *plan, t trigger) {
 		e.retryAt(p.DeploymentID, p.policy.NextStart, t.alert)
 	}
 	p.policyChanged, p.outlived, p.events = false, false, nil
+	return nil
 }
 
 // adoptRunning records the deployment's java found under another PID, once
@@ -94,7 +104,9 @@ func (e *Engine) adoptRunning(ctx context.Context, p plan, t trigger) (Outcome, 
 			// Our own interrupted start that never served: a failed start.
 			p.policy.StartingPID = 0
 			e.fail(&p, o)
-			e.commit(ctx, &p, t)
+			if err := e.commit(ctx, &p, t); err != nil {
+				return o, false, false, err
+			}
 			return o, true, false, nil
 		}
 		e.finish(ctx, o)
@@ -117,7 +129,7 @@ func (e *Engine) adoptRunning(ctx context.Context, p plan, t trigger) (Outcome, 
 		next = e.cfg.Policy.ready(p.policy, proc.PID, e.cfg.Now(), e.cfg.WatchAfterReady)
 	}
 	next.StartingPID = 0
-	e.savePolicy(ctx, next, &p.policy)
+	_ = e.savePolicy(ctx, next, &p.policy)
 	return p.Outcome.with(ActionAdopt, ResultSuccess, p.Reason, fmt.Sprintf("PID %d serves", proc.PID)), false, false, nil
 }
 
@@ -138,7 +150,7 @@ func (e *Engine) cancel(ctx context.Context, p plan, cause error, stop func() (s
 	}
 	if p.policy.StartingPID != 0 {
 		p.policy.StartingPID = 0
-		e.savePolicy(ctx, p.policy, &p.policy)
+		_ = e.savePolicy(ctx, p.policy, &p.policy)
 	}
 	e.finish(ctx, o)
 	return o

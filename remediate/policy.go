@@ -105,11 +105,27 @@ func (p Policy) healthy(pol state.RestartPolicy) state.RestartPolicy {
 	return pol
 }
 
-// savePolicy stores next and makes it *pol. A policy that cannot be stored
-// is logged; the remediation goes on with what it knows.
-func (e *Engine) savePolicy(ctx context.Context, next state.RestartPolicy, pol *state.RestartPolicy) {
+// policySaves bounds the tries of a policy save: SQLITE_BUSY after the
+// state database's busy timeout is worth a few more.
+const policySaves = 4
+
+// savePolicy stores next and makes it *pol, retrying while the state
+// database is busy. An error is logged and returned: callers that count
+// failures must not journal them unsaved, or they count them twice.
+func (e *Engine) savePolicy(ctx context.Context, next state.RestartPolicy, pol *state.RestartPolicy) error {
 	*pol = next
-	if err := e.state.SaveRestartPolicy(context.WithoutCancel(ctx), next); err != nil {
-		e.logger.Error("Could not save restart policy", "deployment_id", next.DeploymentID, "err", err)
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	for try, wait := 1, time.Second; ; try, wait = try+1, 2*wait {
+		if err = e.state.SaveRestartPolicy(ctx, next); err == nil {
+			return nil
+		}
+		if try == policySaves {
+			break
+		}
+		e.logger.Warn("Could not save restart policy; retrying", "deployment_id", next.DeploymentID, "in", wait, "err", err)
+		time.Sleep(wait)
 	}
+	e.logger.Error("Could not save restart policy", "deployment_id", next.DeploymentID, "err", err)
+	return err
 }

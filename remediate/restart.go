@@ -27,7 +27,9 @@ func (e *Engine) restart(ctx context.Context, p plan, t trigger) (Outcome, error
 		o.Duration = time.Since(t.queued)
 		p.policy.StartingPID = 0
 		e.fail(&p, o)
-		e.commit(ctx, &p, t)
+		if err := e.commit(ctx, &p, t); err != nil {
+			return o, fmt.Errorf("recording failed start (%s): %w", o.Why(), err)
+		}
 		return o, nil
 	}
 
@@ -37,7 +39,7 @@ func (e *Engine) restart(ctx context.Context, p plan, t trigger) (Outcome, error
 	}
 	p.NewPID = int64(c.pid)
 	p.policy.StartingPID = int64(c.pid)
-	e.savePolicy(ctx, p.policy, &p.policy)
+	_ = e.savePolicy(ctx, p.policy, &p.policy)
 	e.logger.Info("Started deployment", "deployment_id", dep.ID, "deployment", dep.Name, "pid", c.pid,
 		"port", dep.Port, "log", c.logPath)
 
@@ -83,7 +85,7 @@ func (e *Engine) restart(ctx context.Context, p plan, t trigger) (Outcome, error
 	}
 	next := e.cfg.Policy.ready(p.policy, c.pid, e.cfg.Now(), e.cfg.WatchAfterReady)
 	next.StartingPID = 0
-	e.savePolicy(ctx, next, &p.policy)
+	_ = e.savePolicy(ctx, next, &p.policy)
 	e.finish(ctx, o)
 	e.watch(c, dep)
 	return o, nil

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -98,4 +101,91 @@ func TestRemediatorRemovesStaleLocks(t *testing.T) {
 		t.Errorf("lock file of a known deployment: %v", err)
 	}
 	r.drain(t)
+}
+
+// holdStateLock takes the state database's write lock (BEGIN IMMEDIATE) on
+// a connection of its own, as a busy writer would; release, also called
+// when the test ends, rolls it back.
+func holdStateLock(t *testing.T, h *steamtest.Home) (release func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite", h.Home.StatePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			_, _ = conn.ExecContext(context.Background(), `ROLLBACK`)
+			conn.Close()
+			db.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// TestRemediatorStateLockedBeforeStart: the state database locked for 20 s
+// when a start is due (its start cannot be counted): the failure is
+// journaled as an error, counted and logged, and the deployment healed by
+// the retry once the lock goes.
+func TestRemediatorStateLockedBeforeStart(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d := h.Add(steamfixture.Spec{Name: "churn"})
+	r := startRemediator(t, h)
+	release := holdStateLock(t, h)
+	r.notify(t, d.ID)
+	steamtest.Eventually(t, 30*time.Second, "a retry scheduled", func() bool {
+		return r.metric(t, `steam_remediator_retries_total{outcome="scheduled"}`) >= 1
+	})
+	time.Sleep(20*time.Second - 5*time.Second) // the lock held 20 s in all
+	release()
+	steamtest.Eventually(t, 60*time.Second, "the deployment healed", func() bool {
+		return journaledResult(t, h, d.ID, state.ActionRestart, state.ResultSuccess) == 1
+	})
+	if n := journaled(t, h, d.ID, "error"); n < 1 {
+		t.Errorf("%d error entries journaled, want at least 1", n)
+	}
+	if v := r.metric(t, `steam_remediator_actions_total{action="error",result="failure"}`); v < 1 {
+		t.Errorf("actions_total{error} %v, want at least 1", v)
+	}
+	if !strings.Contains(r.stderr.String(), `msg="Remediation failed" deployment_id=1 deployment=churn action=error`) {
+		t.Errorf("no error logged:\n%s", r.stderr.String())
+	}
+}
+
+// TestRemediatorPolicyBusyCountsOnce: a restarted java dies in its watch
+// window while the state database is locked longer than its busy timeout;
+// the failure is journaled once, also after the next notification.
+func TestRemediatorPolicyBusyCountsOnce(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d := h.Add(steamfixture.Spec{Name: "churn"})
+	r := startRemediator(t, h, "--remediate.watch-after-ready=5m")
+	r.notify(t, d.ID)
+	steamtest.Eventually(t, 30*time.Second, "the restart journaled", func() bool {
+		return journaledResult(t, h, d.ID, state.ActionRestart, state.ResultSuccess) == 1
+	})
+	release := holdStateLock(t, h)
+	if err := syscall.Kill(int(h.Deployment(d.ID).PID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(8 * time.Second) // past the busy timeout of 5 s
+	release()
+	steamtest.Eventually(t, 60*time.Second, "the death journaled", func() bool {
+		return journaled(t, h, d.ID, state.ActionFailure) >= 1
+	})
+	skips := journaled(t, h, d.ID, state.ActionSkip)
+	r.notify(t, d.ID)
+	steamtest.Eventually(t, 30*time.Second, "the notification's backoff journaled", func() bool {
+		return journaled(t, h, d.ID, state.ActionSkip) > skips
+	})
+	if n := journaled(t, h, d.ID, state.ActionFailure); n != 1 {
+		t.Errorf("%d failures journaled, want 1; log:\n%s", n, r.stderr.String())
+	}
 }
