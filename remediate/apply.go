@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
@@ -154,59 +152,4 @@ func (e *Engine) cancel(ctx context.Context, p plan, cause error, stop func() (s
 	}
 	e.finish(ctx, o)
 	return o
-}
-
-// stopVerified stops a process that is not the engine's child, the way Steam
-// stops a deployment, signalling it only through procid's re-verification.
-func (e *Engine) stopVerified(ctx context.Context, proc procid.Process, id procid.Identity) (string, error) {
-	sent := "none"
-	gone := func() bool { return e.procs.Inspect(proc.PID, id).Status != procid.StatusRunning }
-	signal := func(sig namedSignal) (bool, error) {
-		err := e.procs.Signal(proc, id, sig.sig)
-		switch {
-		case errors.Is(err, procid.ErrNotVerified):
-			return true, nil
-		case err != nil:
-			return false, err
-		}
-		sent = sig.name
-		return false, nil
-	}
-	deadline := time.Now().Add(e.cfg.StopTimeout)
-	for time.Now().Before(deadline) {
-		if done, err := signal(sigint); done || err != nil {
-			return sent, err
-		}
-		if waitGone(ctx, gone, e.cfg.StopInterval) {
-			return sent, nil
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	if done, err := signal(sigkill); done || err != nil {
-		return sent, err
-	}
-	if waitGone(context.WithoutCancel(ctx), gone, 10*time.Second) {
-		return sent, nil
-	}
-	return sent, fmt.Errorf("PID %d did not exit after SIGKILL", proc.PID)
-}
-
-// waitGone polls gone for up to d.
-func waitGone(ctx context.Context, gone func() bool, d time.Duration) bool {
-	end := time.Now().Add(d)
-	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		if gone() {
-			return true
-		}
-		if time.Now().After(end) {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return gone()
-		case <-time.After(wait):
-		}
-	}
 }

@@ -56,7 +56,7 @@ func (e *Engine) restart(ctx context.Context, p plan, t trigger) (Outcome, error
 			return failed(v.reason, v.detail)
 		}
 		e.logger.Info("Start failed; stopping its process", "deployment_id", dep.ID, "pid", c.pid, "reason", v.reason)
-		sig, err := e.stop(ctx, c)
+		sig, err := e.stopChild(ctx, c)
 		if err != nil {
 			e.logger.Error("Could not stop a failed start", "deployment_id", dep.ID, "pid", c.pid, "err", err)
 			return failed(v.reason, v.detail+"; not stopped: "+err.Error())
@@ -72,7 +72,7 @@ func (e *Engine) restart(ctx context.Context, p plan, t trigger) (Outcome, error
 	err = e.recordPID(ctx, p, c.pid)
 	switch {
 	case errors.Is(err, steam.ErrNotFound) || errors.Is(err, steam.ErrNotStarted):
-		return e.cancel(ctx, p, err, func() (string, error) { return e.stop(ctx, c) }), nil
+		return e.cancel(ctx, p, err, func() (string, error) { return e.stopChild(ctx, c) }), nil
 	case err != nil:
 		e.logger.Warn("New process serves but its PID could not be recorded; it keeps running and will be adopted",
 			"deployment_id", dep.ID, "pid", c.pid, "err", err)

@@ -4,8 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -187,5 +191,84 @@ func TestRemediatorPolicyBusyCountsOnce(t *testing.T) {
 	})
 	if n := journaled(t, h, d.ID, state.ActionFailure); n != 1 {
 		t.Errorf("%d failures journaled, want 1; log:\n%s", n, r.stderr.String())
+	}
+}
+
+// TestRemediatorStopsStartsSession: a start that never serves is stopped
+// with its session: the child it forked, which inherited the listening
+// socket, goes too and the port is free, instead of every later start
+// ending in port_conflict.
+func TestRemediatorStopsStartsSession(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d := h.Add(steamfixture.Spec{Name: "churn"})
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	childPID := filepath.Join(t.TempDir(), "child.pid")
+	java := filepath.Join(t.TempDir(), "java")
+	writeFile(t, java, "#!"+python+` -u
+import os, socket, sys, time
+port = int(sys.argv[sys.argv.index("--port") + 1])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", port))
+s.listen()
+pid = os.fork()
+if pid == 0:
+    time.sleep(3600)  # holds the port, never answers
+    sys.exit(0)
+open(`+strconv.Quote(childPID)+`, "w").write(str(pid))
+time.sleep(3600)
+`, 0o755)
+	h.Java = java
+	r := startRemediator(t, h, "--remediate.start-timeout=3s")
+	r.notify(t, d.ID)
+	steamtest.Eventually(t, 60*time.Second, "the failed start journaled", func() bool {
+		return journaledResult(t, h, d.ID, state.ActionRestart, state.ResultFailure) == 1
+	})
+	b, err := os.ReadFile(childPID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(string(b))
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	steamtest.Eventually(t, 10*time.Second, "the start's child gone", func() bool {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return err != nil || strings.Contains(string(st), ") Z ")
+	})
+	l, err := net.Listen("tcp", fmt.Sprintf(":%d", d.Port))
+	if err != nil {
+		t.Fatalf("port still held: %v", err)
+	}
+	l.Close()
+	if !strings.Contains(r.stderr.String(), "stopped with SIGINT to its session") {
+		t.Errorf("the journal does not say the session was signalled:\n%s", r.stderr.String())
+	}
+}
+
+// TestRemediatorKillsStoppedHungJava: a hung java in state T (SIGSTOPped)
+// cannot handle SIGINT: it is killed at once, not after Steam's 10 s of
+// SIGINT. It leads no session of its own, so only its PID is signalled.
+func TestRemediatorKillsStoppedHungJava(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d, p := h.Run(steamfixture.Spec{Name: "churn"})
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	r := startRemediator(t, h, "--remediate.hung-after=1s", "--probe.start-grace=1ms")
+	body := strings.ReplaceAll(notification(d.ID, 0), "SteamDeploymentDown", "SteamDeploymentUnresponsive")
+	if code, resp, err := r.post(http.MethodPost, strings.NewReader(body), ""); err != nil || code != http.StatusOK {
+		t.Fatalf("POST /webhook: %d %s %v", code, resp, err)
+	}
+	steamtest.Eventually(t, 60*time.Second, "the hung java stopped", func() bool {
+		return strings.Contains(r.stderr.String(), "Stopped unresponsive deployment")
+	})
+	log := r.stderr.String()
+	if !strings.Contains(log, "signal=\"SIGKILL at once: the process was stopped (state T)\"") {
+		t.Errorf("not killed at once:\n%s", log)
+	}
+	if strings.Contains(log, "to its session") {
+		t.Errorf("a java leading no session of its own had its session signalled:\n%s", log)
 	}
 }
