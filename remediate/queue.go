@@ -40,6 +40,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading restart policies: %w", err)
 	}
+	inFlight, err := e.state.InFlight(ctx)
+	if err != nil {
+		return err
+	}
 	e.mu.Lock()
 	if e.started || e.closed {
 		e.mu.Unlock()
@@ -64,6 +68,11 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.logger.Warn("Could not list deployments to remove stale lock files", "err", err)
 	} else {
 		e.removeStaleLocks(known)
+	}
+	// After the policies: an interrupted hung check's alert must win.
+	for id, alert := range inFlight {
+		e.logger.Info("Resuming an interrupted remediation", "deployment_id", id, "alert", alert)
+		e.retryAt(id, now, alert)
 	}
 	for range e.cfg.Concurrency {
 		e.workers.Add(1)
@@ -122,7 +131,11 @@ func (e *Engine) work() {
 		t := trigger{alert: j.alert, queued: j.queued}
 		e.mu.Unlock()
 
+		e.noteInFlight(id, t.alert, true)
 		_, _ = e.remediate(e.workCtx, id, t) // journaled, counted and logged
+		if e.workCtx.Err() == nil {          // abandoned: the next run resumes it
+			e.noteInFlight(id, t.alert, false)
+		}
 
 		e.mu.Lock()
 		if j.again && !e.closed {
@@ -133,6 +146,21 @@ func (e *Engine) work() {
 			delete(e.jobs, id)
 		}
 		e.mu.Unlock()
+	}
+}
+
+// noteInFlight remembers a remediation under way across a kill of the
+// remediator; a note that cannot be written only loses that.
+func (e *Engine) noteInFlight(id int64, alert string, on bool) {
+	ctx := context.WithoutCancel(e.workCtx)
+	var err error
+	if on {
+		err = e.state.SetInFlight(ctx, id, alert)
+	} else {
+		err = e.state.ClearInFlight(ctx, id)
+	}
+	if err != nil {
+		e.logger.Warn("Could not note a remediation under way", "deployment_id", id, "err", err)
 	}
 }
 

@@ -272,3 +272,36 @@ func TestRemediatorKillsStoppedHungJava(t *testing.T) {
 		t.Errorf("a java leading no session of its own had its session signalled:\n%s", log)
 	}
 }
+
+// TestRemediatorResumesHungCheck: the remediator SIGKILLed while it
+// verifies a hung java; started again, it finishes the check and restarts
+// the deployment with no new notification.
+func TestRemediatorResumesHungCheck(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d, p := h.Run(steamfixture.Spec{Name: "churn"})
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--remediate.hung-after=6s", "--probe.start-grace=1ms"}
+	r := startRemediator(t, h, args...)
+	body := strings.ReplaceAll(notification(d.ID, 0), "SteamDeploymentDown", "SteamDeploymentUnresponsive")
+	if code, resp, err := r.post(http.MethodPost, strings.NewReader(body), ""); err != nil || code != http.StatusOK {
+		t.Fatalf("POST /webhook: %d %s %v", code, resp, err)
+	}
+	time.Sleep(2 * time.Second) // inside the check of 6 s
+	if strings.Contains(r.stderr.String(), "Stopped unresponsive deployment") {
+		t.Fatal("the check ended before the remediator was killed")
+	}
+	if err := r.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-r.done
+
+	r = startRemediator(t, h, args...)
+	steamtest.Eventually(t, 60*time.Second, "the hung deployment restarted", func() bool {
+		return journaledResult(t, h, d.ID, state.ActionRestart, state.ResultSuccess) == 1
+	})
+	if pid := h.Deployment(d.ID).PID; pid == int64(p.Pid) {
+		t.Errorf("row still holds the hung PID %d", pid)
+	}
+}
