@@ -59,54 +59,6 @@ func TestRemediatorNameSaysFailed(t *testing.T) {
 	}
 }
 
-// journaledResult counts the journal's entries of the action with the result.
-func journaledResult(t *testing.T, h *steamtest.Home, id int64, action, result string) int {
-	t.Helper()
-	st, err := state.OpenReadOnly(h.Home.StatePath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	es, err := st.Journal(context.Background(), id, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range es {
-		if e.Action == action && e.Result == result {
-			n++
-		}
-	}
-	return n
-}
-
-// TestRemediatorRemovesStaleLocks: without --reconcile.interval, the lock
-// file of a deployment Steam deleted is removed when the remediator starts;
-// a known deployment's stays.
-func TestRemediatorRemovesStaleLocks(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn"})
-	dir := filepath.Join(filepath.Dir(h.Home.DBPath()), "steam-overseer.locks")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	stale, kept := filepath.Join(dir, "deployment-999.lock"), filepath.Join(dir, fmt.Sprintf("deployment-%d.lock", d.ID))
-	for _, p := range []string{stale, kept} {
-		if err := os.WriteFile(p, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r := startRemediator(t, h)
-	steamtest.Eventually(t, 10*time.Second, "the stale lock file removed", func() bool {
-		_, err := os.Stat(stale)
-		return os.IsNotExist(err)
-	})
-	if _, err := os.Stat(kept); err != nil {
-		t.Errorf("lock file of a known deployment: %v", err)
-	}
-	r.drain(t)
-}
-
 // holdStateLock takes the state database's write lock (BEGIN IMMEDIATE) on
 // a connection of its own, as a busy writer would; release, also called
 // when the test ends, rolls it back.

@@ -156,6 +156,13 @@ func (r *remediatorProcess) drain(t *testing.T) {
 // journaled counts the journal's entries of the action for a deployment.
 func journaled(t *testing.T, h *steamtest.Home, id int64, action string) int {
 	t.Helper()
+	return journaledResult(t, h, id, action, "")
+}
+
+// journaledResult counts the journal's entries of the action with the
+// result ("" for any).
+func journaledResult(t *testing.T, h *steamtest.Home, id int64, action, result string) int {
+	t.Helper()
 	st, err := state.OpenReadOnly(h.Home.StatePath())
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +174,7 @@ func journaled(t *testing.T, h *steamtest.Home, id int64, action string) int {
 	}
 	n := 0
 	for _, e := range es {
-		if e.Action == action {
+		if e.Action == action && (result == "" || e.Result == result) {
 			n++
 		}
 	}

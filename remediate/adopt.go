@@ -8,76 +8,6 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
-// apply carries out p under the deployment's lock: it saves the policy,
-// journals the events, then acts. again asks the caller to decide anew (the
-// row changed under a compare-and-set).
-func (e *Engine) apply(ctx context.Context, p plan, t trigger) (o Outcome, journaled, again bool, err error) {
-	if err := e.commit(ctx, &p, t); err != nil {
-		return p.Outcome, false, false, err
-	}
-	switch p.Action {
-	case ActionAdopt:
-		return e.adoptRunning(ctx, p, t)
-	case ActionRestart:
-		if p.hung != nil {
-			answering, err := e.stopHung(ctx, p)
-			if err != nil {
-				return p.Outcome, false, false, err
-			}
-			if answering != "" {
-				return p.Outcome.with(ActionNoop, ResultSuccess, ReasonAnswering, answering), false, false, nil
-			}
-			if int64(p.hung.PID) == p.policy.ProbationPID {
-				// Hung inside its watch window: a failed start, so the
-				// restart waits out the backoff as after a crash.
-				failure := p.Outcome.with(ActionFailure, ResultFailure, ReasonUnresponsive, p.Detail)
-				failure.NewPID = int64(p.hung.PID)
-				e.fail(&p, failure)
-				if err := e.commit(ctx, &p, t); err != nil {
-					return p.Outcome, false, false, err
-				}
-				return failure, true, false, nil
-			}
-		}
-		o, err := e.restart(ctx, p, t)
-		// An error before the start journaled nothing: the caller does.
-		return o, err == nil, false, err
-	case ActionGiveUp:
-		e.shoutGaveUp(p.Outcome)
-	}
-	return p.Outcome, false, false, nil
-}
-
-// commit saves p's policy and journals its events. After a failed start
-// the retry is scheduled, so that it does not wait for the next notification.
-// A policy that cannot be saved journals nothing: the next remediation
-// decides from the stored policy and journals the events once.
-func (e *Engine) commit(ctx context.Context, p *plan, t trigger) error {
-	if p.policyChanged {
-		if err := e.savePolicy(ctx, p.policy, &p.policy); err != nil {
-			return err
-		}
-	}
-	if p.outlived {
-		e.metrics.actions.WithLabelValues(string(ActionRestart), string(ResultSuccess)).Inc()
-	}
-	failed := false
-	for _, ev := range p.events {
-		e.finish(ctx, ev)
-		switch ev.Action {
-		case ActionGiveUp:
-			e.shoutGaveUp(ev)
-		case ActionFailure, ActionRestart, ActionAdopt:
-			failed = failed || ev.Result == ResultFailure
-		}
-	}
-	if failed && !p.policy.GaveUp(e.cfg.Now()) {
-		e.retryAt(p.DeploymentID, p.policy.NextStart, t.alert)
-	}
-	p.policyChanged, p.outlived, p.events = false, false, nil
-	return nil
-}
-
 // adoptRunning records the deployment's java found under another PID, once
 // it answers its probe: a java that never does is stopped and the
 // deployment decided again (it then starts afresh).
@@ -93,7 +23,7 @@ func (e *Engine) adoptRunning(ctx context.Context, p plan, t trigger) (Outcome, 
 			sig, err := e.stopVerified(ctx, proc, p.identity)
 			if err != nil {
 				o.Detail += "; not stopped: " + err.Error()
-				e.finish(ctx, o)
+				e.record(ctx, o, toJournal)
 				return o, true, false, nil
 			}
 			o.Detail += "; stopped with " + sig
@@ -107,7 +37,7 @@ func (e *Engine) adoptRunning(ctx context.Context, p plan, t trigger) (Outcome, 
 			}
 			return o, true, false, nil
 		}
-		e.finish(ctx, o)
+		e.record(ctx, o, toJournal)
 		return o, true, true, nil
 	}
 	err := e.registry.SetPID(ctx, p.DeploymentID, p.OldPID, p.NewPID)
@@ -150,6 +80,6 @@ func (e *Engine) cancel(ctx context.Context, p plan, cause error, stop func() (s
 		p.policy.StartingPID = 0
 		_ = e.savePolicy(ctx, p.policy, &p.policy)
 	}
-	e.finish(ctx, o)
+	e.record(ctx, o, toJournal)
 	return o
 }

@@ -13,16 +13,13 @@ type job struct {
 	queued  time.Time // when the notification that queued it came
 	alert   string    // what it was for; AlertUnresponsive wins over others
 	running bool
-	// again: a notification came while the deployment was being
-	// remediated. It is checked once more afterwards, which finds it
-	// running (or finds what changed since); it never starts it twice.
+	// again: notified while remediated, so checked once more after (never started twice).
 	again       bool
 	againQueued time.Time
 	againAlert  string
 }
 
-// strongest keeps the alert that asks most of a remediation: only an
-// unresponsive one may stop a live java.
+// strongest keeps the alert that may stop a live java.
 func strongest(a, b string) string {
 	if a == AlertUnresponsive || b == AlertUnresponsive {
 		return AlertUnresponsive
@@ -33,8 +30,8 @@ func strongest(a, b string) string {
 	return a
 }
 
-// Start starts the workers and the periodic sweep, and schedules what a
-// previous run left pending: interrupted starts, backoffs, watch windows.
+// Start starts the workers and the sweep, and resumes what a previous run
+// left pending: remediations under way, starts, backoffs, watch windows.
 func (e *Engine) Start(ctx context.Context) error {
 	pols, err := e.state.RestartPolicies(ctx)
 	if err != nil {
@@ -87,8 +84,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Enqueue queues a deployment on a notification of alertname, never
-// blocking and never twice; one being remediated is checked once more after.
+// Enqueue queues a deployment for alertname, never blocking and never twice.
 func (e *Engine) Enqueue(deploymentID int64, alertname string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -149,8 +145,7 @@ func (e *Engine) work() {
 	}
 }
 
-// noteInFlight remembers a remediation under way across a kill of the
-// remediator; a note that cannot be written only loses that.
+// noteInFlight lets a remediation under way survive a kill of the remediator.
 func (e *Engine) noteInFlight(id int64, alert string, on bool) {
 	ctx := context.WithoutCancel(e.workCtx)
 	var err error
@@ -164,8 +159,7 @@ func (e *Engine) noteInFlight(id int64, alert string, on bool) {
 	}
 }
 
-// retryAt queues the deployment again at t (on the policy's clock), if the
-// workers run.
+// retryAt queues the deployment again at t (the policy's clock).
 func (e *Engine) retryAt(id int64, t time.Time, alertname string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -188,8 +182,7 @@ func (e *Engine) retryAt(id int64, t time.Time, alertname string) {
 	e.retries[id] = timer
 }
 
-// scheduleRetry tries a remediation that failed on a transient error again,
-// the wait doubling, at most RetryAttempts times; it returns the journal's note.
+// scheduleRetry retries a transient failure; it returns the journal's note.
 func (e *Engine) scheduleRetry(id int64, t trigger) string {
 	e.mu.Lock()
 	running := e.started && !e.closed && !t.sweep
@@ -224,10 +217,8 @@ func (e *Engine) queueLength() float64 {
 	return float64(len(e.queue))
 }
 
-// Shutdown stops taking work and drops what is queued (the policy is
-// persisted). Remediations in progress may finish until ctx ends, then are
-// abandoned, which is safe: a started java keeps running and is resumed by
-// the next run. It returns ctx's error if it had to abandon.
+// Shutdown drops what is queued and lets remediations in progress finish
+// until ctx ends; abandoning them is safe (the next run resumes them).
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	if !e.closed {
@@ -263,7 +254,6 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// allDone returns a channel closed once every group is done.
 func allDone(groups ...*sync.WaitGroup) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
