@@ -64,7 +64,7 @@ func TestRemediatorNameSaysFailed(t *testing.T) {
 // when the test ends, rolls it back.
 func holdStateLock(t *testing.T, h *steamtest.Home) (release func()) {
 	t.Helper()
-	db, err := sql.Open("sqlite", h.Home.StatePath())
+	db, err := sql.Open("sqlite", "file:"+h.Home.StatePath()+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
