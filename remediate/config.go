@@ -30,47 +30,35 @@ const (
 type Config struct {
 	Home  steam.Home
 	State *state.DB // journal and restart policy, open read-write
-	// LockDir holds a lock file per deployment; "" means steam-overseer.locks
-	// beside Steam's database, shared by every remediator of the home.
-	LockDir string
-	// ProcRoot is the procfs mount processes are read from; "" means /proc.
+	// LockDir "" is steam-overseer.locks beside steam.db, shared by every remediator of the home.
+	LockDir  string
 	ProcRoot string
-	// JavaPath is the java started; "" means "java" on PATH at each start.
-	// Whatever the path, argv[0] is "java", as Steam's.
-	JavaPath string
-	// JavaOpts go between java and -jar; each starts with "-".
-	JavaOpts    []string
-	Concurrency int
-	// StartTimeout is how long a started or adopted java has to answer the probe.
+	// JavaPath "" is "java" on PATH at each start; argv[0] is "java" whatever the path.
+	JavaPath     string
+	JavaOpts     []string
+	Concurrency  int
 	StartTimeout time.Duration
-	// A process is stopped as Steam stops one: SIGINT every StopInterval for
-	// StopTimeout, then SIGKILL.
+	// As Steam stops a process: SIGINT every StopInterval for StopTimeout, then SIGKILL.
 	StopTimeout  time.Duration
 	StopInterval time.Duration
 	// WatchAfterReady is how long a ready process must live for its start to count.
 	WatchAfterReady time.Duration
 	// RecordTimeout bounds the retries of writing a PID while Steam holds its lock.
 	RecordTimeout time.Duration
-	// ProbePath and ProbeTimeout: a deployment serves when GET ProbePath
-	// answers 200 within ProbeTimeout.
-	ProbePath    string
-	ProbeTimeout time.Duration
+	ProbePath     string
+	ProbeTimeout  time.Duration
 	// StartGrace: a process younger than this is never stopped as hung.
 	StartGrace time.Duration
-	// HungAfter: before a live java is stopped as hung, HungProbes probes in a
-	// row, spread over at least this long, must fail.
+	// HungProbes failed probes in a row, over at least HungAfter, make a live java hung.
 	HungAfter  time.Duration
 	HungProbes int
-	// RetryAttempts and RetryBackoff: a remediation that failed on a
-	// transient error is tried again this many times, the wait doubling.
+	// A transient error is retried RetryAttempts times, the wait doubling from RetryBackoff.
 	RetryAttempts int
 	RetryBackoff  time.Duration
-	// ReconcileInterval, if positive, makes Start sweep every deployment at
-	// once and then this often.
+	// ReconcileInterval, if positive, makes Start sweep at once and then this often.
 	ReconcileInterval time.Duration
 	Policy            Policy
-	// Now is the restart policy's clock; nil means time.Now.
-	Now func() time.Time
+	Now               func() time.Time
 }
 
 func (c Config) withDefaults() Config {

@@ -15,25 +15,20 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
-// plan is what decide found: an Outcome, final unless its Action is
-// ActionAdopt or ActionRestart (Result still empty), and what applying it
-// needs. decide only reads; apply writes policy and events and acts.
+// plan is what decide found: an Outcome, final unless it is an adopt or a
+// restart (Result empty), and what applying it needs. decide only reads.
 type plan struct {
 	Outcome
 	dep      steam.Deployment
 	identity procid.Identity
-	// policy is the restart policy brought up to date; policyChanged says it
-	// must be saved. events are journaled before the action (a start that
-	// died in its watch window, a give-up that expired).
+	// events are journaled before the action (a death in a watch window, a give-up expired).
 	policy        state.RestartPolicy
 	policyChanged bool
 	events        []Outcome
 	outlived      bool // a restart outlived its watch window: count its success
 	java          string
-	// hung is the recorded process to verify and stop before a restart;
-	// adopt is the process to adopt.
-	hung  *procid.Process
-	adopt procid.Process
+	hung          *procid.Process
+	adopt         procid.Process
 }
 
 func (p *plan) final(a Action, r Result, reason Reason, detail string) plan {
@@ -41,11 +36,9 @@ func (p *plan) final(a Action, r Result, reason Reason, detail string) plan {
 	return *p
 }
 
-// decide is the remediation's decision, in this order: the row gone or not
-// started (skip); the recorded PID serving as the deployment (noop, or for an
-// unresponsive notification a restart once verified hung); the deployment's
-// java under another PID (adopt); unstartable (misconfigured) or its port
-// taken (port_conflict); the restart policy's gate; otherwise restart.
+// decide, in order: row gone or not started (skip); the recorded PID serving
+// (noop, or if unresponsive a restart once verified hung); the java under
+// another PID (adopt); misconfigured; port_conflict; the policy; restart.
 func (e *Engine) decide(ctx context.Context, id int64, t trigger) (plan, error) {
 	p := plan{Outcome: Outcome{DeploymentID: id}}
 	dep, err := e.registry.Deployment(ctx, id)
@@ -131,8 +124,7 @@ func (e *Engine) decide(ctx context.Context, id int64, t trigger) (plan, error) 
 	return p, nil
 }
 
-// gate applies the restart policy: given up, backoff, flapping. It sets a
-// final outcome on p when no start may be made.
+// gate sets a final outcome on p when the policy allows no start.
 func (e *Engine) gate(ctx context.Context, p *plan) error {
 	now := e.cfg.Now()
 	if p.policy.GaveUp(now) {
@@ -140,8 +132,7 @@ func (e *Engine) gate(ctx context.Context, p *plan) error {
 		return nil
 	}
 	if !p.policy.GaveUpUntil.IsZero() {
-		// The hour has passed: one more start. The failures are kept, so
-		// that failing again gives it up at once.
+		// One more start; the failures kept, failing again gives up at once.
 		p.policy.GaveUpUntil, p.policy.GaveUpReason, p.policyChanged = time.Time{}, "", true
 		p.events = append(p.events, p.Outcome.with(ActionReset, ResultSuccess, ReasonExpired, ""))
 	}
@@ -162,9 +153,8 @@ func (e *Engine) gate(ctx context.Context, p *plan) error {
 	return nil
 }
 
-// settle brings the policy up to date with what runs (running: the
-// deployment's java was found). A watch window left open by a previous run
-// is closed here: its start succeeded if the process runs, failed if not.
+// settle brings the policy up to date with whether the java runs, closing a
+// watch window a previous run left open.
 func (e *Engine) settle(p *plan, running bool) {
 	now := e.cfg.Now()
 	pol := &p.policy
@@ -199,7 +189,6 @@ func (e *Engine) settle(p *plan, running bool) {
 	}
 }
 
-// fail counts a failed start into p's policy and events.
 func (e *Engine) fail(p *plan, failure Outcome) {
 	now := e.cfg.Now()
 	p.policy, p.policyChanged = e.cfg.Policy.failed(p.policy, now, rand.Float64()), true
@@ -215,9 +204,8 @@ func (e *Engine) age(p procid.Process) time.Duration {
 	return time.Since(time.Unix(0, int64(p.StartTime*1e9)))
 }
 
-// findRunning looks for the deployment's java under any PID: as the owner of
-// its port's listening socket, then by command line. Of several, the oldest
-// is chosen; the others are reported, never killed.
+// findRunning finds the deployment's java by its port, then its command
+// line; of several the oldest, the others reported, never killed.
 func (e *Engine) findRunning(identity procid.Identity, listeners []int, dep steam.Deployment) (procid.Process, error) {
 	for _, pid := range listeners {
 		if pid <= 0 {

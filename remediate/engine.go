@@ -1,15 +1,7 @@
-// Package remediate brings dead and hung Steam deployments back. For one
-// deployment it decides (decide.go, no side effects) whether there is nothing
-// to do, whether the deployment's java runs under a PID the row does not know
-// (adopt it once it answers), or whether to start it again exactly as Steam
-// does; then it carries the plan out (apply.go). A start counts only once
-// the service answers its probe, and only then is its PID written into
-// Steam's row, by compare-and-set.
-//
-// A lock file per deployment keeps two remediators from starting it twice;
-// only the engine's own children and processes re-verified through a pidfd
-// are ever signalled; a restart policy kept in the state database (backoff,
-// giving up) survives restarts of the remediator.
+// Package remediate brings dead and hung Steam deployments back, exactly as
+// Steam starts them, once per deployment (a lock file each), signalling only
+// its own children and pidfd-verified javas; a start counts once it serves,
+// and only then is its PID written into Steam's row, by compare-and-set.
 package remediate
 
 import (
@@ -34,8 +26,7 @@ const (
 	AlertUnresponsive = "SteamDeploymentUnresponsive"
 )
 
-// Engine remediates the deployments of one Steam home: queued notifications
-// through Start, Enqueue and Shutdown, single sweeps through Sweep.
+// Engine remediates the deployments of one Steam home.
 type Engine struct {
 	cfg      Config
 	logger   *slog.Logger
@@ -44,19 +35,18 @@ type Engine struct {
 	state    *state.DB
 	metrics  *metrics
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	jobs     map[int64]*job // queued or being remediated
-	queue    []int64
-	started  bool
-	closed   bool
-	closing  chan struct{} // closed by Shutdown
-	retries  map[int64]*time.Timer
-	attempts map[int64]int // transient failures in a row
-	workCtx  context.Context
-	stopWork context.CancelFunc
-	workers  sync.WaitGroup
-	// watchCtx ends the watchers of ready processes and pending journal writes.
+	mu        sync.Mutex
+	cond      *sync.Cond
+	jobs      map[int64]*job // queued or being remediated
+	queue     []int64
+	started   bool
+	closed    bool
+	closing   chan struct{} // closed by Shutdown
+	retries   map[int64]*time.Timer
+	attempts  map[int64]int // transient failures in a row
+	workCtx   context.Context
+	stopWork  context.CancelFunc
+	workers   sync.WaitGroup
 	watchCtx  context.Context
 	stopWatch context.CancelFunc
 	watchers  sync.WaitGroup
@@ -107,13 +97,11 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Engine, e
 }
 
 // Remediate remediates one deployment now, as a SteamDeploymentDown
-// notification would, under its lock. err is set when it could not be
-// carried out; the ActionError outcome is journaled all the same.
+// notification would; a failure is journaled as ActionError and returned.
 func (e *Engine) Remediate(ctx context.Context, id int64) (Outcome, error) {
 	return e.remediate(ctx, id, trigger{alert: AlertDown, queued: time.Now()})
 }
 
-// RemediateAlert is Remediate for a notification of the named alert.
 func (e *Engine) RemediateAlert(ctx context.Context, id int64, alertname string) (Outcome, error) {
 	return e.remediate(ctx, id, trigger{alert: alertname, queued: time.Now()})
 }
@@ -137,6 +125,31 @@ func (e *Engine) Plan(ctx context.Context, id int64) (Outcome, error) {
 	return o, err
 }
 
+// Reset clears the restart policy's memory of a deployment and journals it.
+func (e *Engine) Reset(ctx context.Context, id int64) error {
+	unlock, err := e.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	pol, err := e.state.RestartPolicy(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := e.state.ResetRestartPolicy(ctx, id); err != nil {
+		return err
+	}
+	o := Outcome{DeploymentID: id}.with(ActionReset, ResultSuccess, ReasonOperator, "")
+	if pol.GaveUp(e.cfg.Now()) {
+		o.Detail = "was given up: " + pol.GaveUpReason
+	}
+	if dep, err := e.registry.Deployment(ctx, id); err == nil {
+		o.Deployment, o.OldPID = dep.Name, dep.PID
+	}
+	e.record(ctx, o, toJournal)
+	return nil
+}
+
 // trigger is what asked for a remediation.
 type trigger struct {
 	alert  string // AlertDown, AlertUnresponsive, or "" for a sweep
@@ -145,51 +158,3 @@ type trigger struct {
 }
 
 func (t trigger) unresponsive() bool { return t.alert == AlertUnresponsive }
-
-// remediate runs one remediation and journals its outcome. A transient
-// error is retried later (when the workers run). A sweep journals nothing
-// for deployments with nothing to do, lest it bury the real actions.
-func (e *Engine) remediate(ctx context.Context, id int64, t trigger) (Outcome, error) {
-	o, journaled, err := e.remediateLocked(ctx, id, t)
-	if err != nil {
-		o = Outcome{DeploymentID: id, Deployment: o.Deployment, OldPID: o.OldPID}.
-			with(ActionError, ResultFailure, ReasonTransient, err.Error())
-		o.Detail += e.scheduleRetry(id, t)
-	} else {
-		e.clearAttempts(id)
-	}
-	if !journaled {
-		o.Duration = time.Since(t.queued)
-	}
-	switch {
-	case journaled:
-	case t.sweep && o.Result == ResultSuccess && (o.Action == ActionNoop || o.Action == ActionSkip):
-		e.metrics.actions.WithLabelValues(string(o.Action), string(o.Result)).Inc()
-	default:
-		e.finish(ctx, o)
-	}
-	return o, err
-}
-
-// remediateLocked decides and applies under the deployment's lock. A
-// compare-and-set that finds the row changed decides again: somebody else
-// acted. journaled says the outcome was journaled where it happened.
-func (e *Engine) remediateLocked(ctx context.Context, id int64, t trigger) (o Outcome, journaled bool, err error) {
-	unlock, err := e.lock(ctx, id)
-	if err != nil {
-		return Outcome{DeploymentID: id}, false, err
-	}
-	defer unlock()
-	for range 3 {
-		p, err := e.decide(ctx, id, t)
-		if err != nil {
-			return p.Outcome, false, err
-		}
-		o, journaled, again, err := e.apply(ctx, p, t)
-		if !again {
-			return o, journaled, err
-		}
-	}
-	return Outcome{DeploymentID: id}.with(ActionAdopt, ResultFailure, ReasonRowChanged,
-		"the row kept changing while the deployment was remediated"), false, nil
-}

@@ -16,28 +16,6 @@ type metrics struct {
 	retries         *prometheus.CounterVec
 }
 
-// actionResults are the series of steam_remediator_actions_total that can
-// occur, initialised to zero so that rates work from the first scrape.
-var actionResults = []struct {
-	action Action
-	result Result
-}{
-	{ActionNoop, ResultSuccess},
-	{ActionSkip, ResultSuccess},
-	{ActionSkip, ResultFailure},
-	{ActionAdopt, ResultSuccess},
-	{ActionAdopt, ResultFailure},
-	{ActionRestart, ResultSuccess},
-	{ActionRestart, ResultFailure},
-	{ActionPortConflict, ResultFailure},
-	{ActionMisconfigured, ResultFailure},
-	{ActionGiveUp, ResultFailure},
-	{ActionReset, ResultSuccess},
-	{ActionCancelled, ResultSuccess},
-	{ActionCancelled, ResultFailure},
-	{ActionError, ResultFailure},
-}
-
 func newMetrics(e *Engine, reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{

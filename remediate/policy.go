@@ -18,22 +18,18 @@ const (
 	DefaultWindow         = time.Hour
 )
 
-// Policy is the restart policy: the wait after a failed start, and when to
-// stop starting a deployment altogether.
+// Policy is the restart policy: backoff after a failed start, and giving up.
 type Policy struct {
-	// InitialBackoff is the wait after the first failed start; it doubles
-	// with every further consecutive failure, up to MaxBackoff.
+	// InitialBackoff doubles with every consecutive failure, up to MaxBackoff.
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
-	// Jitter lengthens every wait by up to this fraction, so that deployments
-	// that failed together do not retry together; negative means none.
+	// Jitter (a fraction; negative: none) keeps deployments that failed together from retrying together.
 	Jitter float64
-	// MaxFailures consecutive failed starts give a deployment up.
+	// MaxFailures consecutive failures, or MaxStarts starts within Window
+	// (flapping), give a deployment up for Window.
 	MaxFailures int
-	// MaxStarts starts within Window give a deployment up: it is flapping.
-	MaxStarts int
-	// Window is the flapping window and how long giving up lasts.
-	Window time.Duration
+	MaxStarts   int
+	Window      time.Duration
 }
 
 func (p Policy) withDefaults() Policy {
@@ -58,8 +54,7 @@ func (p Policy) withDefaults() Policy {
 	return p
 }
 
-// backoff is the wait after the failures-th consecutive failed start;
-// random, in [0, 1), picks the jitter.
+// backoff is the wait after the failures-th failure; random in [0, 1).
 func (p Policy) backoff(failures int, random float64) time.Duration {
 	d := p.InitialBackoff
 	for i := 1; i < failures && d < p.MaxBackoff; i++ {
@@ -72,7 +67,6 @@ func (p Policy) backoff(failures int, random float64) time.Duration {
 	return d
 }
 
-// failed counts a failed start at now.
 func (p Policy) failed(pol state.RestartPolicy, now time.Time, random float64) state.RestartPolicy {
 	pol.ConsecutiveFailures++
 	pol.ProbationPID, pol.ProbationUntil = 0, time.Time{}
@@ -83,33 +77,42 @@ func (p Policy) failed(pol state.RestartPolicy, now time.Time, random float64) s
 	return pol
 }
 
-// giveUp stops starting the deployment for Window.
 func (p Policy) giveUp(pol state.RestartPolicy, now time.Time, reason string) state.RestartPolicy {
 	pol.GaveUpUntil, pol.GaveUpReason = now.Add(p.Window), reason
 	pol.StartingPID = 0
 	return pol
 }
 
-// ready opens the watch window of a start whose process pid became ready at
-// now.
 func (p Policy) ready(pol state.RestartPolicy, pid int, now time.Time, watch time.Duration) state.RestartPolicy {
 	pol.ProbationPID, pol.ProbationUntil = int64(pid), now.Add(watch)
 	return pol
 }
 
-// healthy forgets past failures, not giving up: only an operator or the
-// passing of Window lifts that.
+// healthy forgets failures but not giving up: only an operator or Window lifts that.
 func (p Policy) healthy(pol state.RestartPolicy) state.RestartPolicy {
 	pol.ConsecutiveFailures, pol.NextStart = 0, time.Time{}
 	pol.ProbationPID, pol.ProbationUntil = 0, time.Time{}
 	return pol
 }
 
-// savePolicy stores next and makes it *pol. A policy that cannot be stored
-// is logged; the remediation goes on with what it knows.
-func (e *Engine) savePolicy(ctx context.Context, next state.RestartPolicy, pol *state.RestartPolicy) {
+const policySaves = 4
+
+// savePolicy stores next as *pol, retrying while the state database is
+// busy; failures journaled with an unsaved policy would be counted twice.
+func (e *Engine) savePolicy(ctx context.Context, next state.RestartPolicy, pol *state.RestartPolicy) error {
 	*pol = next
-	if err := e.state.SaveRestartPolicy(context.WithoutCancel(ctx), next); err != nil {
-		e.logger.Error("Could not save restart policy", "deployment_id", next.DeploymentID, "err", err)
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	for try, wait := 1, time.Second; ; try, wait = try+1, 2*wait {
+		if err = e.state.SaveRestartPolicy(ctx, next); err == nil {
+			return nil
+		}
+		if try == policySaves {
+			break
+		}
+		e.logger.Warn("Could not save restart policy; retrying", "deployment_id", next.DeploymentID, "in", wait, "err", err)
+		time.Sleep(wait)
 	}
+	e.logger.Error("Could not save restart policy", "deployment_id", next.DeploymentID, "err", err)
+	return err
 }

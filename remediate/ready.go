@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -13,14 +14,12 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 )
 
-// Readiness is polled often at first (small wars are ready in milliseconds),
-// then every quarter second, nothing next to a JVM's start.
+// Small wars are ready in milliseconds; a JVM's start takes seconds.
 const (
 	firstPoll = 10 * time.Millisecond
 	maxPoll   = 250 * time.Millisecond
 )
 
-// verdict is how a wait for readiness ended.
 type verdict struct {
 	ready     bool
 	abandoned bool // the engine is shutting down
@@ -29,10 +28,9 @@ type verdict struct {
 	detail    string
 }
 
-// waitReady polls the probe until the started child answers 200, and fails
-// the start early: the process exiting, its log saying FAILED, that the port
-// is taken or that Jetty failed to deploy the war, or a non-200 answer after
-// Jetty said "Started @" (Jetty 9.4 keeps serving 503 for a war it failed).
+// waitReady polls until the child answers 200, failing early on its exit,
+// Jetty's failure lines, or a non-200 answer after "Started @" (Jetty 9.4
+// serves 503 for a war it failed to deploy).
 func (e *Engine) waitReady(ctx context.Context, c *child, port int) verdict {
 	timeout := time.NewTimer(e.cfg.StartTimeout)
 	defer timeout.Stop()
@@ -76,8 +74,7 @@ func (e *Engine) waitReady(ctx context.Context, c *child, port int) verdict {
 	}
 }
 
-// waitServing polls the probe of a java the engine did not start until it
-// answers 200, for at most StartTimeout, while it stays the same process.
+// waitServing is waitReady for a java the engine did not start.
 func (e *Engine) waitServing(ctx context.Context, proc procid.Process, id procid.Identity, port int) verdict {
 	deadline := time.Now().Add(e.cfg.StartTimeout)
 	for wait := firstPoll; ; wait = min(wait*3/2, maxPoll) {
@@ -104,8 +101,7 @@ func (e *Engine) probe(ctx context.Context, port int) probe.Result {
 	return probe.Ping(ctx, port, e.cfg.ProbePath, e.cfg.ProbeTimeout)
 }
 
-// logScanner reads a start's log from its offset on, for the lines that
-// give an early verdict, as Steam reads its children's output.
+// logScanner reads a start's log for an early verdict, as Steam reads its children's output.
 type logScanner struct {
 	path    string
 	offset  int64
@@ -122,8 +118,7 @@ const (
 	maxLine = 64 << 10
 )
 
-// scan reads what was appended since the last scan. final treats an
-// unterminated last line as complete: the process has exited.
+// scan reads what was appended; final: the process exited, its last line is complete.
 func (s *logScanner) scan(final bool) {
 	f, err := os.Open(s.path)
 	if err != nil {
@@ -175,21 +170,41 @@ func (s *logScanner) line(l string) {
 		l = l[:cut] + "…"
 	}
 	s.last = l
-	if strings.Contains(l, "Started @") {
-		s.started = true
+	reason, started := jettyVerdict(l)
+	s.started = s.started || started
+	if s.reason == "" && reason != "" {
+		s.reason, s.verdict = reason, l
 	}
-	if s.reason != "" {
-		return
+}
+
+// jettyLine is Jetty's StdErrLog: [time:]LEVEL:logger:thread: message (the fake java omits logger and thread).
+var jettyLine = regexp.MustCompile(`^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+:)?(?:INFO|WARN):(?:([\w.$]+):[^:]*:)? ?(.*)$`)
+
+var startedAt = regexp.MustCompile(`^Started @\d+ms$`)
+
+// jettyVerdict matches Jetty's own lines by logger and message from the
+// line's start: a model's name appears inside Jetty's lines and must never
+// decide a start.
+func jettyVerdict(l string) (reason Reason, started bool) {
+	if strings.HasPrefix(l, "java.net.BindException: ") || strings.HasPrefix(l, "Caused by: java.net.BindException: ") {
+		return ReasonAddressInUse, false
 	}
+	m := jettyLine.FindStringSubmatch(l)
+	if m == nil {
+		return "", false
+	}
+	logger, msg := m[1], m[2]
+	from := func(want string) bool { return logger == "" || logger == want }
 	switch {
-	case strings.Contains(l, "BindException") || strings.Contains(l, "Address already in use"):
-		s.reason = ReasonAddressInUse
-	case strings.Contains(l, "Failed startup of context"):
-		s.reason = ReasonDeployFailed
-	case strings.Contains(l, "FAILED"):
-		s.reason = ReasonFailedLine
-	default:
-		return
+	case from("oejs.Server") && startedAt.MatchString(msg):
+		return "", true
+	case from("oejw.WebAppContext") && strings.HasPrefix(msg, "Failed startup of context "):
+		return ReasonDeployFailed, false
+	case logger == "oejuc.AbstractLifeCycle" && strings.HasPrefix(msg, "FAILED "):
+		if strings.Contains(msg, ": java.io.IOException: Failed to bind to ") {
+			return ReasonAddressInUse, false
+		}
+		return ReasonFailedLine, false
 	}
-	s.verdict = l
+	return "", false
 }

@@ -441,8 +441,8 @@ func TestFailedStartIsStopped(t *testing.T) {
 			wantReason: "not_ready", wantSignal: "stopped with SIGINT"},
 		{name: "never ready, deaf to SIGINT", behaviour: fakescorer.Behaviour{Mode: "never_ready", IgnoreSIGINT: true},
 			wantReason: "not_ready", wantSignal: "stopped with SIGKILL"},
-		{name: "prints FAILED", behaviour: fakescorer.Behaviour{Mode: "failed"},
-			wantReason: "failed: ", wantSignal: "stopped with SIGINT"},
+		{name: "prints Jetty's failed startup", behaviour: fakescorer.Behaviour{Mode: "failed"},
+			wantReason: "deploy_failed: ", wantSignal: "stopped with SIGINT"},
 		// Jetty 9.4 answers 503 for a war it failed to deploy: known at once.
 		{name: "unavailable after Started", behaviour: fakescorer.Behaviour{Mode: "unavailable"},
 			wantReason: "not_serving", wantSignal: "stopped with SIGINT"},

@@ -1,8 +1,6 @@
 package remediate
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,16 +12,6 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-)
-
-type namedSignal struct {
-	sig  syscall.Signal
-	name string
-}
-
-var (
-	sigint  = namedSignal{syscall.SIGINT, "SIGINT"}
-	sigkill = namedSignal{syscall.SIGKILL, "SIGKILL"}
 )
 
 // child is a java the engine started.
@@ -92,52 +80,4 @@ func (e *Engine) start(dep steam.Deployment, java string) (*child, error) {
 		close(c.exited)
 	}()
 	return c, nil
-}
-
-// stop ends the engine's own child the way Steam stops a deployment: SIGINT
-// every StopInterval for StopTimeout, then SIGKILL (at once if ctx ends). No
-// identity check is needed: only start's goroutine reaps the child, so its
-// PID cannot be reused before exited closes, and os.Process signals through
-// a pidfd. It returns the last signal sent ("none" if it went by itself).
-func (e *Engine) stop(ctx context.Context, c *child) (string, error) {
-	sent := "none"
-	signal := func(s namedSignal) error {
-		err := c.cmd.Process.Signal(s.sig)
-		switch {
-		case err == nil:
-			sent = s.name
-		case !errors.Is(err, os.ErrProcessDone):
-			return fmt.Errorf("sending %s to PID %d: %w", s.name, c.pid, err)
-		}
-		return nil
-	}
-	kill := time.NewTimer(e.cfg.StopTimeout)
-	defer kill.Stop()
-	again := time.NewTicker(e.cfg.StopInterval)
-	defer again.Stop()
-	for interrupting := true; interrupting; {
-		if err := signal(sigint); err != nil {
-			return sent, err
-		}
-		select {
-		case <-c.exited:
-			return sent, nil
-		case <-again.C:
-		case <-kill.C:
-			interrupting = false
-		case <-ctx.Done():
-			interrupting = false
-		}
-	}
-	if err := signal(sigkill); err != nil {
-		return sent, err
-	}
-	select {
-	case <-c.exited:
-		return sent, nil
-	case <-ctx.Done():
-		return sent, nil // the kernel ends it whether or not anybody waits
-	case <-time.After(10 * time.Second):
-		return sent, fmt.Errorf("PID %d did not exit after SIGKILL", c.pid)
-	}
 }

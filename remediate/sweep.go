@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
 // Sweep remediates every deployment of Steam's registry, or with dryRun
@@ -32,7 +30,11 @@ func (e *Engine) sweep(ctx context.Context, dryRun bool, stop <-chan struct{}) (
 		return nil, err
 	}
 	if !dryRun {
-		e.removeStaleLocks(ds)
+		known := make(map[int64]bool, len(ds))
+		for _, d := range ds {
+			known[d.ID] = true
+		}
+		e.removeStaleLocks(known)
 	}
 	outcomes := make([]Outcome, len(ds))
 	sem := make(chan struct{}, e.cfg.Concurrency)
@@ -99,14 +101,10 @@ func (e *Engine) reconcile() {
 
 // removeStaleLocks removes the lock files of deployments no longer in
 // Steam's registry, each under its own lock (see lock for why that is safe).
-func (e *Engine) removeStaleLocks(ds []steam.Deployment) {
+func (e *Engine) removeStaleLocks(known map[int64]bool) {
 	entries, err := os.ReadDir(e.cfg.LockDir)
 	if err != nil {
 		return
-	}
-	known := make(map[int64]bool, len(ds))
-	for _, d := range ds {
-		known[d.ID] = true
 	}
 	for _, ent := range entries {
 		idText, ok := strings.CutPrefix(ent.Name(), "deployment-")

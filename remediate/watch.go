@@ -50,9 +50,15 @@ func (e *Engine) closeWatch(c *child, dep steam.Deployment, died bool) {
 		return
 	}
 	p := plan{Outcome: Outcome{DeploymentID: dep.ID, Deployment: dep.Name, OldPID: int64(c.pid), NewPID: int64(c.pid)}, policy: pol}
+	commit := func() {
+		if err := e.commit(ctx, &p, trigger{}); err != nil {
+			// Nothing journaled: a remediation soon decides it from the stored policy.
+			e.retryAt(dep.ID, e.cfg.Now().Add(e.cfg.RetryBackoff), AlertDown)
+		}
+	}
 	if !died || stoppedBySteam(ctx, e.registry, dep.ID) {
 		p.policy, p.policyChanged, p.outlived = e.cfg.Policy.healthy(pol), true, !died
-		e.commit(ctx, &p, trigger{})
+		commit()
 		return
 	}
 	output := &logScanner{path: c.logPath, offset: c.offset}
@@ -62,7 +68,7 @@ func (e *Engine) closeWatch(c *child, dep steam.Deployment, died bool) {
 		detail += " (" + output.last + ")"
 	}
 	e.fail(&p, p.Outcome.with(ActionFailure, ResultFailure, ReasonDiedAfter, detail))
-	e.commit(ctx, &p, trigger{})
+	commit()
 }
 
 // stoppedBySteam reports whether Steam no longer wants the deployment

@@ -36,12 +36,19 @@ type remediatorProcess struct {
 // deployments it started, which outlive it by design.
 func startRemediator(t *testing.T, h *steamtest.Home, args ...string) *remediatorProcess {
 	t.Helper()
+	return startRemediatorEnv(t, h, nil, args...)
+}
+
+// startRemediatorEnv is startRemediator with env for the remediator and the
+// javas it starts (nil: the test's own).
+func startRemediatorEnv(t *testing.T, h *steamtest.Home, env []string, args ...string) *remediatorProcess {
+	t.Helper()
 	port, err := steamfixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	r := &remediatorProcess{base: "http://" + addr, subprocess: startSubprocess(t, nil, append([]string{"remediator",
+	r := &remediatorProcess{base: "http://" + addr, subprocess: startSubprocess(t, env, append([]string{"remediator",
 		"--steam.home=" + h.Home.Dir, "--web.listen-address=" + addr, "--java.path=" + h.Java, "--log.level=debug"},
 		args...)...)}
 	steamtest.Eventually(t, 10*time.Second, "the remediator to listen", func() bool {
@@ -149,6 +156,13 @@ func (r *remediatorProcess) drain(t *testing.T) {
 // journaled counts the journal's entries of the action for a deployment.
 func journaled(t *testing.T, h *steamtest.Home, id int64, action string) int {
 	t.Helper()
+	return journaledResult(t, h, id, action, "")
+}
+
+// journaledResult counts the journal's entries of the action with the
+// result ("" for any).
+func journaledResult(t *testing.T, h *steamtest.Home, id int64, action, result string) int {
+	t.Helper()
 	st, err := state.OpenReadOnly(h.Home.StatePath())
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +174,7 @@ func journaled(t *testing.T, h *steamtest.Home, id int64, action string) int {
 	}
 	n := 0
 	for _, e := range es {
-		if e.Action == action {
+		if e.Action == action && (result == "" || e.Result == result) {
 			n++
 		}
 	}

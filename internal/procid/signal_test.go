@@ -177,3 +177,50 @@ func createTime(t *testing.T, pid int) int64 {
 	}
 	return ms
 }
+
+// TestLeadsSession: a java started with setsid leads its session, which
+// Session.Signal reaches; one started in its own process group (as Steam
+// starts it) leads none, so its session is never signalled.
+func TestLeadsSession(t *testing.T) {
+	h := steamtest.NewHome(t)
+	d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a", Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
+	id := identity(t, d)
+	in := inspector(t)
+	for _, tc := range []struct {
+		name   string
+		setsid bool
+	}{
+		{name: "setsid", setsid: true},
+		{name: "own process group", setsid: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := h.Command(h.Java, d)
+			if tc.setsid {
+				cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			waitExec(t, cmd)
+			p := in.Inspect(cmd.Process.Pid, id)
+			s, leads, err := in.LeadsSession(p, id)
+			if err != nil || leads != tc.setsid {
+				t.Fatalf("LeadsSession: %v, %v; want %v", leads, err, tc.setsid)
+			}
+			if !leads {
+				return
+			}
+			if delivered, err := s.Signal(syscall.SIGKILL); !delivered || err != nil {
+				t.Fatalf("Session.Signal: %v, %v", delivered, err)
+			}
+			_ = cmd.Wait()
+			if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); ws.Signal() != syscall.SIGKILL {
+				t.Errorf("ended by %v, want SIGKILL", ws)
+			}
+			if delivered, err := s.Signal(0); delivered || err != nil {
+				t.Errorf("an empty session still signalled: %v, %v", delivered, err)
+			}
+		})
+	}
+}

@@ -31,6 +31,12 @@ CREATE TABLE IF NOT EXISTS restart_starts (
     time_ms       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS restart_starts_by_deployment ON restart_starts (deployment_id, time_ms);
+-- Remediations under way, with the alert that asked: a remediator killed
+-- mid-way resumes them at its next start.
+CREATE TABLE IF NOT EXISTS in_flight (
+    deployment_id INTEGER PRIMARY KEY,
+    alert         TEXT NOT NULL
+);
 `
 
 // ActionFailure journals a start that was counted as failed after it had
@@ -205,4 +211,43 @@ func (s *DB) ResetRestartPolicy(ctx context.Context, deploymentID int64) error {
 		return fmt.Errorf("resetting restart policy of deployment %d: %w", deploymentID, err)
 	}
 	return nil
+}
+
+// SetInFlight notes that the deployment is being remediated for alert.
+func (s *DB) SetInFlight(ctx context.Context, deploymentID int64, alert string) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO in_flight (deployment_id, alert) VALUES (?, ?)`,
+		deploymentID, alert); err != nil {
+		return fmt.Errorf("noting remediation of deployment %d: %w", deploymentID, err)
+	}
+	return nil
+}
+
+// ClearInFlight forgets SetInFlight's note once the remediation is done.
+func (s *DB) ClearInFlight(ctx context.Context, deploymentID int64) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM in_flight WHERE deployment_id = ?`, deploymentID); err != nil {
+		return fmt.Errorf("clearing remediation of deployment %d: %w", deploymentID, err)
+	}
+	return nil
+}
+
+// InFlight returns the alert of every remediation noted and not cleared.
+func (s *DB) InFlight(ctx context.Context) (map[int64]string, error) {
+	if ok, err := s.hasTable(ctx, "in_flight"); err != nil || !ok {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT deployment_id, alert FROM in_flight`)
+	if err != nil {
+		return nil, fmt.Errorf("reading remediations under way: %w", err)
+	}
+	defer rows.Close()
+	m := map[int64]string{}
+	for rows.Next() {
+		var id int64
+		var alert string
+		if err := rows.Scan(&id, &alert); err != nil {
+			return nil, fmt.Errorf("reading remediations under way: %w", err)
+		}
+		m[id] = alert
+	}
+	return m, rows.Err()
 }

@@ -192,3 +192,39 @@ func TestRestartPolicyOlderDatabase(t *testing.T) {
 		t.Errorf("RestartPolicy = %+v, %v; want %+v", p, err, want)
 	}
 }
+
+// TestInFlight: a remediation noted under way stays until cleared, with the
+// alert that asked for it, and a re-note replaces the alert.
+func TestInFlight(t *testing.T) {
+	ctx := context.Background()
+	st, ro := openBoth(t)
+	for _, step := range []struct {
+		set, clear int64
+		alert      string
+		want       map[int64]string
+	}{
+		{set: 1, alert: "SteamDeploymentDown", want: map[int64]string{1: "SteamDeploymentDown"}},
+		{set: 1, alert: "SteamDeploymentUnresponsive", want: map[int64]string{1: "SteamDeploymentUnresponsive"}},
+		{set: 2, alert: "SteamDeploymentDown", want: map[int64]string{1: "SteamDeploymentUnresponsive", 2: "SteamDeploymentDown"}},
+		{clear: 1, want: map[int64]string{2: "SteamDeploymentDown"}},
+	} {
+		var err error
+		if step.set != 0 {
+			err = st.SetInFlight(ctx, step.set, step.alert)
+		} else {
+			err = st.ClearInFlight(ctx, step.clear)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ro.InFlight(ctx)
+		if err != nil || len(got) != len(step.want) {
+			t.Fatalf("InFlight = %v, %v; want %v", got, err, step.want)
+		}
+		for id, alert := range step.want {
+			if got[id] != alert {
+				t.Errorf("InFlight = %v, want %v", got, step.want)
+			}
+		}
+	}
+}

@@ -5,10 +5,29 @@ import (
 	"time"
 )
 
-// finish journals o, counts it and logs it. A journal write that fails is
-// retried in the background a few times before it is given up and counted.
-func (e *Engine) finish(ctx context.Context, o Outcome) {
-	e.countAction(o)
+// recording says what record does with an outcome.
+type recording int
+
+const (
+	toJournal recording = iota
+	// countOnly: a sweep's noop (journaling it would bury the real actions),
+	// a restart that outlived its watch window (journaled at its start).
+	countOnly
+)
+
+// record is the one place an outcome is journaled, counted and logged. A
+// journal write that fails is retried in the background.
+func (e *Engine) record(ctx context.Context, o Outcome, how recording) {
+	if how == countOnly {
+		e.metrics.actions.WithLabelValues(string(o.Action), string(o.Result)).Inc()
+		return
+	}
+	if a, r, ok := counted(o.Action, o.Result); ok {
+		e.metrics.actions.WithLabelValues(string(a), string(r)).Inc()
+	}
+	if o.Action == ActionRestart && o.Result == ResultSuccess {
+		e.metrics.restartDuration.Observe(o.Duration.Seconds())
+	}
 	if _, err := e.state.Record(context.WithoutCancel(ctx), o.entry()); err != nil {
 		e.logger.Warn("Could not journal remediation; retrying", "deployment_id", o.DeploymentID, "action", o.Action, "err", err)
 		e.journalLater(o)
@@ -28,20 +47,6 @@ func (e *Engine) finish(ctx context.Context, o Outcome) {
 	default:
 		e.logger.Info("Remediation done", attrs...)
 	}
-}
-
-// countAction counts o in steam_remediator_actions_total. A restart counts
-// as a success only once it outlived its watch window (see commit), and a
-// death inside the window as the restart's failure.
-func (e *Engine) countAction(o Outcome) {
-	a, r := o.Action, o.Result
-	switch {
-	case a == ActionRestart && r == ResultSuccess:
-		return
-	case a == ActionFailure:
-		a = ActionRestart
-	}
-	e.metrics.actions.WithLabelValues(string(a), string(r)).Inc()
 }
 
 // journalAttempts bounds the background retries of a journal write.
@@ -71,31 +76,6 @@ func (e *Engine) journalLater(o Outcome) {
 			wait *= 2
 		}
 	}()
-}
-
-// Reset clears the restart policy's memory of a deployment and journals it.
-func (e *Engine) Reset(ctx context.Context, id int64) error {
-	unlock, err := e.lock(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	pol, err := e.state.RestartPolicy(ctx, id)
-	if err != nil {
-		return err
-	}
-	if err := e.state.ResetRestartPolicy(ctx, id); err != nil {
-		return err
-	}
-	o := Outcome{DeploymentID: id}.with(ActionReset, ResultSuccess, ReasonOperator, "")
-	if pol.GaveUp(e.cfg.Now()) {
-		o.Detail = "was given up: " + pol.GaveUpReason
-	}
-	if dep, err := e.registry.Deployment(ctx, id); err == nil {
-		o.Deployment, o.OldPID = dep.Name, dep.PID
-	}
-	e.finish(ctx, o)
-	return nil
 }
 
 func (e *Engine) shoutGaveUp(o Outcome) {

@@ -13,16 +13,13 @@ type job struct {
 	queued  time.Time // when the notification that queued it came
 	alert   string    // what it was for; AlertUnresponsive wins over others
 	running bool
-	// again: a notification came while the deployment was being
-	// remediated. It is checked once more afterwards, which finds it
-	// running (or finds what changed since); it never starts it twice.
+	// again: notified while remediated, so checked once more after (never started twice).
 	again       bool
 	againQueued time.Time
 	againAlert  string
 }
 
-// strongest keeps the alert that asks most of a remediation: only an
-// unresponsive one may stop a live java.
+// strongest keeps the alert that may stop a live java.
 func strongest(a, b string) string {
 	if a == AlertUnresponsive || b == AlertUnresponsive {
 		return AlertUnresponsive
@@ -33,12 +30,16 @@ func strongest(a, b string) string {
 	return a
 }
 
-// Start starts the workers and the periodic sweep, and schedules what a
-// previous run left pending: interrupted starts, backoffs, watch windows.
+// Start starts the workers and the sweep, and resumes what a previous run
+// left pending: remediations under way, starts, backoffs, watch windows.
 func (e *Engine) Start(ctx context.Context) error {
 	pols, err := e.state.RestartPolicies(ctx)
 	if err != nil {
 		return fmt.Errorf("reading restart policies: %w", err)
+	}
+	inFlight, err := e.state.InFlight(ctx)
+	if err != nil {
+		return err
 	}
 	e.mu.Lock()
 	if e.started || e.closed {
@@ -60,6 +61,16 @@ func (e *Engine) Start(ctx context.Context) error {
 			e.retryAt(p.DeploymentID, p.NextStart, AlertDown)
 		}
 	}
+	if known, err := e.registry.IDs(ctx); err != nil {
+		e.logger.Warn("Could not list deployments to remove stale lock files", "err", err)
+	} else {
+		e.removeStaleLocks(known)
+	}
+	// After the policies: an interrupted hung check's alert must win.
+	for id, alert := range inFlight {
+		e.logger.Info("Resuming an interrupted remediation", "deployment_id", id, "alert", alert)
+		e.retryAt(id, now, alert)
+	}
 	for range e.cfg.Concurrency {
 		e.workers.Add(1)
 		go e.work()
@@ -73,8 +84,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Enqueue queues a deployment on a notification of alertname, never
-// blocking and never twice; one being remediated is checked once more after.
+// Enqueue queues a deployment for alertname, never blocking and never twice.
 func (e *Engine) Enqueue(deploymentID int64, alertname string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -117,7 +127,11 @@ func (e *Engine) work() {
 		t := trigger{alert: j.alert, queued: j.queued}
 		e.mu.Unlock()
 
+		e.noteInFlight(id, t.alert, true)
 		_, _ = e.remediate(e.workCtx, id, t) // journaled, counted and logged
+		if e.workCtx.Err() == nil {          // abandoned: the next run resumes it
+			e.noteInFlight(id, t.alert, false)
+		}
 
 		e.mu.Lock()
 		if j.again && !e.closed {
@@ -131,8 +145,21 @@ func (e *Engine) work() {
 	}
 }
 
-// retryAt queues the deployment again at t (on the policy's clock), if the
-// workers run.
+// noteInFlight lets a remediation under way survive a kill of the remediator.
+func (e *Engine) noteInFlight(id int64, alert string, on bool) {
+	ctx := context.WithoutCancel(e.workCtx)
+	var err error
+	if on {
+		err = e.state.SetInFlight(ctx, id, alert)
+	} else {
+		err = e.state.ClearInFlight(ctx, id)
+	}
+	if err != nil {
+		e.logger.Warn("Could not note a remediation under way", "deployment_id", id, "err", err)
+	}
+}
+
+// retryAt queues the deployment again at t (the policy's clock).
 func (e *Engine) retryAt(id int64, t time.Time, alertname string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -155,8 +182,7 @@ func (e *Engine) retryAt(id int64, t time.Time, alertname string) {
 	e.retries[id] = timer
 }
 
-// scheduleRetry tries a remediation that failed on a transient error again,
-// the wait doubling, at most RetryAttempts times; it returns the journal's note.
+// scheduleRetry retries a transient failure; it returns the journal's note.
 func (e *Engine) scheduleRetry(id int64, t trigger) string {
 	e.mu.Lock()
 	running := e.started && !e.closed && !t.sweep
@@ -191,10 +217,8 @@ func (e *Engine) queueLength() float64 {
 	return float64(len(e.queue))
 }
 
-// Shutdown stops taking work and drops what is queued (the policy is
-// persisted). Remediations in progress may finish until ctx ends, then are
-// abandoned, which is safe: a started java keeps running and is resumed by
-// the next run. It returns ctx's error if it had to abandon.
+// Shutdown drops what is queued and lets remediations in progress finish
+// until ctx ends; abandoning them is safe (the next run resumes them).
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	if !e.closed {
@@ -230,7 +254,6 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// allDone returns a channel closed once every group is done.
 func allDone(groups ...*sync.WaitGroup) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
