@@ -15,17 +15,17 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/collector"
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // newCollector returns a collector for h whose registry gives up on a
 // locked database after 100 ms instead of 5 s.
-func newCollector(t testing.TB, h *steamtest.Home, statePath string) *collector.Collector {
+func newCollector(t testing.TB, h *testkit.Home, statePath string) *collector.Collector {
 	t.Helper()
 	in, err := procid.NewInspector("")
 	if err != nil {
@@ -186,13 +186,13 @@ func (s scrape) checkResources(t *testing.T, since time.Time) {
 
 func TestCollectExposition(t *testing.T) {
 	begin := time.Now()
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	running, _ := h.Run(steamfixture.Spec{Name: "running", LogicalName: "running"})
 	dead, deadProc := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-	steamtest.Kill(t, deadProc)
+	testkit.Kill(t, deadProc)
 	waiting := h.Add(steamfixture.Spec{Name: "waiting", LogicalName: "waiting", State: "starting"})
 	reused := h.Add(steamfixture.Spec{Name: "reused", LogicalName: "reused"})
-	if err := h.SetPID(reused.ID, steamtest.StartForeign(t).Pid); err != nil {
+	if err := h.SetPID(reused.ID, testkit.StartForeign(t).Pid); err != nil {
 		t.Fatal(err)
 	}
 	broken := h.Add(steamfixture.Spec{Name: "broken", NoWar: true})
@@ -281,7 +281,7 @@ steam_exporter_state_scrape_success 1
 }
 
 func TestCollectLint(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	h.Run(steamfixture.Spec{Name: "running", LogicalName: "running"})
 	h.Add(steamfixture.Spec{Name: "waiting", LogicalName: "waiting"})
 	problems, err := testutil.CollectAndLint(newCollector(t, h, ""))
@@ -300,7 +300,7 @@ func TestCollectBadInput(t *testing.T) {
 		name string
 		opts steamfixture.Options
 		// setup adds the odd deployment; sound is the sound one's PID.
-		setup        func(t *testing.T, h *steamtest.Home, sound int) int64
+		setup        func(t *testing.T, h *testkit.Home, sound int) int64
 		status       string
 		problem      string
 		up           float64
@@ -309,7 +309,7 @@ func TestCollectBadInput(t *testing.T) {
 	}{
 		{
 			name: "model row gone, its java still running",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d, _ := h.Run(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`DELETE FROM model WHERE id = ?`, d.ModelID)
 				return d.ID
@@ -324,7 +324,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "process_id NULL",
 			opts: steamfixture.Options{Lax: true},
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = NULL WHERE id = ?`, d.ID)
 				return d.ID
@@ -333,7 +333,7 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "process_id negative",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = -1 WHERE id = ?`, d.ID)
 				return d.ID
@@ -342,7 +342,7 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "process_id is text",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = 'none' WHERE id = ?`, d.ID)
 				return d.ID
@@ -351,7 +351,7 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "port 0",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET port = 0 WHERE id = ?`, d.ID)
 				return d.ID
@@ -365,7 +365,7 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "port above 65535",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET port = 70000 WHERE id = ?`, d.ID)
 				return d.ID
@@ -379,7 +379,7 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "port is text",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET port = 'http' WHERE id = ?`, d.ID)
 				return d.ID
@@ -388,14 +388,14 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "war missing",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				return h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd", NoWar: true}).ID
 			},
 			status: steam.StatusMisconfigured, problem: steam.ProblemWarMissing,
 		},
 		{
 			name: "war deleted under its running java",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d, _ := h.Run(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
 				if err := os.Remove(d.War); err != nil {
 					t.Fatal(err)
@@ -408,7 +408,7 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "jetty-runner.jar missing",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
 				if err := os.Remove(h.Home.JettyRunner()); err != nil {
 					t.Fatal(err)
@@ -420,7 +420,7 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "two wars and no logical name, one of them running",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d, _ := h.Run(steamfixture.Spec{Name: "odd"})
 				if err := h.WriteWar(d.ModelID, "odd_py.war", fakescorer.Behaviour{}); err != nil {
 					t.Fatal(err)
@@ -433,16 +433,16 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "PID of an unrelated process",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
-				h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, steamtest.StartForeign(t).Pid, d.ID)
+				h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, testkit.StartForeign(t).Pid, d.ID)
 				return d.ID
 			},
 			status: string(procid.StatusPIDReused),
 		},
 		{
 			name: "PID of another deployment's java",
-			setup: func(t *testing.T, h *steamtest.Home, sound int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, sound int) int64 {
 				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, sound, d.ID)
 				return d.ID
@@ -451,7 +451,7 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "PID of a kernel thread",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = 2 WHERE id = ?`, d.ID)
 				return d.ID
@@ -460,7 +460,7 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "zombie",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd",
 					Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
 				cmd := h.Command(h.Java, d)
@@ -474,7 +474,7 @@ func TestCollectBadInput(t *testing.T) {
 					t.Fatal(err)
 				}
 				id, _ := d.Identity()
-				steamtest.Eventually(t, 10*time.Second, "a zombie", func() bool {
+				testkit.Eventually(t, 10*time.Second, "a zombie", func() bool {
 					return in.Inspect(cmd.Process.Pid, id).Status == procid.StatusZombie
 				})
 				h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, cmd.Process.Pid, d.ID)
@@ -484,16 +484,16 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "dead",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d, p := h.Run(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
-				steamtest.Kill(t, p)
+				testkit.Kill(t, p)
 				return d.ID
 			},
 			status: string(procid.StatusDead),
 		},
 		{
 			name: "name is not UTF-8",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
 				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET name = CAST(X'6F64FF64' AS TEXT) WHERE id = ?`, d.ID)
 				return d.ID
@@ -508,7 +508,7 @@ func TestCollectBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			begin := time.Now()
-			h := steamtest.NewHome(t, tc.opts)
+			h := testkit.NewHome(t, tc.opts)
 			sound, soundProc := h.Run(steamfixture.Spec{Name: "sound", LogicalName: "sound"})
 			odd := tc.setup(t, h, soundProc.Pid)
 
@@ -551,11 +551,11 @@ func TestCollectRegistryUnreadable(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// breakDB breaks Steam's database and returns what repairs it.
-		breakDB func(t *testing.T, h *steamtest.Home) (repair func())
+		breakDB func(t *testing.T, h *testkit.Home) (repair func())
 	}{
 		{
 			name: "missing",
-			breakDB: func(t *testing.T, h *steamtest.Home) func() {
+			breakDB: func(t *testing.T, h *testkit.Home) func() {
 				aside := h.Home.DBPath() + ".aside"
 				rename(t, h.Home.DBPath(), aside)
 				return func() { rename(t, aside, h.Home.DBPath()) }
@@ -563,7 +563,7 @@ func TestCollectRegistryUnreadable(t *testing.T) {
 		},
 		{
 			name: "not a database",
-			breakDB: func(t *testing.T, h *steamtest.Home) func() {
+			breakDB: func(t *testing.T, h *testkit.Home) func() {
 				aside := h.Home.DBPath() + ".aside"
 				rename(t, h.Home.DBPath(), aside)
 				if err := os.WriteFile(h.Home.DBPath(), []byte(strings.Repeat("garbage", 1000)), 0o644); err != nil {
@@ -574,7 +574,7 @@ func TestCollectRegistryUnreadable(t *testing.T) {
 		},
 		{
 			name: "locked past the busy timeout",
-			breakDB: func(t *testing.T, h *steamtest.Home) func() {
+			breakDB: func(t *testing.T, h *testkit.Home) func() {
 				conn, err := h.DB.Conn(context.Background())
 				if err != nil {
 					t.Fatal(err)
@@ -592,7 +592,7 @@ func TestCollectRegistryUnreadable(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			d, _ := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
 			c := newCollector(t, h, "")
 
@@ -703,7 +703,7 @@ func TestCollectStateDatabase(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			d, _ := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
 			path := filepath.Join(t.TempDir(), "state.db")
 			tc.prepare(t, path, d.ID)

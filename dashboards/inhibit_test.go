@@ -12,15 +12,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestInhibitRules runs the real Alertmanager with the shipped
 // configuration, sends it alerts as Prometheus would, and asks it which it
 // suppresses: amtool check-config only proves the inhibit rule parses.
 func TestInhibitRules(t *testing.T) {
-	bin := steamtest.RequireTool(t, "prometheus-alertmanager")
+	bin := testkit.RequireTool(t, "prometheus-alertmanager")
 	dir := t.TempDir()
 	sink := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	t.Cleanup(sink.Close)
@@ -50,8 +50,8 @@ func TestInhibitRules(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Reap(t, cmd)
-	steamtest.Eventually(t, 20*time.Second, "Alertmanager to be ready", func() bool {
+	testkit.Reap(t, cmd)
+	testkit.Eventually(t, 20*time.Second, "Alertmanager to be ready", func() bool {
 		resp, err := http.Get(base + "/-/ready")
 		if err != nil {
 			return false
@@ -83,7 +83,7 @@ func TestInhibitRules(t *testing.T) {
 			postAlerts(t, base, gaveUp, tc.labels)
 			var state string
 			var inhibitedBy []string
-			steamtest.Eventually(t, 10*time.Second, "the inhibitor to judge the alert", func() bool {
+			testkit.Eventually(t, 10*time.Second, "the inhibitor to judge the alert", func() bool {
 				state, inhibitedBy = alertStatus(t, base, tc.labels)
 				// The source must be known to the inhibitor first.
 				return state != "" && (!tc.suppressed || state == "suppressed")

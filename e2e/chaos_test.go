@@ -39,12 +39,12 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
-	"github.com/steam-overseer/steam-overseer/internal/jettytest"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/internal/testkit/jettytest"
 	"github.com/steam-overseer/steam-overseer/remediate"
 )
 
@@ -89,7 +89,7 @@ var faultKinds = []string{faultKill, faultStop, faultDouble, faultDBLock, faultF
 
 type chaosHost struct {
 	name                         string
-	home                         *steamtest.Home
+	home                         *testkit.Home
 	deployments                  []*chaosDeployment
 	exporterAddr, remediatorAddr string
 	exporter, remediator         *service
@@ -145,9 +145,9 @@ type chaosRun struct {
 }
 
 func TestChaos(t *testing.T) {
-	prometheusBin := steamtest.RequireTool(t, "prometheus")
-	alertmanagerBin := steamtest.RequireTool(t, "prometheus-alertmanager")
-	bin := steamtest.Binary(t)
+	prometheusBin := testkit.RequireTool(t, "prometheus")
+	alertmanagerBin := testkit.RequireTool(t, "prometheus-alertmanager")
+	bin := testkit.Binary(t)
 	seed := *chaosSeed
 	if seed == 0 {
 		seed = time.Now().UnixNano()
@@ -705,7 +705,7 @@ func javasByWar() map[string][]int {
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 		i := slices.Index(args, "-jar")
-		if i < 0 || i+1 >= len(args) || !strings.HasSuffix(args[i+1], "/jetty-runner.jar") || !steamtest.Alive(pid) {
+		if i < 0 || i+1 >= len(args) || !strings.HasSuffix(args[i+1], "/jetty-runner.jar") || !testkit.Alive(pid) {
 			continue
 		}
 		war := args[len(args)-1]
@@ -944,7 +944,7 @@ func getJSON(u string, v any) error {
 // The HA pair's configuration is the shipped one with a webhook per host,
 // and Alertmanager accepts it.
 func TestAddRemediator(t *testing.T) {
-	amtool := steamtest.RequireTool(t, "amtool")
+	amtool := testkit.RequireTool(t, "amtool")
 	config, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, dashboards.AlertmanagerOverrides{
 		RemediatorURL: "http://127.0.0.1:1/webhook", CredentialsFile: "/dev/null"})
 	if err != nil {

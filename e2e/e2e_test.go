@@ -36,11 +36,11 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
-	"github.com/steam-overseer/steam-overseer/internal/jettytest"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/internal/testkit/jettytest"
 )
 
 const (
@@ -55,9 +55,9 @@ const (
 )
 
 func TestLoop(t *testing.T) {
-	prometheusBin := steamtest.RequireTool(t, "prometheus")
-	alertmanagerBin := steamtest.RequireTool(t, "prometheus-alertmanager")
-	bin := steamtest.Binary(t)
+	prometheusBin := testkit.RequireTool(t, "prometheus")
+	alertmanagerBin := testkit.RequireTool(t, "prometheus-alertmanager")
+	bin := testkit.Binary(t)
 
 	dir := t.TempDir()
 	h := jettytest.NewHome(t)
@@ -150,7 +150,7 @@ func TestLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if int(now.PID) != processes[0].Pid || !steamtest.Alive(processes[0].Pid) {
+	if int(now.PID) != processes[0].Pid || !testkit.Alive(processes[0].Pid) {
 		t.Errorf("deployment %s: row PID %d, started as %d: it was touched", now.Name, now.PID, processes[0].Pid)
 	}
 
@@ -605,7 +605,7 @@ func (r *recorder) alertnames() []string {
 
 // loopRun is what TestLoop's faults are followed through.
 type loopRun struct {
-	h                 *steamtest.Home
+	h                 *testkit.Home
 	prom              promAPI
 	inspector         *procid.Inspector
 	exporterAddr      string
@@ -707,7 +707,7 @@ func (l loopRun) heal(t *testing.T, victim steam.Deployment, victimProcess *os.P
 	if !slices.Contains(listeners, newPID) {
 		t.Fatalf("port %d is served by %v, not by the PID %d in the row", victim.Port, listeners, newPID)
 	}
-	if steamtest.Alive(oldPID) {
+	if testkit.Alive(oldPID) {
 		t.Fatalf("the old java %d still lives beside the new %d", oldPID, newPID)
 	}
 	t.Logf("%s: Steam's row holds the new PID %d (was %d)", since(), newPID, oldPID)

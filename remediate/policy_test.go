@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // fakeClock is the restart policy's clock in tests: it moves only when told.
@@ -101,7 +101,7 @@ func TestPolicyArithmetic(t *testing.T) {
 // the same state remembers all of it, and an hour later one start is tried
 // again.
 func TestBackoffAndGivingUpAcrossRestarts(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	clock := newFakeClock()
 	production := func(c *Config) {
 		c.Policy = Policy{Jitter: -1}
@@ -168,7 +168,7 @@ func TestBackoffAndGivingUpAcrossRestarts(t *testing.T) {
 // TestFlapping: a deployment that starts fine but keeps dying (after its
 // watch window) is given up after MaxStarts starts within the window.
 func TestFlapping(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	clock := newFakeClock()
 	e := newEngine(t, h, func(c *Config) {
 		c.Policy = Policy{Jitter: -1}
@@ -182,7 +182,7 @@ func TestFlapping(t *testing.T) {
 		if err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
 			t.Fatalf("start %d: %s (%v)", i, o, err)
 		}
-		steamtest.Eventually(t, 5*time.Second, "the watch window to close", func() bool {
+		testkit.Eventually(t, 5*time.Second, "the watch window to close", func() bool {
 			pol, err := e.state.RestartPolicy(context.Background(), d.ID)
 			return err == nil && pol.ProbationPID == 0
 		})
@@ -235,7 +235,7 @@ func TestWatchWindowLeftOpen(t *testing.T) {
 			later: 2 * time.Minute, wantAction: ActionNoop, wantFailures: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			clock := newFakeClock()
 			config := func(c *Config) {
 				c.Policy = Policy{Jitter: -1}
@@ -256,7 +256,7 @@ func TestWatchWindowLeftOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.behaviour.Mode == "crash_after_ready" {
-				steamtest.Eventually(t, 20*time.Second, "the process to crash", func() bool { return !alive(t, int(o.NewPID)) })
+				testkit.Eventually(t, 20*time.Second, "the process to crash", func() bool { return !alive(t, int(o.NewPID)) })
 			}
 			if pol, err := e.state.RestartPolicy(context.Background(), d.ID); err != nil || pol.ProbationPID != o.NewPID {
 				t.Fatalf("policy %+v (%v), want the window of PID %d still open", pol, err, o.NewPID)

@@ -17,11 +17,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestRestartsDeadDeployment covers every way a recorded PID stops being
@@ -33,19 +33,19 @@ func TestRestartsDeadDeployment(t *testing.T) {
 		name string
 		// breakIt turns a running deployment into a dead one and returns
 		// the process that must survive the remediation, if any.
-		breakIt func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process
+		breakIt func(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Process) *os.Process
 	}{
 		{
 			name: "killed",
-			breakIt: func(t *testing.T, _ *steamtest.Home, _ steam.Deployment, p *os.Process) *os.Process {
-				steamtest.Kill(t, p)
+			breakIt: func(t *testing.T, _ *testkit.Home, _ steam.Deployment, p *os.Process) *os.Process {
+				testkit.Kill(t, p)
 				return nil
 			},
 		},
 		{
 			name: "zombie",
-			breakIt: func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process {
-				steamtest.Kill(t, p)
+			breakIt: func(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Process) *os.Process {
+				testkit.Kill(t, p)
 				// A java of the deployment that exited and that nobody
 				// waited for (yet): the row points at a zombie.
 				cmd := h.Command(h.Java, d)
@@ -59,7 +59,7 @@ func TestRestartsDeadDeployment(t *testing.T) {
 				if err := syscall.Kill(cmd.Process.Pid, syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}
-				steamtest.Eventually(t, 5*time.Second, "a zombie", func() bool {
+				testkit.Eventually(t, 5*time.Second, "a zombie", func() bool {
 					b, _ := os.ReadFile("/proc/" + itoa(cmd.Process.Pid) + "/stat")
 					return strings.Contains(string(b), ") Z ")
 				})
@@ -71,9 +71,9 @@ func TestRestartsDeadDeployment(t *testing.T) {
 		},
 		{
 			name: "pid reused by an unrelated process",
-			breakIt: func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process {
-				steamtest.Kill(t, p)
-				other := steamtest.StartForeign(t)
+			breakIt: func(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Process) *os.Process {
+				testkit.Kill(t, p)
+				other := testkit.StartForeign(t)
 				if err := h.SetPID(d.ID, other.Pid); err != nil {
 					t.Fatal(err)
 				}
@@ -82,8 +82,8 @@ func TestRestartsDeadDeployment(t *testing.T) {
 		},
 		{
 			name: "pid reused by another deployment's java",
-			breakIt: func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process {
-				steamtest.Kill(t, p)
+			breakIt: func(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Process) *os.Process {
+				testkit.Kill(t, p)
 				_, other := h.Run(steamfixture.Spec{Name: "other", LogicalName: "other"})
 				if err := h.SetPID(d.ID, other.Pid); err != nil {
 					t.Fatal(err)
@@ -93,8 +93,8 @@ func TestRestartsDeadDeployment(t *testing.T) {
 		},
 		{
 			name: "no pid recorded",
-			breakIt: func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process {
-				steamtest.Kill(t, p)
+			breakIt: func(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Process) *os.Process {
+				testkit.Kill(t, p)
 				if err := h.SetPID(d.ID, 0); err != nil {
 					t.Fatal(err)
 				}
@@ -103,7 +103,7 @@ func TestRestartsDeadDeployment(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h)
 			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
 			bystander := tc.breakIt(t, h, d, p)
@@ -166,7 +166,7 @@ func TestConcurrentNotifications(t *testing.T) {
 		{name: "live", dead: false, wantStarts: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h)
 			// Slow enough to be ready that notifications pile up while
 			// the first remediation waits for it.
@@ -175,7 +175,7 @@ func TestConcurrentNotifications(t *testing.T) {
 			p := h.Start(d)
 			before := h.Deployment(d.ID).PID
 			if tc.dead {
-				steamtest.Kill(t, p)
+				testkit.Kill(t, p)
 			}
 			if err := e.Start(context.Background()); err != nil {
 				t.Fatal(err)
@@ -210,15 +210,15 @@ func TestAdoptsUnknownPID(t *testing.T) {
 		rowPID func(t *testing.T) int
 	}{
 		{name: "dead pid", rowPID: func(t *testing.T) int {
-			p := steamtest.StartForeign(t, "true")
-			steamtest.Eventually(t, 5*time.Second, "true to exit", func() bool { return !alive(t, p.Pid) })
+			p := testkit.StartForeign(t, "true")
+			testkit.Eventually(t, 5*time.Second, "true to exit", func() bool { return !alive(t, p.Pid) })
 			return p.Pid
 		}},
 		{name: "no pid", rowPID: func(*testing.T) int { return 0 }},
-		{name: "pid reused", rowPID: func(t *testing.T) int { return steamtest.StartForeign(t).Pid }},
+		{name: "pid reused", rowPID: func(t *testing.T) int { return testkit.StartForeign(t).Pid }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h)
 			d, p := h.Run(steamfixture.Spec{Name: "churn"})
 			row := tc.rowPID(t)
@@ -256,11 +256,11 @@ func TestPortConflict(t *testing.T) {
 		name string
 		// listen takes the port and returns a check that the listener
 		// still serves.
-		listen func(t *testing.T, h *steamtest.Home, port int) func() bool
+		listen func(t *testing.T, h *testkit.Home, port int) func() bool
 	}{
 		{
 			name: "listener in another program",
-			listen: func(t *testing.T, h *steamtest.Home, port int) func() bool {
+			listen: func(t *testing.T, h *testkit.Home, port int) func() bool {
 				// Another deployment's java, misconfigured onto this port.
 				other := h.Add(steamfixture.Spec{Name: "other", LogicalName: "other", Port: port})
 				p := h.Start(other)
@@ -273,7 +273,7 @@ func TestPortConflict(t *testing.T) {
 		},
 		{
 			name: "listener in this very process",
-			listen: func(t *testing.T, _ *steamtest.Home, port int) func() bool {
+			listen: func(t *testing.T, _ *testkit.Home, port int) func() bool {
 				ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(port))
 				if err != nil {
 					t.Fatal(err)
@@ -291,10 +291,10 @@ func TestPortConflict(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h)
 			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-			steamtest.Kill(t, p)
+			testkit.Kill(t, p)
 			serves := tc.listen(t, h, int(d.Port))
 
 			o, err := e.Remediate(context.Background(), d.ID)
@@ -323,13 +323,13 @@ func TestNothingToStart(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		spec       steamfixture.Spec
-		prepare    func(t *testing.T, h *steamtest.Home, d steam.Deployment)
+		prepare    func(t *testing.T, h *testkit.Home, d steam.Deployment)
 		java       string
 		wantAction Action
 		wantReason string
 	}{
 		{name: "row deleted", spec: steamfixture.Spec{Name: "a"},
-			prepare: func(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+			prepare: func(t *testing.T, h *testkit.Home, d steam.Deployment) {
 				h.Exec(`DELETE FROM service WHERE id = ?`, d.ID)
 			}, wantAction: ActionSkip, wantReason: "not_found"},
 		{name: "stopped by Steam", spec: steamfixture.Spec{Name: "a", State: "stopped"},
@@ -337,20 +337,20 @@ func TestNothingToStart(t *testing.T) {
 		{name: "war missing", spec: steamfixture.Spec{Name: "a", LogicalName: "a", NoWar: true},
 			wantAction: ActionMisconfigured, wantReason: steam.ProblemWarMissing},
 		{name: "jetty-runner missing", spec: steamfixture.Spec{Name: "a"},
-			prepare: func(t *testing.T, h *steamtest.Home, _ steam.Deployment) {
+			prepare: func(t *testing.T, h *testkit.Home, _ steam.Deployment) {
 				if err := os.Remove(h.Home.JettyRunner()); err != nil {
 					t.Fatal(err)
 				}
 			}, wantAction: ActionMisconfigured, wantReason: steam.ProblemJettyRunnerMissing},
 		{name: "port invalid", spec: steamfixture.Spec{Name: "a"},
-			prepare: func(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+			prepare: func(t *testing.T, h *testkit.Home, d steam.Deployment) {
 				h.Exec(`UPDATE service SET port = 70000 WHERE id = ?`, d.ID)
 			}, wantAction: ActionMisconfigured, wantReason: steam.ProblemPortInvalid},
 		{name: "java missing", spec: steamfixture.Spec{Name: "a"}, java: "/nonexistent/java",
 			wantAction: ActionMisconfigured, wantReason: "java_missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h, func(c *Config) {
 				if tc.java != "" {
 					c.JavaPath = tc.java
@@ -386,10 +386,10 @@ func TestNothingToStart(t *testing.T) {
 // TestPlanChangesNothing: a dry run says what it would do and does none of
 // it.
 func TestPlanChangesNothing(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h)
 	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-	steamtest.Kill(t, p)
+	testkit.Kill(t, p)
 	lost, q := h.Run(steamfixture.Spec{Name: "lost", LogicalName: "lost"})
 	if err := h.SetPID(lost.ID, 0); err != nil {
 		t.Fatal(err)
@@ -455,7 +455,7 @@ func TestFailedStartIsStopped(t *testing.T) {
 			wrapped: true, wantReason: "not_ready", wantSignal: "stopped with SIGINT"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			java := h.Java
 			if tc.wrapped {
 				java = wrapJava(t, h.Java)
@@ -522,7 +522,7 @@ func wrapJava(t *testing.T, java string) string {
 // exactly MaxFailures times, then never again, also by a new remediator on
 // the same state, until an operator resets it.
 func TestCrashAtStartGivesUp(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
 	e := newEngine(t, h)
 	if err := e.Start(context.Background()); err != nil {
@@ -530,7 +530,7 @@ func TestCrashAtStartGivesUp(t *testing.T) {
 	}
 	e.Enqueue(d.ID, AlertDown)
 	// The engine retries by itself after each backoff.
-	steamtest.Eventually(t, 20*time.Second, "giving up", func() bool {
+	testkit.Eventually(t, 20*time.Second, "giving up", func() bool {
 		return countActions(e.journal(t, d.ID), state.ActionGiveUp, "") == 1
 	})
 	// Alertmanager keeps notifying: nothing more is started.
@@ -581,7 +581,7 @@ func TestCrashAtStartGivesUp(t *testing.T) {
 	}
 	gaveUp(e2, "0")
 	e2.Enqueue(d.ID, AlertDown)
-	steamtest.Eventually(t, 10*time.Second, "a start after the reset", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a start after the reset", func() bool {
 		return starts(t, h, d.ID) > DefaultMaxFailures
 	})
 	js = e2.journal(t, d.ID)
@@ -598,7 +598,7 @@ func TestCrashAtStartGivesUp(t *testing.T) {
 // starts it himself. The next look finds it running, and the give-up, with
 // its alert, is lifted.
 func TestGivenUpThenRunningAgain(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
 	e := newEngine(t, h)
 	for range DefaultMaxFailures {
@@ -662,7 +662,7 @@ func TestCrashAfterReady(t *testing.T) {
 		{name: "stopped by Steam within the window", crashAfter: 2 * time.Second, watch: time.Hour, steamStops: true, wantFailures: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h, func(c *Config) {
 				c.WatchAfterReady = tc.watch
 				c.Policy.InitialBackoff = time.Hour // no retry during the test
@@ -681,9 +681,9 @@ func TestCrashAfterReady(t *testing.T) {
 			if tc.steamStops {
 				h.Exec(`UPDATE service SET state = 'stopped' WHERE id = ?`, d.ID)
 			}
-			steamtest.Eventually(t, 10*time.Second, "the process to crash", func() bool { return !alive(t, int(o.NewPID)) })
+			testkit.Eventually(t, 10*time.Second, "the process to crash", func() bool { return !alive(t, int(o.NewPID)) })
 			var pol state.RestartPolicy
-			steamtest.Eventually(t, 10*time.Second, "the watch window to close", func() bool {
+			testkit.Eventually(t, 10*time.Second, "the watch window to close", func() bool {
 				pol, err = e.state.RestartPolicy(context.Background(), d.ID)
 				// The policy is saved, then the failure journaled.
 				return err == nil && pol.ProbationPID == 0 &&
@@ -707,10 +707,10 @@ func TestCrashAfterReady(t *testing.T) {
 // TestSteamDatabaseLocked: Steam holds its write lock for 3 s while the
 // restarted deployment becomes ready; the PID lands once it lets go.
 func TestSteamDatabaseLocked(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h)
 	d, p := h.Run(steamfixture.Spec{Name: "churn"})
-	steamtest.Kill(t, p)
+	testkit.Kill(t, p)
 
 	conn, err := h.DB.Conn(context.Background())
 	if err != nil {
@@ -742,7 +742,7 @@ func TestSteamDatabaseLocked(t *testing.T) {
 // being restarted. The new java is stopped (no process may hold the port of
 // a deployment Steam does not run) and nothing is written to the row.
 func TestRowChangesBeforeRecording(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.RecordTimeout = time.Hour })
 	d := h.Add(steamfixture.Spec{Name: "churn"})
 	// Steam's write lock, taken before the remediation, keeps the PID
@@ -792,7 +792,7 @@ func TestRowChangesBeforeRecording(t *testing.T) {
 	if o.Action != ActionCancelled || o.Reason != ReasonRowStopped || o.NewPID == 0 {
 		t.Fatalf("outcome %s, want cancelled (row_stopped)", o)
 	}
-	steamtest.Eventually(t, 10*time.Second, "the cancelled start to be gone", func() bool { return !alive(t, int(o.NewPID)) })
+	testkit.Eventually(t, 10*time.Second, "the cancelled start to be gone", func() bool { return !alive(t, int(o.NewPID)) })
 	if d := h.Deployment(d.ID); d.PID != 1 || d.State != "stopped" {
 		t.Errorf("row PID %d, state %s; want Steam's 1 and stopped left alone", d.PID, d.State)
 	}
@@ -801,14 +801,14 @@ func TestRowChangesBeforeRecording(t *testing.T) {
 // TestShutdownAbandonsSafely: shutting down while a start waits for
 // readiness leaves the process running; the next remediator adopts it.
 func TestShutdownAbandonsSafely(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 800 * time.Millisecond}})
 	e := newEngine(t, h)
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	e.Enqueue(d.ID, AlertDown)
-	steamtest.Eventually(t, 5*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
+	testkit.Eventually(t, 5*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := e.Shutdown(ctx); err == nil {
@@ -833,7 +833,7 @@ func TestShutdownAbandonsSafely(t *testing.T) {
 // TestJavaOptions: --java.opts are passed as separate arguments, no shell,
 // and the started process is still recognised as the deployment's.
 func TestJavaOptions(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.JavaOpts = []string{"-Xmx64m", "-Dsteam.note=$(touch /tmp/x)"} })
 	d := h.Add(steamfixture.Spec{Name: "churn"})
 	o, err := e.Remediate(context.Background(), d.ID)
@@ -865,7 +865,7 @@ func TestMain(m *testing.M) {
 }
 
 // helper starts the test binary as another remediator process on h.
-func helper(t *testing.T, h *steamtest.Home, mode string, id int64) *exec.Cmd {
+func helper(t *testing.T, h *testkit.Home, mode string, id int64) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode, "STEAM_HOME="+h.Home.Dir, "HELPER_JAVA="+h.Java,
@@ -880,9 +880,9 @@ func helper(t *testing.T, h *steamtest.Home, mode string, id int64) *exec.Cmd {
 // TestTwoRemediatorProcesses: two remediator processes on one Steam home,
 // both notified 25 times at once about a dead deployment, start it once.
 func TestTwoRemediatorProcesses(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	d, p := h.Run(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 500 * time.Millisecond}})
-	steamtest.Kill(t, p)
+	testkit.Kill(t, p)
 	a, b := helper(t, h, "enqueue", d.ID), helper(t, h, "enqueue", d.ID)
 	for _, cmd := range []*exec.Cmd{a, b} {
 		if err := cmd.Wait(); err != nil {
@@ -907,12 +907,12 @@ func TestTwoRemediatorProcesses(t *testing.T) {
 // TestRemediatorKilledAfterStart: the remediator is SIGKILLed right after
 // starting a java; the next one adopts it instead of starting a second.
 func TestRemediatorKilledAfterStart(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: time.Second}})
 	cmd := helper(t, h, "remediate", d.ID)
-	steamtest.Eventually(t, 10*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
+	testkit.Eventually(t, 10*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
 	identity, _ := d.Identity()
-	steamtest.Eventually(t, 5*time.Second, "the java", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the java", func() bool {
 		found, _ := inspector(t).Find(identity)
 		return len(found) == 1
 	})
@@ -991,10 +991,10 @@ func fail(err error) int {
 // TestSweep remediates every deployment at once, as reconcile does; a dry
 // run first changes nothing.
 func TestSweep(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h)
 	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-	steamtest.Kill(t, p)
+	testkit.Kill(t, p)
 	lost, q := h.Run(steamfixture.Spec{Name: "lost", LogicalName: "lost"})
 	if err := h.SetPID(lost.ID, 0); err != nil {
 		t.Fatal(err)
@@ -1066,7 +1066,7 @@ func cancelled() context.Context {
 // out the stop: the process gets SIGKILL at once, and is not left behind
 // for the next remediation to adopt.
 func TestShutdownKillsFailedStart(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) {
 		c.StartTimeout = 300 * time.Millisecond
 		c.StopTimeout = time.Hour
@@ -1084,17 +1084,17 @@ func TestShutdownKillsFailedStart(t *testing.T) {
 	if len(js) != 1 || js[0].Action != state.ActionRestart || !strings.Contains(entryWhy(js[0]), "stopped with SIGKILL") {
 		t.Fatalf("journal: %s; want a failed restart stopped with SIGKILL", describeJournal(js))
 	}
-	steamtest.Eventually(t, 10*time.Second, "the failed start to be gone", func() bool { return !alive(t, int(js[0].NewPID)) })
+	testkit.Eventually(t, 10*time.Second, "the failed start to be gone", func() bool { return !alive(t, int(js[0].NewPID)) })
 }
 
 // TestShutdownAbandonsRecording: shutting down while Steam's lock keeps the
 // new PID from landing does not wait out RecordTimeout: the process keeps
 // serving, the row is untouched, and the next remediation adopts it.
 func TestShutdownAbandonsRecording(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.RecordTimeout = time.Hour })
 	d, p := h.Run(steamfixture.Spec{Name: "churn"})
-	steamtest.Kill(t, p)
+	testkit.Kill(t, p)
 	conn, err := h.DB.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -1137,13 +1137,13 @@ func TestShutdownAbandonsRecording(t *testing.T) {
 // Shutdown during the sweep's start lets it finish within its grace
 // instead of abandoning it, and returns only once it has.
 func TestPeriodicReconcile(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: time.Second}})
 	e := newEngine(t, h, func(c *Config) { c.ReconcileInterval = time.Hour })
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Eventually(t, 20*time.Second, "the sweep to start the deployment", func() bool { return starts(t, h, d.ID) == 1 })
+	testkit.Eventually(t, 20*time.Second, "the sweep to start the deployment", func() bool { return starts(t, h, d.ID) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := shutdown(t, e, ctx); err != nil {
@@ -1161,7 +1161,7 @@ func TestPeriodicReconcile(t *testing.T) {
 // TestSweepStopsWhenContextEnds: a sweep whose context ends begins no more
 // remediations; the deployments left are neither touched nor journaled.
 func TestSweepStopsWhenContextEnds(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) {
 		c.Concurrency = 1
 		c.StartTimeout = time.Hour
@@ -1184,7 +1184,7 @@ func TestSweepStopsWhenContextEnds(t *testing.T) {
 		outcomes, err := e.Sweep(ctx, false)
 		done <- result{outcomes, err}
 	}()
-	steamtest.Eventually(t, 20*time.Second, "the first start", func() bool { return starts(t, h, ds[0].ID) == 1 })
+	testkit.Eventually(t, 20*time.Second, "the first start", func() bool { return starts(t, h, ds[0].ID) == 1 })
 	cancel()
 	r := <-done
 	if !errors.Is(r.err, context.Canceled) {
@@ -1210,7 +1210,7 @@ func TestSweepStopsWhenContextEnds(t *testing.T) {
 // series for the deployments in Steam's registry only, not for the policy
 // rows of deleted ones.
 func TestGaveUpMetricFollowsSteam(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h)
 	kept := h.Add(steamfixture.Spec{Name: "kept"})
 	deleted := h.Add(steamfixture.Spec{Name: "deleted"})

@@ -7,8 +7,8 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
-	"github.com/steam-overseer/steam-overseer/internal/demo"
-	"github.com/steam-overseer/steam-overseer/internal/jetty"
+	"github.com/steam-overseer/steam-overseer/demo"
+	"github.com/steam-overseer/steam-overseer/demo/jetty"
 )
 
 func init() { register(demoCommand) }

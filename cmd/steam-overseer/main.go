@@ -18,7 +18,7 @@ import (
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
 )
 
 // A subcommand is one kingpin command and what runs it; run returns the

@@ -12,32 +12,32 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // reconcileHome is a home with one deployment of each kind a sweep meets.
 type reconcileHome struct {
-	*steamtest.Home
+	*testkit.Home
 	live, dead, reused, stopped steam.Deployment
 	livePID                     int
 	foreign                     *os.Process
 }
 
 func newReconcileHome(t *testing.T) reconcileHome {
-	h := reconcileHome{Home: steamtest.NewHome(t)}
+	h := reconcileHome{Home: testkit.NewHome(t)}
 	var p *os.Process
 	h.live, p = h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
 	h.livePID = p.Pid
 	h.dead, p = h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-	steamtest.Kill(t, p)
+	testkit.Kill(t, p)
 	// After a reboot: the row's PID now belongs to an unrelated program.
 	h.reused = h.Add(steamfixture.Spec{Name: "reused", LogicalName: "reused"})
-	h.foreign = steamtest.StartForeign(t)
+	h.foreign = testkit.StartForeign(t)
 	if err := h.SetPID(h.reused.ID, h.foreign.Pid); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func (h reconcileHome) reconcile(t *testing.T, dryRun bool) (int, string) {
 }
 
 // running returns the deployment's PID if it is verified running and serves.
-func running(t *testing.T, h *steamtest.Home, id int64) int {
+func running(t *testing.T, h *testkit.Home, id int64) int {
 	t.Helper()
 	d := h.Deployment(id)
 	identity, ok := d.Identity()
@@ -144,7 +144,7 @@ func TestReconcileDryRunChangesNothing(t *testing.T) {
 }
 
 func TestReconcileOnceFailsWhileDown(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	crash := h.Add(steamfixture.Spec{Name: "crash", LogicalName: "crash",
 		Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
 	broken := h.Add(steamfixture.Spec{Name: "broken", LogicalName: "broken", NoWar: true})
@@ -185,7 +185,7 @@ func TestReconcileOnceWatchesRestarts(t *testing.T) {
 			watch: time.Second, wantCode: 0, wantLine: "restart  success", wantFailures: 0, wantNext: "noop  success"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn", Behaviour: tc.behaviour})
 			run := func() (int, string) {
 				var out bytes.Buffer
@@ -215,12 +215,12 @@ func TestReconcileOnceWatchesRestarts(t *testing.T) {
 }
 
 func TestRemediatorReconcileInterval(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
 	startRemediator(t, h, "--reconcile.interval=200ms")
-	steamtest.Kill(t, p)
+	testkit.Kill(t, p)
 	// No webhook is sent: the periodic sweep alone brings it back.
-	steamtest.Eventually(t, 20*time.Second, "the sweep to restart the deployment", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the sweep to restart the deployment", func() bool {
 		pid := running(t, h, d.ID)
 		return pid != 0 && pid != p.Pid
 	})
@@ -230,7 +230,7 @@ func TestRemediatorReconcileInterval(t *testing.T) {
 // a fixture where the deployment's recorded PID runs as its java, the dry
 // run finds nothing to do.
 func TestReconcileProcfs(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
 	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only
 	for _, tc := range []struct{ procfs, want string }{

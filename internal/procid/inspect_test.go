@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 func inspector(t *testing.T) *procid.Inspector {
@@ -42,7 +42,7 @@ func identity(t *testing.T, d steam.Deployment) procid.Identity {
 func waitExec(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
 	want := strings.Join(cmd.Args, "\x00") + "\x00"
-	steamtest.Eventually(t, 10*time.Second, "the command line of "+cmd.Args[0], func() bool {
+	testkit.Eventually(t, 10*time.Second, "the command line of "+cmd.Args[0], func() bool {
 		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "cmdline"))
 		return err == nil && string(b) == want
 	})
@@ -50,7 +50,7 @@ func waitExec(t *testing.T, cmd *exec.Cmd) {
 
 // startZombie starts d (whose war makes it exit at once) with Steam's argv
 // and does not wait for it, so it stays a zombie until the test ends.
-func startZombie(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
+func startZombie(t *testing.T, h *testkit.Home, d steam.Deployment) int {
 	t.Helper()
 	cmd := h.Command(h.Java, d)
 	if err := cmd.Start(); err != nil {
@@ -58,7 +58,7 @@ func startZombie(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
 	}
 	t.Cleanup(func() { _ = cmd.Wait() })
 	pid := cmd.Process.Pid
-	steamtest.Eventually(t, 10*time.Second, "child to become a zombie", func() bool {
+	testkit.Eventually(t, 10*time.Second, "child to become a zombie", func() bool {
 		return procState(pid) == "Z"
 	})
 	return pid
@@ -77,7 +77,7 @@ func procState(pid int) string {
 }
 
 func TestInspect(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	begin := time.Now()
 	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
 	_, procB := h.Run(steamfixture.Spec{Name: "b", LogicalName: "b"})
@@ -97,7 +97,7 @@ func TestInspect(t *testing.T) {
 		}, want: procid.StatusRunning},
 		{name: "dead (killed and reaped)", pid: func(t *testing.T) (int, procid.Identity) {
 			d, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-			steamtest.Kill(t, p)
+			testkit.Kill(t, p)
 			return p.Pid, identity(t, d)
 		}, want: procid.StatusDead},
 		{name: "zombie", pid: func(t *testing.T) (int, procid.Identity) {
@@ -106,7 +106,7 @@ func TestInspect(t *testing.T) {
 			return startZombie(t, h, d), identity(t, d)
 		}, want: procid.StatusZombie},
 		{name: "pid reused by sleep", pid: func(t *testing.T) (int, procid.Identity) {
-			return steamtest.StartForeign(t).Pid, idA
+			return testkit.StartForeign(t).Pid, idA
 		}, want: procid.StatusPIDReused},
 		{name: "pid reused by another deployment's java", pid: func(*testing.T) (int, procid.Identity) {
 			return procB.Pid, idA
@@ -156,7 +156,7 @@ func TestInspect(t *testing.T) {
 // reached through a symbolic link (/opt/steam -> steam-1.1.6): Steam may
 // start java with either spelling, and --steam.home may name either.
 func TestInspectSymlinkedHome(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	link := filepath.Join(t.TempDir(), "steam")
 	if err := os.Symlink(h.Home.Dir, link); err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func TestInspectSymlinkedHome(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		steamtest.Reap(t, cmd)
+		testkit.Reap(t, cmd)
 		waitExec(t, cmd)
 		return cmd.Process.Pid
 	}
@@ -207,7 +207,7 @@ func TestInspectSymlinkedHome(t *testing.T) {
 	}
 	// Another home with the same layout: its first model is model 1 too,
 	// and its deployment has the same logical name and port.
-	other := steamtest.NewHome(t)
+	other := testkit.NewHome(t)
 	lookalike := other.Add(steamfixture.Spec{Name: "real", LogicalName: "real", Port: int(realArgv.Port)})
 
 	in := inspector(t)
@@ -243,7 +243,7 @@ func TestInspectSymlinkedHome(t *testing.T) {
 // is hard to produce on demand (a malformed stat, a process gone between
 // two reads).
 func TestInspectProcFixture(t *testing.T) {
-	in, err := procid.NewInspector(filepath.Join(steamtest.RepoRoot(), "testdata", "proc"))
+	in, err := procid.NewInspector(filepath.Join(testkit.RepoRoot(), "testdata", "proc"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func findPIDs(t *testing.T, in *procid.Inspector, id procid.Identity) []int {
 }
 
 func TestFind(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
 	b, procB := h.Run(steamfixture.Spec{Name: "b", LogicalName: "b"})
 	// Steam's row lost track of a's PID; Find must not care.
@@ -330,14 +330,14 @@ func TestFind(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		steamtest.Reap(t, cmd)
+		testkit.Reap(t, cmd)
 		waitExec(t, cmd)
 		twins = append(twins, cmd.Process.Pid)
 	}
 	crashed := h.Add(steamfixture.Spec{Name: "crashed", LogicalName: "crashed", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
 	startZombie(t, h, crashed)
 	stopped := h.Add(steamfixture.Spec{Name: "stopped", LogicalName: "stopped"})
-	steamtest.StartForeign(t) // an unrelated process to walk past
+	testkit.StartForeign(t) // an unrelated process to walk past
 
 	in := inspector(t)
 	for _, tc := range []struct {
@@ -363,9 +363,9 @@ func TestFind(t *testing.T) {
 }
 
 func TestListeners(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
-	foreign := steamtest.StartForeign(t)
+	foreign := testkit.StartForeign(t)
 	free, err := steamfixture.FreePort()
 	if err != nil {
 		t.Fatal(err)

@@ -9,17 +9,17 @@ import (
 
 	"github.com/shirou/gopsutil/v3/process"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestSignal sends SIGKILL through Signal and then looks at how the process
 // ended, which the test learns from its own wait: a process Signal refused
 // must not have died of SIGKILL.
 func TestSignal(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	// never_ready: copies of one deployment run side by side without a port.
 	d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a", Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
 	id := identity(t, d)
@@ -110,7 +110,7 @@ func TestSignal(t *testing.T) {
 				if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 					t.Fatal(err)
 				}
-				steamtest.Eventually(t, 10*time.Second, "the process to become a zombie", func() bool {
+				testkit.Eventually(t, 10*time.Second, "the process to become a zombie", func() bool {
 					return procState(p.cmd.Process.Pid) == "Z"
 				})
 				return got, id

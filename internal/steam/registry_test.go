@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 func TestDeploymentsResolution(t *testing.T) {
@@ -25,7 +25,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		opts steamfixture.Options
 		// setup adds one deployment and edits it; it returns the war the
 		// registry must resolve, relative to the model folder ("" for none).
-		setup      func(t *testing.T, h *steamtest.Home) (steam.Deployment, string)
+		setup      func(t *testing.T, h *testkit.Home) (steam.Deployment, string)
 		problem    string
 		identityOK bool
 		port       int64
@@ -33,21 +33,21 @@ func TestDeploymentsResolution(t *testing.T) {
 	}{
 		{
 			name: "logical name",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				return h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001}), "churn.war"
 			},
 			identityOK: true, port: 8001,
 		},
 		{
 			name: "logical name with python preprocessing",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				return h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", PyWar: true, Port: 8001}), "churn_py.war"
 			},
 			identityOK: true, port: 8001,
 		},
 		{
 			name: "logical name with both wars",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				writeWar(t, h, d.ModelID, "churn_py.war")
 				return d, ""
@@ -56,7 +56,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "logical name whose war is missing",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				return h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001}), ""
 			},
 			// The war's path is known from the row: a java still running
@@ -65,7 +65,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "logical name and another war in the folder",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001})
 				writeWar(t, h, d.ModelID, "other.war")
 				return d, ""
@@ -74,14 +74,14 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "no logical name, one war",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				return h.Add(steamfixture.Spec{Name: "b", Port: 8001}), "b.war"
 			},
 			identityOK: true, port: 8001,
 		},
 		{
 			name: "no logical name, two wars",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "b", Port: 8001})
 				writeWar(t, h, d.ModelID, "b_py.war")
 				return d, ""
@@ -90,7 +90,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "no logical name, no war",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				return h.Add(steamfixture.Spec{Name: "b", NoWar: true, Port: 8001}), ""
 			},
 			problem: steam.ProblemWarMissing, port: 8001,
@@ -99,7 +99,7 @@ func TestDeploymentsResolution(t *testing.T) {
 			// Steam would never write it; a hand edit might. The only war
 			// in the folder is not the one it names.
 			name: "logical name with a slash",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "sub/churn", NoWar: true, Port: 8001})
 				writeWar(t, h, d.ModelID, "churn.war")
 				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "sub"))
@@ -110,7 +110,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "logical name whose war is a folder",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001})
 				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "churn.war"))
 				return d, ""
@@ -119,7 +119,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "no logical name, a folder named like a war beside the war",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "b", Port: 8001})
 				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "unpacked.war"))
 				return d, "b.war"
@@ -128,7 +128,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "no logical name, only a folder named like a war",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "b", NoWar: true, Port: 8001})
 				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "b.war"))
 				return d, ""
@@ -137,7 +137,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "no logical name, the war a link to a file",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "b", NoWar: true, Port: 8001})
 				mkdir(t, h.Home.ModelDir(d.ModelID))
 				target := filepath.Join(t.TempDir(), "b-v2.war")
@@ -151,7 +151,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "no logical name, a link to a folder named like a war beside the war",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "b", Port: 8001})
 				symlink(t, t.TempDir(), filepath.Join(h.Home.ModelDir(d.ModelID), "old.war"))
 				return d, "b.war"
@@ -160,7 +160,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "model row gone",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				h.Exec(`DELETE FROM model WHERE id = ?`, d.ModelID)
 				return d, ""
@@ -169,7 +169,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "port 0",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
 				h.Exec(`UPDATE service SET port = 0 WHERE id = ?`, d.ID)
 				return d, "churn.war"
@@ -178,7 +178,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "port 70000",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
 				h.Exec(`UPDATE service SET port = 70000 WHERE id = ?`, d.ID)
 				return d, "churn.war"
@@ -187,7 +187,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "port is text",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
 				h.Exec(`UPDATE service SET port = 'eighty' WHERE id = ?`, d.ID)
 				return d, "churn.war"
@@ -197,7 +197,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "process_id NULL",
 			opts: steamfixture.Options{Lax: true},
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				h.Exec(`UPDATE service SET process_id = NULL WHERE id = ?`, d.ID)
 				return d, "churn.war"
@@ -206,7 +206,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "process_id negative",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				h.Exec(`UPDATE service SET process_id = -7 WHERE id = ?`, d.ID)
 				return d, "churn.war"
@@ -215,7 +215,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "process_id is text",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				h.Exec(`UPDATE service SET process_id = 'n/a' WHERE id = ?`, d.ID)
 				return d, "churn.war"
@@ -224,7 +224,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "jetty-runner.jar missing",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
 				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				if err := os.Remove(h.Home.JettyRunner()); err != nil {
 					t.Fatal(err)
@@ -235,7 +235,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t, tc.opts)
+			h := testkit.NewHome(t, tc.opts)
 			// A sound deployment beside the odd one must be unaffected.
 			sound := h.Add(steamfixture.Spec{Name: "sound", LogicalName: "sound"})
 			d, war := tc.setup(t, h)
@@ -275,7 +275,7 @@ func TestDeploymentsResolution(t *testing.T) {
 }
 
 func TestDeploymentsFields(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "churn-scorer", LogicalName: "churn", Port: 8123, State: "stopped"})
 	h.Exec(`UPDATE service SET process_id = 99 WHERE id = ?`, d.ID)
 	got, err := steam.NewRegistry(h.Home).Deployment(context.Background(), d.ID)
@@ -302,7 +302,7 @@ func TestDeploymentsFields(t *testing.T) {
 // TestIDs: every service row counts, whatever its other columns hold (a
 // stopped row, one whose model is gone), as Deployments lists them.
 func TestIDs(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	a := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
 	b := h.Add(steamfixture.Spec{Name: "b", LogicalName: "b", State: "stopped"})
 	c := h.Add(steamfixture.Spec{Name: "c", LogicalName: "c"})
@@ -355,7 +355,7 @@ func TestDeploymentsHomeWithGlobMetacharacters(t *testing.T) {
 // TestDeploymentStatus: a deployment with a problem is misconfigured unless
 // its java is verified running; one without is what its process is.
 func TestDeploymentStatus(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	sound := h.Add(steamfixture.Spec{Name: "sound", LogicalName: "sound"})
 	noWar := h.Add(steamfixture.Spec{Name: "nowar", LogicalName: "nowar", NoWar: true}) // identity known
 	ambiguous := h.Add(steamfixture.Spec{Name: "ambiguous"})                            // no identity
@@ -393,12 +393,12 @@ func TestDeploymentStatus(t *testing.T) {
 func TestDeploymentsUnreadableDatabase(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		break_ func(t *testing.T, h *steamtest.Home)
+		break_ func(t *testing.T, h *testkit.Home)
 		want   string
 	}{
 		{
 			name: "missing",
-			break_: func(t *testing.T, h *steamtest.Home) {
+			break_: func(t *testing.T, h *testkit.Home) {
 				if err := os.Remove(h.Home.DBPath()); err != nil {
 					t.Fatal(err)
 				}
@@ -407,7 +407,7 @@ func TestDeploymentsUnreadableDatabase(t *testing.T) {
 		},
 		{
 			name: "not a database",
-			break_: func(t *testing.T, h *steamtest.Home) {
+			break_: func(t *testing.T, h *testkit.Home) {
 				if err := os.WriteFile(h.Home.DBPath(), []byte(strings.Repeat("not sqlite\n", 200)), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -416,14 +416,14 @@ func TestDeploymentsUnreadableDatabase(t *testing.T) {
 		},
 		{
 			name: "no service table",
-			break_: func(t *testing.T, h *steamtest.Home) {
+			break_: func(t *testing.T, h *testkit.Home) {
 				h.Exec(`DROP TABLE service`)
 			},
 			want: "no such table",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
 			tc.break_(t, h)
 			before, _ := os.ReadFile(h.Home.DBPath())
@@ -442,7 +442,7 @@ func TestDeploymentsUnreadableDatabase(t *testing.T) {
 
 // lock takes Steam's write lock the way a long Steam transaction would and
 // returns the function that releases it.
-func lock(t *testing.T, h *steamtest.Home) (release func()) {
+func lock(t *testing.T, h *testkit.Home) (release func()) {
 	t.Helper()
 	return h.HoldWriteLock()
 }
@@ -463,7 +463,7 @@ func within[T any](t *testing.T, f func() T) T {
 }
 
 func TestDeploymentsLocked(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
 	reg := steam.NewRegistry(h.Home)
 	reg.BusyTimeout = 100 * time.Millisecond
@@ -481,7 +481,7 @@ func TestDeploymentsLocked(t *testing.T) {
 }
 
 // row returns every column of a service row, for comparisons.
-func row(t *testing.T, h *steamtest.Home, id int64) []any {
+func row(t *testing.T, h *testkit.Home, id int64) []any {
 	t.Helper()
 	var r [9]any
 	ptrs := make([]any, len(r))
@@ -528,7 +528,7 @@ func TestSetPID(t *testing.T) {
 			wantStored: 100, lockFor: time.Hour, ctxDeadline: 300 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t, tc.opts)
+			h := testkit.NewHome(t, tc.opts)
 			d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
 			other := h.Add(steamfixture.Spec{Name: "b", LogicalName: "b"})
 			h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, tc.storedPID, d.ID)
@@ -582,7 +582,7 @@ func TestSetPID(t *testing.T) {
 }
 
 func TestJournalModeUntouched(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
 	reg := steam.NewRegistry(h.Home)
 	if _, err := reg.Deployments(context.Background()); err != nil {
@@ -667,7 +667,7 @@ func symlink(t *testing.T, target, link string) {
 	}
 }
 
-func writeWar(t *testing.T, h *steamtest.Home, modelID int64, name string) {
+func writeWar(t *testing.T, h *testkit.Home, modelID int64, name string) {
 	t.Helper()
 	if err := h.WriteWar(modelID, name, fakescorer.Behaviour{}); err != nil {
 		t.Fatal(err)

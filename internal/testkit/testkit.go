@@ -1,8 +1,8 @@
-// Package steamtest gives tests a real Steam home and real deployments: a
+// Package testkit gives tests a real Steam home and real deployments: a
 // temp folder with Steam's schema (steamfixture), the fake scoring service
 // built and installed under the name "java", and cleanup that kills every
 // process a test started.
-package steamtest
+package testkit
 
 import (
 	"bytes"
@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 )
 
 // builds holds the programs tests build, once per test binary each.

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/steam-overseer/steam-overseer/internal/jetty"
+	"github.com/steam-overseer/steam-overseer/demo/jetty"
 )
 
 // Aliases of package jetty, which builds the kit without a testing.TB.

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/jetty"
+	"github.com/steam-overseer/steam-overseer/demo/jetty"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // StartTimeout bounds a JVM's start in tests: about 2 s on an idle 2-core
@@ -22,10 +22,10 @@ const StartTimeout = 60 * time.Second
 // NewHome is a steamtest home whose jetty-runner.jar is the real one and
 // whose Java is the real java: deployments added with Add and started with
 // Start (or by a remediator) run real Jetty.
-func NewHome(t testing.TB, opts ...steamfixture.Options) *steamtest.Home {
+func NewHome(t testing.TB, opts ...steamfixture.Options) *testkit.Home {
 	t.Helper()
 	k := Get(t)
-	h := steamtest.NewHome(t, opts...)
+	h := testkit.NewHome(t, opts...)
 	if err := k.Install(h.Home); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func NewHome(t testing.TB, opts ...steamfixture.Options) *steamtest.Home {
 // which a killed JVM leaves behind, is inside h's folder and goes with it.
 // Steam's argv stays as it is: the JVM reads JAVA_TOOL_OPTIONS from its
 // environment (and says so on stderr).
-func Env(t testing.TB, h *steamtest.Home) []string {
+func Env(t testing.TB, h *testkit.Home) []string {
 	t.Helper()
 	env, err := jetty.Env(filepath.Join(h.Home.Dir, "jvm-tmp"))
 	if err != nil {
@@ -48,7 +48,7 @@ func Env(t testing.TB, h *steamtest.Home) []string {
 }
 
 // Add adds a deployment to h whose war is a real scoring war behaving as w.
-func Add(t testing.TB, h *steamtest.Home, s steamfixture.Spec, w War) steam.Deployment {
+func Add(t testing.TB, h *testkit.Home, s steamfixture.Spec, w War) steam.Deployment {
 	t.Helper()
 	d := h.Add(s)
 	if d.War == "" {
@@ -63,7 +63,7 @@ func Add(t testing.TB, h *steamtest.Home, s steamfixture.Spec, w War) steam.Depl
 // Process is a deployment's java started by a test.
 type Process struct {
 	*os.Process
-	out    *steamtest.Buffer
+	out    *testkit.Buffer
 	exited chan struct{}
 	state  *os.ProcessState
 }
@@ -86,7 +86,7 @@ func (p *Process) Output() string { return p.out.String() }
 // WaitOutput waits until the JVM has printed s.
 func (p *Process) WaitOutput(t testing.TB, s string, timeout time.Duration) {
 	t.Helper()
-	steamtest.Eventually(t, timeout, fmt.Sprintf("java %d to print %q", p.Pid, s), func() bool {
+	testkit.Eventually(t, timeout, fmt.Sprintf("java %d to print %q", p.Pid, s), func() bool {
 		return strings.Contains(p.Output(), s)
 	})
 }
@@ -95,11 +95,11 @@ func (p *Process) WaitOutput(t testing.TB, s string, timeout time.Duration) {
 // and with default signal dispositions (as Steam's Go exec leaves them: a
 // java started from a shell in the background would ignore SIGINT), without
 // waiting for it. It is killed at the end of the test.
-func Launch(t testing.TB, h *steamtest.Home, d steam.Deployment) *Process {
+func Launch(t testing.TB, h *testkit.Home, d steam.Deployment) *Process {
 	t.Helper()
 	cmd := h.Command(h.Java, d)
 	cmd.Env = Env(t, h)
-	out := &steamtest.Buffer{}
+	out := &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting deployment %s: %v", d.Name, err)
@@ -117,7 +117,7 @@ func Launch(t testing.TB, h *steamtest.Home, d steam.Deployment) *Process {
 
 // Start starts d as Steam does: launches it, waits until it answers /ping
 // and records its PID in the row (compare-and-set on d.PID).
-func Start(t testing.TB, h *steamtest.Home, d steam.Deployment) *Process {
+func Start(t testing.TB, h *testkit.Home, d steam.Deployment) *Process {
 	t.Helper()
 	p := Launch(t, h, d)
 	p.Record(t, h, d)
@@ -127,7 +127,7 @@ func Start(t testing.TB, h *steamtest.Home, d steam.Deployment) *Process {
 // Record waits until the launched java of d answers /ping and records its
 // PID in the row (compare-and-set on d.PID), as Steam does once a
 // deployment is up.
-func (p *Process) Record(t testing.TB, h *steamtest.Home, d steam.Deployment) {
+func (p *Process) Record(t testing.TB, h *testkit.Home, d steam.Deployment) {
 	t.Helper()
 	if err := steamfixture.WaitReady(context.Background(), int(d.Port), StartTimeout); err != nil {
 		t.Fatalf("deployment %s: %v\n%s", d.Name, err, p.Output())
@@ -141,7 +141,7 @@ func (p *Process) Record(t testing.TB, h *steamtest.Home, d steam.Deployment) {
 
 // Run adds a deployment behaving as w, starts it, and returns it re-read
 // with its PID.
-func Run(t testing.TB, h *steamtest.Home, s steamfixture.Spec, w War) (steam.Deployment, *Process) {
+func Run(t testing.TB, h *testkit.Home, s steamfixture.Spec, w War) (steam.Deployment, *Process) {
 	t.Helper()
 	d := Add(t, h, s, w)
 	p := Start(t, h, d)

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/jettytest"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/internal/testkit/jettytest"
 )
 
 var client = &http.Client{Timeout: 2 * time.Second}
@@ -94,7 +94,7 @@ func TestDeploymentOnRealJetty(t *testing.T) {
 	if err := p.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Eventually(t, 10*time.Second, "the JVM to exit on SIGINT", func() bool { return !steamtest.Alive(p.Pid) })
+	testkit.Eventually(t, 10*time.Second, "the JVM to exit on SIGINT", func() bool { return !testkit.Alive(p.Pid) })
 	t.Logf("SIGINT → exit: %s", time.Since(sent).Round(time.Millisecond))
 }
 
@@ -145,7 +145,7 @@ func TestModes(t *testing.T) {
 			if code != tc.pingCode {
 				t.Errorf("/ping = %d (%v), want %d", code, err, tc.pingCode)
 			}
-			if !steamtest.Alive(p.Pid) {
+			if !testkit.Alive(p.Pid) {
 				t.Errorf("the JVM exited:\n%s", p.Output())
 			}
 		})
@@ -203,7 +203,7 @@ func TestShellBackgroundIgnoresSIGINT(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second) // an idle Jetty exits on SIGINT in about 0.1 s
-	if !steamtest.Alive(pid) {
+	if !testkit.Alive(pid) {
 		t.Fatal("the JVM exited on SIGINT after all")
 	}
 }
