@@ -11,8 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
@@ -34,8 +32,8 @@ func BenchmarkCollect(b *testing.B) {
 	for i := range ds {
 		// never_ready: alive with Steam's argv but not listening, so a
 		// thousand of them stay cheap and the port needs no reservation.
-		ds[i] = h.Add(steamfixture.Spec{Name: "scorer", LogicalName: "scorer", Port: 20000 + i,
-			Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
+		ds[i] = h.Add(testkit.Spec{Name: "scorer", LogicalName: "scorer", Port: 20000 + i,
+			Behaviour: testkit.Behaviour{Mode: "never_ready"}})
 	}
 	recordPIDs(b, h, ds, startAll(b, h, ds))
 

@@ -15,8 +15,6 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/collector"
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
@@ -187,15 +185,15 @@ func (s scrape) checkResources(t *testing.T, since time.Time) {
 func TestCollectExposition(t *testing.T) {
 	begin := time.Now()
 	h := testkit.NewHome(t)
-	running, _ := h.Run(steamfixture.Spec{Name: "running", LogicalName: "running"})
-	dead, deadProc := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
+	running, _ := h.Run(testkit.Spec{Name: "running", LogicalName: "running"})
+	dead, deadProc := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
 	testkit.Kill(t, deadProc)
-	waiting := h.Add(steamfixture.Spec{Name: "waiting", LogicalName: "waiting", State: "starting"})
-	reused := h.Add(steamfixture.Spec{Name: "reused", LogicalName: "reused"})
+	waiting := h.Add(testkit.Spec{Name: "waiting", LogicalName: "waiting", State: "starting"})
+	reused := h.Add(testkit.Spec{Name: "reused", LogicalName: "reused"})
 	if err := h.SetPID(reused.ID, testkit.StartForeign(t).Pid); err != nil {
 		t.Fatal(err)
 	}
-	broken := h.Add(steamfixture.Spec{Name: "broken", NoWar: true})
+	broken := h.Add(testkit.Spec{Name: "broken", NoWar: true})
 
 	statePath := filepath.Join(t.TempDir(), "state.db")
 	db, err := state.Open(context.Background(), statePath)
@@ -282,8 +280,8 @@ steam_exporter_state_scrape_success 1
 
 func TestCollectLint(t *testing.T) {
 	h := testkit.NewHome(t)
-	h.Run(steamfixture.Spec{Name: "running", LogicalName: "running"})
-	h.Add(steamfixture.Spec{Name: "waiting", LogicalName: "waiting"})
+	h.Run(testkit.Spec{Name: "running", LogicalName: "running"})
+	h.Add(testkit.Spec{Name: "waiting", LogicalName: "waiting"})
 	problems, err := testutil.CollectAndLint(newCollector(t, h, ""))
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +296,7 @@ func TestCollectLint(t *testing.T) {
 func TestCollectBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts steamfixture.Options
+		opts testkit.Options
 		// setup adds the odd deployment; sound is the sound one's PID.
 		setup        func(t *testing.T, h *testkit.Home, sound int) int64
 		status       string
@@ -310,7 +308,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "model row gone, its java still running",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d, _ := h.Run(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d, _ := h.Run(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`DELETE FROM model WHERE id = ?`, d.ModelID)
 				return d.ID
 			},
@@ -323,9 +321,9 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "process_id NULL",
-			opts: steamfixture.Options{Lax: true},
+			opts: testkit.Options{Lax: true},
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = NULL WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -334,7 +332,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "process_id negative",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = -1 WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -343,7 +341,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "process_id is text",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = 'none' WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -352,7 +350,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "port 0",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET port = 0 WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -366,7 +364,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "port above 65535",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET port = 70000 WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -380,7 +378,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "port is text",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET port = 'http' WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -389,14 +387,14 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "war missing",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				return h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd", NoWar: true}).ID
+				return h.Add(testkit.Spec{Name: "odd", LogicalName: "odd", NoWar: true}).ID
 			},
 			status: steam.StatusMisconfigured, problem: steam.ProblemWarMissing,
 		},
 		{
 			name: "war deleted under its running java",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d, _ := h.Run(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d, _ := h.Run(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				if err := os.Remove(d.War); err != nil {
 					t.Fatal(err)
 				}
@@ -409,7 +407,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "jetty-runner.jar missing",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				if err := os.Remove(h.Home.JettyRunner()); err != nil {
 					t.Fatal(err)
 				}
@@ -421,8 +419,8 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "two wars and no logical name, one of them running",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d, _ := h.Run(steamfixture.Spec{Name: "odd"})
-				if err := h.WriteWar(d.ModelID, "odd_py.war", fakescorer.Behaviour{}); err != nil {
+				d, _ := h.Run(testkit.Spec{Name: "odd"})
+				if err := h.WriteWar(d.ModelID, "odd_py.war", testkit.Behaviour{}); err != nil {
 					t.Fatal(err)
 				}
 				return d.ID
@@ -434,7 +432,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "PID of an unrelated process",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, testkit.StartForeign(t).Pid, d.ID)
 				return d.ID
 			},
@@ -443,7 +441,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "PID of another deployment's java",
 			setup: func(t *testing.T, h *testkit.Home, sound int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, sound, d.ID)
 				return d.ID
 			},
@@ -452,7 +450,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "PID of a kernel thread",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = 2 WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -461,8 +459,8 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "zombie",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd",
-					Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd",
+					Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 				cmd := h.Command(h.Java, d)
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
@@ -485,7 +483,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "dead",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d, p := h.Run(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d, p := h.Run(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				testkit.Kill(t, p)
 				return d.ID
 			},
@@ -494,7 +492,7 @@ func TestCollectBadInput(t *testing.T) {
 		{
 			name: "name is not UTF-8",
 			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET name = CAST(X'6F64FF64' AS TEXT) WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -509,7 +507,7 @@ func TestCollectBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			begin := time.Now()
 			h := testkit.NewHome(t, tc.opts)
-			sound, soundProc := h.Run(steamfixture.Spec{Name: "sound", LogicalName: "sound"})
+			sound, soundProc := h.Run(testkit.Spec{Name: "sound", LogicalName: "sound"})
 			odd := tc.setup(t, h, soundProc.Pid)
 
 			s := gather(t, newCollector(t, h, ""))
@@ -593,7 +591,7 @@ func TestCollectRegistryUnreadable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testkit.NewHome(t)
-			d, _ := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
+			d, _ := h.Run(testkit.Spec{Name: "a", LogicalName: "a"})
 			c := newCollector(t, h, "")
 
 			repair := tc.breakDB(t, h)
@@ -704,7 +702,7 @@ func TestCollectStateDatabase(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testkit.NewHome(t)
-			d, _ := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
+			d, _ := h.Run(testkit.Spec{Name: "a", LogicalName: "a"})
 			path := filepath.Join(t.TempDir(), "state.db")
 			tc.prepare(t, path, d.ID)
 

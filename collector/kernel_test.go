@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
@@ -88,7 +87,7 @@ func bootTime(t *testing.T) float64 {
 // start time within 1 s.
 func TestCollectAgreesWithKernel(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, proc := h.Run(steamfixture.Spec{Name: "busy", LogicalName: "busy"})
+	d, proc := h.Run(testkit.Spec{Name: "busy", LogicalName: "busy"})
 	// Make it spend measurable CPU and memory: serve pings for a while.
 	client := &http.Client{Timeout: 2 * time.Second}
 	for end := time.Now().Add(time.Second); time.Now().Before(end); {

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/steam-overseer/steam-overseer/collector"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -27,13 +26,13 @@ func serving(b *testing.B, n, firstPort int) (*testkit.Home, []*os.Process) {
 	h.Exec(`PRAGMA synchronous = OFF`) // speeds up building the fixture only
 	ds := make([]steam.Deployment, n)
 	for i := range ds {
-		ds[i] = h.Add(steamfixture.Spec{Name: "scorer", LogicalName: "scorer", Port: firstPort + i})
+		ds[i] = h.Add(testkit.Spec{Name: "scorer", LogicalName: "scorer", Port: firstPort + i})
 	}
 	procs := startAll(b, h, ds)
 	recordPIDs(b, h, ds, procs)
 	ps := make([]*os.Process, n)
 	for i, d := range ds {
-		if err := steamfixture.WaitReady(context.Background(), int(d.Port), 30*time.Second); err != nil {
+		if err := testkit.WaitReady(context.Background(), int(d.Port), 30*time.Second); err != nil {
 			b.Fatal(err)
 		}
 		ps[i], _ = os.FindProcess(procs[i])

@@ -13,8 +13,6 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/collector"
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
@@ -59,12 +57,12 @@ func probeValues(t *testing.T, c prometheus.Collector, name string) map[string]f
 
 func TestProbeCollectorExposition(t *testing.T) {
 	h := testkit.NewHome(t)
-	h.Run(steamfixture.Spec{Name: "serving", LogicalName: "serving"})
+	h.Run(testkit.Spec{Name: "serving", LogicalName: "serving"})
 	const slowness = 200 * time.Millisecond
-	h.Run(steamfixture.Spec{Name: "slow", LogicalName: "slow", Behaviour: fakescorer.Behaviour{PingDelay: slowness}})
-	_, stopped := h.Run(steamfixture.Spec{Name: "stopped", LogicalName: "stopped"})
-	_, dead := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-	h.Add(steamfixture.Spec{Name: "never-started", LogicalName: "never-started"})
+	h.Run(testkit.Spec{Name: "slow", LogicalName: "slow", Behaviour: testkit.Behaviour{PingDelay: slowness}})
+	_, stopped := h.Run(testkit.Spec{Name: "stopped", LogicalName: "stopped"})
+	_, dead := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
+	h.Add(testkit.Spec{Name: "never-started", LogicalName: "never-started"})
 	testkit.Kill(t, dead)
 	testkit.Freeze(t, stopped)
 
@@ -124,7 +122,7 @@ steam_deployment_probe_success{deployment="stopped",deployment_id="3"} %d
 
 func TestProbeCollectorLint(t *testing.T) {
 	h := testkit.NewHome(t)
-	h.Run(steamfixture.Spec{Name: "serving", LogicalName: "serving"})
+	h.Run(testkit.Spec{Name: "serving", LogicalName: "serving"})
 	p := newProber(t, h, probe.Config{})
 	p.Round(context.Background())
 	c := collector.NewProbeCollector(p, probe.DefaultStartGrace)
@@ -144,7 +142,7 @@ func TestProbeCollectorLint(t *testing.T) {
 // is published.
 func TestProbeCollectorNothingRunning(t *testing.T) {
 	h := testkit.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "never-started", LogicalName: "never-started"})
+	h.Add(testkit.Spec{Name: "never-started", LogicalName: "never-started"})
 	p := newProber(t, h, probe.Config{})
 	c := collector.NewProbeCollector(p, time.Minute)
 	for round := range 2 {

@@ -36,11 +36,10 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
+	"github.com/steam-overseer/steam-overseer/demo/jetty"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
-	"github.com/steam-overseer/steam-overseer/internal/testkit/jettytest"
 )
 
 const (
@@ -60,11 +59,11 @@ func TestLoop(t *testing.T) {
 	bin := testkit.Binary(t)
 
 	dir := t.TempDir()
-	h := jettytest.NewHome(t)
+	h := testkit.NewJettyHome(t)
 	var deployments []steam.Deployment
 	var processes []*os.Process
 	for _, name := range []string{"churn-gbm", "fraud-glm", "ltv-drf"} {
-		d, p := jettytest.Run(t, h, steamfixture.Spec{Name: name, LogicalName: name}, jettytest.War{})
+		d, p := testkit.RunJetty(t, h, testkit.Spec{Name: name, LogicalName: name}, jetty.War{})
 		deployments = append(deployments, d)
 		processes = append(processes, p.Process)
 	}
@@ -74,7 +73,7 @@ func TestLoop(t *testing.T) {
 	}
 
 	addr := func() string {
-		port, err := steamfixture.FreePort()
+		port, err := testkit.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +89,7 @@ func TestLoop(t *testing.T) {
 
 	// The exporter and the remediator, from the built binary. The exporter
 	// probes every second; a deployment older than 5s is expected to answer.
-	env := jettytest.Env(t, h)
+	env := testkit.JettyEnv(t, h)
 	start(t, dir, "exporter", env, bin, "exporter", "--steam.home="+h.Home.Dir,
 		"--web.listen-address="+exporterAddr, "--log.level=debug",
 		"--probe.interval=1s", "--probe.timeout=500ms", "--probe.start-grace=5s")

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
@@ -34,7 +33,7 @@ const shippedBudget = 25 * time.Second
 func TestShippedTimings(t *testing.T) {
 	dir := t.TempDir()
 	h := testkit.NewHome(t)
-	victim := h.Add(steamfixture.Spec{Name: "churn-gbm", LogicalName: "churn-gbm"})
+	victim := h.Add(testkit.Spec{Name: "churn-gbm", LogicalName: "churn-gbm"})
 	// The deployment's own start, as Steam starts it, up to its first
 	// /ping: what a restart cannot be faster than.
 	began := time.Now()
@@ -128,7 +127,7 @@ func startStack(t *testing.T, dir string, h *testkit.Home, o stackOptions) *stac
 	alertmanagerBin := testkit.RequireTool(t, "prometheus-alertmanager")
 	bin := testkit.Binary(t)
 	addr := func() string {
-		port, err := steamfixture.FreePort()
+		port, err := testkit.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}

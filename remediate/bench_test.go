@@ -10,7 +10,6 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
@@ -29,7 +28,7 @@ func BenchmarkRestartOverhead(b *testing.B) {
 		c.WatchAfterReady = time.Millisecond
 		c.Policy.MaxStarts = 1 << 30
 	})
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	testkit.Kill(b, p)
 	if err := e.Start(context.Background()); err != nil {
 		b.Fatal(err)

@@ -10,8 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
@@ -21,7 +19,7 @@ import (
 func TestRowDeletedWhileStarting(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: time.Second}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: time.Second}})
 	log := filepath.Join(h.Home.LogDir(), "deployment-1.log")
 	go func() {
 		for {
@@ -52,7 +50,7 @@ func TestLockedRegistryIsRetried(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.RetryBackoff = 200 * time.Millisecond })
 	e.registry.BusyTimeout = 200 * time.Millisecond
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 
 	release := h.HoldWriteLock()
 	if err := e.Start(context.Background()); err != nil {
@@ -77,7 +75,7 @@ func TestLockedRegistryIsRetried(t *testing.T) {
 func TestDeathInWatchWindowIsNoSuccess(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.WatchAfterReady = 3 * time.Second })
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: 200 * time.Millisecond}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{Mode: "crash_after_ready", CrashAfter: 200 * time.Millisecond}})
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +96,7 @@ func TestDeathInWatchWindowIsNoSuccess(t *testing.T) {
 func TestInterruptedStartIsResumed(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 1500 * time.Millisecond}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: 1500 * time.Millisecond}})
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +129,7 @@ func TestInterruptedStartIsResumed(t *testing.T) {
 func TestSweepRemovesStaleLocks(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	d, _ := h.Run(steamfixture.Spec{Name: "churn"})
+	d, _ := h.Run(testkit.Spec{Name: "churn"})
 	if err := os.MkdirAll(e.cfg.LockDir, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -166,7 +165,7 @@ func running(t *testing.T, h *testkit.Home, id int64) int64 {
 	if p := inspector(t).Inspect(int(d.PID), identity); p.Status != procid.StatusRunning {
 		t.Fatalf("deployment %d: row PID %d is %s, want running", id, d.PID, p.Status)
 	}
-	if err := steamfixture.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
 		t.Fatalf("deployment %d: %v", id, err)
 	}
 	return d.PID

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
@@ -108,7 +106,7 @@ func TestBackoffAndGivingUpAcrossRestarts(t *testing.T) {
 		c.Now = clock.Now
 	}
 	e := newEngine(t, h, production)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 
 	expect := func(e *testEngine, action Action, reason string, wantStarts int) {
 		t.Helper()
@@ -175,7 +173,7 @@ func TestFlapping(t *testing.T) {
 		c.Now = clock.Now
 		c.WatchAfterReady = 10 * time.Millisecond
 	})
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 	identity, _ := h.Deployment(d.ID).Identity()
 	for i := 1; i <= DefaultMaxStarts; i++ {
 		o, err := e.Remediate(context.Background(), d.ID)
@@ -220,18 +218,18 @@ func TestFlapping(t *testing.T) {
 func TestWatchWindowLeftOpen(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		behaviour fakescorer.Behaviour
+		behaviour testkit.Behaviour
 		// later is how far the clock moves before the next remediation.
 		later        time.Duration
 		wantAction   Action
 		wantFailures int
 		wantReason   string // of the failure journaled
 	}{
-		{name: "gone within the window", behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
+		{name: "gone within the window", behaviour: testkit.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
 			later: 0, wantAction: ActionSkip, wantFailures: 2, wantReason: "died_after_ready"},
-		{name: "gone after the window", behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
+		{name: "gone after the window", behaviour: testkit.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
 			later: 2 * time.Minute, wantAction: ActionSkip, wantFailures: 2, wantReason: "died_after_ready: not seen running after its watch window"},
-		{name: "running after the window", behaviour: fakescorer.Behaviour{Mode: "normal"},
+		{name: "running after the window", behaviour: testkit.Behaviour{Mode: "normal"},
 			later: 2 * time.Minute, wantAction: ActionNoop, wantFailures: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -243,7 +241,7 @@ func TestWatchWindowLeftOpen(t *testing.T) {
 				c.WatchAfterReady = time.Minute
 			}
 			e := newEngine(t, h, config)
-			d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: tc.behaviour})
+			d := h.Add(testkit.Spec{Name: "churn", Behaviour: tc.behaviour})
 			if err := e.state.SaveRestartPolicy(context.Background(), state.RestartPolicy{DeploymentID: d.ID, ConsecutiveFailures: 1}); err != nil {
 				t.Fatal(err)
 			}

@@ -17,8 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -53,7 +51,7 @@ func TestRestartsDeadDeployment(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { _ = cmd.Wait() })
-				if err := steamfixture.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
+				if err := testkit.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
 					t.Fatal(err)
 				}
 				if err := syscall.Kill(cmd.Process.Pid, syscall.SIGKILL); err != nil {
@@ -84,7 +82,7 @@ func TestRestartsDeadDeployment(t *testing.T) {
 			name: "pid reused by another deployment's java",
 			breakIt: func(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Process) *os.Process {
 				testkit.Kill(t, p)
-				_, other := h.Run(steamfixture.Spec{Name: "other", LogicalName: "other"})
+				_, other := h.Run(testkit.Spec{Name: "other", LogicalName: "other"})
 				if err := h.SetPID(d.ID, other.Pid); err != nil {
 					t.Fatal(err)
 				}
@@ -105,7 +103,7 @@ func TestRestartsDeadDeployment(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testkit.NewHome(t)
 			e := newEngine(t, h)
-			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 			bystander := tc.breakIt(t, h, d, p)
 			var bystanderTicks uint64
 			if bystander != nil {
@@ -170,8 +168,8 @@ func TestConcurrentNotifications(t *testing.T) {
 			e := newEngine(t, h)
 			// Slow enough to be ready that notifications pile up while
 			// the first remediation waits for it.
-			d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn",
-				Behaviour: fakescorer.Behaviour{ReadyAfter: 200 * time.Millisecond}})
+			d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn",
+				Behaviour: testkit.Behaviour{ReadyAfter: 200 * time.Millisecond}})
 			p := h.Start(d)
 			before := h.Deployment(d.ID).PID
 			if tc.dead {
@@ -220,7 +218,7 @@ func TestAdoptsUnknownPID(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testkit.NewHome(t)
 			e := newEngine(t, h)
-			d, p := h.Run(steamfixture.Spec{Name: "churn"})
+			d, p := h.Run(testkit.Spec{Name: "churn"})
 			row := tc.rowPID(t)
 			if err := h.SetPID(d.ID, row); err != nil {
 				t.Fatal(err)
@@ -262,12 +260,12 @@ func TestPortConflict(t *testing.T) {
 			name: "listener in another program",
 			listen: func(t *testing.T, h *testkit.Home, port int) func() bool {
 				// Another deployment's java, misconfigured onto this port.
-				other := h.Add(steamfixture.Spec{Name: "other", LogicalName: "other", Port: port})
+				other := h.Add(testkit.Spec{Name: "other", LogicalName: "other", Port: port})
 				p := h.Start(other)
 				ticks := startTicks(t, p.Pid)
 				return func() bool {
 					return alive(t, p.Pid) && startTicks(t, p.Pid) == ticks &&
-						steamfixture.WaitReady(context.Background(), port, time.Second) == nil
+						testkit.WaitReady(context.Background(), port, time.Second) == nil
 				}
 			},
 		},
@@ -293,7 +291,7 @@ func TestPortConflict(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testkit.NewHome(t)
 			e := newEngine(t, h)
-			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 			testkit.Kill(t, p)
 			serves := tc.listen(t, h, int(d.Port))
 
@@ -322,31 +320,31 @@ func TestPortConflict(t *testing.T) {
 func TestNothingToStart(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
-		spec       steamfixture.Spec
+		spec       testkit.Spec
 		prepare    func(t *testing.T, h *testkit.Home, d steam.Deployment)
 		java       string
 		wantAction Action
 		wantReason string
 	}{
-		{name: "row deleted", spec: steamfixture.Spec{Name: "a"},
+		{name: "row deleted", spec: testkit.Spec{Name: "a"},
 			prepare: func(t *testing.T, h *testkit.Home, d steam.Deployment) {
 				h.Exec(`DELETE FROM service WHERE id = ?`, d.ID)
 			}, wantAction: ActionSkip, wantReason: "not_found"},
-		{name: "stopped by Steam", spec: steamfixture.Spec{Name: "a", State: "stopped"},
+		{name: "stopped by Steam", spec: testkit.Spec{Name: "a", State: "stopped"},
 			wantAction: ActionSkip, wantReason: "not_started: state stopped"},
-		{name: "war missing", spec: steamfixture.Spec{Name: "a", LogicalName: "a", NoWar: true},
+		{name: "war missing", spec: testkit.Spec{Name: "a", LogicalName: "a", NoWar: true},
 			wantAction: ActionMisconfigured, wantReason: steam.ProblemWarMissing},
-		{name: "jetty-runner missing", spec: steamfixture.Spec{Name: "a"},
+		{name: "jetty-runner missing", spec: testkit.Spec{Name: "a"},
 			prepare: func(t *testing.T, h *testkit.Home, _ steam.Deployment) {
 				if err := os.Remove(h.Home.JettyRunner()); err != nil {
 					t.Fatal(err)
 				}
 			}, wantAction: ActionMisconfigured, wantReason: steam.ProblemJettyRunnerMissing},
-		{name: "port invalid", spec: steamfixture.Spec{Name: "a"},
+		{name: "port invalid", spec: testkit.Spec{Name: "a"},
 			prepare: func(t *testing.T, h *testkit.Home, d steam.Deployment) {
 				h.Exec(`UPDATE service SET port = 70000 WHERE id = ?`, d.ID)
 			}, wantAction: ActionMisconfigured, wantReason: steam.ProblemPortInvalid},
-		{name: "java missing", spec: steamfixture.Spec{Name: "a"}, java: "/nonexistent/java",
+		{name: "java missing", spec: testkit.Spec{Name: "a"}, java: "/nonexistent/java",
 			wantAction: ActionMisconfigured, wantReason: "java_missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -388,13 +386,13 @@ func TestNothingToStart(t *testing.T) {
 func TestPlanChangesNothing(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
+	dead, p := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
 	testkit.Kill(t, p)
-	lost, q := h.Run(steamfixture.Spec{Name: "lost", LogicalName: "lost"})
+	lost, q := h.Run(testkit.Spec{Name: "lost", LogicalName: "lost"})
 	if err := h.SetPID(lost.ID, 0); err != nil {
 		t.Fatal(err)
 	}
-	live, _ := h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
+	live, _ := h.Run(testkit.Spec{Name: "live", LogicalName: "live"})
 
 	for _, tc := range []struct {
 		d          steam.Deployment
@@ -432,26 +430,26 @@ func TestPlanChangesNothing(t *testing.T) {
 func TestFailedStartIsStopped(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
-		behaviour  fakescorer.Behaviour
+		behaviour  testkit.Behaviour
 		wrapped    bool
 		wantReason string
 		wantSignal string
 	}{
-		{name: "never ready", behaviour: fakescorer.Behaviour{Mode: "never_ready"},
+		{name: "never ready", behaviour: testkit.Behaviour{Mode: "never_ready"},
 			wantReason: "not_ready", wantSignal: "stopped with SIGINT"},
-		{name: "never ready, deaf to SIGINT", behaviour: fakescorer.Behaviour{Mode: "never_ready", IgnoreSIGINT: true},
+		{name: "never ready, deaf to SIGINT", behaviour: testkit.Behaviour{Mode: "never_ready", IgnoreSIGINT: true},
 			wantReason: "not_ready", wantSignal: "stopped with SIGKILL"},
-		{name: "prints FAILED", behaviour: fakescorer.Behaviour{Mode: "failed"},
+		{name: "prints FAILED", behaviour: testkit.Behaviour{Mode: "failed"},
 			wantReason: "failed: ", wantSignal: "stopped with SIGINT"},
 		// Jetty 9.4 answers 503 for a war it failed to deploy: known at once.
-		{name: "unavailable after Started", behaviour: fakescorer.Behaviour{Mode: "unavailable"},
+		{name: "unavailable after Started", behaviour: testkit.Behaviour{Mode: "unavailable"},
 			wantReason: "not_serving", wantSignal: "stopped with SIGINT"},
-		{name: "crashes at start", behaviour: fakescorer.Behaviour{Mode: "crash_at_start"},
+		{name: "crashes at start", behaviour: testkit.Behaviour{Mode: "crash_at_start"},
 			wantReason: "exited: exit status 1 (java.lang.OutOfMemoryError"},
 		// The engine's own child is stopped even when it cannot be
 		// recognised as the deployment's java: its command line is the
 		// script's, then that of a java not named java.
-		{name: "never ready, run through a wrapper script", behaviour: fakescorer.Behaviour{Mode: "never_ready"},
+		{name: "never ready, run through a wrapper script", behaviour: testkit.Behaviour{Mode: "never_ready"},
 			wrapped: true, wantReason: "not_ready", wantSignal: "stopped with SIGINT"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -464,7 +462,7 @@ func TestFailedStartIsStopped(t *testing.T) {
 				c.StartTimeout = 400 * time.Millisecond
 				c.JavaPath = java
 			})
-			d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: tc.behaviour})
+			d := h.Add(testkit.Spec{Name: "churn", Behaviour: tc.behaviour})
 
 			o, err := e.Remediate(context.Background(), d.ID)
 			if err != nil {
@@ -523,7 +521,7 @@ func wrapJava(t *testing.T, java string) string {
 // the same state, until an operator resets it.
 func TestCrashAtStartGivesUp(t *testing.T) {
 	h := testkit.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 	e := newEngine(t, h)
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -599,7 +597,7 @@ func TestCrashAtStartGivesUp(t *testing.T) {
 // its alert, is lifted.
 func TestGivenUpThenRunningAgain(t *testing.T) {
 	h := testkit.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn", Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 	e := newEngine(t, h)
 	for range DefaultMaxFailures {
 		if _, err := e.Remediate(context.Background(), d.ID); err != nil {
@@ -614,7 +612,7 @@ func TestGivenUpThenRunningAgain(t *testing.T) {
 	}
 
 	// The operator fixes the war and starts the deployment, as Steam would.
-	if err := h.WriteWar(d.ModelID, "churn.war", fakescorer.Behaviour{}); err != nil {
+	if err := h.WriteWar(d.ModelID, "churn.war", testkit.Behaviour{}); err != nil {
 		t.Fatal(err)
 	}
 	p := h.Start(d)
@@ -667,8 +665,8 @@ func TestCrashAfterReady(t *testing.T) {
 				c.WatchAfterReady = tc.watch
 				c.Policy.InitialBackoff = time.Hour // no retry during the test
 			})
-			d := h.Add(steamfixture.Spec{Name: "churn",
-				Behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: tc.crashAfter}})
+			d := h.Add(testkit.Spec{Name: "churn",
+				Behaviour: testkit.Behaviour{Mode: "crash_after_ready", CrashAfter: tc.crashAfter}})
 			// A failure before, so that a successful window has
 			// something to wipe.
 			if err := e.state.SaveRestartPolicy(context.Background(), state.RestartPolicy{DeploymentID: d.ID, ConsecutiveFailures: 1}); err != nil {
@@ -709,7 +707,7 @@ func TestCrashAfterReady(t *testing.T) {
 func TestSteamDatabaseLocked(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	d, p := h.Run(steamfixture.Spec{Name: "churn"})
+	d, p := h.Run(testkit.Spec{Name: "churn"})
 	testkit.Kill(t, p)
 
 	conn, err := h.DB.Conn(context.Background())
@@ -744,7 +742,7 @@ func TestSteamDatabaseLocked(t *testing.T) {
 func TestRowChangesBeforeRecording(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.RecordTimeout = time.Hour })
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 	// Steam's write lock, taken before the remediation, keeps the PID
 	// from landing until Steam has stopped the deployment, whenever the
 	// new process becomes ready; Steam stops it once the start is under
@@ -802,7 +800,7 @@ func TestRowChangesBeforeRecording(t *testing.T) {
 // readiness leaves the process running; the next remediator adopts it.
 func TestShutdownAbandonsSafely(t *testing.T) {
 	h := testkit.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 800 * time.Millisecond}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: 800 * time.Millisecond}})
 	e := newEngine(t, h)
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -835,7 +833,7 @@ func TestShutdownAbandonsSafely(t *testing.T) {
 func TestJavaOptions(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.JavaOpts = []string{"-Xmx64m", "-Dsteam.note=$(touch /tmp/x)"} })
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 	o, err := e.Remediate(context.Background(), d.ID)
 	if err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
 		t.Fatalf("outcome %s (%v), want restart success", o, err)
@@ -881,7 +879,7 @@ func helper(t *testing.T, h *testkit.Home, mode string, id int64) *exec.Cmd {
 // both notified 25 times at once about a dead deployment, start it once.
 func TestTwoRemediatorProcesses(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 500 * time.Millisecond}})
+	d, p := h.Run(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: 500 * time.Millisecond}})
 	testkit.Kill(t, p)
 	a, b := helper(t, h, "enqueue", d.ID), helper(t, h, "enqueue", d.ID)
 	for _, cmd := range []*exec.Cmd{a, b} {
@@ -908,7 +906,7 @@ func TestTwoRemediatorProcesses(t *testing.T) {
 // starting a java; the next one adopts it instead of starting a second.
 func TestRemediatorKilledAfterStart(t *testing.T) {
 	h := testkit.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: time.Second}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: time.Second}})
 	cmd := helper(t, h, "remediate", d.ID)
 	testkit.Eventually(t, 10*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
 	identity, _ := d.Identity()
@@ -993,14 +991,14 @@ func fail(err error) int {
 func TestSweep(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
+	dead, p := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
 	testkit.Kill(t, p)
-	lost, q := h.Run(steamfixture.Spec{Name: "lost", LogicalName: "lost"})
+	lost, q := h.Run(testkit.Spec{Name: "lost", LogicalName: "lost"})
 	if err := h.SetPID(lost.ID, 0); err != nil {
 		t.Fatal(err)
 	}
-	h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
-	h.Add(steamfixture.Spec{Name: "stopped", State: "stopped"})
+	h.Run(testkit.Spec{Name: "live", LogicalName: "live"})
+	h.Add(testkit.Spec{Name: "stopped", State: "stopped"})
 
 	for _, tc := range []struct {
 		dryRun bool
@@ -1071,7 +1069,7 @@ func TestShutdownKillsFailedStart(t *testing.T) {
 		c.StartTimeout = 300 * time.Millisecond
 		c.StopTimeout = time.Hour
 	})
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "never_ready", IgnoreSIGINT: true}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{Mode: "never_ready", IgnoreSIGINT: true}})
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -1093,7 +1091,7 @@ func TestShutdownKillsFailedStart(t *testing.T) {
 func TestShutdownAbandonsRecording(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.RecordTimeout = time.Hour })
-	d, p := h.Run(steamfixture.Spec{Name: "churn"})
+	d, p := h.Run(testkit.Spec{Name: "churn"})
 	testkit.Kill(t, p)
 	conn, err := h.DB.Conn(context.Background())
 	if err != nil {
@@ -1138,7 +1136,7 @@ func TestShutdownAbandonsRecording(t *testing.T) {
 // instead of abandoning it, and returns only once it has.
 func TestPeriodicReconcile(t *testing.T) {
 	h := testkit.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: time.Second}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: time.Second}})
 	e := newEngine(t, h, func(c *Config) { c.ReconcileInterval = time.Hour })
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -1170,8 +1168,8 @@ func TestSweepStopsWhenContextEnds(t *testing.T) {
 	// waiting for readiness when the context ends.
 	var ds []steam.Deployment
 	for _, name := range []string{"a", "b", "c"} {
-		ds = append(ds, h.Add(steamfixture.Spec{Name: name, LogicalName: name,
-			Behaviour: fakescorer.Behaviour{ReadyAfter: time.Hour}}))
+		ds = append(ds, h.Add(testkit.Spec{Name: name, LogicalName: name,
+			Behaviour: testkit.Behaviour{ReadyAfter: time.Hour}}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -1212,8 +1210,8 @@ func TestSweepStopsWhenContextEnds(t *testing.T) {
 func TestGaveUpMetricFollowsSteam(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	kept := h.Add(steamfixture.Spec{Name: "kept"})
-	deleted := h.Add(steamfixture.Spec{Name: "deleted"})
+	kept := h.Add(testkit.Spec{Name: "kept"})
+	deleted := h.Add(testkit.Spec{Name: "deleted"})
 	for _, id := range []int64{kept.ID, deleted.ID, 999} {
 		if err := e.state.SaveRestartPolicy(context.Background(), state.RestartPolicy{DeploymentID: id, ConsecutiveFailures: 5,
 			GaveUpUntil: time.Now().Add(time.Hour), GaveUpReason: "5 consecutive failed starts"}); err != nil {

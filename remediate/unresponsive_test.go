@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
@@ -27,9 +26,9 @@ func hungConfig(c *Config) {
 func TestUnresponsiveIsRestarted(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig)
-	d, p := h.Run(steamfixture.Spec{Name: "churn"})
+	d, p := h.Run(testkit.Spec{Name: "churn"})
 	foreign := testkit.StartForeign(t)
-	planted := h.Add(steamfixture.Spec{Name: "planted"})
+	planted := h.Add(testkit.Spec{Name: "planted"})
 	h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, foreign.Pid, planted.ID)
 	if err := syscall.Kill(p.Pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -68,7 +67,7 @@ func TestAnsweringIsLeftAlone(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testkit.NewHome(t)
 			e := newEngine(t, h, hungConfig, func(c *Config) { c.HungAfter = 2 * time.Second })
-			d, p := h.Run(steamfixture.Spec{Name: "churn"})
+			d, p := h.Run(testkit.Spec{Name: "churn"})
 			if tc.resume {
 				if err := syscall.Kill(p.Pid, syscall.SIGSTOP); err != nil {
 					t.Fatal(err)
@@ -101,7 +100,7 @@ func TestAnsweringIsLeftAlone(t *testing.T) {
 func TestStartGraceProtectsYoungJava(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig, func(c *Config) { c.StartGrace = time.Hour })
-	d, p := h.Run(steamfixture.Spec{Name: "churn"})
+	d, p := h.Run(testkit.Spec{Name: "churn"})
 	if err := syscall.Kill(p.Pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +119,7 @@ func TestStartGraceProtectsYoungJava(t *testing.T) {
 func TestAdoptionProvesReadiness(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig, func(c *Config) { c.StartTimeout = 2 * time.Second })
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 	lost := h.Start(d) // records its PID
 	h.Exec(`UPDATE service SET process_id = 0 WHERE id = ?`, d.ID)
 	if err := syscall.Kill(lost.Pid, syscall.SIGSTOP); err != nil {
@@ -150,7 +149,7 @@ func TestAdoptionProvesReadiness(t *testing.T) {
 func TestHangingAgainGivesUp(t *testing.T) {
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig)
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 	if o, err := e.Remediate(context.Background(), d.ID); err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
 		t.Fatalf("first start: %s (%v)", o, err)
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
@@ -68,7 +67,7 @@ func TestBackupCommand(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testkit.NewHome(t)
-			h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 			home, output := tc.prepare(t, h)
 			var stdout bytes.Buffer
 			before := time.Now()
@@ -158,7 +157,7 @@ func TestBackupVerifyRestore(t *testing.T) {
 	h := testkit.NewHome(t)
 	var ids []int64
 	for _, name := range []string{"churn", "fraud", "spam"} {
-		ids = append(ids, h.Add(steamfixture.Spec{Name: name, LogicalName: name}).ID)
+		ids = append(ids, h.Add(testkit.Spec{Name: name, LogicalName: name}).ID)
 	}
 	// A war of its own content, for flipByte to find.
 	churnWar := "var/master/model/1/churn.war"
@@ -213,7 +212,7 @@ func TestBackupVerifyRestore(t *testing.T) {
 // when it is not a terminal; without it, a pipe gets none.
 func TestBackupProgress(t *testing.T) {
 	h := testkit.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	line := regexp.MustCompile(`(?m)^backup: \d+\.\d MiB / \d+\.\d MiB \(100%\), \d+\.\d MiB/s$`)
 	for _, tc := range []struct {
 		name     string
@@ -244,7 +243,7 @@ func TestBackupProgress(t *testing.T) {
 func TestBackupProgressOnTerminal(t *testing.T) {
 	script := testkit.RequireTool(t, "script")
 	h := testkit.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	archive := filepath.Join(t.TempDir(), "steam.tar.gz")
 	// script runs its command through a shell: every word is quoted.
 	var words []string

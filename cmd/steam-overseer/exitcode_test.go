@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
@@ -56,7 +55,7 @@ func isFailureSentence(line, want string) bool {
 // exit 1, each as one plain sentence on stderr.
 func TestExitCodes(t *testing.T) {
 	h := testkit.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	home := "--steam.home=" + h.Home.Dir
 	missing := filepath.Join(t.TempDir(), "nope")
 

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
@@ -77,8 +76,8 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestExporterServes(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	port, err := steamfixture.FreePort()
+	d, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,9 +153,9 @@ func TestExporterServes(t *testing.T) {
 // here a fixture in which the recorded PID is the deployment's java.
 func TestExporterProcfs(t *testing.T) {
 	h := testkit.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only
-	port, err := steamfixture.FreePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
@@ -18,7 +17,7 @@ import (
 // returns its /metrics URL once it listens.
 func startProbingExporter(t *testing.T, h *testkit.Home, args ...string) string {
 	t.Helper()
-	port, err := steamfixture.FreePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +35,8 @@ func startProbingExporter(t *testing.T, h *testkit.Home, args ...string) string 
 
 func TestExporterProbesDeployments(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, proc := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	dead, deadProc := h.Run(steamfixture.Spec{Name: "gone", LogicalName: "gone"})
+	d, proc := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	dead, deadProc := h.Run(testkit.Spec{Name: "gone", LogicalName: "gone"})
 	testkit.Kill(t, deadProc)
 	url := startProbingExporter(t, h, "--probe.interval=200ms", "--probe.timeout=300ms", "--probe.start-grace=45s")
 	series := func(name string, id int64) string {
@@ -84,7 +83,7 @@ func TestExporterProbesDeployments(t *testing.T) {
 
 func TestExporterProbesDisabled(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	d, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	url := startProbingExporter(t, h, "--no-probe.enabled", "--probe.interval=100ms")
 	up := fmt.Sprintf(`steam_deployment_up{deployment="churn",deployment_id="%d"} 1`, d.ID)
 	// Rounds would have run several times by the second scrape.
@@ -102,8 +101,8 @@ func TestExporterProbesDisabled(t *testing.T) {
 
 func TestStatusShowsUnresponsive(t *testing.T) {
 	h := testkit.NewHome(t)
-	h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	_, stopped := h.Run(steamfixture.Spec{Name: "fraud", LogicalName: "fraud"})
+	h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	_, stopped := h.Run(testkit.Spec{Name: "fraud", LogicalName: "fraud"})
 	testkit.Freeze(t, stopped)
 	for _, tc := range []struct {
 		output string

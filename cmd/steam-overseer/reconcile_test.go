@@ -12,8 +12,6 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
@@ -31,18 +29,18 @@ type reconcileHome struct {
 func newReconcileHome(t *testing.T) reconcileHome {
 	h := reconcileHome{Home: testkit.NewHome(t)}
 	var p *os.Process
-	h.live, p = h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
+	h.live, p = h.Run(testkit.Spec{Name: "live", LogicalName: "live"})
 	h.livePID = p.Pid
-	h.dead, p = h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
+	h.dead, p = h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
 	testkit.Kill(t, p)
 	// After a reboot: the row's PID now belongs to an unrelated program.
-	h.reused = h.Add(steamfixture.Spec{Name: "reused", LogicalName: "reused"})
+	h.reused = h.Add(testkit.Spec{Name: "reused", LogicalName: "reused"})
 	h.foreign = testkit.StartForeign(t)
 	if err := h.SetPID(h.reused.ID, h.foreign.Pid); err != nil {
 		t.Fatal(err)
 	}
 	// Steam stopped this one: its row is not "started", so it is not ours.
-	h.stopped = h.Add(steamfixture.Spec{Name: "stopped", LogicalName: "stopped", State: "stopped"})
+	h.stopped = h.Add(testkit.Spec{Name: "stopped", LogicalName: "stopped", State: "stopped"})
 	return h
 }
 
@@ -70,7 +68,7 @@ func running(t *testing.T, h *testkit.Home, id int64) int {
 	if p := in.Inspect(int(d.PID), identity); p.Status != procid.StatusRunning {
 		return 0
 	}
-	if err := steamfixture.WaitReady(context.Background(), int(d.Port), time.Second); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(d.Port), time.Second); err != nil {
 		return 0
 	}
 	return int(d.PID)
@@ -135,7 +133,7 @@ func TestReconcileDryRunChangesNothing(t *testing.T) {
 	if got := h.Deployment(h.dead.ID).PID; got != deadPID {
 		t.Errorf("dry run changed the row's PID from %d to %d", deadPID, got)
 	}
-	if err := steamfixture.WaitReady(context.Background(), int(h.dead.Port), 300*time.Millisecond); err == nil {
+	if err := testkit.WaitReady(context.Background(), int(h.dead.Port), 300*time.Millisecond); err == nil {
 		t.Error("dry run started the dead deployment")
 	}
 	if _, err := os.Stat(h.Home.Home.StatePath()); !os.IsNotExist(err) {
@@ -145,9 +143,9 @@ func TestReconcileDryRunChangesNothing(t *testing.T) {
 
 func TestReconcileOnceFailsWhileDown(t *testing.T) {
 	h := testkit.NewHome(t)
-	crash := h.Add(steamfixture.Spec{Name: "crash", LogicalName: "crash",
-		Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
-	broken := h.Add(steamfixture.Spec{Name: "broken", LogicalName: "broken", NoWar: true})
+	crash := h.Add(testkit.Spec{Name: "crash", LogicalName: "crash",
+		Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
+	broken := h.Add(testkit.Spec{Name: "broken", LogicalName: "broken", NoWar: true})
 	var out bytes.Buffer
 	f := &reconcileFlags{location: location{home: h.Home.Dir}, once: true, engine: engineFlags{javaPath: h.Java, startTimeout: 10 * time.Second, watchAfterReady: 500 * time.Millisecond}}
 	if code := runReconcile(context.Background(), promslog.NewNopLogger(), f, &out); code != 1 {
@@ -170,7 +168,7 @@ func TestReconcileOnceFailsWhileDown(t *testing.T) {
 func TestReconcileOnceWatchesRestarts(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		behaviour fakescorer.Behaviour
+		behaviour testkit.Behaviour
 		watch     time.Duration
 		wantCode  int
 		wantLine  string
@@ -179,14 +177,14 @@ func TestReconcileOnceWatchesRestarts(t *testing.T) {
 		// wantNext is the next run's line for the deployment.
 		wantNext string
 	}{
-		{name: "dies within the window", behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
+		{name: "dies within the window", behaviour: testkit.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
 			watch: time.Hour, wantCode: 1, wantLine: "failure  failure", wantFailures: 1, wantNext: "skip  failure"},
-		{name: "lives through the window", behaviour: fakescorer.Behaviour{Mode: "normal"},
+		{name: "lives through the window", behaviour: testkit.Behaviour{Mode: "normal"},
 			watch: time.Second, wantCode: 0, wantLine: "restart  success", wantFailures: 0, wantNext: "noop  success"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testkit.NewHome(t)
-			d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn", Behaviour: tc.behaviour})
+			d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn", Behaviour: tc.behaviour})
 			run := func() (int, string) {
 				var out bytes.Buffer
 				f := &reconcileFlags{location: location{home: h.Home.Dir}, once: true,
@@ -216,7 +214,7 @@ func TestReconcileOnceWatchesRestarts(t *testing.T) {
 
 func TestRemediatorReconcileInterval(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	startRemediator(t, h, "--reconcile.interval=200ms")
 	testkit.Kill(t, p)
 	// No webhook is sent: the periodic sweep alone brings it back.
@@ -231,7 +229,7 @@ func TestRemediatorReconcileInterval(t *testing.T) {
 // run finds nothing to do.
 func TestReconcileProcfs(t *testing.T) {
 	h := testkit.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only
 	for _, tc := range []struct{ procfs, want string }{
 		{procfs: "/proc", want: "restart"},

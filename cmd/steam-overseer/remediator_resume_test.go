@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
@@ -18,7 +16,7 @@ import (
 // as soon as it serves, with no new notification and no second java.
 func TestRemediatorResumesInterruptedStart(t *testing.T) {
 	h := testkit.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "slow", Behaviour: fakescorer.Behaviour{ReadyAfter: 3 * time.Second}})
+	d := h.Add(testkit.Spec{Name: "slow", Behaviour: testkit.Behaviour{ReadyAfter: 3 * time.Second}})
 	r := startRemediator(t, h)
 	r.notify(t, d.ID)
 	testkit.Eventually(t, 10*time.Second, "the java to be started", func() bool {
@@ -57,7 +55,7 @@ func TestRemediatorResumesInterruptedStart(t *testing.T) {
 // lock is released, with no second notification.
 func TestRemediatorOutlastsLockedRegistry(t *testing.T) {
 	h := testkit.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 	r := startRemediator(t, h)
 	release := h.HoldWriteLock()
 	go func() { // answered once the webhook's own look-up gives up
@@ -70,7 +68,7 @@ func TestRemediatorOutlastsLockedRegistry(t *testing.T) {
 	testkit.Eventually(t, 30*time.Second, "the deployment healed", func() bool {
 		return journaled(t, h, d.ID, state.ActionRestart) == 1
 	})
-	if err := steamfixture.WaitReady(context.Background(), int(h.Deployment(d.ID).Port), 5*time.Second); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(h.Deployment(d.ID).Port), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
@@ -36,7 +34,7 @@ type remediatorProcess struct {
 // deployments it started, which outlive it by design.
 func startRemediator(t *testing.T, h *testkit.Home, args ...string) *remediatorProcess {
 	t.Helper()
-	port, err := steamfixture.FreePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +177,7 @@ func startsLogged(t *testing.T, h *testkit.Home, id int64) int {
 
 func TestRemediatorServes(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	testkit.Kill(t, p)
 	r := startRemediator(t, h)
 
@@ -197,7 +195,7 @@ func TestRemediatorServes(t *testing.T) {
 		identity, _ := restarted.Identity()
 		return restarted.PID != int64(p.Pid) && in.Inspect(int(restarted.PID), identity).Status == procid.StatusRunning
 	})
-	if err := steamfixture.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// The PID lands before the restart is counted and journaled; the
@@ -255,7 +253,7 @@ func TestRemediatorServes(t *testing.T) {
 		t.Errorf("exit code after SIGTERM %d, want 0; log:\n%s", code, r.stderr.String())
 	}
 	// The deployment outlives the remediator that started it.
-	if err := steamfixture.WaitReady(context.Background(), int(d.Port), time.Second); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(d.Port), time.Second); err != nil {
 		t.Errorf("restarted deployment died with the remediator: %v", err)
 	}
 	log := r.stderr.String()
@@ -285,8 +283,8 @@ func TestRemediatorServes(t *testing.T) {
 // both notified at once, many times, about a dead deployment: one start.
 func TestTwoRemediatorsOneHome(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn",
-		Behaviour: fakescorer.Behaviour{ReadyAfter: 300 * time.Millisecond}})
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn",
+		Behaviour: testkit.Behaviour{ReadyAfter: 300 * time.Millisecond}})
 	testkit.Kill(t, p)
 	rs := []*remediatorProcess{startRemediator(t, h), startRemediator(t, h)}
 	var wg sync.WaitGroup
@@ -347,10 +345,10 @@ func assertOneStart(t *testing.T, h *testkit.Home, d steam.Deployment) {
 func TestRemediatorConcurrentWebhooks(t *testing.T) {
 	h := testkit.NewHome(t)
 	// Slow enough to be ready that notifications pile up while it starts.
-	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead",
-		Behaviour: fakescorer.Behaviour{ReadyAfter: 300 * time.Millisecond}})
+	dead, p := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead",
+		Behaviour: testkit.Behaviour{ReadyAfter: 300 * time.Millisecond}})
 	testkit.Kill(t, p)
-	live, lp := h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
+	live, lp := h.Run(testkit.Spec{Name: "live", LogicalName: "live"})
 	r := startRemediator(t, h)
 
 	r.notifyConcurrently(t, dead.ID, 50)
@@ -382,7 +380,7 @@ func TestRemediatorConcurrentWebhooks(t *testing.T) {
 // deployment that an accepted notification would start.
 func TestRemediatorRejectsBadRequests(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	testkit.Kill(t, p)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -49,7 +48,7 @@ func (r *remediatorProcess) request(t *testing.T, method, path, contentType, bod
 // notifications name.
 func TestRemediatorRoutes(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	testkit.Kill(t, p)
 	r := startRemediator(t, h)
 	valid := notification(d.ID, 0)
@@ -313,7 +312,7 @@ func unknownNotification(first int64, distinct, size int) []byte {
 // Alertmanager to retry.
 func TestRemediatorUnknownDeployments(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	testkit.Kill(t, p)
 	r := startRemediator(t, h)
 	post := func(body []byte) (int, string) {
@@ -364,7 +363,7 @@ func TestRemediatorUnknownDeployments(t *testing.T) {
 	if code, reply := r.notify(t, d.ID); code != http.StatusOK || !strings.Contains(reply, `"queued":1`) {
 		t.Fatalf("real alert: %d %s", code, reply)
 	}
-	if err := steamfixture.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
 		t.Fatalf("the real deployment did not serve within 5s of its alert: %v", err)
 	}
 	t.Logf("the real deployment served %v after its alert", time.Since(start).Round(time.Millisecond))

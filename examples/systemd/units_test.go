@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
@@ -203,7 +202,7 @@ func TestJVMUnderRemediatorFilter(t *testing.T) {
 		}
 	}
 
-	port, err := steamfixture.FreePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,8 +274,8 @@ func TestExporterSocketActivation(t *testing.T) {
 		}
 	}
 	h := testkit.NewHome(t)
-	h.Run(steamfixture.Spec{Name: "churn-gbm", LogicalName: "churn-gbm"})
-	port, err := steamfixture.FreePort()
+	h.Run(testkit.Spec{Name: "churn-gbm", LogicalName: "churn-gbm"})
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

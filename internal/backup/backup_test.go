@@ -20,7 +20,6 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/backup"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -106,9 +105,9 @@ func journalMode(t *testing.T, db *sql.DB) string {
 
 func TestCreateWhileSteamWrites(t *testing.T) {
 	h := testkit.NewHome(t)
-	running, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	py := h.Add(steamfixture.Spec{Name: "fraud", LogicalName: "fraud", PyWar: true})
-	h.Add(steamfixture.Spec{Name: "legacy"}) // no logical name: war named after the deployment
+	running, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	py := h.Add(testkit.Spec{Name: "fraud", LogicalName: "fraud", PyWar: true})
+	h.Add(testkit.Spec{Name: "legacy"}) // no logical name: war named after the deployment
 	// A model folder may hold more than the war Steam runs (older versions,
 	// notes): the backup keeps the whole folder.
 	if err := os.WriteFile(filepath.Join(h.Home.ModelDir(py.ModelID), "README.txt"), []byte("retrained 2024-05\n"), 0o640); err != nil {
@@ -415,7 +414,7 @@ func TestCreateFails(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testkit.NewHome(t)
-			h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 			outDir := t.TempDir()
 			out := tc.prepare(t, h, outDir)
 			_, err := backup.Create(context.Background(), promslog.NewNopLogger(), backup.Options{
@@ -445,9 +444,9 @@ func TestCreateFails(t *testing.T) {
 // its content, matching the manifest.
 func TestCreateFollowsLinks(t *testing.T) {
 	h := testkit.NewHome(t)
-	a := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
-	b := h.Add(steamfixture.Spec{Name: "b", LogicalName: "b", PyWar: true})
-	c := h.Add(steamfixture.Spec{Name: "c", LogicalName: "c", NoWar: true})
+	a := h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
+	b := h.Add(testkit.Spec{Name: "b", LogicalName: "b", PyWar: true})
+	c := h.Add(testkit.Spec{Name: "c", LogicalName: "c", NoWar: true})
 
 	// Read the wars before any link exists: what a restore must give back.
 	want := map[string][]byte{}
@@ -533,7 +532,7 @@ func readFile(t *testing.T, path string) []byte {
 
 func TestCreateIntoFolder(t *testing.T) {
 	h := testkit.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	outDir := t.TempDir()
 	now := time.Now().UTC()
 	res, err := backup.Create(context.Background(), promslog.NewNopLogger(), backup.Options{
@@ -564,7 +563,7 @@ func TestCreateIntoFolder(t *testing.T) {
 func BenchmarkCreate(b *testing.B) {
 	h := testkit.NewHome(b)
 	for i := range 10 {
-		h.Add(steamfixture.Spec{Name: fmt.Sprintf("model-%d", i), LogicalName: fmt.Sprintf("model%d", i)})
+		h.Add(testkit.Spec{Name: fmt.Sprintf("model-%d", i), LogicalName: fmt.Sprintf("model%d", i)})
 	}
 	out := filepath.Join(b.TempDir(), "steam.tar.gz")
 	for b.Loop() {

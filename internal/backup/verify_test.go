@@ -20,7 +20,6 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/backup"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -34,8 +33,8 @@ const warName = "var/master/model/1/churn.war"
 func newArchive(t *testing.T) string {
 	t.Helper()
 	h := testkit.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	h.Add(steamfixture.Spec{Name: "fraud", LogicalName: "fraud"})
+	h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	h.Add(testkit.Spec{Name: "fraud", LogicalName: "fraud"})
 	st, err := state.Open(context.Background(), h.Home.StatePath())
 	if err != nil {
 		t.Fatal(err)

@@ -18,8 +18,6 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
@@ -38,13 +36,13 @@ func serverPort(t *testing.T, h http.Handler) int {
 
 func TestPing(t *testing.T) {
 	h := testkit.NewHome(t)
-	run := func(b fakescorer.Behaviour) (int, *os.Process) {
-		d, p := h.Run(steamfixture.Spec{Name: "scorer", LogicalName: "scorer", Behaviour: b})
+	run := func(b testkit.Behaviour) (int, *os.Process) {
+		d, p := h.Run(testkit.Spec{Name: "scorer", LogicalName: "scorer", Behaviour: b})
 		return int(d.Port), p
 	}
-	normal, _ := run(fakescorer.Behaviour{})
-	broken := h.Add(steamfixture.Spec{Name: "broken", LogicalName: "broken",
-		Behaviour: fakescorer.Behaviour{Mode: "unavailable"}})
+	normal, _ := run(testkit.Behaviour{})
+	broken := h.Add(testkit.Spec{Name: "broken", LogicalName: "broken",
+		Behaviour: testkit.Behaviour{Mode: "unavailable"}})
 	unavailable := int(broken.Port)
 	// An unavailable scorer never passes Start's readiness check.
 	cmd := h.Command(h.Java, broken)
@@ -59,10 +57,10 @@ func TestPing(t *testing.T) {
 		}
 		return err == nil
 	})
-	slow, _ := run(fakescorer.Behaviour{PingDelay: 300 * time.Millisecond})
-	stopped, stoppedProc := run(fakescorer.Behaviour{})
+	slow, _ := run(testkit.Behaviour{PingDelay: 300 * time.Millisecond})
+	stopped, stoppedProc := run(testkit.Behaviour{})
 	testkit.Freeze(t, stoppedProc)
-	closed, err := steamfixture.FreePort()
+	closed, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,9 +160,9 @@ func latest(p *probe.Prober, id int64) (probe.Outcome, bool) {
 
 func TestProberFollowsAStoppedDeployment(t *testing.T) {
 	h := testkit.NewHome(t)
-	serving, _ := h.Run(steamfixture.Spec{Name: "serving", LogicalName: "serving"})
-	victim, victimProc := h.Run(steamfixture.Spec{Name: "victim", LogicalName: "victim"})
-	dead, deadProc := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
+	serving, _ := h.Run(testkit.Spec{Name: "serving", LogicalName: "serving"})
+	victim, victimProc := h.Run(testkit.Spec{Name: "victim", LogicalName: "victim"})
+	dead, deadProc := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
 	in, err := procid.NewInspector("")
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +222,7 @@ func TestProberFollowsAStoppedDeployment(t *testing.T) {
 
 // A restarted deployment (another PID) starts counting its failures afresh.
 func TestProberResetsFailuresOfANewProcess(t *testing.T) {
-	closed, err := steamfixture.FreePort()
+	closed, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +255,7 @@ func TestProberResetsFailuresOfANewProcess(t *testing.T) {
 }
 
 func TestProberKeepsResultsWhenTheRegistryFails(t *testing.T) {
-	closed, err := steamfixture.FreePort()
+	closed, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

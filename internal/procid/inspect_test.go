@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -79,8 +77,8 @@ func procState(pid int) string {
 func TestInspect(t *testing.T) {
 	h := testkit.NewHome(t)
 	begin := time.Now()
-	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
-	_, procB := h.Run(steamfixture.Spec{Name: "b", LogicalName: "b"})
+	a, procA := h.Run(testkit.Spec{Name: "a", LogicalName: "a"})
+	_, procB := h.Run(testkit.Spec{Name: "b", LogicalName: "b"})
 	idA := identity(t, a)
 	in := inspector(t)
 
@@ -92,17 +90,17 @@ func TestInspect(t *testing.T) {
 	}{
 		{name: "running", pid: func(*testing.T) (int, procid.Identity) { return procA.Pid, idA }, want: procid.StatusRunning},
 		{name: "running with python war", pid: func(t *testing.T) (int, procid.Identity) {
-			d, p := h.Run(steamfixture.Spec{Name: "py", LogicalName: "py", PyWar: true})
+			d, p := h.Run(testkit.Spec{Name: "py", LogicalName: "py", PyWar: true})
 			return p.Pid, identity(t, d)
 		}, want: procid.StatusRunning},
 		{name: "dead (killed and reaped)", pid: func(t *testing.T) (int, procid.Identity) {
-			d, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
+			d, p := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
 			testkit.Kill(t, p)
 			return p.Pid, identity(t, d)
 		}, want: procid.StatusDead},
 		{name: "zombie", pid: func(t *testing.T) (int, procid.Identity) {
-			d := h.Add(steamfixture.Spec{Name: "zombie", LogicalName: "zombie",
-				Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+			d := h.Add(testkit.Spec{Name: "zombie", LogicalName: "zombie",
+				Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 			return startZombie(t, h, d), identity(t, d)
 		}, want: procid.StatusZombie},
 		{name: "pid reused by sleep", pid: func(t *testing.T) (int, procid.Identity) {
@@ -197,9 +195,9 @@ func TestInspectSymlinkedHome(t *testing.T) {
 		waitExec(t, cmd)
 		return cmd.Process.Pid
 	}
-	realArgv, _ := h.Run(steamfixture.Spec{Name: "real", LogicalName: "real"})
-	linkArgv := h.Add(steamfixture.Spec{Name: "link", LogicalName: "link"})
-	relArgv := h.Add(steamfixture.Spec{Name: "relative", LogicalName: "relative"})
+	realArgv, _ := h.Run(testkit.Spec{Name: "real", LogicalName: "real"})
+	linkArgv := h.Add(testkit.Spec{Name: "link", LogicalName: "link"})
+	relArgv := h.Add(testkit.Spec{Name: "relative", LogicalName: "relative"})
 	pids := map[int64]int{
 		realArgv.ID: int(realArgv.PID),
 		linkArgv.ID: startAs(linkArgv, viaLink, false),
@@ -208,7 +206,7 @@ func TestInspectSymlinkedHome(t *testing.T) {
 	// Another home with the same layout: its first model is model 1 too,
 	// and its deployment has the same logical name and port.
 	other := testkit.NewHome(t)
-	lookalike := other.Add(steamfixture.Spec{Name: "real", LogicalName: "real", Port: int(realArgv.Port)})
+	lookalike := other.Add(testkit.Spec{Name: "real", LogicalName: "real", Port: int(realArgv.Port)})
 
 	in := inspector(t)
 	for _, tc := range []struct {
@@ -318,12 +316,12 @@ func findPIDs(t *testing.T, in *procid.Inspector, id procid.Identity) []int {
 
 func TestFind(t *testing.T) {
 	h := testkit.NewHome(t)
-	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
-	b, procB := h.Run(steamfixture.Spec{Name: "b", LogicalName: "b"})
+	a, procA := h.Run(testkit.Spec{Name: "a", LogicalName: "a"})
+	b, procB := h.Run(testkit.Spec{Name: "b", LogicalName: "b"})
 	// Steam's row lost track of a's PID; Find must not care.
 	h.Exec(`UPDATE service SET process_id = 0 WHERE id = ?`, a.ID)
 	// Two copies of one deployment (never listening, so both can run).
-	twin := h.Add(steamfixture.Spec{Name: "twin", LogicalName: "twin", Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
+	twin := h.Add(testkit.Spec{Name: "twin", LogicalName: "twin", Behaviour: testkit.Behaviour{Mode: "never_ready"}})
 	var twins []int
 	for range 2 {
 		cmd := h.Command(h.Java, twin)
@@ -334,9 +332,9 @@ func TestFind(t *testing.T) {
 		waitExec(t, cmd)
 		twins = append(twins, cmd.Process.Pid)
 	}
-	crashed := h.Add(steamfixture.Spec{Name: "crashed", LogicalName: "crashed", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	crashed := h.Add(testkit.Spec{Name: "crashed", LogicalName: "crashed", Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 	startZombie(t, h, crashed)
-	stopped := h.Add(steamfixture.Spec{Name: "stopped", LogicalName: "stopped"})
+	stopped := h.Add(testkit.Spec{Name: "stopped", LogicalName: "stopped"})
 	testkit.StartForeign(t) // an unrelated process to walk past
 
 	in := inspector(t)
@@ -364,9 +362,9 @@ func TestFind(t *testing.T) {
 
 func TestListeners(t *testing.T) {
 	h := testkit.NewHome(t)
-	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
+	a, procA := h.Run(testkit.Spec{Name: "a", LogicalName: "a"})
 	foreign := testkit.StartForeign(t)
-	free, err := steamfixture.FreePort()
+	free, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

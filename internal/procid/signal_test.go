@@ -9,8 +9,6 @@ import (
 
 	"github.com/shirou/gopsutil/v3/process"
 
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
@@ -21,7 +19,7 @@ import (
 func TestSignal(t *testing.T) {
 	h := testkit.NewHome(t)
 	// never_ready: copies of one deployment run side by side without a port.
-	d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a", Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
+	d := h.Add(testkit.Spec{Name: "a", LogicalName: "a", Behaviour: testkit.Behaviour{Mode: "never_ready"}})
 	id := identity(t, d)
 	in := inspector(t)
 

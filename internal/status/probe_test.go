@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/status"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -19,14 +17,14 @@ import (
 func TestAddProbes(t *testing.T) {
 	h := testkit.NewHome(t)
 	const timeout = 500 * time.Millisecond
-	serving, _ := h.Run(steamfixture.Spec{Name: "serving", LogicalName: "serving"})
-	slow, _ := h.Run(steamfixture.Spec{Name: "slow", LogicalName: "slow",
-		Behaviour: fakescorer.Behaviour{PingDelay: 100 * time.Millisecond}})
-	stopped, stoppedProc := h.Run(steamfixture.Spec{Name: "stopped", LogicalName: "stopped"})
+	serving, _ := h.Run(testkit.Spec{Name: "serving", LogicalName: "serving"})
+	slow, _ := h.Run(testkit.Spec{Name: "slow", LogicalName: "slow",
+		Behaviour: testkit.Behaviour{PingDelay: 100 * time.Millisecond}})
+	stopped, stoppedProc := h.Run(testkit.Spec{Name: "stopped", LogicalName: "stopped"})
 	testkit.Freeze(t, stoppedProc)
 	// A servlet that failed to deploy: the JVM lives and answers 503.
-	broken := h.Add(steamfixture.Spec{Name: "broken", LogicalName: "broken",
-		Behaviour: fakescorer.Behaviour{Mode: "unavailable"}})
+	broken := h.Add(testkit.Spec{Name: "broken", LogicalName: "broken",
+		Behaviour: testkit.Behaviour{Mode: "unavailable"}})
 	cmd := h.Command(h.Java, broken)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -42,7 +40,7 @@ func TestAddProbes(t *testing.T) {
 		}
 		return err == nil
 	})
-	dead, deadProc := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
+	dead, deadProc := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
 	testkit.Kill(t, deadProc)
 
 	rows, now := readRows(t, h)

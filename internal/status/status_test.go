@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/status"
@@ -52,34 +51,34 @@ func TestRows(t *testing.T) {
 	h := testkit.NewHome(t)
 	wants := map[int64]want{}
 
-	running, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	running, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	wants[running.ID] = want{status: "running", running: true, restarts: 2, last: "restart success"}
 
-	dead, deadProc := h.Run(steamfixture.Spec{Name: "fraud", LogicalName: "fraud"})
+	dead, deadProc := h.Run(testkit.Spec{Name: "fraud", LogicalName: "fraud"})
 	testkit.Kill(t, deadProc)
 	wants[dead.ID] = want{status: "dead", last: "give_up failure"}
 
-	reused := h.Add(steamfixture.Spec{Name: "upsell", LogicalName: "upsell"})
+	reused := h.Add(testkit.Spec{Name: "upsell", LogicalName: "upsell"})
 	if err := h.SetPID(reused.ID, testkit.StartForeign(t).Pid); err != nil {
 		t.Fatal(err)
 	}
 	wants[reused.ID] = want{status: "pid_reused"}
 
-	noPID := h.Add(steamfixture.Spec{Name: "pending", LogicalName: "pending"})
+	noPID := h.Add(testkit.Spec{Name: "pending", LogicalName: "pending"})
 	wants[noPID.ID] = want{status: "no_pid"}
 
-	zombied := h.Add(steamfixture.Spec{Name: "reaper", LogicalName: "reaper"})
+	zombied := h.Add(testkit.Spec{Name: "reaper", LogicalName: "reaper"})
 	if err := h.SetPID(zombied.ID, zombie(t)); err != nil {
 		t.Fatal(err)
 	}
 	wants[zombied.ID] = want{status: "zombie"}
 
-	noWar := h.Add(steamfixture.Spec{Name: "nowar", LogicalName: "nowar", NoWar: true})
+	noWar := h.Add(testkit.Spec{Name: "nowar", LogicalName: "nowar", NoWar: true})
 	wants[noWar.ID] = want{status: steam.StatusMisconfigured, problem: steam.ProblemWarMissing}
 
 	// A live foreign PID on a row that cannot be verified is the row's
 	// fault first: fixing the war is what brings it back.
-	noWarForeign := h.Add(steamfixture.Spec{Name: "nowar-foreign", LogicalName: "nowarforeign", NoWar: true})
+	noWarForeign := h.Add(testkit.Spec{Name: "nowar-foreign", LogicalName: "nowarforeign", NoWar: true})
 	if err := h.SetPID(noWarForeign.ID, testkit.StartForeign(t).Pid); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +86,7 @@ func TestRows(t *testing.T) {
 
 	// A war deleted under a java that still serves it: running, and the
 	// problem shown all the same.
-	orphan, _ := h.Run(steamfixture.Spec{Name: "orphan", LogicalName: "orphan"})
+	orphan, _ := h.Run(testkit.Spec{Name: "orphan", LogicalName: "orphan"})
 	if err := os.Remove(orphan.War); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +212,7 @@ func readRows(t *testing.T, h *testkit.Home) ([]status.Row, time.Time) {
 
 func TestRowsWithoutState(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	d, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	rows, _ := readRows(t, h)
 	if len(rows) != 1 || rows[0].ID != d.ID || rows[0].Status != "running" || rows[0].Restarts != 0 || rows[0].LastAction != nil {
 		t.Errorf("rows = %+v, want deployment %d running, no restarts, no action", rows, d.ID)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
 	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
@@ -22,7 +21,7 @@ import (
 func TestDeploymentsResolution(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts steamfixture.Options
+		opts testkit.Options
 		// setup adds one deployment and edits it; it returns the war the
 		// registry must resolve, relative to the model folder ("" for none).
 		setup      func(t *testing.T, h *testkit.Home) (steam.Deployment, string)
@@ -34,21 +33,21 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "logical name",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				return h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001}), "churn.war"
+				return h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001}), "churn.war"
 			},
 			identityOK: true, port: 8001,
 		},
 		{
 			name: "logical name with python preprocessing",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				return h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", PyWar: true, Port: 8001}), "churn_py.war"
+				return h.Add(testkit.Spec{Name: "a", LogicalName: "churn", PyWar: true, Port: 8001}), "churn_py.war"
 			},
 			identityOK: true, port: 8001,
 		},
 		{
 			name: "logical name with both wars",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				writeWar(t, h, d.ModelID, "churn_py.war")
 				return d, ""
 			},
@@ -57,7 +56,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "logical name whose war is missing",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				return h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001}), ""
+				return h.Add(testkit.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001}), ""
 			},
 			// The war's path is known from the row: a java still running
 			// it can be recognised.
@@ -66,7 +65,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "logical name and another war in the folder",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001})
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001})
 				writeWar(t, h, d.ModelID, "other.war")
 				return d, ""
 			},
@@ -75,14 +74,14 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "no logical name, one war",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				return h.Add(steamfixture.Spec{Name: "b", Port: 8001}), "b.war"
+				return h.Add(testkit.Spec{Name: "b", Port: 8001}), "b.war"
 			},
 			identityOK: true, port: 8001,
 		},
 		{
 			name: "no logical name, two wars",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "b", Port: 8001})
+				d := h.Add(testkit.Spec{Name: "b", Port: 8001})
 				writeWar(t, h, d.ModelID, "b_py.war")
 				return d, ""
 			},
@@ -91,7 +90,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "no logical name, no war",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				return h.Add(steamfixture.Spec{Name: "b", NoWar: true, Port: 8001}), ""
+				return h.Add(testkit.Spec{Name: "b", NoWar: true, Port: 8001}), ""
 			},
 			problem: steam.ProblemWarMissing, port: 8001,
 		},
@@ -100,7 +99,7 @@ func TestDeploymentsResolution(t *testing.T) {
 			// in the folder is not the one it names.
 			name: "logical name with a slash",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "sub/churn", NoWar: true, Port: 8001})
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "sub/churn", NoWar: true, Port: 8001})
 				writeWar(t, h, d.ModelID, "churn.war")
 				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "sub"))
 				writeWar(t, h, d.ModelID, "sub/churn.war")
@@ -111,7 +110,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "logical name whose war is a folder",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001})
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001})
 				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "churn.war"))
 				return d, ""
 			},
@@ -120,7 +119,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "no logical name, a folder named like a war beside the war",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "b", Port: 8001})
+				d := h.Add(testkit.Spec{Name: "b", Port: 8001})
 				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "unpacked.war"))
 				return d, "b.war"
 			},
@@ -129,7 +128,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "no logical name, only a folder named like a war",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "b", NoWar: true, Port: 8001})
+				d := h.Add(testkit.Spec{Name: "b", NoWar: true, Port: 8001})
 				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "b.war"))
 				return d, ""
 			},
@@ -138,7 +137,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "no logical name, the war a link to a file",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "b", NoWar: true, Port: 8001})
+				d := h.Add(testkit.Spec{Name: "b", NoWar: true, Port: 8001})
 				mkdir(t, h.Home.ModelDir(d.ModelID))
 				target := filepath.Join(t.TempDir(), "b-v2.war")
 				if err := os.WriteFile(target, []byte("mode=normal\n"), 0o644); err != nil {
@@ -152,7 +151,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "no logical name, a link to a folder named like a war beside the war",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "b", Port: 8001})
+				d := h.Add(testkit.Spec{Name: "b", Port: 8001})
 				symlink(t, t.TempDir(), filepath.Join(h.Home.ModelDir(d.ModelID), "old.war"))
 				return d, "b.war"
 			},
@@ -161,7 +160,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "model row gone",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				h.Exec(`DELETE FROM model WHERE id = ?`, d.ModelID)
 				return d, ""
 			},
@@ -170,7 +169,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "port 0",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn"})
 				h.Exec(`UPDATE service SET port = 0 WHERE id = ?`, d.ID)
 				return d, "churn.war"
 			},
@@ -179,7 +178,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "port 70000",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn"})
 				h.Exec(`UPDATE service SET port = 70000 WHERE id = ?`, d.ID)
 				return d, "churn.war"
 			},
@@ -188,7 +187,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "port is text",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn"})
 				h.Exec(`UPDATE service SET port = 'eighty' WHERE id = ?`, d.ID)
 				return d, "churn.war"
 			},
@@ -196,9 +195,9 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "process_id NULL",
-			opts: steamfixture.Options{Lax: true},
+			opts: testkit.Options{Lax: true},
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				h.Exec(`UPDATE service SET process_id = NULL WHERE id = ?`, d.ID)
 				return d, "churn.war"
 			},
@@ -207,7 +206,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "process_id negative",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				h.Exec(`UPDATE service SET process_id = -7 WHERE id = ?`, d.ID)
 				return d, "churn.war"
 			},
@@ -216,7 +215,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "process_id is text",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				h.Exec(`UPDATE service SET process_id = 'n/a' WHERE id = ?`, d.ID)
 				return d, "churn.war"
 			},
@@ -225,7 +224,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		{
 			name: "jetty-runner.jar missing",
 			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				if err := os.Remove(h.Home.JettyRunner()); err != nil {
 					t.Fatal(err)
 				}
@@ -237,7 +236,7 @@ func TestDeploymentsResolution(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testkit.NewHome(t, tc.opts)
 			// A sound deployment beside the odd one must be unaffected.
-			sound := h.Add(steamfixture.Spec{Name: "sound", LogicalName: "sound"})
+			sound := h.Add(testkit.Spec{Name: "sound", LogicalName: "sound"})
 			d, war := tc.setup(t, h)
 			h.Exec(`UPDATE service SET process_id = 4321 WHERE id = ?`, sound.ID)
 
@@ -276,7 +275,7 @@ func TestDeploymentsResolution(t *testing.T) {
 
 func TestDeploymentsFields(t *testing.T) {
 	h := testkit.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn-scorer", LogicalName: "churn", Port: 8123, State: "stopped"})
+	d := h.Add(testkit.Spec{Name: "churn-scorer", LogicalName: "churn", Port: 8123, State: "stopped"})
 	h.Exec(`UPDATE service SET process_id = 99 WHERE id = ?`, d.ID)
 	got, err := steam.NewRegistry(h.Home).Deployment(context.Background(), d.ID)
 	if err != nil {
@@ -303,9 +302,9 @@ func TestDeploymentsFields(t *testing.T) {
 // stopped row, one whose model is gone), as Deployments lists them.
 func TestIDs(t *testing.T) {
 	h := testkit.NewHome(t)
-	a := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
-	b := h.Add(steamfixture.Spec{Name: "b", LogicalName: "b", State: "stopped"})
-	c := h.Add(steamfixture.Spec{Name: "c", LogicalName: "c"})
+	a := h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
+	b := h.Add(testkit.Spec{Name: "b", LogicalName: "b", State: "stopped"})
+	c := h.Add(testkit.Spec{Name: "c", LogicalName: "c"})
 	h.Exec(`DELETE FROM service WHERE id = ?`, c.ID)
 	ids, err := steam.NewRegistry(h.Home).IDs(context.Background())
 	if err != nil {
@@ -323,16 +322,16 @@ func TestDeploymentsHomeWithGlobMetacharacters(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), name)
 			mkdir(t, dir)
-			f, err := steamfixture.Create(dir, steamfixture.Options{})
+			f, err := steamfixture.Create(dir, testkit.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			logical, err := f.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+			logical, err := f.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 			if err != nil {
 				t.Fatal(err)
 			}
-			unnamed, err := f.Add(steamfixture.Spec{Name: "b", Port: 8002})
+			unnamed, err := f.Add(testkit.Spec{Name: "b", Port: 8002})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -356,9 +355,9 @@ func TestDeploymentsHomeWithGlobMetacharacters(t *testing.T) {
 // its java is verified running; one without is what its process is.
 func TestDeploymentStatus(t *testing.T) {
 	h := testkit.NewHome(t)
-	sound := h.Add(steamfixture.Spec{Name: "sound", LogicalName: "sound"})
-	noWar := h.Add(steamfixture.Spec{Name: "nowar", LogicalName: "nowar", NoWar: true}) // identity known
-	ambiguous := h.Add(steamfixture.Spec{Name: "ambiguous"})                            // no identity
+	sound := h.Add(testkit.Spec{Name: "sound", LogicalName: "sound"})
+	noWar := h.Add(testkit.Spec{Name: "nowar", LogicalName: "nowar", NoWar: true}) // identity known
+	ambiguous := h.Add(testkit.Spec{Name: "ambiguous"})                            // no identity
 	writeWar(t, h, ambiguous.ModelID, "other.war")
 	ambiguous = h.Deployment(ambiguous.ID)
 	if _, ok := ambiguous.Identity(); ok || ambiguous.Problem != steam.ProblemWarAmbiguous {
@@ -424,7 +423,7 @@ func TestDeploymentsUnreadableDatabase(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testkit.NewHome(t)
-			h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
+			h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
 			tc.break_(t, h)
 			before, _ := os.ReadFile(h.Home.DBPath())
 
@@ -464,7 +463,7 @@ func within[T any](t *testing.T, f func() T) T {
 
 func TestDeploymentsLocked(t *testing.T) {
 	h := testkit.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
+	h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
 	reg := steam.NewRegistry(h.Home)
 	reg.BusyTimeout = 100 * time.Millisecond
 
@@ -507,7 +506,7 @@ func sameExceptPID(a, b []any) bool {
 func TestSetPID(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
-		opts        steamfixture.Options
+		opts        testkit.Options
 		storedPID   any // what the row holds before
 		state       string
 		id          int64
@@ -519,7 +518,7 @@ func TestSetPID(t *testing.T) {
 	}{
 		{name: "compare-and-set", storedPID: 100, old: 100, new: 200, wantStored: 200},
 		{name: "from no PID", storedPID: 0, old: 0, new: 200, wantStored: 200},
-		{name: "from NULL", opts: steamfixture.Options{Lax: true}, storedPID: nil, old: 0, new: 200, wantStored: 200},
+		{name: "from NULL", opts: testkit.Options{Lax: true}, storedPID: nil, old: 0, new: 200, wantStored: 200},
 		{name: "changed concurrently", storedPID: 150, old: 100, new: 200, wantErr: steam.ErrPIDChanged, wantStored: 150},
 		{name: "row gone", storedPID: 100, id: 99, old: 100, new: 200, wantErr: steam.ErrNotFound, wantStored: 100},
 		{name: "stopped by Steam", storedPID: 100, state: "stopped", old: 100, new: 200, wantErr: steam.ErrNotStarted, wantStored: 100},
@@ -529,8 +528,8 @@ func TestSetPID(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := testkit.NewHome(t, tc.opts)
-			d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
-			other := h.Add(steamfixture.Spec{Name: "b", LogicalName: "b"})
+			d := h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
+			other := h.Add(testkit.Spec{Name: "b", LogicalName: "b"})
 			h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, tc.storedPID, d.ID)
 			if tc.state != "" {
 				h.Exec(`UPDATE service SET state = ? WHERE id = ?`, tc.state, d.ID)
@@ -583,7 +582,7 @@ func TestSetPID(t *testing.T) {
 
 func TestJournalModeUntouched(t *testing.T) {
 	h := testkit.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
+	d := h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
 	reg := steam.NewRegistry(h.Home)
 	if _, err := reg.Deployments(context.Background()); err != nil {
 		t.Fatal(err)
@@ -669,7 +668,7 @@ func symlink(t *testing.T, target, link string) {
 
 func writeWar(t *testing.T, h *testkit.Home, modelID int64, name string) {
 	t.Helper()
-	if err := h.WriteWar(modelID, name, fakescorer.Behaviour{}); err != nil {
+	if err := h.WriteWar(modelID, name, testkit.Behaviour{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
 	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
@@ -76,6 +77,21 @@ func Java(t testing.TB) string {
 func Binary(t testing.TB) string {
 	t.Helper()
 	return buildOnce(t, "./cmd/steam-overseer", "steam-overseer")
+}
+
+// The demo's Steam home builder, under the names tests use.
+type (
+	Spec      = steamfixture.Spec
+	Options   = steamfixture.Options
+	Behaviour = fakescorer.Behaviour
+)
+
+// FreePort returns a TCP port nothing listens on now.
+func FreePort() (int, error) { return steamfixture.FreePort() }
+
+// WaitReady waits until a scoring service on port answers /ping 200.
+func WaitReady(ctx context.Context, port int, timeout time.Duration) error {
+	return steamfixture.WaitReady(ctx, port, timeout)
 }
 
 // Home is a Steam home in a test's temp dir.

@@ -1,4 +1,4 @@
-package jettytest
+package testkit
 
 import (
 	"context"
@@ -6,26 +6,50 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/demo/jetty"
 	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
-// StartTimeout bounds a JVM's start in tests: about 2 s on an idle 2-core
-// machine, many times that when a dozen start at once.
-const StartTimeout = 60 * time.Second
+// JettyStartTimeout bounds a JVM's start in tests: about 2 s on an idle
+// 2-core machine, many times that when a dozen start at once.
+const JettyStartTimeout = 60 * time.Second
 
-// NewHome is a steamtest home whose jetty-runner.jar is the real one and
-// whose Java is the real java: deployments added with Add and started with
-// Start (or by a remediator) run real Jetty.
-func NewHome(t testing.TB, opts ...steamfixture.Options) *testkit.Home {
+var jettyKit struct {
+	once sync.Once
+	kit  *jetty.Kit
+	err  error
+}
+
+// JettyKit compiles the real jetty-runner.jar and scoring wars (package
+// jetty) once per test binary, into a temp folder that outlives every test.
+func JettyKit(t testing.TB) *jetty.Kit {
 	t.Helper()
-	k := Get(t)
-	h := testkit.NewHome(t, opts...)
+	jettyKit.once.Do(func() {
+		dir, err := os.MkdirTemp("", "steam-overseer-jetty-")
+		if err != nil {
+			jettyKit.err = err
+			return
+		}
+		jettyKit.kit, jettyKit.err = jetty.Build(dir)
+	})
+	if jettyKit.err != nil {
+		t.Fatal(jettyKit.err)
+	}
+	return jettyKit.kit
+}
+
+// NewJettyHome is a Home whose jetty-runner.jar is the real one and
+// whose Java is the real java: deployments added with AddJetty and started
+// with StartJetty (or by a remediator) run real Jetty.
+func NewJettyHome(t testing.TB, opts ...Options) *Home {
+	t.Helper()
+	k := JettyKit(t)
+	h := NewHome(t, opts...)
 	if err := k.Install(h.Home); err != nil {
 		t.Fatal(err)
 	}
@@ -33,12 +57,12 @@ func NewHome(t testing.TB, opts ...steamfixture.Options) *testkit.Home {
 	return h
 }
 
-// Env is the environment for the javas started in h, by the test or by a
+// JettyEnv is the environment for the javas started in h, by the test or by a
 // remediator it runs: the JVM's temp folder, where Jetty unpacks each war and
 // which a killed JVM leaves behind, is inside h's folder and goes with it.
 // Steam's argv stays as it is: the JVM reads JAVA_TOOL_OPTIONS from its
 // environment (and says so on stderr).
-func Env(t testing.TB, h *testkit.Home) []string {
+func JettyEnv(t testing.TB, h *Home) []string {
 	t.Helper()
 	env, err := jetty.Env(filepath.Join(h.Home.Dir, "jvm-tmp"))
 	if err != nil {
@@ -47,29 +71,29 @@ func Env(t testing.TB, h *testkit.Home) []string {
 	return env
 }
 
-// Add adds a deployment to h whose war is a real scoring war behaving as w.
-func Add(t testing.TB, h *testkit.Home, s steamfixture.Spec, w War) steam.Deployment {
+// AddJetty adds a deployment to h whose war is a real scoring war behaving as w.
+func AddJetty(t testing.TB, h *Home, s Spec, w jetty.War) steam.Deployment {
 	t.Helper()
 	d := h.Add(s)
 	if d.War == "" {
 		t.Fatalf("deployment %s has no war (%s)", d.Name, d.Problem)
 	}
-	if err := Get(t).WriteWar(d.War, w); err != nil {
+	if err := JettyKit(t).WriteWar(d.War, w); err != nil {
 		t.Fatal(err)
 	}
 	return d
 }
 
-// Process is a deployment's java started by a test.
-type Process struct {
+// JettyProcess is a deployment's java started by a test.
+type JettyProcess struct {
 	*os.Process
-	out    *testkit.Buffer
+	out    *Buffer
 	exited chan struct{}
 	state  *os.ProcessState
 }
 
 // ExitCode waits up to timeout for the JVM to exit and returns its code.
-func (p *Process) ExitCode(t testing.TB, timeout time.Duration) int {
+func (p *JettyProcess) ExitCode(t testing.TB, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.exited:
@@ -81,30 +105,30 @@ func (p *Process) ExitCode(t testing.TB, timeout time.Duration) int {
 }
 
 // Output is what the JVM printed so far (stdout and stderr).
-func (p *Process) Output() string { return p.out.String() }
+func (p *JettyProcess) Output() string { return p.out.String() }
 
 // WaitOutput waits until the JVM has printed s.
-func (p *Process) WaitOutput(t testing.TB, s string, timeout time.Duration) {
+func (p *JettyProcess) WaitOutput(t testing.TB, s string, timeout time.Duration) {
 	t.Helper()
-	testkit.Eventually(t, timeout, fmt.Sprintf("java %d to print %q", p.Pid, s), func() bool {
+	Eventually(t, timeout, fmt.Sprintf("java %d to print %q", p.Pid, s), func() bool {
 		return strings.Contains(p.Output(), s)
 	})
 }
 
-// Launch starts d's java with Steam's exact argv, in its own process group
+// LaunchJetty starts d's java with Steam's exact argv, in its own process group
 // and with default signal dispositions (as Steam's Go exec leaves them: a
 // java started from a shell in the background would ignore SIGINT), without
 // waiting for it. It is killed at the end of the test.
-func Launch(t testing.TB, h *testkit.Home, d steam.Deployment) *Process {
+func LaunchJetty(t testing.TB, h *Home, d steam.Deployment) *JettyProcess {
 	t.Helper()
 	cmd := h.Command(h.Java, d)
-	cmd.Env = Env(t, h)
-	out := &testkit.Buffer{}
+	cmd.Env = JettyEnv(t, h)
+	out := &Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting deployment %s: %v", d.Name, err)
 	}
-	p := &Process{Process: cmd.Process, out: out, exited: make(chan struct{})}
+	p := &JettyProcess{Process: cmd.Process, out: out, exited: make(chan struct{})}
 	// Waited for in the background, so that a killed JVM is gone (not a
 	// zombie) as soon as it dies.
 	go func() { _ = cmd.Wait(); p.state = cmd.ProcessState; close(p.exited) }()
@@ -115,11 +139,11 @@ func Launch(t testing.TB, h *testkit.Home, d steam.Deployment) *Process {
 	return p
 }
 
-// Start starts d as Steam does: launches it, waits until it answers /ping
+// StartJetty starts d as Steam does: launches it, waits until it answers /ping
 // and records its PID in the row (compare-and-set on d.PID).
-func Start(t testing.TB, h *testkit.Home, d steam.Deployment) *Process {
+func StartJetty(t testing.TB, h *Home, d steam.Deployment) *JettyProcess {
 	t.Helper()
-	p := Launch(t, h, d)
+	p := LaunchJetty(t, h, d)
 	p.Record(t, h, d)
 	return p
 }
@@ -127,9 +151,9 @@ func Start(t testing.TB, h *testkit.Home, d steam.Deployment) *Process {
 // Record waits until the launched java of d answers /ping and records its
 // PID in the row (compare-and-set on d.PID), as Steam does once a
 // deployment is up.
-func (p *Process) Record(t testing.TB, h *testkit.Home, d steam.Deployment) {
+func (p *JettyProcess) Record(t testing.TB, h *Home, d steam.Deployment) {
 	t.Helper()
-	if err := steamfixture.WaitReady(context.Background(), int(d.Port), StartTimeout); err != nil {
+	if err := steamfixture.WaitReady(context.Background(), int(d.Port), JettyStartTimeout); err != nil {
 		t.Fatalf("deployment %s: %v\n%s", d.Name, err, p.Output())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -139,11 +163,11 @@ func (p *Process) Record(t testing.TB, h *testkit.Home, d steam.Deployment) {
 	}
 }
 
-// Run adds a deployment behaving as w, starts it, and returns it re-read
+// RunJetty adds a deployment behaving as w, starts it, and returns it re-read
 // with its PID.
-func Run(t testing.TB, h *testkit.Home, s steamfixture.Spec, w War) (steam.Deployment, *Process) {
+func RunJetty(t testing.TB, h *Home, s Spec, w jetty.War) (steam.Deployment, *JettyProcess) {
 	t.Helper()
-	d := Add(t, h, s, w)
-	p := Start(t, h, d)
+	d := AddJetty(t, h, s, w)
+	p := StartJetty(t, h, d)
 	return h.Deployment(d.ID), p
 }
