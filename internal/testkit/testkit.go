@@ -103,9 +103,9 @@ type Home struct {
 
 // NewHome builds a Steam home for t; everything it starts is killed when the
 // test ends.
-func NewHome(t testing.TB, opts ...steamfixture.Options) *Home {
+func NewHome(t testing.TB, opts ...Options) *Home {
 	t.Helper()
-	var o steamfixture.Options
+	var o Options
 	if len(opts) > 0 {
 		o = opts[0]
 	}
@@ -161,8 +161,8 @@ func (h *Home) KillJavas() {
 	}
 }
 
-// Add adds a deployment (see steamfixture.Spec); its process_id stays 0.
-func (h *Home) Add(s steamfixture.Spec) steam.Deployment {
+// Add adds a deployment (see Spec); its process_id stays 0.
+func (h *Home) Add(s Spec) steam.Deployment {
 	h.t.Helper()
 	d, err := h.Fixture.Add(s)
 	if err != nil {
@@ -184,7 +184,7 @@ func (h *Home) Start(d steam.Deployment) *os.Process {
 }
 
 // Run adds and starts a normal deployment, returning it re-read with its PID.
-func (h *Home) Run(s steamfixture.Spec) (steam.Deployment, *os.Process) {
+func (h *Home) Run(s Spec) (steam.Deployment, *os.Process) {
 	h.t.Helper()
 	d := h.Add(s)
 	p := h.Start(d)
