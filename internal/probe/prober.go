@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/internal/observe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
@@ -169,24 +170,26 @@ func (p *Prober) Latest() []Outcome {
 	return out
 }
 
-// RunningTargets lists the deployments of reg whose recorded PID in
-// verifies as their own java: a foreign process on a deployment's port is
-// never probed on its behalf.
+// RunningTargets lists the deployments of reg whose recorded PID verifies
+// as their own java: a foreign process on a deployment's port is never
+// probed on its behalf. What a round verified, the next only rechecks by
+// start time.
 func RunningTargets(reg *steam.Registry, in *procid.Inspector) Targets {
+	obs := observe.New(reg, in)
+	var mu sync.Mutex // Round is not meant to overlap, but Targets may be shared
+	known := observe.Known{}
 	return func(ctx context.Context) ([]Target, error) {
-		ds, err := reg.Deployments(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		running, err := obs.Running(ctx, known)
 		if err != nil {
 			return nil, fmt.Errorf("reading Steam's registry: %w", err)
 		}
-		var ts []Target
-		for _, d := range ds {
-			id, ok := d.Identity()
-			if !ok {
-				continue
-			}
-			if pr := in.Inspect(int(d.PID), id); pr.Status == procid.StatusRunning {
-				ts = append(ts, Target{ID: d.ID, Name: d.Name, Port: int(d.Port), PID: pr.PID, Started: pr.StartTime})
-			}
+		known = make(observe.Known, len(running))
+		ts := make([]Target, 0, len(running))
+		for _, o := range running {
+			known[o.ID] = o.Process
+			ts = append(ts, Target{ID: o.ID, Name: o.Name, Port: int(o.Port), PID: o.Process.PID, Started: o.Process.StartTime})
 		}
 		return ts, nil
 	}

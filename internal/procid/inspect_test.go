@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shirou/gopsutil/v3/process"
+
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -404,4 +406,60 @@ func TestNewInspectorMissingProc(t *testing.T) {
 	if !strings.Contains(err.Error(), "nope") {
 		t.Errorf("error does not say what is missing: %v", err)
 	}
+}
+
+// Unchanged keeps a verified process only while it is alive with the start
+// time Inspect saw.
+func TestUnchanged(t *testing.T) {
+	h := testkit.NewHome(t)
+	d, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	id, _ := d.Identity()
+	in := inspector(t)
+	verified := in.Inspect(int(d.PID), id)
+	if verified.Status != procid.StatusRunning {
+		t.Fatalf("inspected %+v, want running", verified)
+	}
+	restarted := verified
+	restarted.CreateTime++
+	unverified := verified
+	unverified.Status = procid.StatusPIDReused
+
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Wait() })
+	zombie := procid.Process{PID: cmd.Process.Pid, Status: procid.StatusRunning}
+	testkit.Eventually(t, 5*time.Second, "a zombie", func() bool {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(zombie.PID), "stat"))
+		return err == nil && strings.Contains(string(b), ") Z ")
+	})
+	// The zombie's own start time, so that only its state can rule it out.
+	if p, err := gopsProcess(zombie.PID); err == nil {
+		zombie.CreateTime = p
+	} else {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		p    procid.Process
+		want bool
+	}{
+		{"same process", verified, true},
+		{"other start time", restarted, false},
+		{"never verified", unverified, false},
+		{"zombie", zombie, false},
+		{"no pid", procid.Process{Status: procid.StatusRunning}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := in.Unchanged(tc.p); got != tc.want {
+				t.Errorf("Unchanged(%+v) = %v, want %v", tc.p, got, tc.want)
+			}
+		})
+	}
+}
+
+func gopsProcess(pid int) (int64, error) {
+	return (&process.Process{Pid: int32(pid)}).CreateTime()
 }

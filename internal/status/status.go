@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/internal/observe"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
@@ -77,17 +78,15 @@ type Action struct {
 // since when it runs. Restarts and last actions come from AddHistory, so
 // that a broken state database never hides the registry.
 func Rows(ctx context.Context, reg *steam.Registry, in *procid.Inspector, now time.Time) ([]Row, error) {
-	ds, err := reg.Deployments(ctx)
+	obs, err := observe.New(reg, in).All(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows := make([]Row, 0, len(ds))
-	for _, d := range ds {
-		r := Row{ID: d.ID, Name: d.Name, Port: d.Port, PID: d.PID, Problem: d.Problem, State: d.State}
-		id, _ := d.Identity() // an unrecognisable identity makes any live PID pid_reused
-		p := in.Inspect(int(d.PID), id)
-		r.Status = d.Status(p)
-		if p.Status == procid.StatusRunning {
+	rows := make([]Row, 0, len(obs))
+	for _, o := range obs {
+		d, p := o.Deployment, o.Process
+		r := Row{ID: d.ID, Name: d.Name, Port: d.Port, PID: d.PID, Problem: d.Problem, State: d.State, Status: o.Status}
+		if o.Running() {
 			// The kernel counts in 10 ms ticks; milliseconds drop the
 			// float's noise without losing anything real.
 			started := time.UnixMilli(int64(math.Round(p.StartTime * 1e3))).UTC()
