@@ -37,9 +37,6 @@ var _ prometheus.Collector = (*Collector)(nil)
 // and restarts and backups from the state database at statePath (if any).
 func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *slog.Logger) *Collector {
 	deployment := []string{"deployment_id", "deployment"}
-	desc := func(subsystem, name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName("steam", subsystem, name), help, labels, nil)
-	}
 	var statusPairs []*dto.LabelPair
 	for _, s := range steam.Statuses {
 		statusPairs = append(statusPairs, labelPair("status", s))
