@@ -1,6 +1,5 @@
 // Package observe turns Steam's registry and the process table into one
-// observation per deployment. The collector, the prober, status and the demo
-// all see deployments through it, so they cannot disagree.
+// observation per deployment, so the collector, prober and status agree.
 package observe
 
 import (
@@ -16,14 +15,10 @@ import (
 // Observation is one deployment and what its recorded PID turned out to be.
 type Observation struct {
 	steam.Deployment
-	// Process is set only as far as procid proved it: resources only when
-	// Process.Status is procid.StatusRunning.
-	Process procid.Process
-	// Status is one of steam.Statuses.
-	Status string
+	Process procid.Process // measured only when running
+	Status  string         // one of steam.Statuses
 }
 
-// Running reports whether the deployment's recorded process is its verified java.
 func (o Observation) Running() bool { return o.Process.Status == procid.StatusRunning }
 
 // Observer observes the deployments of one registry.
@@ -32,7 +27,6 @@ type Observer struct {
 	procs    *procid.Inspector
 }
 
-// New returns an observer of reg's deployments, their processes read through in.
 func New(reg *steam.Registry, in *procid.Inspector) *Observer {
 	return &Observer{registry: reg, procs: in}
 }
@@ -48,14 +42,12 @@ func (o *Observer) All(ctx context.Context) ([]Observation, error) {
 	return obs, nil
 }
 
-// Known is what an earlier observation proved: the verified java of a
-// deployment, by deployment id.
+// Known holds verified javas by deployment id.
 type Known map[int64]procid.Process
 
-// Running observes only the deployments whose recorded process is their
-// verified java. A process in known with the recorded PID is kept after one
-// look at its start time, not inspected again: a PID and a start time name
-// one process for good. The result's Process holds no fresh resource figures.
+// Running observes the deployments whose recorded process is their java. A
+// process in known is kept after a look at its start time (PID and start
+// time name one process for good); its resource figures are not refreshed.
 func (o *Observer) Running(ctx context.Context, known Known) ([]Observation, error) {
 	ds, err := o.registry.Deployments(ctx)
 	if err != nil {
@@ -82,14 +74,12 @@ func (o *Observer) Running(ctx context.Context, known Known) ([]Observation, err
 }
 
 func (o *Observer) observe(d steam.Deployment) Observation {
-	// An unrecognisable deployment's zero identity proves no process.
 	id, _ := d.Identity()
 	p := o.procs.Inspect(int(d.PID), id)
 	return Observation{Deployment: d, Process: p, Status: d.Status(p)}
 }
 
-// forEach runs fn(0..n-1) on one goroutine per CPU: inspecting is mostly
-// kernel time reading /proc.
+// forEach uses one goroutine per CPU: inspecting is kernel time in /proc.
 func forEach(n int, fn func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup

@@ -1,7 +1,5 @@
 // Package status answers what an operator asks first when paged: which
-// deployments run, which are dead, since when, how often they were
-// restarted and what the remediator last did about them. It reads Steam's
-// registry, /proc and the state database once each and changes nothing.
+// deployments run, since when, and what the remediator last did. Read-only.
 package status
 
 import (
@@ -26,34 +24,24 @@ import (
 // Row is one deployment's status. The JSON names are an interface: scripts
 // read them.
 type Row struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
-	Port int64  `json:"port"`
-	PID  int64  `json:"pid"`
-	// Status is one of steam.Statuses, or StatusUnresponsive.
-	Status string `json:"status"`
-	// Problem is the deployment's steam.Problem*, also when it runs.
+	ID      int64  `json:"id"`
+	Name    string `json:"name"`
+	Port    int64  `json:"port"`
+	PID     int64  `json:"pid"`
+	Status  string `json:"status"` // steam.Statuses or StatusUnresponsive
 	Problem string `json:"problem"`
-	// State is Steam's own state column ("started" for a deployment Steam
-	// considers running).
-	State string `json:"state"`
-	// Error says why the process could not be read (status unknown).
-	Error string `json:"error"`
-	// Started and Uptime are set only for a verified running process.
+	State   string `json:"state"` // Steam's own
+	Error   string `json:"error"` // why the process could not be read
+	// Set only for a verified running process.
 	Started       *time.Time `json:"started"`
 	UptimeSeconds *float64   `json:"uptime_seconds"`
-	// Restarts and LastAction come from the state database (AddHistory).
-	Restarts uint64 `json:"restarts"`
-	// LastAction is the newest journal entry of the deployment, nil when the
-	// remediator has never acted on it.
+	// From AddHistory; LastAction nil when the remediator never acted.
+	Restarts   uint64  `json:"restarts"`
 	LastAction *Action `json:"last_action"`
-	// Probe is the HTTP probe of a running deployment (AddProbes); nil
-	// when it was not probed.
-	Probe *Probe `json:"probe"`
+	Probe      *Probe  `json:"probe"` // from AddProbes, nil when not probed
 }
 
-// StatusUnresponsive is the status of a deployment whose verified running
-// java does not answer its probe: alive, but serving nothing.
+// StatusUnresponsive: a verified running java that fails its probe.
 const StatusUnresponsive = "unresponsive"
 
 // Probe is a probe's outcome as status shows it.
@@ -61,9 +49,7 @@ type Probe struct {
 	Success         bool    `json:"success"`
 	StatusCode      int     `json:"status_code"`
 	DurationSeconds float64 `json:"duration_seconds"`
-	// Error says why it failed: a transport error, a timeout, or the HTTP
-	// status other than 200.
-	Error string `json:"error"`
+	Error           string  `json:"error"`
 }
 
 // Action is a journal entry as status shows it.
@@ -74,9 +60,8 @@ type Action struct {
 	Time   time.Time `json:"time"`
 }
 
-// Rows evaluates every deployment of reg: what its recorded PID is, and
-// since when it runs. Restarts and last actions come from AddHistory, so
-// that a broken state database never hides the registry.
+// Rows observes every deployment of reg. History comes separately
+// (AddHistory), so that a broken state database never hides the registry.
 func Rows(ctx context.Context, reg *steam.Registry, in *procid.Inspector, now time.Time) ([]Row, error) {
 	obs, err := observe.New(reg, in).All(ctx)
 	if err != nil {
@@ -101,13 +86,11 @@ func Rows(ctx context.Context, reg *steam.Registry, in *procid.Inspector, now ti
 	return rows, nil
 }
 
-// probeConcurrency bounds status's probes in flight: a thousand hung
-// deployments cost four timeouts, and as many sockets stay well under a
-// process's file limit.
+// probeConcurrency: a thousand hung deployments cost four timeouts, in
+// sockets well under the file limit.
 const probeConcurrency = 256
 
-// AddProbes probes every running row's port concurrently, each within
-// timeout, and marks those that do not answer 200 unresponsive.
+// AddProbes probes every running row and marks those failing unresponsive.
 func AddProbes(ctx context.Context, rows []Row, path string, timeout time.Duration) {
 	var running []*Row
 	var ports []int
@@ -127,8 +110,7 @@ func AddProbes(ctx context.Context, rows []Row, path string, timeout time.Durati
 	}
 }
 
-// AddHistory fills in each row's restart count and newest journal entry
-// from the state database.
+// AddHistory adds restart counts and newest journal entries.
 func AddHistory(ctx context.Context, rows []Row, st *state.DB) error {
 	counts, err := st.RestartCounts(ctx)
 	if err != nil {
@@ -188,9 +170,8 @@ func WriteTable(w io.Writer, rows []Row, now time.Time) error {
 	return nil
 }
 
-// note says what else an operator must know about a row: the problem, why
-// the process could not be read, and a Steam state other than started (such
-// a row is not restarted).
+// note: the problem, a read error, a probe failure, and a Steam state other
+// than started (such a row is not restarted).
 func note(r Row) string {
 	var parts []string
 	if r.Problem != "" {
@@ -208,8 +189,7 @@ func note(r Row) string {
 	return cell(strings.Join(parts, "; "))
 }
 
-// cell keeps a value from breaking the table: names come from Steam's
-// database and may hold tabs or newlines.
+// cell keeps names from Steam's database (tabs, newlines) from breaking the table.
 func cell(s string) string {
 	if s == "" {
 		return ""
@@ -222,8 +202,7 @@ func cell(s string) string {
 	}, s)
 }
 
-// formatDuration prints a duration the way uptime(1) readers expect, at
-// most two units: 3d4h, 5h12m, 4m7s, 12s.
+// formatDuration prints at most two units, as uptime(1): 3d4h, 5h12m, 12s.
 func formatDuration(d time.Duration) string {
 	if d < 0 {
 		d = 0
