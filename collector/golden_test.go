@@ -3,7 +3,6 @@ package collector_test
 import (
 	"bytes"
 	"flag"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,46 +21,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/collector.prom from this run")
-
-// fixtureHome is where testdata/proc's command lines place the Steam home.
-const fixtureHome = "/opt/steam"
-
-// procFor copies testdata/proc under a temp folder, its command lines and
-// cwd links moved from fixtureHome into h, so that its javas are h's.
-func procFor(t *testing.T, h *testkit.Home) string {
-	t.Helper()
-	src := filepath.Join(testkit.RepoRoot(), "testdata", "proc")
-	dst := filepath.Join(t.TempDir(), "proc")
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		to := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(to, 0o755)
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(path)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(strings.Replace(target, fixtureHome, h.Home.Dir, 1), to)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if d.Name() == "cmdline" {
-			b = bytes.ReplaceAll(b, []byte(fixtureHome), []byte(h.Home.Dir))
-		}
-		return os.WriteFile(to, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
 
 // TestGolden scrapes a Steam home whose rows point at the processes of
 // testdata/proc and compares the exposition with testdata/collector.prom.
@@ -86,7 +45,7 @@ func TestGolden(t *testing.T) {
 		}
 		h.Exec("UPDATE service SET process_id = ? WHERE id = ?", row.pid, d.ID)
 	}
-	in, err := procid.NewInspector(procFor(t, h))
+	in, err := procid.NewInspector(testkit.ProcFixture(t, h.Home.Dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +74,7 @@ func TestGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got := strings.ReplaceAll(buf.String(), h.Home.Dir, fixtureHome)
+	got := strings.ReplaceAll(buf.String(), h.Home.Dir, testkit.ProcFixtureHome)
 
 	golden := filepath.Join("testdata", "collector.prom")
 	if *update {

@@ -2,6 +2,9 @@ package observe_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/steam-overseer/steam-overseer/internal/observe"
@@ -53,59 +56,57 @@ func TestAll(t *testing.T) {
 	}
 }
 
-// Running trusts what an earlier round verified only while the PID names
-// the same live process.
-func TestRunningKnown(t *testing.T) {
+// An observer re-reads the command line of a java it verified only when its
+// start time changes; the registry's row still decides which PID to look at.
+func TestRemembersVerified(t *testing.T) {
 	h := testkit.NewHome(t)
-	d, proc := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
-	other, _ := h.Run(testkit.Spec{Name: "other", LogicalName: "other"})
-	o := newObserver(t, h)
-	ctx := context.Background()
-
-	first, err := o.Running(ctx, nil)
+	// testdata/proc's 4242 is model 3's churn.war on port 8080.
+	for _, name := range []string{"a", "b"} {
+		h.Add(testkit.Spec{Name: name, LogicalName: name})
+	}
+	churn := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn", Port: 8080})
+	h.Exec("UPDATE service SET process_id = 4242 WHERE id = ?", churn.ID)
+	root := testkit.ProcFixture(t, h.Home.Dir)
+	in, err := procid.NewInspector(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first) != 2 {
-		t.Fatalf("got %d running, want 2: %+v", len(first), first)
+	o := observe.New(steam.NewRegistry(h.Home), in)
+	write := func(file, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(root, "4242", file), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	known := observe.Known{}
-	for _, ob := range first {
-		known[ob.ID] = ob.Process
-	}
-	// A marker Inspect never sets shows whether the known value was kept.
-	marked := known[d.ID]
-	marked.CPUSeconds = -1
-	known[d.ID] = marked
-	// Another process's start time: not to be trusted, inspected afresh.
-	stale := known[other.ID]
-	stale.CreateTime--
-	stale.CPUSeconds = -1
-	known[other.ID] = stale
-
-	second, err := o.Running(ctx, known)
+	stat, err := os.ReadFile(filepath.Join(root, "4242", "stat"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[int64]procid.Process{}
-	for _, ob := range second {
-		got[ob.ID] = ob.Process
-	}
-	if got[d.ID].CPUSeconds != -1 {
-		t.Errorf("a known, unchanged process was inspected again: %+v", got[d.ID])
-	}
-	if p, ok := got[other.ID]; !ok || p.CPUSeconds == -1 || p.CreateTime != stale.CreateTime+1 {
-		t.Errorf("a process whose start time differs was trusted: %+v", p)
-	}
 
-	testkit.Kill(t, proc)
-	third, err := o.Running(ctx, known)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ob := range third {
-		if ob.ID == d.ID {
-			t.Errorf("a killed known process is still running: %+v", ob.Process)
+	for _, step := range []struct {
+		name   string
+		change func()
+		want   string
+	}{
+		{"first look", func() {}, "running"},
+		{"command line not read again", func() { write("cmdline", "sleep\x00600\x00") }, "running"},
+		// gopsutil counts start times in whole seconds: 100 ticks.
+		{"new start time: inspected afresh", func() { write("stat", strings.Replace(string(stat), " 12345 ", " 12445 ", 1)) }, "pid_reused"},
+		{"still not trusted", func() {}, "pid_reused"},
+	} {
+		step.change()
+		running, err := o.Running(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := "pid_reused"
+		if len(running) == 1 && running[0].ID == churn.ID {
+			got = running[0].Status
+		} else if len(running) > 0 {
+			t.Fatalf("%s: running %+v", step.name, running)
+		}
+		if got != step.want {
+			t.Errorf("%s: churn is %s, want %s", step.name, got, step.want)
 		}
 	}
 }

@@ -160,19 +160,13 @@ func (p *Prober) Latest() []Outcome {
 // java: a foreign process on a deployment's port is never probed for it.
 func RunningTargets(reg *steam.Registry, in *procid.Inspector) Targets {
 	obs := observe.New(reg, in)
-	var mu sync.Mutex
-	known := observe.Known{}
 	return func(ctx context.Context) ([]Target, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		running, err := obs.Running(ctx, known)
+		running, err := obs.Running(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("reading Steam's registry: %w", err)
 		}
-		known = make(observe.Known, len(running))
 		ts := make([]Target, 0, len(running))
 		for _, o := range running {
-			known[o.ID] = o.Process
 			ts = append(ts, Target{ID: o.ID, Name: o.Name, Port: int(o.Port), PID: o.Process.PID, Started: o.Process.StartTime})
 		}
 		return ts, nil

@@ -115,23 +115,6 @@ func (in *Inspector) Inspect(pid int, id Identity) Process {
 	return verify(ctx, proc, argv, id)
 }
 
-// Unchanged reports whether p, found running by Inspect, still is: same
-// start time and not a zombie. It costs two small reads instead of
-// Inspect's command line, stat, stat and statm.
-func (in *Inspector) Unchanged(p Process) bool {
-	if p.Status != StatusRunning || p.PID <= 0 || p.PID > math.MaxInt32 {
-		return false
-	}
-	ctx := in.withRoot(context.Background())
-	proc := &process.Process{Pid: int32(p.PID)}
-	created, err := proc.CreateTimeWithContext(ctx)
-	if err != nil || created != p.CreateTime {
-		return false
-	}
-	status, err := proc.StatusWithContext(ctx)
-	return err == nil && len(status) > 0 && status[0] != process.Zombie
-}
-
 // verify checks argv against id and measures the process if it matches.
 func verify(ctx context.Context, proc *process.Process, argv []string, id Identity) Process {
 	p := Process{PID: int(proc.Pid)}
@@ -140,6 +123,12 @@ func verify(ctx context.Context, proc *process.Process, argv []string, id Identi
 		p.Status = StatusPIDReused
 		return p
 	}
+	return measure(ctx, proc)
+}
+
+// measure reads the figures of a process whose identity is settled.
+func measure(ctx context.Context, proc *process.Process) Process {
+	p := Process{PID: int(proc.Pid)}
 	times, err := proc.TimesWithContext(ctx)
 	if err != nil {
 		return p.failed(err)
@@ -158,6 +147,20 @@ func verify(ctx context.Context, proc *process.Process, argv []string, id Identi
 	p.VirtualBytes = mem.VMS
 	p.CreateTime = created
 	p.StartTime = float64(created) / 1e3
+	return p
+}
+
+// Remeasure is Inspect for prev, found running against id before: while the
+// start time holds, the command line (the costliest read) is not read again.
+// A zombie has no memory, which sends it back to Inspect too.
+func (in *Inspector) Remeasure(prev Process, id Identity) Process {
+	if prev.Status != StatusRunning || prev.PID <= 0 || prev.PID > math.MaxInt32 {
+		return in.Inspect(prev.PID, id)
+	}
+	p := measure(in.withRoot(context.Background()), &process.Process{Pid: int32(prev.PID)})
+	if p.Status != StatusRunning || p.CreateTime != prev.CreateTime || p.VirtualBytes == 0 {
+		return in.Inspect(prev.PID, id)
+	}
 	return p
 }
 

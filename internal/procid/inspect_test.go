@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shirou/gopsutil/v3/process"
-
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -408,58 +406,52 @@ func TestNewInspectorMissingProc(t *testing.T) {
 	}
 }
 
-// Unchanged keeps a verified process only while it is alive with the start
-// time Inspect saw.
-func TestUnchanged(t *testing.T) {
-	h := testkit.NewHome(t)
-	d, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
-	id, _ := d.Identity()
-	in := inspector(t)
-	verified := in.Inspect(int(d.PID), id)
+// Remeasure trusts a verified process's command line only while its start
+// time holds and it is no zombie.
+func TestRemeasure(t *testing.T) {
+	root := testkit.ProcFixture(t, "")
+	in, err := procid.NewInspector(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := procid.Identity{JettyRunner: "/opt/steam/var/master/assets/jetty-runner.jar", Port: 8080,
+		Wars: []string{"/opt/steam/var/master/model/3/churn.war"}}
+	verified := in.Inspect(4242, id)
 	if verified.Status != procid.StatusRunning {
 		t.Fatalf("inspected %+v, want running", verified)
 	}
+	// Were the command line read, 4242 would now be pid_reused.
+	if err := os.WriteFile(filepath.Join(root, "4242", "cmdline"), []byte("sleep\x00600\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	restarted := verified
-	restarted.CreateTime++
-	unverified := verified
-	unverified.Status = procid.StatusPIDReused
-
-	cmd := exec.Command("true")
-	if err := cmd.Start(); err != nil {
+	restarted.CreateTime += 1000
+	// 4243 started when 4242 did; as a real zombie, it has no memory left.
+	if err := os.WriteFile(filepath.Join(root, "4243", "statm"), []byte("0 0 0 0 0 0 0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Wait() })
-	zombie := procid.Process{PID: cmd.Process.Pid, Status: procid.StatusRunning}
-	testkit.Eventually(t, 5*time.Second, "a zombie", func() bool {
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(zombie.PID), "stat"))
-		return err == nil && strings.Contains(string(b), ") Z ")
-	})
-	// The zombie's own start time, so that only its state can rule it out.
-	if p, err := gopsProcess(zombie.PID); err == nil {
-		zombie.CreateTime = p
-	} else {
-		t.Fatal(err)
-	}
+	zombie := verified
+	zombie.PID = 4243
 
 	for _, tc := range []struct {
 		name string
-		p    procid.Process
-		want bool
+		prev procid.Process
+		want procid.Status
 	}{
-		{"same process", verified, true},
-		{"other start time", restarted, false},
-		{"never verified", unverified, false},
-		{"zombie", zombie, false},
-		{"no pid", procid.Process{Status: procid.StatusRunning}, false},
+		{"same process: command line not read again", verified, procid.StatusRunning},
+		{"other start time: inspected afresh", restarted, procid.StatusPIDReused},
+		{"zombie", zombie, procid.StatusZombie},
+		{"gone", procid.Process{PID: 4299, Status: procid.StatusRunning}, procid.StatusDead},
+		{"never verified", procid.Process{PID: 4242, Status: procid.StatusPIDReused}, procid.StatusPIDReused},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := in.Unchanged(tc.p); got != tc.want {
-				t.Errorf("Unchanged(%+v) = %v, want %v", tc.p, got, tc.want)
+			got := in.Remeasure(tc.prev, id)
+			if got.Status != tc.want {
+				t.Errorf("Remeasure(%+v) = %+v, want %s", tc.prev, got, tc.want)
+			}
+			if tc.want == procid.StatusRunning && got != verified {
+				t.Errorf("Remeasure = %+v, want the same figures as Inspect %+v", got, verified)
 			}
 		})
 	}
-}
-
-func gopsProcess(pid int) (int64, error) {
-	return (&process.Process{Pid: int32(pid)}).CreateTime()
 }
