@@ -20,19 +20,12 @@ type Status string
 
 // The statuses, as the steam_deployment_status metric labels them.
 const (
-	// StatusRunning: alive, not a zombie, and its command line is this
-	// deployment's java.
-	StatusRunning Status = "running"
-	// StatusDead: no such process.
-	StatusDead Status = "dead"
-	// StatusZombie: exited but not reaped; it serves nothing.
-	StatusZombie Status = "zombie"
-	// StatusPIDReused: alive, but another program or another deployment.
-	StatusPIDReused Status = "pid_reused"
-	// StatusNoPID: Steam recorded no PID (process_id ≤ 0).
-	StatusNoPID Status = "no_pid"
-	// StatusUnknown: the process could not be read (permissions, hidepid).
-	StatusUnknown Status = "unknown"
+	StatusRunning   Status = "running"    // alive and verified as this deployment's java
+	StatusDead      Status = "dead"       // no such process
+	StatusZombie    Status = "zombie"     // exited, not reaped: serves nothing
+	StatusPIDReused Status = "pid_reused" // another program or deployment
+	StatusNoPID     Status = "no_pid"     // process_id ≤ 0
+	StatusUnknown   Status = "unknown"    // unreadable (permissions, hidepid)
 )
 
 // Statuses lists every status, in the order metrics expose them.
@@ -43,14 +36,13 @@ var Statuses = []Status{StatusRunning, StatusDead, StatusZombie, StatusPIDReused
 type Process struct {
 	PID    int
 	Status Status
-	// Err says why Status is StatusUnknown.
-	Err error
+	Err    error // why Status is StatusUnknown
 
 	CPUSeconds    float64 // user + system
 	ResidentBytes uint64
 	VirtualBytes  uint64
 	StartTime     float64 // seconds since the Unix epoch
-	CreateTime    int64   // ms since the epoch; with PID, names one process for good
+	CreateTime    int64   // ms since the epoch, whole seconds; with PID, names one process
 }
 
 // Inspector reads processes through gopsutil under one procfs mount.
@@ -150,9 +142,10 @@ func measure(ctx context.Context, proc *process.Process) Process {
 	return p
 }
 
-// Remeasure is Inspect for prev, found running against id before: while the
+// Remeasure is Inspect for prev, found running against id before: while its
 // start time holds, the command line (the costliest read) is not read again.
-// A zombie has no memory, which sends it back to Inspect too.
+// A zombie, which has no memory, goes back to Inspect too. Only for figures:
+// start times have whole seconds, so nothing is signalled on this basis.
 func (in *Inspector) Remeasure(prev Process, id Identity) Process {
 	if prev.Status != StatusRunning || prev.PID <= 0 || prev.PID > math.MaxInt32 {
 		return in.Inspect(prev.PID, id)
