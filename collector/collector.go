@@ -6,16 +6,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/steam-overseer/steam-overseer/internal/observe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
@@ -23,8 +21,7 @@ import (
 
 // Collector is a prometheus.Collector for the deployments of one Steam home.
 type Collector struct {
-	registry  *steam.Registry
-	inspector *procid.Inspector
+	observer  *observe.Observer
 	statePath string
 	logger    *slog.Logger
 
@@ -41,9 +38,6 @@ var _ prometheus.Collector = (*Collector)(nil)
 // and restarts and backups from the state database at statePath (if any).
 func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *slog.Logger) *Collector {
 	deployment := []string{"deployment_id", "deployment"}
-	desc := func(subsystem, name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName("steam", subsystem, name), help, labels, nil)
-	}
 	var statusPairs []*dto.LabelPair
 	for _, s := range steam.Statuses {
 		statusPairs = append(statusPairs, labelPair("status", s))
@@ -52,8 +46,7 @@ func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *sl
 		statusPairs: statusPairs,
 		userPair:    labelPair("mode", "user"),
 		systemPair:  labelPair("mode", "system"),
-		registry:    reg,
-		inspector:   in,
+		observer:    observe.New(reg, in),
 		statePath:   statePath,
 		logger:      logger,
 
@@ -101,7 +94,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	begin := time.Now()
 	ctx := context.Background()
 
-	deployments, err := c.registry.Deployments(ctx)
+	observations, err := c.observer.All(ctx)
 	if err != nil {
 		c.logger.Error("Reading Steam's registry failed", "err", err)
 	}
@@ -111,17 +104,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		c.logger.Error("Reading the state database failed", "path", c.statePath, "err", stateErr)
 	}
 
-	// Inspecting is mostly kernel time reading /proc: spread over the CPUs.
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(deployments)) {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(deployments)); i = next.Add(1) - 1 {
-				c.collectDeployment(ch, deployments[i], restarts, stateErr == nil)
-			}
-		})
+	for _, o := range observations {
+		c.collectDeployment(ch, o, restarts, stateErr == nil)
 	}
-	wg.Wait()
 
 	ch <- prometheus.MustNewConstMetric(c.scrapeSuccess, prometheus.GaugeValue, boolValue(err == nil))
 	ch <- prometheus.MustNewConstMetric(c.stateScrapeSuccess, prometheus.GaugeValue, boolValue(stateErr == nil))
@@ -132,14 +117,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.scrapeDuration, prometheus.GaugeValue, time.Since(begin).Seconds())
 }
 
-func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, d steam.Deployment, restarts map[int64]uint64, restartsKnown bool) {
-	// An unrecognisable deployment's zero identity proves no process.
-	id, _ := d.Identity()
-	p := c.inspector.Inspect(int(d.PID), id)
+func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, o observe.Observation, restarts map[int64]uint64, restartsKnown bool) {
+	d, p := o.Deployment, o.Process
 	if p.Err != nil {
 		c.logger.Debug("Cannot read a deployment's process", "deployment_id", d.ID, "pid", d.PID, "err", p.Err)
 	}
-	status := d.Status(p)
 
 	// Rows anyone may edit: a value that is not UTF-8 would lose its series.
 	namePair, idPair := labelPair("deployment", validUTF8(d.Name)), labelPair("deployment_id", d.IDString())
@@ -147,10 +129,10 @@ func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, d steam.Deplo
 	emit := func(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels []*dto.LabelPair) {
 		ch <- &series{desc: desc, valueType: t, value: v, labels: labels}
 	}
-	running := p.Status == procid.StatusRunning
+	running := o.Running()
 	emit(c.up, prometheus.GaugeValue, boolValue(running), labels)
 	for i, s := range steam.Statuses {
-		emit(c.status, prometheus.GaugeValue, boolValue(s == status), []*dto.LabelPair{namePair, idPair, c.statusPairs[i]})
+		emit(c.status, prometheus.GaugeValue, boolValue(s == o.Status), []*dto.LabelPair{namePair, idPair, c.statusPairs[i]})
 	}
 	emit(c.info, prometheus.GaugeValue, 1, []*dto.LabelPair{
 		labelPair("address", validUTF8(d.Address)),

@@ -11,10 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // benchDeployments is the scale the exporter is held to: one scrape of a
@@ -27,15 +25,15 @@ const benchDeployments = 1000
 // conversion to the exposition model); "scrape" adds the text encoding of
 // an HTTP request to /metrics.
 func BenchmarkCollect(b *testing.B) {
-	h := steamtest.NewHome(b)
+	h := testkit.NewHome(b)
 	// Speeds up building the fixture only; the journal mode stays Steam's.
 	h.Exec(`PRAGMA synchronous = OFF`)
 	ds := make([]steam.Deployment, benchDeployments)
 	for i := range ds {
 		// never_ready: alive with Steam's argv but not listening, so a
 		// thousand of them stay cheap and the port needs no reservation.
-		ds[i] = h.Add(steamfixture.Spec{Name: "scorer", LogicalName: "scorer", Port: 20000 + i,
-			Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
+		ds[i] = h.Add(testkit.Spec{Name: "scorer", LogicalName: "scorer", Port: 20000 + i,
+			Behaviour: testkit.Behaviour{Mode: "never_ready"}})
 	}
 	recordPIDs(b, h, ds, startAll(b, h, ds))
 
@@ -105,7 +103,7 @@ func cpuTime(b *testing.B) time.Duration {
 
 // recordPIDs writes each deployment's PID into its row, in one
 // transaction.
-func recordPIDs(b *testing.B, h *steamtest.Home, ds []steam.Deployment, pids []int) {
+func recordPIDs(b *testing.B, h *testkit.Home, ds []steam.Deployment, pids []int) {
 	tx, err := h.DB.Begin()
 	if err != nil {
 		b.Fatal(err)
@@ -122,7 +120,7 @@ func recordPIDs(b *testing.B, h *steamtest.Home, ds []steam.Deployment, pids []i
 
 // startAll starts every deployment with Steam's argv, in parallel batches,
 // and returns their PIDs. All of them are killed when the benchmark ends.
-func startAll(b *testing.B, h *steamtest.Home, ds []steam.Deployment) []int {
+func startAll(b *testing.B, h *testkit.Home, ds []steam.Deployment) []int {
 	pids := make([]int, len(ds))
 	var wg sync.WaitGroup
 	errs := make(chan error, len(ds))
@@ -135,7 +133,7 @@ func startAll(b *testing.B, h *steamtest.Home, ds []steam.Deployment) []int {
 					errs <- err
 					return
 				}
-				steamtest.Reap(b, cmd)
+				testkit.Reap(b, cmd)
 				pids[i] = cmd.Process.Pid
 			}
 		})

@@ -16,17 +16,15 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/collector"
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // newCollector returns a collector for h whose registry gives up on a
 // locked database after 100 ms instead of 5 s.
-func newCollector(t testing.TB, h *steamtest.Home, statePath string) *collector.Collector {
+func newCollector(t testing.TB, h *testkit.Home, statePath string) *collector.Collector {
 	t.Helper()
 	in, err := procid.NewInspector("")
 	if err != nil {
@@ -200,16 +198,16 @@ func (s scrape) checkResources(t *testing.T, since time.Time) {
 
 func TestCollectExposition(t *testing.T) {
 	begin := time.Now()
-	h := steamtest.NewHome(t)
-	running, _ := h.Run(steamfixture.Spec{Name: "running", LogicalName: "running"})
-	dead, deadProc := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-	steamtest.Kill(t, deadProc)
-	waiting := h.Add(steamfixture.Spec{Name: "waiting", LogicalName: "waiting", State: "starting"})
-	reused := h.Add(steamfixture.Spec{Name: "reused", LogicalName: "reused"})
-	if err := h.SetPID(reused.ID, steamtest.StartForeign(t).Pid); err != nil {
+	h := testkit.NewHome(t)
+	running, _ := h.Run(testkit.Spec{Name: "running", LogicalName: "running"})
+	dead, deadProc := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
+	testkit.Kill(t, deadProc)
+	waiting := h.Add(testkit.Spec{Name: "waiting", LogicalName: "waiting", State: "starting"})
+	reused := h.Add(testkit.Spec{Name: "reused", LogicalName: "reused"})
+	if err := h.SetPID(reused.ID, testkit.StartForeign(t).Pid); err != nil {
 		t.Fatal(err)
 	}
-	broken := h.Add(steamfixture.Spec{Name: "broken", NoWar: true})
+	broken := h.Add(testkit.Spec{Name: "broken", NoWar: true})
 
 	statePath := filepath.Join(t.TempDir(), "state.db")
 	db, err := state.Open(context.Background(), statePath)
@@ -299,9 +297,9 @@ steam_exporter_state_scrape_success 1
 }
 
 func TestCollectLint(t *testing.T) {
-	h := steamtest.NewHome(t)
-	h.Run(steamfixture.Spec{Name: "running", LogicalName: "running"})
-	h.Add(steamfixture.Spec{Name: "waiting", LogicalName: "waiting"})
+	h := testkit.NewHome(t)
+	h.Run(testkit.Spec{Name: "running", LogicalName: "running"})
+	h.Add(testkit.Spec{Name: "waiting", LogicalName: "waiting"})
 	problems, err := testutil.CollectAndLint(newCollector(t, h, ""))
 	if err != nil {
 		t.Fatal(err)
@@ -316,9 +314,9 @@ func TestCollectLint(t *testing.T) {
 func TestCollectBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts steamfixture.Options
+		opts testkit.Options
 		// setup adds the odd deployment; sound is the sound one's PID.
-		setup        func(t *testing.T, h *steamtest.Home, sound int) int64
+		setup        func(t *testing.T, h *testkit.Home, sound int) int64
 		status       string
 		problem      string
 		up           float64
@@ -327,8 +325,8 @@ func TestCollectBadInput(t *testing.T) {
 	}{
 		{
 			name: "model row gone, its java still running",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d, _ := h.Run(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d, _ := h.Run(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`DELETE FROM model WHERE id = ?`, d.ModelID)
 				return d.ID
 			},
@@ -341,9 +339,9 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "process_id NULL",
-			opts: steamfixture.Options{Lax: true},
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+			opts: testkit.Options{Lax: true},
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = NULL WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -351,8 +349,8 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "process_id negative",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = -1 WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -360,8 +358,8 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "process_id is text",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = 'none' WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -369,8 +367,8 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "port 0",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET port = 0 WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -383,8 +381,8 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "port above 65535",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET port = 70000 WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -397,8 +395,8 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "port is text",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET port = 'http' WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -406,15 +404,15 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "war missing",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				return h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd", NoWar: true}).ID
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				return h.Add(testkit.Spec{Name: "odd", LogicalName: "odd", NoWar: true}).ID
 			},
 			status: steam.StatusMisconfigured, problem: steam.ProblemWarMissing,
 		},
 		{
 			name: "war deleted under its running java",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d, _ := h.Run(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d, _ := h.Run(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				if err := os.Remove(d.War); err != nil {
 					t.Fatal(err)
 				}
@@ -426,8 +424,8 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "jetty-runner.jar missing",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				if err := os.Remove(h.Home.JettyRunner()); err != nil {
 					t.Fatal(err)
 				}
@@ -438,9 +436,9 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "two wars and no logical name, one of them running",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d, _ := h.Run(steamfixture.Spec{Name: "odd"})
-				if err := h.WriteWar(d.ModelID, "odd_py.war", fakescorer.Behaviour{}); err != nil {
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d, _ := h.Run(testkit.Spec{Name: "odd"})
+				if err := h.WriteWar(d.ModelID, "odd_py.war", testkit.Behaviour{}); err != nil {
 					t.Fatal(err)
 				}
 				return d.ID
@@ -451,17 +449,17 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "PID of an unrelated process",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
-				h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, steamtest.StartForeign(t).Pid, d.ID)
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
+				h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, testkit.StartForeign(t).Pid, d.ID)
 				return d.ID
 			},
 			status: string(procid.StatusPIDReused),
 		},
 		{
 			name: "PID of another deployment's java",
-			setup: func(t *testing.T, h *steamtest.Home, sound int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+			setup: func(t *testing.T, h *testkit.Home, sound int) int64 {
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, sound, d.ID)
 				return d.ID
 			},
@@ -469,8 +467,8 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "PID of a kernel thread",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET process_id = 2 WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -478,9 +476,9 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "zombie",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd",
-					Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd",
+					Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 				cmd := h.Command(h.Java, d)
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
@@ -492,7 +490,7 @@ func TestCollectBadInput(t *testing.T) {
 					t.Fatal(err)
 				}
 				id, _ := d.Identity()
-				steamtest.Eventually(t, 10*time.Second, "a zombie", func() bool {
+				testkit.Eventually(t, 10*time.Second, "a zombie", func() bool {
 					return in.Inspect(cmd.Process.Pid, id).Status == procid.StatusZombie
 				})
 				h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, cmd.Process.Pid, d.ID)
@@ -502,17 +500,17 @@ func TestCollectBadInput(t *testing.T) {
 		},
 		{
 			name: "dead",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d, p := h.Run(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
-				steamtest.Kill(t, p)
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d, p := h.Run(testkit.Spec{Name: "odd", LogicalName: "odd"})
+				testkit.Kill(t, p)
 				return d.ID
 			},
 			status: string(procid.StatusDead),
 		},
 		{
 			name: "name is not UTF-8",
-			setup: func(t *testing.T, h *steamtest.Home, _ int) int64 {
-				d := h.Add(steamfixture.Spec{Name: "odd", LogicalName: "odd"})
+			setup: func(t *testing.T, h *testkit.Home, _ int) int64 {
+				d := h.Add(testkit.Spec{Name: "odd", LogicalName: "odd"})
 				h.Exec(`UPDATE service SET name = CAST(X'6F64FF64' AS TEXT) WHERE id = ?`, d.ID)
 				return d.ID
 			},
@@ -526,8 +524,8 @@ func TestCollectBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			begin := time.Now()
-			h := steamtest.NewHome(t, tc.opts)
-			sound, soundProc := h.Run(steamfixture.Spec{Name: "sound", LogicalName: "sound"})
+			h := testkit.NewHome(t, tc.opts)
+			sound, soundProc := h.Run(testkit.Spec{Name: "sound", LogicalName: "sound"})
 			odd := tc.setup(t, h, soundProc.Pid)
 
 			s := gather(t, newCollector(t, h, ""))
@@ -569,11 +567,11 @@ func TestCollectRegistryUnreadable(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// breakDB breaks Steam's database and returns what repairs it.
-		breakDB func(t *testing.T, h *steamtest.Home) (repair func())
+		breakDB func(t *testing.T, h *testkit.Home) (repair func())
 	}{
 		{
 			name: "missing",
-			breakDB: func(t *testing.T, h *steamtest.Home) func() {
+			breakDB: func(t *testing.T, h *testkit.Home) func() {
 				aside := h.Home.DBPath() + ".aside"
 				rename(t, h.Home.DBPath(), aside)
 				return func() { rename(t, aside, h.Home.DBPath()) }
@@ -581,7 +579,7 @@ func TestCollectRegistryUnreadable(t *testing.T) {
 		},
 		{
 			name: "not a database",
-			breakDB: func(t *testing.T, h *steamtest.Home) func() {
+			breakDB: func(t *testing.T, h *testkit.Home) func() {
 				aside := h.Home.DBPath() + ".aside"
 				rename(t, h.Home.DBPath(), aside)
 				if err := os.WriteFile(h.Home.DBPath(), []byte(strings.Repeat("garbage", 1000)), 0o644); err != nil {
@@ -592,7 +590,7 @@ func TestCollectRegistryUnreadable(t *testing.T) {
 		},
 		{
 			name: "locked past the busy timeout",
-			breakDB: func(t *testing.T, h *steamtest.Home) func() {
+			breakDB: func(t *testing.T, h *testkit.Home) func() {
 				conn, err := h.DB.Conn(context.Background())
 				if err != nil {
 					t.Fatal(err)
@@ -610,8 +608,8 @@ func TestCollectRegistryUnreadable(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
-			d, _ := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
+			h := testkit.NewHome(t)
+			d, _ := h.Run(testkit.Spec{Name: "a", LogicalName: "a"})
 			c := newCollector(t, h, "")
 
 			repair := tc.breakDB(t, h)
@@ -721,8 +719,8 @@ func TestCollectStateDatabase(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
-			d, _ := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
+			h := testkit.NewHome(t)
+			d, _ := h.Run(testkit.Spec{Name: "a", LogicalName: "a"})
 			path := filepath.Join(t.TempDir(), "state.db")
 			tc.prepare(t, path, d.ID)
 

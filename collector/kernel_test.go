@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // kernelView is what the kernel itself says about a process, read from
@@ -87,8 +86,8 @@ func bootTime(t *testing.T) float64 {
 // deployment with the kernel's own: CPU within 0.05 s, VmRSS within 5%,
 // start time within 1 s.
 func TestCollectAgreesWithKernel(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, proc := h.Run(steamfixture.Spec{Name: "busy", LogicalName: "busy"})
+	h := testkit.NewHome(t)
+	d, proc := h.Run(testkit.Spec{Name: "busy", LogicalName: "busy"})
 	// Make it spend measurable CPU and memory: serve pings for a while.
 	client := &http.Client{Timeout: 2 * time.Second}
 	for end := time.Now().Add(time.Second); time.Now().Before(end); {

@@ -27,9 +27,6 @@ var _ prometheus.Collector = (*ProbeCollector)(nil)
 // deployments younger than it.
 func NewProbeCollector(p *probe.Prober, startGrace time.Duration) *ProbeCollector {
 	deployment := []string{"deployment_id", "deployment"}
-	desc := func(subsystem, name, help string, labels ...string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName("steam", subsystem, name), help, labels, nil)
-	}
 	return &ProbeCollector{
 		prober:     p,
 		startGrace: startGrace,

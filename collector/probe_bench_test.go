@@ -15,25 +15,24 @@ import (
 	"github.com/steam-overseer/steam-overseer/collector"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // serving starts n deployments that listen on ports firstPort.. (below the
 // ephemeral range, so no other test's socket takes them), records their
 // PIDs and waits until each answers /ping.
-func serving(b *testing.B, n, firstPort int) (*steamtest.Home, []*os.Process) {
-	h := steamtest.NewHome(b)
+func serving(b *testing.B, n, firstPort int) (*testkit.Home, []*os.Process) {
+	h := testkit.NewHome(b)
 	h.Exec(`PRAGMA synchronous = OFF`) // speeds up building the fixture only
 	ds := make([]steam.Deployment, n)
 	for i := range ds {
-		ds[i] = h.Add(steamfixture.Spec{Name: "scorer", LogicalName: "scorer", Port: firstPort + i})
+		ds[i] = h.Add(testkit.Spec{Name: "scorer", LogicalName: "scorer", Port: firstPort + i})
 	}
 	procs := startAll(b, h, ds)
 	recordPIDs(b, h, ds, procs)
 	ps := make([]*os.Process, n)
 	for i, d := range ds {
-		if err := steamfixture.WaitReady(context.Background(), int(d.Port), 30*time.Second); err != nil {
+		if err := testkit.WaitReady(context.Background(), int(d.Port), 30*time.Second); err != nil {
 			b.Fatal(err)
 		}
 		ps[i], _ = os.FindProcess(procs[i])
@@ -78,7 +77,7 @@ func BenchmarkScrapeWithHungDeployments(b *testing.B) {
 			b.Fatalf("GET /metrics: %d", rec.Code)
 		}
 	}
-	steamtest.Eventually(b, 30*time.Second, "every deployment's first probe", func() bool { return len(p.Latest()) == deployments })
+	testkit.Eventually(b, 30*time.Second, "every deployment's first probe", func() bool { return len(p.Latest()) == deployments })
 
 	b.Run("none-hung", func(b *testing.B) {
 		if n := failing(p); n != 0 {
@@ -87,9 +86,9 @@ func BenchmarkScrapeWithHungDeployments(b *testing.B) {
 		measure(b, scrape)
 	})
 	for _, proc := range procs[:hung] {
-		steamtest.Freeze(b, proc)
+		testkit.Freeze(b, proc)
 	}
-	steamtest.Eventually(b, 30*time.Second, "the stopped deployments to fail their probes", func() bool { return failing(p) == hung })
+	testkit.Eventually(b, 30*time.Second, "the stopped deployments to fail their probes", func() bool { return failing(p) == hung })
 	b.Run("20-hung", func(b *testing.B) { measure(b, scrape) })
 }
 

@@ -13,16 +13,14 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/collector"
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // newProber returns a prober of h's running deployments.
-func newProber(t testing.TB, h *steamtest.Home, cfg probe.Config) *probe.Prober {
+func newProber(t testing.TB, h *testkit.Home, cfg probe.Config) *probe.Prober {
 	t.Helper()
 	in, err := procid.NewInspector("")
 	if err != nil {
@@ -58,15 +56,15 @@ func probeValues(t *testing.T, c prometheus.Collector, name string) map[string]f
 }
 
 func TestProbeCollectorExposition(t *testing.T) {
-	h := steamtest.NewHome(t)
-	h.Run(steamfixture.Spec{Name: "serving", LogicalName: "serving"})
+	h := testkit.NewHome(t)
+	h.Run(testkit.Spec{Name: "serving", LogicalName: "serving"})
 	const slowness = 200 * time.Millisecond
-	h.Run(steamfixture.Spec{Name: "slow", LogicalName: "slow", Behaviour: fakescorer.Behaviour{PingDelay: slowness}})
-	_, stopped := h.Run(steamfixture.Spec{Name: "stopped", LogicalName: "stopped"})
-	_, dead := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-	h.Add(steamfixture.Spec{Name: "never-started", LogicalName: "never-started"})
-	steamtest.Kill(t, dead)
-	steamtest.Freeze(t, stopped)
+	h.Run(testkit.Spec{Name: "slow", LogicalName: "slow", Behaviour: testkit.Behaviour{PingDelay: slowness}})
+	_, stopped := h.Run(testkit.Spec{Name: "stopped", LogicalName: "stopped"})
+	_, dead := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
+	h.Add(testkit.Spec{Name: "never-started", LogicalName: "never-started"})
+	testkit.Kill(t, dead)
+	testkit.Freeze(t, stopped)
 
 	p := newProber(t, h, probe.Config{Timeout: time.Second})
 	c := collector.NewProbeCollector(p, 90*time.Second)
@@ -123,8 +121,8 @@ steam_deployment_probe_success{deployment="stopped",deployment_id="3"} %d
 }
 
 func TestProbeCollectorLint(t *testing.T) {
-	h := steamtest.NewHome(t)
-	h.Run(steamfixture.Spec{Name: "serving", LogicalName: "serving"})
+	h := testkit.NewHome(t)
+	h.Run(testkit.Spec{Name: "serving", LogicalName: "serving"})
 	p := newProber(t, h, probe.Config{})
 	p.Round(context.Background())
 	c := collector.NewProbeCollector(p, probe.DefaultStartGrace)
@@ -143,8 +141,8 @@ func TestProbeCollectorLint(t *testing.T) {
 // Before any round, and with no running deployment, only the start grace
 // is published.
 func TestProbeCollectorNothingRunning(t *testing.T) {
-	h := steamtest.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "never-started", LogicalName: "never-started"})
+	h := testkit.NewHome(t)
+	h.Add(testkit.Spec{Name: "never-started", LogicalName: "never-started"})
 	p := newProber(t, h, probe.Config{})
 	c := collector.NewProbeCollector(p, time.Minute)
 	for round := range 2 {

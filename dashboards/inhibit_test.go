@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/alertmanagertest"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestInhibitRules runs the real Alertmanager with the shipped
@@ -60,7 +60,7 @@ func TestInhibitRules(t *testing.T) {
 			postAlerts(t, base, gaveUp, tc.labels)
 			var state string
 			var inhibitedBy []string
-			steamtest.Eventually(t, 10*time.Second, "the inhibitor to judge the alert", func() bool {
+			testkit.Eventually(t, 10*time.Second, "the inhibitor to judge the alert", func() bool {
 				state, inhibitedBy = alertStatus(t, base, tc.labels)
 				// The source must be known to the inhibitor first.
 				return state != "" && (!tc.suppressed || state == "suppressed")

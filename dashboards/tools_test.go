@@ -6,14 +6,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // runTool runs a tool in this package's folder, where the shipped files are,
 // and returns its output; a non-zero exit fails the test with that output.
 func runTool(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(steamtest.RequireTool(t, name), args...)
+	cmd := exec.Command(testkit.RequireTool(t, name), args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)

@@ -39,12 +39,11 @@ import (
 	"go.yaml.in/yaml/v2"
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
-	"github.com/steam-overseer/steam-overseer/internal/jettytest"
+	"github.com/steam-overseer/steam-overseer/demo/jetty"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 	"github.com/steam-overseer/steam-overseer/remediate"
 )
 
@@ -89,7 +88,7 @@ var faultKinds = []string{faultKill, faultStop, faultDouble, faultDBLock, faultF
 
 type chaosHost struct {
 	name                         string
-	home                         *steamtest.Home
+	home                         *testkit.Home
 	deployments                  []*chaosDeployment
 	exporterAddr, remediatorAddr string
 	exporter, remediator         *service
@@ -145,9 +144,9 @@ type chaosRun struct {
 }
 
 func TestChaos(t *testing.T) {
-	prometheusBin := steamtest.RequireTool(t, "prometheus")
-	alertmanagerBin := steamtest.RequireTool(t, "prometheus-alertmanager")
-	bin := steamtest.Binary(t)
+	prometheusBin := testkit.RequireTool(t, "prometheus")
+	alertmanagerBin := testkit.RequireTool(t, "prometheus-alertmanager")
+	bin := testkit.Binary(t)
 	seed := *chaosSeed
 	if seed == 0 {
 		seed = time.Now().UnixNano()
@@ -163,7 +162,7 @@ func TestChaos(t *testing.T) {
 	dir := t.TempDir()
 
 	addr := func() string {
-		port, err := steamfixture.FreePort()
+		port, err := testkit.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +177,7 @@ func TestChaos(t *testing.T) {
 	// Two hosts, their deployments started as Steam starts them, a few at
 	// a time as Steam's UI would.
 	for i, name := range []string{"steam1", "steam2"} {
-		hst := &chaosHost{name: name, home: jettytest.NewHome(t), exporterAddr: addr(), remediatorAddr: addr()}
+		hst := &chaosHost{name: name, home: testkit.NewJettyHome(t), exporterAddr: addr(), remediatorAddr: addr()}
 		c.hosts = append(c.hosts, hst)
 		n := *chaosDeployments / 2
 		if i == 0 {
@@ -186,8 +185,8 @@ func TestChaos(t *testing.T) {
 		}
 		for j := 0; j < n; j++ {
 			dname := fmt.Sprintf("%s-model%02d", name, j+1)
-			d := jettytest.Add(t, hst.home, steamfixture.Spec{Name: dname, LogicalName: strings.ReplaceAll(dname, "-", "_")},
-				jettytest.War{})
+			d := testkit.AddJetty(t, hst.home, testkit.Spec{Name: dname, LogicalName: strings.ReplaceAll(dname, "-", "_")},
+				jetty.War{})
 			identity, ok := d.Identity()
 			if !ok {
 				t.Fatalf("deployment %s has no identity: %s", d.Name, d.Problem)
@@ -202,9 +201,9 @@ func TestChaos(t *testing.T) {
 	for i := 0; i < len(all); i += chaosConcurrency {
 		batch := all[i:min(i+chaosConcurrency, len(all))]
 		launched := time.Now()
-		var ps []*jettytest.Process
+		var ps []*testkit.JettyProcess
 		for _, cd := range batch {
-			ps = append(ps, jettytest.Launch(t, cd.host.home, cd.d))
+			ps = append(ps, testkit.LaunchJetty(t, cd.host.home, cd.d))
 		}
 		for j, cd := range batch {
 			ps[j].Record(t, cd.host.home, cd.d)
@@ -218,7 +217,7 @@ func TestChaos(t *testing.T) {
 	// Each host's exporter and remediator; the remediator acts only on
 	// alerts about its own host's exporter.
 	for _, hst := range c.hosts {
-		env := jettytest.Env(t, hst.home)
+		env := testkit.JettyEnv(t, hst.home)
 		hst.exporter = start(t, dir, hst.name+"-exporter", env, bin, "exporter", "--steam.home="+hst.home.Home.Dir,
 			"--web.listen-address="+hst.exporterAddr,
 			"--probe.interval=1s", "--probe.timeout="+chaosProbeTimeout.String(), "--probe.start-grace=5s")
@@ -705,7 +704,7 @@ func javasByWar() map[string][]int {
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 		i := slices.Index(args, "-jar")
-		if i < 0 || i+1 >= len(args) || !strings.HasSuffix(args[i+1], "/jetty-runner.jar") || !steamtest.Alive(pid) {
+		if i < 0 || i+1 >= len(args) || !strings.HasSuffix(args[i+1], "/jetty-runner.jar") || !testkit.Alive(pid) {
 			continue
 		}
 		war := args[len(args)-1]
@@ -944,7 +943,7 @@ func getJSON(u string, v any) error {
 // The HA pair's configuration is the shipped one with a webhook per host,
 // and Alertmanager accepts it.
 func TestAddRemediator(t *testing.T) {
-	amtool := steamtest.RequireTool(t, "amtool")
+	amtool := testkit.RequireTool(t, "amtool")
 	config, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, dashboards.AlertmanagerOverrides{
 		RemediatorURL: "http://127.0.0.1:1/webhook", CredentialsFile: "/dev/null"})
 	if err != nil {

@@ -36,11 +36,10 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
-	"github.com/steam-overseer/steam-overseer/internal/jettytest"
+	"github.com/steam-overseer/steam-overseer/demo/jetty"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 const (
@@ -55,16 +54,16 @@ const (
 )
 
 func TestLoop(t *testing.T) {
-	prometheusBin := steamtest.RequireTool(t, "prometheus")
-	alertmanagerBin := steamtest.RequireTool(t, "prometheus-alertmanager")
-	bin := steamtest.Binary(t)
+	prometheusBin := testkit.RequireTool(t, "prometheus")
+	alertmanagerBin := testkit.RequireTool(t, "prometheus-alertmanager")
+	bin := testkit.Binary(t)
 
 	dir := t.TempDir()
-	h := jettytest.NewHome(t)
+	h := testkit.NewJettyHome(t)
 	var deployments []steam.Deployment
 	var processes []*os.Process
 	for _, name := range []string{"churn-gbm", "fraud-glm", "ltv-drf"} {
-		d, p := jettytest.Run(t, h, steamfixture.Spec{Name: name, LogicalName: name}, jettytest.War{})
+		d, p := testkit.RunJetty(t, h, testkit.Spec{Name: name, LogicalName: name}, jetty.War{})
 		deployments = append(deployments, d)
 		processes = append(processes, p.Process)
 	}
@@ -74,7 +73,7 @@ func TestLoop(t *testing.T) {
 	}
 
 	addr := func() string {
-		port, err := steamfixture.FreePort()
+		port, err := testkit.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +89,7 @@ func TestLoop(t *testing.T) {
 
 	// The exporter and the remediator, from the built binary. The exporter
 	// probes every second; a deployment older than 5s is expected to answer.
-	env := jettytest.Env(t, h)
+	env := testkit.JettyEnv(t, h)
 	start(t, dir, "exporter", env, bin, "exporter", "--steam.home="+h.Home.Dir,
 		"--web.listen-address="+exporterAddr, "--log.level=debug",
 		"--probe.interval=1s", "--probe.timeout=500ms", "--probe.start-grace=5s")
@@ -150,7 +149,7 @@ func TestLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if int(now.PID) != processes[0].Pid || !steamtest.Alive(processes[0].Pid) {
+	if int(now.PID) != processes[0].Pid || !testkit.Alive(processes[0].Pid) {
 		t.Errorf("deployment %s: row PID %d, started as %d: it was touched", now.Name, now.PID, processes[0].Pid)
 	}
 
@@ -605,7 +604,7 @@ func (r *recorder) alertnames() []string {
 
 // loopRun is what TestLoop's faults are followed through.
 type loopRun struct {
-	h                 *steamtest.Home
+	h                 *testkit.Home
 	prom              promAPI
 	inspector         *procid.Inspector
 	exporterAddr      string
@@ -707,7 +706,7 @@ func (l loopRun) heal(t *testing.T, victim steam.Deployment, victimProcess *os.P
 	if !slices.Contains(listeners, newPID) {
 		t.Fatalf("port %d is served by %v, not by the PID %d in the row", victim.Port, listeners, newPID)
 	}
-	if steamtest.Alive(oldPID) {
+	if testkit.Alive(oldPID) {
 		t.Fatalf("the old java %d still lives beside the new %d", oldPID, newPID)
 	}
 	t.Logf("%s: Steam's row holds the new PID %d (was %d)", since(), newPID, oldPID)

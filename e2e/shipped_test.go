@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // shippedBudget is what the shipped prometheus.yml, alerts.yml and
@@ -33,8 +32,8 @@ const shippedBudget = 25 * time.Second
 // start.
 func TestShippedTimings(t *testing.T) {
 	dir := t.TempDir()
-	h := steamtest.NewHome(t)
-	victim := h.Add(steamfixture.Spec{Name: "churn-gbm", LogicalName: "churn-gbm"})
+	h := testkit.NewHome(t)
+	victim := h.Add(testkit.Spec{Name: "churn-gbm", LogicalName: "churn-gbm"})
 	// The deployment's own start, as Steam starts it, up to its first
 	// /ping: what a restart cannot be faster than.
 	began := time.Now()
@@ -68,7 +67,7 @@ func TestShippedTimings(t *testing.T) {
 
 	oldPID := victimProcess.Pid
 	killed := time.Now()
-	steamtest.Kill(t, victimProcess)
+	testkit.Kill(t, victimProcess)
 	t.Logf("SIGKILLed deployment %s (PID %d); its own start takes %s", victim.Name, oldPID, ownStart.Round(time.Millisecond))
 
 	ping := fmt.Sprintf("http://127.0.0.1:%d/ping", victim.Port)
@@ -122,13 +121,13 @@ type stackOptions struct {
 
 // startStack starts the stack on h's Steam home and waits until every
 // program answers; everything is stopped at the end of the test.
-func startStack(t *testing.T, dir string, h *steamtest.Home, o stackOptions) *stack {
+func startStack(t *testing.T, dir string, h *testkit.Home, o stackOptions) *stack {
 	t.Helper()
-	prometheusBin := steamtest.RequireTool(t, "prometheus")
-	alertmanagerBin := steamtest.RequireTool(t, "prometheus-alertmanager")
-	bin := steamtest.Binary(t)
+	prometheusBin := testkit.RequireTool(t, "prometheus")
+	alertmanagerBin := testkit.RequireTool(t, "prometheus-alertmanager")
+	bin := testkit.Binary(t)
 	addr := func() string {
-		port, err := steamfixture.FreePort()
+		port, err := testkit.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,8 +10,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // BenchmarkRestartOverhead measures the remediator's own share of a
@@ -22,15 +21,15 @@ import (
 // It reports the medians: engine-ms, direct-ms and overhead-ms (their
 // difference). Run it with a fixed count, e.g. -benchtime=30x.
 func BenchmarkRestartOverhead(b *testing.B) {
-	h := steamtest.NewHome(b)
+	h := testkit.NewHome(b)
 	// Every iteration kills the deployment: neither the watch window nor
 	// the flapping limit may count that against it.
 	e := newEngine(b, h, func(c *Config) {
 		c.WatchAfterReady = time.Millisecond
 		c.Policy.MaxStarts = 1 << 30
 	})
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	steamtest.Kill(b, p)
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	testkit.Kill(b, p)
 	if err := e.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -39,14 +38,14 @@ func BenchmarkRestartOverhead(b *testing.B) {
 	for range b.N {
 		count, sum := histogram(b, e)
 		e.Enqueue(d.ID, AlertDown)
-		steamtest.Eventually(b, 10*time.Second, "the restart", func() bool {
+		testkit.Eventually(b, 10*time.Second, "the restart", func() bool {
 			n, _ := histogram(b, e)
 			return n > count
 		})
 		_, after := histogram(b, e)
 		engine = append(engine, time.Duration((after-sum)*float64(time.Second)))
 		e.idle(b)
-		steamtest.Eventually(b, 5*time.Second, "the watch window to close", func() bool {
+		testkit.Eventually(b, 5*time.Second, "the watch window to close", func() bool {
 			pol, err := e.state.RestartPolicy(context.Background(), d.ID)
 			return err == nil && pol.ProbationPID == 0
 		})

@@ -24,6 +24,7 @@ import (
 const (
 	AlertDown         = "SteamDeploymentDown"
 	AlertUnresponsive = "SteamDeploymentUnresponsive"
+	AlertExited       = "SteamDeploymentExited" // sent by the exporter's exit watch
 )
 
 // Engine remediates the deployments of one Steam home.

@@ -10,18 +10,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestRowDeletedWhileStarting: Steam deletes the deployment while its java
 // starts; the java is stopped, not left holding the port.
 func TestRowDeletedWhileStarting(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: time.Second}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: time.Second}})
 	log := filepath.Join(h.Home.LogDir(), "deployment-1.log")
 	go func() {
 		for {
@@ -39,7 +37,7 @@ func TestRowDeletedWhileStarting(t *testing.T) {
 	if o.Action != ActionCancelled || o.Reason != ReasonRowDeleted || o.NewPID == 0 {
 		t.Fatalf("outcome %s, want cancelled (row_deleted)", o)
 	}
-	steamtest.Eventually(t, 10*time.Second, "the orphan java to be gone", func() bool { return !alive(t, int(o.NewPID)) })
+	testkit.Eventually(t, 10*time.Second, "the orphan java to be gone", func() bool { return !alive(t, int(o.NewPID)) })
 	if js := e.journal(t, d.ID); len(js) != 1 || js[0].Action != string(ActionCancelled) {
 		t.Errorf("journal:%s", describeJournal(js))
 	}
@@ -49,21 +47,21 @@ func TestRowDeletedWhileStarting(t *testing.T) {
 // timeout the remediation fails, and the engine tries again by itself: the
 // deployment serves after the lock is released, with no second notification.
 func TestLockedRegistryIsRetried(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.RetryBackoff = 200 * time.Millisecond })
 	e.registry.BusyTimeout = 200 * time.Millisecond
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 
 	release := h.HoldWriteLock()
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	e.Enqueue(d.ID, AlertDown)
-	steamtest.Eventually(t, 10*time.Second, "a transient failure", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a transient failure", func() bool {
 		return testutil.ToFloat64(e.metrics.retries.WithLabelValues("scheduled")) >= 1
 	})
 	release()
-	steamtest.Eventually(t, 20*time.Second, "the deployment to be restarted", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the deployment to be restarted", func() bool {
 		return countActions(e.journal(t, d.ID), state.ActionRestart, state.ResultSuccess) == 1
 	})
 	running(t, h, d.ID)
@@ -75,14 +73,14 @@ func TestLockedRegistryIsRetried(t *testing.T) {
 // TestDeathInWatchWindowIsNoSuccess: a war that dies right after becoming
 // ready counts as a failed restart, never as a successful one.
 func TestDeathInWatchWindowIsNoSuccess(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.WatchAfterReady = 3 * time.Second })
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: 200 * time.Millisecond}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{Mode: "crash_after_ready", CrashAfter: 200 * time.Millisecond}})
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	e.Enqueue(d.ID, AlertDown)
-	steamtest.Eventually(t, 20*time.Second, "a death in the watch window", func() bool {
+	testkit.Eventually(t, 20*time.Second, "a death in the watch window", func() bool {
 		return countActions(e.journal(t, d.ID), state.ActionFailure, "") >= 1
 	})
 	success := testutil.ToFloat64(e.metrics.actions.WithLabelValues(string(ActionRestart), string(ResultSuccess)))
@@ -96,9 +94,9 @@ func TestDeathInWatchWindowIsNoSuccess(t *testing.T) {
 // leaves it running; the next one adopts it as soon as it serves, with no
 // notification.
 func TestInterruptedStartIsResumed(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 1500 * time.Millisecond}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: 1500 * time.Millisecond}})
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +116,7 @@ func TestInterruptedStartIsResumed(t *testing.T) {
 	if err := e2.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Eventually(t, 20*time.Second, "the resumed java's PID in the row", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the resumed java's PID in the row", func() bool {
 		return h.Deployment(d.ID).PID == int64(java)
 	})
 	if n := starts(t, h, d.ID); n != 1 {
@@ -129,9 +127,9 @@ func TestInterruptedStartIsResumed(t *testing.T) {
 // TestSweepRemovesStaleLocks: lock files of deployments Steam no longer has
 // are removed; those of its deployments stay.
 func TestSweepRemovesStaleLocks(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	d, _ := h.Run(steamfixture.Spec{Name: "churn"})
+	d, _ := h.Run(testkit.Spec{Name: "churn"})
 	if err := os.MkdirAll(e.cfg.LockDir, 0o755); err != nil {
 		t.Fatal(err)
 	}

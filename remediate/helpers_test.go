@@ -18,13 +18,12 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // testConfig shortens every wait of the production defaults so that the
 // tests run in seconds; each test lengthens what it needs.
-func testConfig(h *steamtest.Home, st *state.DB) Config {
+func testConfig(h *testkit.Home, st *state.DB) Config {
 	return Config{
 		Home:            h.Home,
 		State:           st,
@@ -44,23 +43,23 @@ func testConfig(h *steamtest.Home, st *state.DB) Config {
 
 type testEngine struct {
 	*Engine
-	h     *steamtest.Home
+	h     *testkit.Home
 	state *state.DB
 	reg   *prometheus.Registry
-	log   *steamtest.Buffer
+	log   *testkit.Buffer
 }
 
 // waitLogged waits until the engine logged a line holding msg.
 func (e *testEngine) waitLogged(t testing.TB, msg string) {
 	t.Helper()
-	steamtest.Eventually(t, 30*time.Second, "the log line "+msg, func() bool {
+	testkit.Eventually(t, 30*time.Second, "the log line "+msg, func() bool {
 		return strings.Contains(e.log.String(), msg)
 	})
 }
 
 // newEngine returns an engine on h with its own state database at the
 // default path. modify changes the test config.
-func newEngine(t testing.TB, h *steamtest.Home, modify ...func(*Config)) *testEngine {
+func newEngine(t testing.TB, h *testkit.Home, modify ...func(*Config)) *testEngine {
 	t.Helper()
 	st, err := state.Open(context.Background(), h.Home.StatePath())
 	if err != nil {
@@ -71,7 +70,7 @@ func newEngine(t testing.TB, h *steamtest.Home, modify ...func(*Config)) *testEn
 		m(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	log := &steamtest.Buffer{}
+	log := &testkit.Buffer{}
 	e, err := New(cfg, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), reg)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +87,7 @@ func newEngine(t testing.TB, h *steamtest.Home, modify ...func(*Config)) *testEn
 // idle waits until no deployment is queued or being remediated.
 func (e *testEngine) idle(t testing.TB) {
 	t.Helper()
-	steamtest.Eventually(t, 30*time.Second, "the queue to drain", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the queue to drain", func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		return len(e.jobs) == 0
@@ -142,7 +141,7 @@ func describeJournal(es []state.Entry) string {
 // starts counts the starts of a deployment by the engine from the
 // deployment's log, a witness apart from both databases: every start writes
 // one header line before the exec.
-func starts(t *testing.T, h *steamtest.Home, id int64) int {
+func starts(t *testing.T, h *testkit.Home, id int64) int {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(h.Home.LogDir(), fmt.Sprintf("deployment-%d.log", id)))
 	if errors.Is(err, os.ErrNotExist) {
@@ -156,7 +155,7 @@ func starts(t *testing.T, h *steamtest.Home, id int64) int {
 
 // running asserts that the deployment's row holds a PID verified as its
 // java, and that the service answers /ping; it returns the PID.
-func running(t *testing.T, h *steamtest.Home, id int64) int64 {
+func running(t *testing.T, h *testkit.Home, id int64) int64 {
 	t.Helper()
 	d := h.Deployment(id)
 	identity, ok := d.Identity()
@@ -166,7 +165,7 @@ func running(t *testing.T, h *steamtest.Home, id int64) int64 {
 	if p := inspector(t).Inspect(int(d.PID), identity); p.Status != procid.StatusRunning {
 		t.Fatalf("deployment %d: row PID %d is %s, want running", id, d.PID, p.Status)
 	}
-	if err := steamfixture.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
 		t.Fatalf("deployment %d: %v", id, err)
 	}
 	return d.PID
@@ -189,7 +188,7 @@ func inspector(t testing.TB) *procid.Inspector {
 
 // alive reports whether pid exists and is not a zombie.
 func alive(t testing.TB, pid int) bool {
-	return steamtest.Alive(pid)
+	return testkit.Alive(pid)
 }
 
 // startTicks returns pid's start time, to tell it from a reused PID.

@@ -7,10 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // fakeClock is the restart policy's clock in tests: it moves only when told.
@@ -101,14 +99,14 @@ func TestPolicyArithmetic(t *testing.T) {
 // the same state remembers all of it, and an hour later one start is tried
 // again.
 func TestBackoffAndGivingUpAcrossRestarts(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	clock := newFakeClock()
 	production := func(c *Config) {
 		c.Policy = Policy{Jitter: -1}
 		c.Now = clock.Now
 	}
 	e := newEngine(t, h, production)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 
 	expect := func(e *testEngine, action Action, reason string, wantStarts int) {
 		t.Helper()
@@ -168,21 +166,21 @@ func TestBackoffAndGivingUpAcrossRestarts(t *testing.T) {
 // TestFlapping: a deployment that starts fine but keeps dying (after its
 // watch window) is given up after MaxStarts starts within the window.
 func TestFlapping(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	clock := newFakeClock()
 	e := newEngine(t, h, func(c *Config) {
 		c.Policy = Policy{Jitter: -1}
 		c.Now = clock.Now
 		c.WatchAfterReady = 10 * time.Millisecond
 	})
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 	identity, _ := h.Deployment(d.ID).Identity()
 	for i := 1; i <= DefaultMaxStarts; i++ {
 		o, err := e.Remediate(context.Background(), d.ID)
 		if err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
 			t.Fatalf("start %d: %s (%v)", i, o, err)
 		}
-		steamtest.Eventually(t, 5*time.Second, "the watch window to close", func() bool {
+		testkit.Eventually(t, 5*time.Second, "the watch window to close", func() bool {
 			pol, err := e.state.RestartPolicy(context.Background(), d.ID)
 			return err == nil && pol.ProbationPID == 0
 		})
@@ -220,22 +218,22 @@ func TestFlapping(t *testing.T) {
 func TestWatchWindowLeftOpen(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		behaviour fakescorer.Behaviour
+		behaviour testkit.Behaviour
 		// later is how far the clock moves before the next remediation.
 		later        time.Duration
 		wantAction   Action
 		wantFailures int
 		wantReason   string // of the failure journaled
 	}{
-		{name: "gone within the window", behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
+		{name: "gone within the window", behaviour: testkit.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
 			later: 0, wantAction: ActionSkip, wantFailures: 2, wantReason: "died_after_ready"},
-		{name: "gone after the window", behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
+		{name: "gone after the window", behaviour: testkit.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
 			later: 2 * time.Minute, wantAction: ActionSkip, wantFailures: 2, wantReason: "died_after_ready: not seen running after its watch window"},
-		{name: "running after the window", behaviour: fakescorer.Behaviour{Mode: "normal"},
+		{name: "running after the window", behaviour: testkit.Behaviour{Mode: "normal"},
 			later: 2 * time.Minute, wantAction: ActionNoop, wantFailures: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			clock := newFakeClock()
 			config := func(c *Config) {
 				c.Policy = Policy{Jitter: -1}
@@ -243,7 +241,7 @@ func TestWatchWindowLeftOpen(t *testing.T) {
 				c.WatchAfterReady = time.Minute
 			}
 			e := newEngine(t, h, config)
-			d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: tc.behaviour})
+			d := h.Add(testkit.Spec{Name: "churn", Behaviour: tc.behaviour})
 			if err := e.state.SaveRestartPolicy(context.Background(), state.RestartPolicy{DeploymentID: d.ID, ConsecutiveFailures: 1}); err != nil {
 				t.Fatal(err)
 			}
@@ -256,7 +254,7 @@ func TestWatchWindowLeftOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.behaviour.Mode == "crash_after_ready" {
-				steamtest.Eventually(t, 20*time.Second, "the process to crash", func() bool { return !alive(t, int(o.NewPID)) })
+				testkit.Eventually(t, 20*time.Second, "the process to crash", func() bool { return !alive(t, int(o.NewPID)) })
 			}
 			if pol, err := e.state.RestartPolicy(context.Background(), d.ID); err != nil || pol.ProbationPID != o.NewPID {
 				t.Fatalf("policy %+v (%v), want the window of PID %d still open", pol, err, o.NewPID)

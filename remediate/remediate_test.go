@@ -17,11 +17,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestRestartsDeadDeployment covers every way a recorded PID stops being
@@ -33,19 +31,19 @@ func TestRestartsDeadDeployment(t *testing.T) {
 		name string
 		// breakIt turns a running deployment into a dead one and returns
 		// the process that must survive the remediation, if any.
-		breakIt func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process
+		breakIt func(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Process) *os.Process
 	}{
 		{
 			name: "killed",
-			breakIt: func(t *testing.T, _ *steamtest.Home, _ steam.Deployment, p *os.Process) *os.Process {
-				steamtest.Kill(t, p)
+			breakIt: func(t *testing.T, _ *testkit.Home, _ steam.Deployment, p *os.Process) *os.Process {
+				testkit.Kill(t, p)
 				return nil
 			},
 		},
 		{
 			name: "zombie",
-			breakIt: func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process {
-				steamtest.Kill(t, p)
+			breakIt: func(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Process) *os.Process {
+				testkit.Kill(t, p)
 				// A java of the deployment that exited and that nobody
 				// waited for (yet): the row points at a zombie.
 				cmd := h.Command(h.Java, d)
@@ -53,13 +51,13 @@ func TestRestartsDeadDeployment(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { _ = cmd.Wait() })
-				if err := steamfixture.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
+				if err := testkit.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
 					t.Fatal(err)
 				}
 				if err := syscall.Kill(cmd.Process.Pid, syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}
-				steamtest.Eventually(t, 5*time.Second, "a zombie", func() bool {
+				testkit.Eventually(t, 5*time.Second, "a zombie", func() bool {
 					b, _ := os.ReadFile("/proc/" + itoa(cmd.Process.Pid) + "/stat")
 					return strings.Contains(string(b), ") Z ")
 				})
@@ -71,9 +69,9 @@ func TestRestartsDeadDeployment(t *testing.T) {
 		},
 		{
 			name: "pid reused by an unrelated process",
-			breakIt: func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process {
-				steamtest.Kill(t, p)
-				other := steamtest.StartForeign(t)
+			breakIt: func(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Process) *os.Process {
+				testkit.Kill(t, p)
+				other := testkit.StartForeign(t)
 				if err := h.SetPID(d.ID, other.Pid); err != nil {
 					t.Fatal(err)
 				}
@@ -82,9 +80,9 @@ func TestRestartsDeadDeployment(t *testing.T) {
 		},
 		{
 			name: "pid reused by another deployment's java",
-			breakIt: func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process {
-				steamtest.Kill(t, p)
-				_, other := h.Run(steamfixture.Spec{Name: "other", LogicalName: "other"})
+			breakIt: func(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Process) *os.Process {
+				testkit.Kill(t, p)
+				_, other := h.Run(testkit.Spec{Name: "other", LogicalName: "other"})
 				if err := h.SetPID(d.ID, other.Pid); err != nil {
 					t.Fatal(err)
 				}
@@ -93,8 +91,8 @@ func TestRestartsDeadDeployment(t *testing.T) {
 		},
 		{
 			name: "no pid recorded",
-			breakIt: func(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) *os.Process {
-				steamtest.Kill(t, p)
+			breakIt: func(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Process) *os.Process {
+				testkit.Kill(t, p)
 				if err := h.SetPID(d.ID, 0); err != nil {
 					t.Fatal(err)
 				}
@@ -103,9 +101,9 @@ func TestRestartsDeadDeployment(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h)
-			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 			bystander := tc.breakIt(t, h, d, p)
 			var bystanderTicks uint64
 			if bystander != nil {
@@ -166,16 +164,16 @@ func TestConcurrentNotifications(t *testing.T) {
 		{name: "live", dead: false, wantStarts: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h)
 			// Slow enough to be ready that notifications pile up while
 			// the first remediation waits for it.
-			d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn",
-				Behaviour: fakescorer.Behaviour{ReadyAfter: 200 * time.Millisecond}})
+			d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn",
+				Behaviour: testkit.Behaviour{ReadyAfter: 200 * time.Millisecond}})
 			p := h.Start(d)
 			before := h.Deployment(d.ID).PID
 			if tc.dead {
-				steamtest.Kill(t, p)
+				testkit.Kill(t, p)
 			}
 			if err := e.Start(context.Background()); err != nil {
 				t.Fatal(err)
@@ -210,17 +208,17 @@ func TestAdoptsUnknownPID(t *testing.T) {
 		rowPID func(t *testing.T) int
 	}{
 		{name: "dead pid", rowPID: func(t *testing.T) int {
-			p := steamtest.StartForeign(t, "true")
-			steamtest.Eventually(t, 5*time.Second, "true to exit", func() bool { return !alive(t, p.Pid) })
+			p := testkit.StartForeign(t, "true")
+			testkit.Eventually(t, 5*time.Second, "true to exit", func() bool { return !alive(t, p.Pid) })
 			return p.Pid
 		}},
 		{name: "no pid", rowPID: func(*testing.T) int { return 0 }},
-		{name: "pid reused", rowPID: func(t *testing.T) int { return steamtest.StartForeign(t).Pid }},
+		{name: "pid reused", rowPID: func(t *testing.T) int { return testkit.StartForeign(t).Pid }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h)
-			d, p := h.Run(steamfixture.Spec{Name: "churn"})
+			d, p := h.Run(testkit.Spec{Name: "churn"})
 			row := tc.rowPID(t)
 			if err := h.SetPID(d.ID, row); err != nil {
 				t.Fatal(err)
@@ -256,24 +254,24 @@ func TestPortConflict(t *testing.T) {
 		name string
 		// listen takes the port and returns a check that the listener
 		// still serves.
-		listen func(t *testing.T, h *steamtest.Home, port int) func() bool
+		listen func(t *testing.T, h *testkit.Home, port int) func() bool
 	}{
 		{
 			name: "listener in another program",
-			listen: func(t *testing.T, h *steamtest.Home, port int) func() bool {
+			listen: func(t *testing.T, h *testkit.Home, port int) func() bool {
 				// Another deployment's java, misconfigured onto this port.
-				other := h.Add(steamfixture.Spec{Name: "other", LogicalName: "other", Port: port})
+				other := h.Add(testkit.Spec{Name: "other", LogicalName: "other", Port: port})
 				p := h.Start(other)
 				ticks := startTicks(t, p.Pid)
 				return func() bool {
 					return alive(t, p.Pid) && startTicks(t, p.Pid) == ticks &&
-						steamfixture.WaitReady(context.Background(), port, time.Second) == nil
+						testkit.WaitReady(context.Background(), port, time.Second) == nil
 				}
 			},
 		},
 		{
 			name: "listener in this very process",
-			listen: func(t *testing.T, _ *steamtest.Home, port int) func() bool {
+			listen: func(t *testing.T, _ *testkit.Home, port int) func() bool {
 				ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(port))
 				if err != nil {
 					t.Fatal(err)
@@ -291,10 +289,10 @@ func TestPortConflict(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h)
-			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-			steamtest.Kill(t, p)
+			d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+			testkit.Kill(t, p)
 			serves := tc.listen(t, h, int(d.Port))
 
 			o, err := e.Remediate(context.Background(), d.ID)
@@ -322,35 +320,35 @@ func TestPortConflict(t *testing.T) {
 func TestNothingToStart(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
-		spec       steamfixture.Spec
-		prepare    func(t *testing.T, h *steamtest.Home, d steam.Deployment)
+		spec       testkit.Spec
+		prepare    func(t *testing.T, h *testkit.Home, d steam.Deployment)
 		java       string
 		wantAction Action
 		wantReason string
 	}{
-		{name: "row deleted", spec: steamfixture.Spec{Name: "a"},
-			prepare: func(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+		{name: "row deleted", spec: testkit.Spec{Name: "a"},
+			prepare: func(t *testing.T, h *testkit.Home, d steam.Deployment) {
 				h.Exec(`DELETE FROM service WHERE id = ?`, d.ID)
 			}, wantAction: ActionSkip, wantReason: "not_found"},
-		{name: "stopped by Steam", spec: steamfixture.Spec{Name: "a", State: "stopped"},
+		{name: "stopped by Steam", spec: testkit.Spec{Name: "a", State: "stopped"},
 			wantAction: ActionSkip, wantReason: "not_started: state stopped"},
-		{name: "war missing", spec: steamfixture.Spec{Name: "a", LogicalName: "a", NoWar: true},
+		{name: "war missing", spec: testkit.Spec{Name: "a", LogicalName: "a", NoWar: true},
 			wantAction: ActionMisconfigured, wantReason: steam.ProblemWarMissing},
-		{name: "jetty-runner missing", spec: steamfixture.Spec{Name: "a"},
-			prepare: func(t *testing.T, h *steamtest.Home, _ steam.Deployment) {
+		{name: "jetty-runner missing", spec: testkit.Spec{Name: "a"},
+			prepare: func(t *testing.T, h *testkit.Home, _ steam.Deployment) {
 				if err := os.Remove(h.Home.JettyRunner()); err != nil {
 					t.Fatal(err)
 				}
 			}, wantAction: ActionMisconfigured, wantReason: steam.ProblemJettyRunnerMissing},
-		{name: "port invalid", spec: steamfixture.Spec{Name: "a"},
-			prepare: func(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+		{name: "port invalid", spec: testkit.Spec{Name: "a"},
+			prepare: func(t *testing.T, h *testkit.Home, d steam.Deployment) {
 				h.Exec(`UPDATE service SET port = 70000 WHERE id = ?`, d.ID)
 			}, wantAction: ActionMisconfigured, wantReason: steam.ProblemPortInvalid},
-		{name: "java missing", spec: steamfixture.Spec{Name: "a"}, java: "/nonexistent/java",
+		{name: "java missing", spec: testkit.Spec{Name: "a"}, java: "/nonexistent/java",
 			wantAction: ActionMisconfigured, wantReason: "java_missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h, func(c *Config) {
 				if tc.java != "" {
 					c.JavaPath = tc.java
@@ -386,15 +384,15 @@ func TestNothingToStart(t *testing.T) {
 // TestPlanChangesNothing: a dry run says what it would do and does none of
 // it.
 func TestPlanChangesNothing(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-	steamtest.Kill(t, p)
-	lost, q := h.Run(steamfixture.Spec{Name: "lost", LogicalName: "lost"})
+	dead, p := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
+	testkit.Kill(t, p)
+	lost, q := h.Run(testkit.Spec{Name: "lost", LogicalName: "lost"})
 	if err := h.SetPID(lost.ID, 0); err != nil {
 		t.Fatal(err)
 	}
-	live, _ := h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
+	live, _ := h.Run(testkit.Spec{Name: "live", LogicalName: "live"})
 
 	for _, tc := range []struct {
 		d          steam.Deployment
@@ -432,30 +430,30 @@ func TestPlanChangesNothing(t *testing.T) {
 func TestFailedStartIsStopped(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
-		behaviour  fakescorer.Behaviour
+		behaviour  testkit.Behaviour
 		wrapped    bool
 		wantReason string
 		wantSignal string
 	}{
-		{name: "never ready", behaviour: fakescorer.Behaviour{Mode: "never_ready"},
+		{name: "never ready", behaviour: testkit.Behaviour{Mode: "never_ready"},
 			wantReason: "not_ready", wantSignal: "stopped with SIGINT"},
-		{name: "never ready, deaf to SIGINT", behaviour: fakescorer.Behaviour{Mode: "never_ready", IgnoreSIGINT: true},
+		{name: "never ready, deaf to SIGINT", behaviour: testkit.Behaviour{Mode: "never_ready", IgnoreSIGINT: true},
 			wantReason: "not_ready", wantSignal: "stopped with SIGKILL"},
-		{name: "prints Jetty's failed startup", behaviour: fakescorer.Behaviour{Mode: "failed"},
+		{name: "prints Jetty's failed startup", behaviour: testkit.Behaviour{Mode: "failed"},
 			wantReason: "deploy_failed: ", wantSignal: "stopped with SIGINT"},
 		// Jetty 9.4 answers 503 for a war it failed to deploy: known at once.
-		{name: "unavailable after Started", behaviour: fakescorer.Behaviour{Mode: "unavailable"},
+		{name: "unavailable after Started", behaviour: testkit.Behaviour{Mode: "unavailable"},
 			wantReason: "not_serving", wantSignal: "stopped with SIGINT"},
-		{name: "crashes at start", behaviour: fakescorer.Behaviour{Mode: "crash_at_start"},
+		{name: "crashes at start", behaviour: testkit.Behaviour{Mode: "crash_at_start"},
 			wantReason: "exited: exit status 1 (java.lang.OutOfMemoryError"},
 		// The engine's own child is stopped even when it cannot be
 		// recognised as the deployment's java: its command line is the
 		// script's, then that of a java not named java.
-		{name: "never ready, run through a wrapper script", behaviour: fakescorer.Behaviour{Mode: "never_ready"},
+		{name: "never ready, run through a wrapper script", behaviour: testkit.Behaviour{Mode: "never_ready"},
 			wrapped: true, wantReason: "not_ready", wantSignal: "stopped with SIGINT"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			java := h.Java
 			if tc.wrapped {
 				java = wrapJava(t, h.Java)
@@ -464,7 +462,7 @@ func TestFailedStartIsStopped(t *testing.T) {
 				c.StartTimeout = 400 * time.Millisecond
 				c.JavaPath = java
 			})
-			d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: tc.behaviour})
+			d := h.Add(testkit.Spec{Name: "churn", Behaviour: tc.behaviour})
 
 			o, err := e.Remediate(context.Background(), d.ID)
 			if err != nil {
@@ -522,15 +520,15 @@ func wrapJava(t *testing.T, java string) string {
 // exactly MaxFailures times, then never again, also by a new remediator on
 // the same state, until an operator resets it.
 func TestCrashAtStartGivesUp(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 	e := newEngine(t, h)
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	e.Enqueue(d.ID, AlertDown)
 	// The engine retries by itself after each backoff.
-	steamtest.Eventually(t, 20*time.Second, "giving up", func() bool {
+	testkit.Eventually(t, 20*time.Second, "giving up", func() bool {
 		return countActions(e.journal(t, d.ID), state.ActionGiveUp, "") == 1
 	})
 	// Alertmanager keeps notifying: nothing more is started.
@@ -581,7 +579,7 @@ func TestCrashAtStartGivesUp(t *testing.T) {
 	}
 	gaveUp(e2, "0")
 	e2.Enqueue(d.ID, AlertDown)
-	steamtest.Eventually(t, 10*time.Second, "a start after the reset", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a start after the reset", func() bool {
 		return starts(t, h, d.ID) > DefaultMaxFailures
 	})
 	js = e2.journal(t, d.ID)
@@ -598,8 +596,8 @@ func TestCrashAtStartGivesUp(t *testing.T) {
 // starts it himself. The next look finds it running, and the give-up, with
 // its alert, is lifted.
 func TestGivenUpThenRunningAgain(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn", Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 	e := newEngine(t, h)
 	for range DefaultMaxFailures {
 		if _, err := e.Remediate(context.Background(), d.ID); err != nil {
@@ -614,7 +612,7 @@ func TestGivenUpThenRunningAgain(t *testing.T) {
 	}
 
 	// The operator fixes the war and starts the deployment, as Steam would.
-	if err := h.WriteWar(d.ModelID, "churn.war", fakescorer.Behaviour{}); err != nil {
+	if err := h.WriteWar(d.ModelID, "churn.war", testkit.Behaviour{}); err != nil {
 		t.Fatal(err)
 	}
 	p := h.Start(d)
@@ -662,13 +660,13 @@ func TestCrashAfterReady(t *testing.T) {
 		{name: "stopped by Steam within the window", crashAfter: 2 * time.Second, watch: time.Hour, steamStops: true, wantFailures: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h, func(c *Config) {
 				c.WatchAfterReady = tc.watch
 				c.Policy.InitialBackoff = time.Hour // no retry during the test
 			})
-			d := h.Add(steamfixture.Spec{Name: "churn",
-				Behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: tc.crashAfter}})
+			d := h.Add(testkit.Spec{Name: "churn",
+				Behaviour: testkit.Behaviour{Mode: "crash_after_ready", CrashAfter: tc.crashAfter}})
 			// A failure before, so that a successful window has
 			// something to wipe.
 			if err := e.state.SaveRestartPolicy(context.Background(), state.RestartPolicy{DeploymentID: d.ID, ConsecutiveFailures: 1}); err != nil {
@@ -681,9 +679,9 @@ func TestCrashAfterReady(t *testing.T) {
 			if tc.steamStops {
 				h.Exec(`UPDATE service SET state = 'stopped' WHERE id = ?`, d.ID)
 			}
-			steamtest.Eventually(t, 10*time.Second, "the process to crash", func() bool { return !alive(t, int(o.NewPID)) })
+			testkit.Eventually(t, 10*time.Second, "the process to crash", func() bool { return !alive(t, int(o.NewPID)) })
 			var pol state.RestartPolicy
-			steamtest.Eventually(t, 10*time.Second, "the watch window to close", func() bool {
+			testkit.Eventually(t, 10*time.Second, "the watch window to close", func() bool {
 				pol, err = e.state.RestartPolicy(context.Background(), d.ID)
 				// The policy is saved, then the failure journaled.
 				return err == nil && pol.ProbationPID == 0 &&
@@ -707,10 +705,10 @@ func TestCrashAfterReady(t *testing.T) {
 // TestSteamDatabaseLocked: Steam holds its write lock for 3 s while the
 // restarted deployment becomes ready; the PID lands once it lets go.
 func TestSteamDatabaseLocked(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	d, p := h.Run(steamfixture.Spec{Name: "churn"})
-	steamtest.Kill(t, p)
+	d, p := h.Run(testkit.Spec{Name: "churn"})
+	testkit.Kill(t, p)
 
 	conn, err := h.DB.Conn(context.Background())
 	if err != nil {
@@ -742,9 +740,9 @@ func TestSteamDatabaseLocked(t *testing.T) {
 // being restarted. The new java is stopped (no process may hold the port of
 // a deployment Steam does not run) and nothing is written to the row.
 func TestRowChangesBeforeRecording(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.RecordTimeout = time.Hour })
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 	// Steam's write lock, taken before the remediation, keeps the PID
 	// from landing until Steam has stopped the deployment, whenever the
 	// new process becomes ready; Steam stops it once the start is under
@@ -792,7 +790,7 @@ func TestRowChangesBeforeRecording(t *testing.T) {
 	if o.Action != ActionCancelled || o.Reason != ReasonRowStopped || o.NewPID == 0 {
 		t.Fatalf("outcome %s, want cancelled (row_stopped)", o)
 	}
-	steamtest.Eventually(t, 10*time.Second, "the cancelled start to be gone", func() bool { return !alive(t, int(o.NewPID)) })
+	testkit.Eventually(t, 10*time.Second, "the cancelled start to be gone", func() bool { return !alive(t, int(o.NewPID)) })
 	if d := h.Deployment(d.ID); d.PID != 1 || d.State != "stopped" {
 		t.Errorf("row PID %d, state %s; want Steam's 1 and stopped left alone", d.PID, d.State)
 	}
@@ -801,14 +799,14 @@ func TestRowChangesBeforeRecording(t *testing.T) {
 // TestShutdownAbandonsSafely: shutting down while a start waits for
 // readiness leaves the process running; the next remediator adopts it.
 func TestShutdownAbandonsSafely(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 800 * time.Millisecond}})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: 800 * time.Millisecond}})
 	e := newEngine(t, h)
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	e.Enqueue(d.ID, AlertDown)
-	steamtest.Eventually(t, 5*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
+	testkit.Eventually(t, 5*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := e.Shutdown(ctx); err == nil {
@@ -833,9 +831,9 @@ func TestShutdownAbandonsSafely(t *testing.T) {
 // TestJavaOptions: --java.opts are passed as separate arguments, no shell,
 // and the started process is still recognised as the deployment's.
 func TestJavaOptions(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.JavaOpts = []string{"-Xmx64m", "-Dsteam.note=$(touch /tmp/x)"} })
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 	o, err := e.Remediate(context.Background(), d.ID)
 	if err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
 		t.Fatalf("outcome %s (%v), want restart success", o, err)
@@ -865,7 +863,7 @@ func TestMain(m *testing.M) {
 }
 
 // helper starts the test binary as another remediator process on h.
-func helper(t *testing.T, h *steamtest.Home, mode string, id int64) *exec.Cmd {
+func helper(t *testing.T, h *testkit.Home, mode string, id int64) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode, "STEAM_HOME="+h.Home.Dir, "HELPER_JAVA="+h.Java,
@@ -880,9 +878,9 @@ func helper(t *testing.T, h *steamtest.Home, mode string, id int64) *exec.Cmd {
 // TestTwoRemediatorProcesses: two remediator processes on one Steam home,
 // both notified 25 times at once about a dead deployment, start it once.
 func TestTwoRemediatorProcesses(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: 500 * time.Millisecond}})
-	steamtest.Kill(t, p)
+	h := testkit.NewHome(t)
+	d, p := h.Run(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: 500 * time.Millisecond}})
+	testkit.Kill(t, p)
 	a, b := helper(t, h, "enqueue", d.ID), helper(t, h, "enqueue", d.ID)
 	for _, cmd := range []*exec.Cmd{a, b} {
 		if err := cmd.Wait(); err != nil {
@@ -907,12 +905,12 @@ func TestTwoRemediatorProcesses(t *testing.T) {
 // TestRemediatorKilledAfterStart: the remediator is SIGKILLed right after
 // starting a java; the next one adopts it instead of starting a second.
 func TestRemediatorKilledAfterStart(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: time.Second}})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: time.Second}})
 	cmd := helper(t, h, "remediate", d.ID)
-	steamtest.Eventually(t, 10*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
+	testkit.Eventually(t, 10*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
 	identity, _ := d.Identity()
-	steamtest.Eventually(t, 5*time.Second, "the java", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the java", func() bool {
 		found, _ := inspector(t).Find(identity)
 		return len(found) == 1
 	})
@@ -991,16 +989,16 @@ func fail(err error) int {
 // TestSweep remediates every deployment at once, as reconcile does; a dry
 // run first changes nothing.
 func TestSweep(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-	steamtest.Kill(t, p)
-	lost, q := h.Run(steamfixture.Spec{Name: "lost", LogicalName: "lost"})
+	dead, p := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
+	testkit.Kill(t, p)
+	lost, q := h.Run(testkit.Spec{Name: "lost", LogicalName: "lost"})
 	if err := h.SetPID(lost.ID, 0); err != nil {
 		t.Fatal(err)
 	}
-	h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
-	h.Add(steamfixture.Spec{Name: "stopped", State: "stopped"})
+	h.Run(testkit.Spec{Name: "live", LogicalName: "live"})
+	h.Add(testkit.Spec{Name: "stopped", State: "stopped"})
 
 	for _, tc := range []struct {
 		dryRun bool
@@ -1066,12 +1064,12 @@ func cancelled() context.Context {
 // out the stop: the process gets SIGKILL at once, and is not left behind
 // for the next remediation to adopt.
 func TestShutdownKillsFailedStart(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) {
 		c.StartTimeout = 300 * time.Millisecond
 		c.StopTimeout = time.Hour
 	})
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{Mode: "never_ready", IgnoreSIGINT: true}})
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{Mode: "never_ready", IgnoreSIGINT: true}})
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -1084,17 +1082,17 @@ func TestShutdownKillsFailedStart(t *testing.T) {
 	if len(js) != 1 || js[0].Action != state.ActionRestart || !strings.Contains(entryWhy(js[0]), "stopped with SIGKILL") {
 		t.Fatalf("journal: %s; want a failed restart stopped with SIGKILL", describeJournal(js))
 	}
-	steamtest.Eventually(t, 10*time.Second, "the failed start to be gone", func() bool { return !alive(t, int(js[0].NewPID)) })
+	testkit.Eventually(t, 10*time.Second, "the failed start to be gone", func() bool { return !alive(t, int(js[0].NewPID)) })
 }
 
 // TestShutdownAbandonsRecording: shutting down while Steam's lock keeps the
 // new PID from landing does not wait out RecordTimeout: the process keeps
 // serving, the row is untouched, and the next remediation adopts it.
 func TestShutdownAbandonsRecording(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.RecordTimeout = time.Hour })
-	d, p := h.Run(steamfixture.Spec{Name: "churn"})
-	steamtest.Kill(t, p)
+	d, p := h.Run(testkit.Spec{Name: "churn"})
+	testkit.Kill(t, p)
 	conn, err := h.DB.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -1137,13 +1135,13 @@ func TestShutdownAbandonsRecording(t *testing.T) {
 // Shutdown during the sweep's start lets it finish within its grace
 // instead of abandoning it, and returns only once it has.
 func TestPeriodicReconcile(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", Behaviour: fakescorer.Behaviour{ReadyAfter: time.Second}})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: time.Second}})
 	e := newEngine(t, h, func(c *Config) { c.ReconcileInterval = time.Hour })
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Eventually(t, 20*time.Second, "the sweep to start the deployment", func() bool { return starts(t, h, d.ID) == 1 })
+	testkit.Eventually(t, 20*time.Second, "the sweep to start the deployment", func() bool { return starts(t, h, d.ID) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := shutdown(t, e, ctx); err != nil {
@@ -1161,7 +1159,7 @@ func TestPeriodicReconcile(t *testing.T) {
 // TestSweepStopsWhenContextEnds: a sweep whose context ends begins no more
 // remediations; the deployments left are neither touched nor journaled.
 func TestSweepStopsWhenContextEnds(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) {
 		c.Concurrency = 1
 		c.StartTimeout = time.Hour
@@ -1170,8 +1168,8 @@ func TestSweepStopsWhenContextEnds(t *testing.T) {
 	// waiting for readiness when the context ends.
 	var ds []steam.Deployment
 	for _, name := range []string{"a", "b", "c"} {
-		ds = append(ds, h.Add(steamfixture.Spec{Name: name, LogicalName: name,
-			Behaviour: fakescorer.Behaviour{ReadyAfter: time.Hour}}))
+		ds = append(ds, h.Add(testkit.Spec{Name: name, LogicalName: name,
+			Behaviour: testkit.Behaviour{ReadyAfter: time.Hour}}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -1184,7 +1182,7 @@ func TestSweepStopsWhenContextEnds(t *testing.T) {
 		outcomes, err := e.Sweep(ctx, false)
 		done <- result{outcomes, err}
 	}()
-	steamtest.Eventually(t, 20*time.Second, "the first start", func() bool { return starts(t, h, ds[0].ID) == 1 })
+	testkit.Eventually(t, 20*time.Second, "the first start", func() bool { return starts(t, h, ds[0].ID) == 1 })
 	cancel()
 	r := <-done
 	if !errors.Is(r.err, context.Canceled) {
@@ -1210,10 +1208,10 @@ func TestSweepStopsWhenContextEnds(t *testing.T) {
 // series for the deployments in Steam's registry only, not for the policy
 // rows of deleted ones.
 func TestGaveUpMetricFollowsSteam(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h)
-	kept := h.Add(steamfixture.Spec{Name: "kept"})
-	deleted := h.Add(steamfixture.Spec{Name: "deleted"})
+	kept := h.Add(testkit.Spec{Name: "kept"})
+	deleted := h.Add(testkit.Spec{Name: "deleted"})
 	for _, id := range []int64{kept.ID, deleted.ID, 999} {
 		if err := e.state.SaveRestartPolicy(context.Background(), state.RestartPolicy{DeploymentID: id, ConsecutiveFailures: 5,
 			GaveUpUntil: time.Now().Add(time.Hour), GaveUpReason: "5 consecutive failed starts"}); err != nil {

@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // hungConfig verifies a hang quickly: three probes of 200 ms over 400 ms.
@@ -25,11 +24,11 @@ func hungConfig(c *Config) {
 // hung, stopped through its pidfd and replaced by a new java whose PID lands
 // in the row; a foreign process planted in another row is never signalled.
 func TestUnresponsiveIsRestarted(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig)
-	d, p := h.Run(steamfixture.Spec{Name: "churn"})
-	foreign := steamtest.StartForeign(t)
-	planted := h.Add(steamfixture.Spec{Name: "planted"})
+	d, p := h.Run(testkit.Spec{Name: "churn"})
+	foreign := testkit.StartForeign(t)
+	planted := h.Add(testkit.Spec{Name: "planted"})
 	h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, foreign.Pid, planted.ID)
 	if err := syscall.Kill(p.Pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -42,7 +41,7 @@ func TestUnresponsiveIsRestarted(t *testing.T) {
 	if o.Action != ActionRestart || o.Result != ResultSuccess || o.Reason != ReasonUnresponsive || o.OldPID != int64(p.Pid) {
 		t.Fatalf("outcome %s, want restart success (unresponsive) of PID %d", o, p.Pid)
 	}
-	steamtest.Eventually(t, 5*time.Second, "the hung java to be gone", func() bool { return !alive(t, p.Pid) })
+	testkit.Eventually(t, 5*time.Second, "the hung java to be gone", func() bool { return !alive(t, p.Pid) })
 	if pid := running(t, h, d.ID); pid != o.NewPID || pid == int64(p.Pid) {
 		t.Errorf("row PID %d, want the new %d", pid, o.NewPID)
 	}
@@ -66,9 +65,9 @@ func TestAnsweringIsLeftAlone(t *testing.T) {
 		{name: "resumed during verification", resume: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			e := newEngine(t, h, hungConfig, func(c *Config) { c.HungAfter = 2 * time.Second })
-			d, p := h.Run(steamfixture.Spec{Name: "churn"})
+			d, p := h.Run(testkit.Spec{Name: "churn"})
 			if tc.resume {
 				if err := syscall.Kill(p.Pid, syscall.SIGSTOP); err != nil {
 					t.Fatal(err)
@@ -99,9 +98,9 @@ func TestAnsweringIsLeftAlone(t *testing.T) {
 // TestStartGraceProtectsYoungJava: a java younger than the start grace is
 // never stopped, however it answers.
 func TestStartGraceProtectsYoungJava(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig, func(c *Config) { c.StartGrace = time.Hour })
-	d, p := h.Run(steamfixture.Spec{Name: "churn"})
+	d, p := h.Run(testkit.Spec{Name: "churn"})
 	if err := syscall.Kill(p.Pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -118,9 +117,9 @@ func TestStartGraceProtectsYoungJava(t *testing.T) {
 // the row does not know but never answers is not recorded: it is stopped
 // and a serving java is started and recorded instead.
 func TestAdoptionProvesReadiness(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig, func(c *Config) { c.StartTimeout = 2 * time.Second })
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 	lost := h.Start(d) // records its PID
 	h.Exec(`UPDATE service SET process_id = 0 WHERE id = ?`, d.ID)
 	if err := syscall.Kill(lost.Pid, syscall.SIGSTOP); err != nil {
@@ -133,7 +132,7 @@ func TestAdoptionProvesReadiness(t *testing.T) {
 	if o.Action != ActionRestart || o.Result != ResultSuccess {
 		t.Fatalf("outcome %s, want restart success after the silent java was refused", o)
 	}
-	steamtest.Eventually(t, 5*time.Second, "the silent java to be gone", func() bool { return !alive(t, lost.Pid) })
+	testkit.Eventually(t, 5*time.Second, "the silent java to be gone", func() bool { return !alive(t, lost.Pid) })
 	if pid := running(t, h, d.ID); pid != o.NewPID || pid == int64(lost.Pid) {
 		t.Errorf("row PID %d, want the new %d", pid, o.NewPID)
 	}
@@ -148,9 +147,9 @@ func TestAdoptionProvesReadiness(t *testing.T) {
 // given up like one that crashes: each java stopped as hung inside its watch
 // window counts as a failed start.
 func TestHangingAgainGivesUp(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig)
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	d := h.Add(testkit.Spec{Name: "churn"})
 	if o, err := e.Remediate(context.Background(), d.ID); err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
 		t.Fatalf("first start: %s (%v)", o, err)
 	}
@@ -162,8 +161,8 @@ func TestHangingAgainGivesUp(t *testing.T) {
 		if pol.GaveUp(time.Now()) {
 			break
 		}
-		if pid := h.Deployment(d.ID).PID; steamtest.Alive(int(pid)) {
-			steamtest.Freeze(t, &os.Process{Pid: int(pid)})
+		if pid := h.Deployment(d.ID).PID; testkit.Alive(int(pid)) {
+			testkit.Freeze(t, &os.Process{Pid: int(pid)})
 		}
 		time.Sleep(100 * time.Millisecond) // the test's backoff is 20–80 ms
 		if _, err := e.RemediateAlert(context.Background(), d.ID, AlertUnresponsive); err != nil {

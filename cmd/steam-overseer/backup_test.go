@@ -18,22 +18,21 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 func TestBackupCommand(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// prepare returns the --steam.home and --output flags.
-		prepare     func(t *testing.T, h *steamtest.Home) (home, output string)
+		prepare     func(t *testing.T, h *testkit.Home) (home, output string)
 		wantCode    int
 		wantRecord  string // the backups table's newest result, "" for none
 		wantArchive bool
 	}{
 		{
 			name: "success",
-			prepare: func(t *testing.T, h *steamtest.Home) (string, string) {
+			prepare: func(t *testing.T, h *testkit.Home) (string, string) {
 				return h.Home.Dir, filepath.Join(t.TempDir(), "steam.tar.gz")
 			},
 			wantRecord:  state.ResultSuccess,
@@ -41,14 +40,14 @@ func TestBackupCommand(t *testing.T) {
 		},
 		{
 			name: "steam home missing",
-			prepare: func(t *testing.T, h *steamtest.Home) (string, string) {
+			prepare: func(t *testing.T, h *testkit.Home) (string, string) {
 				return filepath.Join(t.TempDir(), "nonexistent"), filepath.Join(t.TempDir(), "steam.tar.gz")
 			},
 			wantCode: 1,
 		},
 		{
 			name: "steam.db missing",
-			prepare: func(t *testing.T, h *steamtest.Home) (string, string) {
+			prepare: func(t *testing.T, h *testkit.Home) (string, string) {
 				if err := os.Remove(h.Home.DBPath()); err != nil {
 					t.Fatal(err)
 				}
@@ -59,7 +58,7 @@ func TestBackupCommand(t *testing.T) {
 		},
 		{
 			name: "output folder missing",
-			prepare: func(t *testing.T, h *steamtest.Home) (string, string) {
+			prepare: func(t *testing.T, h *testkit.Home) (string, string) {
 				return h.Home.Dir, filepath.Join(t.TempDir(), "nonexistent", "steam.tar.gz")
 			},
 			wantCode:   1,
@@ -67,8 +66,8 @@ func TestBackupCommand(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
-			h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			h := testkit.NewHome(t)
+			h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 			home, output := tc.prepare(t, h)
 			var stdout bytes.Buffer
 			before := time.Now()
@@ -155,10 +154,10 @@ func flipByte(t *testing.T, archive string, content []byte) {
 // up, verify, restore into an empty folder and list its deployments; a
 // changed byte fails verify naming the file; a non-empty folder is refused.
 func TestBackupVerifyRestore(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	var ids []int64
 	for _, name := range []string{"churn", "fraud", "spam"} {
-		ids = append(ids, h.Add(steamfixture.Spec{Name: name, LogicalName: name}).ID)
+		ids = append(ids, h.Add(testkit.Spec{Name: name, LogicalName: name}).ID)
 	}
 	// A war of its own content, for flipByte to find.
 	churnWar := "var/master/model/1/churn.war"
@@ -212,8 +211,8 @@ func TestBackupVerifyRestore(t *testing.T) {
 // TestBackupProgress: --progress prints the progress line on stderr even
 // when it is not a terminal; without it, a pipe gets none.
 func TestBackupProgress(t *testing.T) {
-	h := steamtest.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h := testkit.NewHome(t)
+	h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	line := regexp.MustCompile(`(?m)^backup: \d+\.\d MiB / \d+\.\d MiB \(100%\), \d+\.\d MiB/s$`)
 	for _, tc := range []struct {
 		name     string
@@ -242,13 +241,13 @@ func TestBackupProgress(t *testing.T) {
 // from util-linux's script): the progress line comes without --progress and
 // is rewritten in place.
 func TestBackupProgressOnTerminal(t *testing.T) {
-	script := steamtest.RequireTool(t, "script")
-	h := steamtest.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	script := testkit.RequireTool(t, "script")
+	h := testkit.NewHome(t)
+	h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	archive := filepath.Join(t.TempDir(), "steam.tar.gz")
 	// script runs its command through a shell: every word is quoted.
 	var words []string
-	for _, w := range []string{steamtest.Binary(t), "backup", "--steam.home=" + h.Home.Dir, "--output=" + archive,
+	for _, w := range []string{testkit.Binary(t), "backup", "--steam.home=" + h.Home.Dir, "--output=" + archive,
 		"--log.level=warn", "--progress.delay=0"} {
 		words = append(words, "'"+strings.ReplaceAll(w, "'", `'\''`)+"'")
 	}

@@ -7,8 +7,9 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
-	"github.com/steam-overseer/steam-overseer/internal/demo"
-	"github.com/steam-overseer/steam-overseer/internal/jetty"
+	"github.com/steam-overseer/steam-overseer/demo"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/jetty"
 )
 
 func init() { register(demoCommand) }
@@ -29,7 +30,14 @@ func demoCommand(app *kingpin.Application) []subcommand {
 	cmd.Flag("jetty", "Run the deployments on real Jetty 9.4 under the real java (needs Debian's "+jetty.Packages+"), compiled at start, instead of the built-in fake scoring service.").
 		BoolVar(&cfg.Jetty)
 	cmd.Flag("keep", "Keep the demo's Steam home when it ends.").BoolVar(&cfg.Keep)
-	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
+	runCmd := cmd.Command("run", "Run the demo (the default).").Default()
+	// The demo's deployments run this binary linked as java (see main).
+	var javaArgs []string
+	scorer := cmd.Command("scorer", "Serve as the demo's fake scoring service, given Steam's java arguments after --.").Hidden()
+	scorer.Arg("java-args", "").StringsVar(&javaArgs)
+	return []subcommand{{clause: scorer, run: func(context.Context, *slog.Logger) int {
+		return fakescorer.Main(javaArgs)
+	}}, {clause: runCmd, run: func(ctx context.Context, logger *slog.Logger) int {
 		exe, err := os.Executable()
 		if err != nil {
 			return fail("finding this program's path", err)

@@ -11,15 +11,14 @@ import (
 	"testing"
 
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // runBinary runs the real steam-overseer with args and no STEAM_HOME, and
 // returns its exit code, stdout and stderr.
 func runBinary(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(steamtest.Binary(t), args...)
+	cmd := exec.Command(testkit.Binary(t), args...)
 	cmd.Env = append(os.Environ(), "STEAM_HOME=")
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -55,8 +54,8 @@ func isFailureSentence(line, want string) bool {
 // TestExitCodes runs the real binary: usage errors exit 2, runtime errors
 // exit 1, each as one plain sentence on stderr.
 func TestExitCodes(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	home := "--steam.home=" + h.Home.Dir
 	missing := filepath.Join(t.TempDir(), "nope")
 

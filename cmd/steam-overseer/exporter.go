@@ -62,7 +62,7 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collector.New(exporterRegistry(home), inspector, statePath, logger),
-		versioncollector.NewCollector("steam_exporter"),
+		versioncollector.NewCollector(collector.Namespace+"_exporter"),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

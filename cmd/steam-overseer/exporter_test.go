@@ -14,22 +14,21 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // subprocess is a steam-overseer command run by a test: its stderr is
 // collected, and it is killed when the test ends.
 type subprocess struct {
 	cmd    *exec.Cmd
-	stderr *steamtest.Buffer
+	stderr *testkit.Buffer
 	done   chan struct{}
 }
 
 func startSubprocess(t *testing.T, env []string, args ...string) *subprocess {
 	t.Helper()
-	p := &subprocess{stderr: &steamtest.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(steamtest.Binary(t), args...)
+	p := &subprocess{stderr: &testkit.Buffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(testkit.Binary(t), args...)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -76,16 +75,16 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestExporterServes(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	port, err := steamfixture.FreePort()
+	h := testkit.NewHome(t)
+	d, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	e := startExporter(t, "--steam.home="+h.Home.Dir, "--web.listen-address="+addr)
 	base := "http://" + addr
-	steamtest.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -128,7 +127,7 @@ func TestExporterServes(t *testing.T) {
 	}
 	// The log line was written before the response, but reaches the buffer
 	// through a pipe, a moment later.
-	steamtest.Eventually(t, 10*time.Second, "the failure to be logged with its cause", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the failure to be logged with its cause", func() bool {
 		log := e.stderr.String()
 		return strings.Contains(log, `msg="Reading Steam's registry failed"`) && strings.Contains(log, "err=")
 	})
@@ -153,16 +152,16 @@ func TestExporterServes(t *testing.T) {
 // TestExporterProcfs: the exporter measures processes under --path.procfs,
 // here a fixture in which the recorded PID is the deployment's java.
 func TestExporterProcfs(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only
-	port, err := steamfixture.FreePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	e := startExporter(t, "--steam.home="+h.Home.Dir, "--web.listen-address="+addr, "--path.procfs="+fixture)
-	steamtest.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
 		select {
 		case <-e.done:
 			t.Fatalf("the exporter exited; log:\n%s", e.stderr.String())
@@ -187,7 +186,7 @@ func TestExporterProcfs(t *testing.T) {
 }
 
 func TestExporterFailsToStart(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -10,21 +10,20 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/alertmanagertest"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // startWatchingExporter runs the exporter with the exit watch sending to
 // the Alertmanagers, and waits until it watches n javas.
 func startWatchingExporter(t *testing.T, dir string, n int, args ...string) *subprocess {
 	t.Helper()
-	port, err := steamfixture.FreePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	e := startExporter(t, append([]string{"--steam.home=" + dir, "--web.listen-address=" + addr}, args...)...)
-	steamtest.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -32,7 +31,7 @@ func startWatchingExporter(t *testing.T, dir string, n int, args ...string) *sub
 		return err == nil
 	})
 	want := fmt.Sprintf("steam_exporter_exit_watch_processes %d\n", n)
-	steamtest.Eventually(t, 10*time.Second, want, func() bool {
+	testkit.Eventually(t, 10*time.Second, want, func() bool {
 		_, body := get(t, "http://"+addr+"/metrics")
 		return strings.Contains(body, want)
 	})
@@ -44,8 +43,8 @@ func startWatchingExporter(t *testing.T, dir string, n int, args ...string) *sub
 // configured labels; it is resolved once a verified java is recorded, and a
 // death while the exporter was down is sent once it is back.
 func TestExporterSendsExits(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h := testkit.NewHome(t)
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	a, b := alertmanagertest.Pair(t)
 	args := []string{"--alertmanager.url=" + a.URL(), "--alertmanager.url=" + b.URL(),
 		"--alertmanager.label=instance=steam1:9732", "--alertmanager.label=steam_host=steam1"}
@@ -53,7 +52,7 @@ func TestExporterSendsExits(t *testing.T) {
 	id := fmt.Sprint(d.ID)
 
 	killed := time.Now()
-	steamtest.Kill(t, p)
+	testkit.Kill(t, p)
 	a.WaitAlert(id, true)
 	t.Logf("SIGKILL → alert in Alertmanager: %v", time.Since(killed))
 	b.WaitAlert(id, true)
@@ -75,14 +74,14 @@ func TestExporterSendsExits(t *testing.T) {
 	if code := e.exitCode(t); code != 0 {
 		t.Fatalf("exit code after SIGTERM %d, want 0; log:\n%s", code, e.stderr.String())
 	}
-	steamtest.Kill(t, p)
+	testkit.Kill(t, p)
 	startWatchingExporter(t, h.Home.Dir, 0, args...)
 	a.WaitAlert(id, true)
 	b.WaitAlert(id, true)
 }
 
 func TestExporterWatchFlagsRefused(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	for _, tc := range []struct{ name, flag, want string }{
 		{"bad URL", "--alertmanager.url=127.0.0.1:9093", "alertmanager URL"},
 		{"bad label name", "--alertmanager.label=in-stance=x", "not a label name"},

@@ -18,7 +18,6 @@ import (
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/printable"
 )
 
@@ -41,10 +40,11 @@ func register(r func(app *kingpin.Application) []subcommand) {
 func main() { os.Exit(run(os.Args)) }
 
 func run(args []string) int {
-	// Installed (linked) under the name "java", the binary is the demo's fake
-	// scoring service, started with Steam's own java argv.
+	// The demo links this binary as its deployments' java: Steam's argv must
+	// start with "java" for procid to verify the process, and no shell shim
+	// can set argv[0]. Called so, it is the hidden "demo scorer" command.
 	if filepath.Base(args[0]) == "java" {
-		return fakescorer.Main(args[1:])
+		args = append([]string{args[0], "demo", "scorer", "--"}, args[1:]...)
 	}
 
 	app := kingpin.New("steam-overseer", "Watches H2O Steam deployments and restarts the dead ones.")

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // interruptHelperEnv makes the test binary play a command whose cleanup
@@ -126,7 +126,7 @@ func TestNewServer(t *testing.T) {
 // command with nothing to reload (the remediator's reload is tested with
 // its token).
 func TestLongRunningCommandsSurviveSIGHUP(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	for _, tc := range []struct {
 		name    string
 		args    []string
@@ -137,13 +137,13 @@ func TestLongRunningCommandsSurviveSIGHUP(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startSubprocess(t, nil, append(tc.args, "--steam.home="+h.Home.Dir)...)
-			steamtest.Eventually(t, 10*time.Second, "the command to start", func() bool {
+			testkit.Eventually(t, 10*time.Second, "the command to start", func() bool {
 				return strings.Contains(p.stderr.String(), tc.started)
 			})
 			if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}
-			steamtest.Eventually(t, 10*time.Second, "SIGHUP to be logged", func() bool {
+			testkit.Eventually(t, 10*time.Second, "SIGHUP to be logged", func() bool {
 				select {
 				case <-p.done:
 					t.Fatalf("%s ended on SIGHUP: %v; log:\n%s", tc.name, p.cmd.ProcessState, p.stderr.String())

@@ -4,18 +4,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestNamesReachTerminalEscaped: a deployment name holding an escape
 // sequence and a line break is printed quoted by status and reconcile,
 // never raw; a plain name stays as it is.
 func TestNamesReachTerminalEscaped(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	const evil = "evil\x1b[2J\nFAKE"
-	h.Add(steamfixture.Spec{Name: evil, LogicalName: "evil"})
-	h.Add(steamfixture.Spec{Name: "churn model", LogicalName: "churn"})
+	h.Add(testkit.Spec{Name: evil, LogicalName: "evil"})
+	h.Add(testkit.Spec{Name: "churn model", LogicalName: "churn"})
 	home := "--steam.home=" + h.Home.Dir
 	for _, tc := range []struct {
 		name string

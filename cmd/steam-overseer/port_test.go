@@ -8,17 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestTextPortStartsNothing: a dead deployment whose port column holds the
 // text '80a' is port_invalid to the exporter, and neither reconcile nor the
 // remediator starts a java for it (SQLite's CAST would have made it 80).
 func TestTextPortStartsNothing(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "textport", LogicalName: "textport"})
-	steamtest.Kill(t, p)
+	h := testkit.NewHome(t)
+	d, p := h.Run(testkit.Spec{Name: "textport", LogicalName: "textport"})
+	testkit.Kill(t, p)
 	h.Exec(`UPDATE service SET port = '80a' WHERE id = ?`, d.ID)
 
 	code, out, stderr := runBinary(t, "reconcile", "--once", "--steam.home="+h.Home.Dir, "--java.path="+h.Java)
@@ -35,13 +34,13 @@ func TestTextPortStartsNothing(t *testing.T) {
 		t.Errorf("%d starts of a deployment with port '80a', want 0", n)
 	}
 
-	port, err := steamfixture.FreePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	startExporter(t, "--steam.home="+h.Home.Dir, "--web.listen-address="+addr)
-	steamtest.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()

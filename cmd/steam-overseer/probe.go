@@ -48,7 +48,13 @@ func (f *probeFlags) addExporterFlags(cmd *kingpin.CmdClause) {
 	f.addRequestFlags(cmd)
 	cmd.Flag("probe.interval", "How often every running deployment is probed.").
 		Default(probe.DefaultInterval.String()).DurationVar(&f.interval)
-	cmd.Flag("probe.start-grace", "How long a started deployment may fail its probes before the alert counts it unresponsive (published for the alert rule; model loading is slow).").
+	f.addStartGraceFlag(cmd)
+}
+
+// addStartGraceFlag adds --probe.start-grace, which the exporter publishes
+// for the alert rule and the remediator obeys, so both must mean the same.
+func (f *probeFlags) addStartGraceFlag(cmd *kingpin.CmdClause) {
+	cmd.Flag("probe.start-grace", "How long a started deployment may fail its probes before it counts as unresponsive: no alert fires and no remediator stops it sooner (model loading is slow).").
 		Default(probe.DefaultStartGrace.String()).DurationVar(&f.startGrace)
 }
 

@@ -10,21 +10,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // startProbingExporter runs the exporter on a free port with args and
 // returns its /metrics URL once it listens.
-func startProbingExporter(t *testing.T, h *steamtest.Home, args ...string) string {
+func startProbingExporter(t *testing.T, h *testkit.Home, args ...string) string {
 	t.Helper()
-	port, err := steamfixture.FreePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	startExporter(t, append([]string{"--steam.home=" + h.Home.Dir, "--web.listen-address=" + addr}, args...)...)
-	steamtest.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the exporter to listen", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -35,10 +34,10 @@ func startProbingExporter(t *testing.T, h *steamtest.Home, args ...string) strin
 }
 
 func TestExporterProbesDeployments(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, proc := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	dead, deadProc := h.Run(steamfixture.Spec{Name: "gone", LogicalName: "gone"})
-	steamtest.Kill(t, deadProc)
+	h := testkit.NewHome(t)
+	d, proc := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	dead, deadProc := h.Run(testkit.Spec{Name: "gone", LogicalName: "gone"})
+	testkit.Kill(t, deadProc)
 	url := startProbingExporter(t, h, "--probe.interval=200ms", "--probe.timeout=300ms", "--probe.start-grace=45s")
 	series := func(name string, id int64) string {
 		return fmt.Sprintf(`%s{deployment="%s",deployment_id="%d"}`, name, map[int64]string{d.ID: "churn", dead.ID: "gone"}[id], id)
@@ -55,7 +54,7 @@ func TestExporterProbesDeployments(t *testing.T) {
 		}
 	}
 
-	steamtest.Eventually(t, 10*time.Second, "the running deployment to answer its probe", scrapeHas(
+	testkit.Eventually(t, 10*time.Second, "the running deployment to answer its probe", scrapeHas(
 		series("steam_deployment_probe_success", d.ID)+" 1",
 		series("steam_deployment_probe_failures", d.ID)+" 0",
 		"steam_exporter_probe_start_grace_seconds 45"))
@@ -69,22 +68,22 @@ func TestExporterProbesDeployments(t *testing.T) {
 		t.Errorf("a dead deployment has probe series:\n%s", body)
 	}
 
-	steamtest.Freeze(t, proc)
-	steamtest.Eventually(t, 10*time.Second, "the stopped deployment to fail its probes", scrapeHas(
+	testkit.Freeze(t, proc)
+	testkit.Eventually(t, 10*time.Second, "the stopped deployment to fail its probes", scrapeHas(
 		series("steam_deployment_probe_success", d.ID)+" 0",
 		series("steam_deployment_probe_failures", d.ID)+" 2",
 		series("steam_deployment_up", d.ID)+" 1"))
 	if err := proc.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Eventually(t, 10*time.Second, "the continued deployment to answer again", scrapeHas(
+	testkit.Eventually(t, 10*time.Second, "the continued deployment to answer again", scrapeHas(
 		series("steam_deployment_probe_success", d.ID)+" 1",
 		series("steam_deployment_probe_failures", d.ID)+" 0"))
 }
 
 func TestExporterProbesDisabled(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h := testkit.NewHome(t)
+	d, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	url := startProbingExporter(t, h, "--no-probe.enabled", "--probe.interval=100ms")
 	up := fmt.Sprintf(`steam_deployment_up{deployment="churn",deployment_id="%d"} 1`, d.ID)
 	// Rounds would have run several times by the second scrape.
@@ -101,10 +100,10 @@ func TestExporterProbesDisabled(t *testing.T) {
 }
 
 func TestStatusShowsUnresponsive(t *testing.T) {
-	h := steamtest.NewHome(t)
-	h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	_, stopped := h.Run(steamfixture.Spec{Name: "fraud", LogicalName: "fraud"})
-	steamtest.Freeze(t, stopped)
+	h := testkit.NewHome(t)
+	h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	_, stopped := h.Run(testkit.Spec{Name: "fraud", LogicalName: "fraud"})
+	testkit.Freeze(t, stopped)
 	for _, tc := range []struct {
 		output string
 		want   []string
@@ -113,7 +112,7 @@ func TestStatusShowsUnresponsive(t *testing.T) {
 		{"json", []string{`"status": "running"`, `"status": "unresponsive"`, `"success": false`,
 			`"error": "GET /ping: no answer within the timeout (300ms)"`}},
 	} {
-		cmd := exec.Command(steamtest.Binary(t), "status", "--steam.home="+h.Home.Dir, "--probe.timeout=300ms",
+		cmd := exec.Command(testkit.Binary(t), "status", "--steam.home="+h.Home.Dir, "--probe.timeout=300ms",
 			"--output="+tc.output)
 		out, err := cmd.Output()
 		if err != nil {
@@ -128,7 +127,7 @@ func TestStatusShowsUnresponsive(t *testing.T) {
 }
 
 func TestProbeFlagsRefused(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	for _, args := range [][]string{
 		{"exporter", "--probe.timeout=0s"},
 		{"exporter", "--probe.interval=0s"},
@@ -140,7 +139,7 @@ func TestProbeFlagsRefused(t *testing.T) {
 			args = args[:len(args)-1]
 		}
 		var stderr strings.Builder
-		cmd := exec.Command(steamtest.Binary(t), args...)
+		cmd := exec.Command(testkit.Binary(t), args...)
 		cmd.Stderr = &stderr
 		err := cmd.Run()
 		if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(stderr.String(), args[1][:strings.Index(args[1], "=")]) {

@@ -12,37 +12,35 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // reconcileHome is a home with one deployment of each kind a sweep meets.
 type reconcileHome struct {
-	*steamtest.Home
+	*testkit.Home
 	live, dead, reused, stopped steam.Deployment
 	livePID                     int
 	foreign                     *os.Process
 }
 
 func newReconcileHome(t *testing.T) reconcileHome {
-	h := reconcileHome{Home: steamtest.NewHome(t)}
+	h := reconcileHome{Home: testkit.NewHome(t)}
 	var p *os.Process
-	h.live, p = h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
+	h.live, p = h.Run(testkit.Spec{Name: "live", LogicalName: "live"})
 	h.livePID = p.Pid
-	h.dead, p = h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-	steamtest.Kill(t, p)
+	h.dead, p = h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
+	testkit.Kill(t, p)
 	// After a reboot: the row's PID now belongs to an unrelated program.
-	h.reused = h.Add(steamfixture.Spec{Name: "reused", LogicalName: "reused"})
-	h.foreign = steamtest.StartForeign(t)
+	h.reused = h.Add(testkit.Spec{Name: "reused", LogicalName: "reused"})
+	h.foreign = testkit.StartForeign(t)
 	if err := h.SetPID(h.reused.ID, h.foreign.Pid); err != nil {
 		t.Fatal(err)
 	}
 	// Steam stopped this one: its row is not "started", so it is not ours.
-	h.stopped = h.Add(steamfixture.Spec{Name: "stopped", LogicalName: "stopped", State: "stopped"})
+	h.stopped = h.Add(testkit.Spec{Name: "stopped", LogicalName: "stopped", State: "stopped"})
 	return h
 }
 
@@ -56,7 +54,7 @@ func (h reconcileHome) reconcile(t *testing.T, dryRun bool) (int, string) {
 }
 
 // running returns the deployment's PID if it is verified running and serves.
-func running(t *testing.T, h *steamtest.Home, id int64) int {
+func running(t *testing.T, h *testkit.Home, id int64) int {
 	t.Helper()
 	d := h.Deployment(id)
 	identity, ok := d.Identity()
@@ -70,7 +68,7 @@ func running(t *testing.T, h *steamtest.Home, id int64) int {
 	if p := in.Inspect(int(d.PID), identity); p.Status != procid.StatusRunning {
 		return 0
 	}
-	if err := steamfixture.WaitReady(context.Background(), int(d.Port), time.Second); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(d.Port), time.Second); err != nil {
 		return 0
 	}
 	return int(d.PID)
@@ -135,7 +133,7 @@ func TestReconcileDryRunChangesNothing(t *testing.T) {
 	if got := h.Deployment(h.dead.ID).PID; got != deadPID {
 		t.Errorf("dry run changed the row's PID from %d to %d", deadPID, got)
 	}
-	if err := steamfixture.WaitReady(context.Background(), int(h.dead.Port), 300*time.Millisecond); err == nil {
+	if err := testkit.WaitReady(context.Background(), int(h.dead.Port), 300*time.Millisecond); err == nil {
 		t.Error("dry run started the dead deployment")
 	}
 	if _, err := os.Stat(h.Home.Home.StatePath()); !os.IsNotExist(err) {
@@ -144,10 +142,10 @@ func TestReconcileDryRunChangesNothing(t *testing.T) {
 }
 
 func TestReconcileOnceFailsWhileDown(t *testing.T) {
-	h := steamtest.NewHome(t)
-	crash := h.Add(steamfixture.Spec{Name: "crash", LogicalName: "crash",
-		Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
-	broken := h.Add(steamfixture.Spec{Name: "broken", LogicalName: "broken", NoWar: true})
+	h := testkit.NewHome(t)
+	crash := h.Add(testkit.Spec{Name: "crash", LogicalName: "crash",
+		Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
+	broken := h.Add(testkit.Spec{Name: "broken", LogicalName: "broken", NoWar: true})
 	var out bytes.Buffer
 	f := &reconcileFlags{location: location{home: h.Home.Dir}, once: true, engine: engineFlags{javaPath: h.Java, startTimeout: 10 * time.Second, watchAfterReady: 500 * time.Millisecond}}
 	if code := runReconcile(context.Background(), promslog.NewNopLogger(), f, &out); code != 1 {
@@ -170,7 +168,7 @@ func TestReconcileOnceFailsWhileDown(t *testing.T) {
 func TestReconcileOnceWatchesRestarts(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		behaviour fakescorer.Behaviour
+		behaviour testkit.Behaviour
 		watch     time.Duration
 		wantCode  int
 		wantLine  string
@@ -179,14 +177,14 @@ func TestReconcileOnceWatchesRestarts(t *testing.T) {
 		// wantNext is the next run's line for the deployment.
 		wantNext string
 	}{
-		{name: "dies within the window", behaviour: fakescorer.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
+		{name: "dies within the window", behaviour: testkit.Behaviour{Mode: "crash_after_ready", CrashAfter: 2 * time.Second},
 			watch: time.Hour, wantCode: 1, wantLine: "failure  failure", wantFailures: 1, wantNext: "skip  failure"},
-		{name: "lives through the window", behaviour: fakescorer.Behaviour{Mode: "normal"},
+		{name: "lives through the window", behaviour: testkit.Behaviour{Mode: "normal"},
 			watch: time.Second, wantCode: 0, wantLine: "restart  success", wantFailures: 0, wantNext: "noop  success"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
-			d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn", Behaviour: tc.behaviour})
+			h := testkit.NewHome(t)
+			d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn", Behaviour: tc.behaviour})
 			run := func() (int, string) {
 				var out bytes.Buffer
 				f := &reconcileFlags{location: location{home: h.Home.Dir}, once: true,
@@ -215,12 +213,12 @@ func TestReconcileOnceWatchesRestarts(t *testing.T) {
 }
 
 func TestRemediatorReconcileInterval(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h := testkit.NewHome(t)
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	startRemediator(t, h, "--reconcile.interval=200ms")
-	steamtest.Kill(t, p)
+	testkit.Kill(t, p)
 	// No webhook is sent: the periodic sweep alone brings it back.
-	steamtest.Eventually(t, 20*time.Second, "the sweep to restart the deployment", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the sweep to restart the deployment", func() bool {
 		pid := running(t, h, d.ID)
 		return pid != 0 && pid != p.Pid
 	})
@@ -230,8 +228,8 @@ func TestRemediatorReconcileInterval(t *testing.T) {
 // a fixture where the deployment's recorded PID runs as its java, the dry
 // run finds nothing to do.
 func TestReconcileProcfs(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only
 	for _, tc := range []struct{ procfs, want string }{
 		{procfs: "/proc", want: "restart"},

@@ -60,9 +60,7 @@ type engineFlags struct {
 	javaPath        string
 	javaOpts        string
 	procRoot        string
-	probePath       string
-	probeTimeout    time.Duration
-	startGrace      time.Duration
+	probes          probeFlags
 	hungAfter       time.Duration
 }
 
@@ -78,12 +76,8 @@ func addEngineFlags(cmd *kingpin.CmdClause, f *engineFlags) {
 	cmd.Flag("java.opts", "JVM options put before -jar, split at spaces (no shell), e.g. \"-Xmx2g -XX:+UseG1GC\".").
 		StringVar(&f.javaOpts)
 	addProcfsFlag(cmd, &f.procRoot)
-	cmd.Flag("probe.path", "Path a serving deployment answers with 200.").
-		Default(remediate.DefaultProbePath).StringVar(&f.probePath)
-	cmd.Flag("probe.timeout", "How long one probe of a deployment may take.").
-		Default(remediate.DefaultProbeTimeout.String()).DurationVar(&f.probeTimeout)
-	cmd.Flag("probe.start-grace", "A deployment younger than this is never stopped as unresponsive (model loading is slow).").
-		Default(remediate.DefaultStartGrace.String()).DurationVar(&f.startGrace)
+	f.probes.addRequestFlags(cmd)
+	f.probes.addStartGraceFlag(cmd)
 	cmd.Flag("remediate.hung-after", "A live deployment is stopped as unresponsive only after its probes failed in a row for at least this long.").
 		Default(remediate.DefaultHungAfter.String()).DurationVar(&f.hungAfter)
 }
@@ -98,9 +92,9 @@ func (f engineFlags) config(home steam.Home, st *state.DB) remediate.Config {
 		StartTimeout:    f.startTimeout,
 		WatchAfterReady: f.watchAfterReady,
 		ProcRoot:        f.procRoot,
-		ProbePath:       f.probePath,
-		ProbeTimeout:    f.probeTimeout,
-		StartGrace:      noneIfZero(f.startGrace),
+		ProbePath:       f.probes.path,
+		ProbeTimeout:    f.probes.timeout,
+		StartGrace:      noneIfZero(f.probes.startGrace),
 		HungAfter:       f.hungAfter,
 	}
 }

@@ -16,10 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/jettytest"
+	"github.com/steam-overseer/steam-overseer/demo/jetty"
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestRemediatorNameSaysFailed: on real Jetty, a war whose name holds
@@ -27,13 +26,13 @@ import (
 // and is kept, not stopped as a failed start. (Jetty 9.4 cannot deploy a war
 // whose path holds a newline at all; TestJettyVerdict covers such lines.)
 func TestRemediatorNameSaysFailed(t *testing.T) {
-	h := jettytest.NewHome(t)
+	h := testkit.NewJettyHome(t)
 	var ids []int64
 	for _, name := range []string{"PAYMENT_FAILED_model", "Started @1ms FAILED"} {
-		d := jettytest.Add(t, h, steamfixture.Spec{Name: "payment", LogicalName: name}, jettytest.War{})
+		d := testkit.AddJetty(t, h, testkit.Spec{Name: "payment", LogicalName: name}, jetty.War{})
 		ids = append(ids, d.ID)
 	}
-	r := startRemediatorEnv(t, h, jettytest.Env(t, h), "--remediate.watch-after-ready=2s")
+	r := startRemediatorEnv(t, h, testkit.JettyEnv(t, h), "--remediate.watch-after-ready=2s")
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("remediator's log:\n%s", r.stderr.String())
@@ -43,7 +42,7 @@ func TestRemediatorNameSaysFailed(t *testing.T) {
 		r.notify(t, id)
 	}
 	for _, id := range ids {
-		steamtest.Eventually(t, jettytest.StartTimeout, "the restart journaled", func() bool {
+		testkit.Eventually(t, testkit.JettyStartTimeout, "the restart journaled", func() bool {
 			return journaledResult(t, h, id, state.ActionRestart, state.ResultSuccess) == 1
 		})
 	}
@@ -62,7 +61,7 @@ func TestRemediatorNameSaysFailed(t *testing.T) {
 // holdStateLock takes the state database's write lock (BEGIN IMMEDIATE) on
 // a connection of its own, as a busy writer would; release, also called
 // when the test ends, rolls it back.
-func holdStateLock(t *testing.T, h *steamtest.Home) (release func()) {
+func holdStateLock(t *testing.T, h *testkit.Home) (release func()) {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+h.Home.StatePath()+"?_pragma=busy_timeout(10000)")
 	if err != nil {
@@ -92,17 +91,17 @@ func holdStateLock(t *testing.T, h *steamtest.Home) (release func()) {
 // journaled as an error, counted and logged, and the deployment healed by
 // the retry once the lock goes.
 func TestRemediatorStateLockedBeforeStart(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn"})
 	r := startRemediator(t, h)
 	release := holdStateLock(t, h)
 	r.notify(t, d.ID)
-	steamtest.Eventually(t, 30*time.Second, "a retry scheduled", func() bool {
+	testkit.Eventually(t, 30*time.Second, "a retry scheduled", func() bool {
 		return r.metric(t, `steam_remediator_retries_total{outcome="scheduled"}`) >= 1
 	})
 	time.Sleep(20*time.Second - 5*time.Second) // the lock held 20 s in all
 	release()
-	steamtest.Eventually(t, 60*time.Second, "the deployment healed", func() bool {
+	testkit.Eventually(t, 60*time.Second, "the deployment healed", func() bool {
 		return journaledResult(t, h, d.ID, state.ActionRestart, state.ResultSuccess) == 1
 	})
 	if n := journaled(t, h, d.ID, "error"); n < 1 {
@@ -120,11 +119,11 @@ func TestRemediatorStateLockedBeforeStart(t *testing.T) {
 // window while the state database is locked longer than its busy timeout;
 // the failure is journaled once, also after the next notification.
 func TestRemediatorPolicyBusyCountsOnce(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn"})
 	r := startRemediator(t, h, "--remediate.watch-after-ready=5m")
 	r.notify(t, d.ID)
-	steamtest.Eventually(t, 30*time.Second, "the restart journaled", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the restart journaled", func() bool {
 		return journaledResult(t, h, d.ID, state.ActionRestart, state.ResultSuccess) == 1
 	})
 	release := holdStateLock(t, h)
@@ -133,12 +132,12 @@ func TestRemediatorPolicyBusyCountsOnce(t *testing.T) {
 	}
 	time.Sleep(8 * time.Second) // past the busy timeout of 5 s
 	release()
-	steamtest.Eventually(t, 60*time.Second, "the death journaled", func() bool {
+	testkit.Eventually(t, 60*time.Second, "the death journaled", func() bool {
 		return journaled(t, h, d.ID, state.ActionFailure) >= 1
 	})
 	skips := journaled(t, h, d.ID, state.ActionSkip)
 	r.notify(t, d.ID)
-	steamtest.Eventually(t, 30*time.Second, "the notification's backoff journaled", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the notification's backoff journaled", func() bool {
 		return journaled(t, h, d.ID, state.ActionSkip) > skips
 	})
 	if n := journaled(t, h, d.ID, state.ActionFailure); n != 1 {
@@ -151,8 +150,8 @@ func TestRemediatorPolicyBusyCountsOnce(t *testing.T) {
 // socket, goes too and the port is free, instead of every later start
 // ending in port_conflict.
 func TestRemediatorStopsStartsSession(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn"})
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +175,7 @@ time.sleep(3600)
 	h.Java = java
 	r := startRemediator(t, h, "--remediate.start-timeout=3s")
 	r.notify(t, d.ID)
-	steamtest.Eventually(t, 60*time.Second, "the failed start journaled", func() bool {
+	testkit.Eventually(t, 60*time.Second, "the failed start journaled", func() bool {
 		return journaledResult(t, h, d.ID, state.ActionRestart, state.ResultFailure) == 1
 	})
 	b, err := os.ReadFile(childPID)
@@ -185,7 +184,7 @@ time.sleep(3600)
 	}
 	pid, _ := strconv.Atoi(string(b))
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
-	steamtest.Eventually(t, 10*time.Second, "the start's child gone", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the start's child gone", func() bool {
 		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		return err != nil || strings.Contains(string(st), ") Z ")
 	})
@@ -203,8 +202,8 @@ time.sleep(3600)
 // cannot handle SIGINT: it is killed at once, not after Steam's 10 s of
 // SIGINT. It leads no session of its own, so only its PID is signalled.
 func TestRemediatorKillsStoppedHungJava(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn"})
+	h := testkit.NewHome(t)
+	d, p := h.Run(testkit.Spec{Name: "churn"})
 	if err := p.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +212,7 @@ func TestRemediatorKillsStoppedHungJava(t *testing.T) {
 	if code, resp, err := r.post(http.MethodPost, strings.NewReader(body), ""); err != nil || code != http.StatusOK {
 		t.Fatalf("POST /webhook: %d %s %v", code, resp, err)
 	}
-	steamtest.Eventually(t, 60*time.Second, "the hung java stopped", func() bool {
+	testkit.Eventually(t, 60*time.Second, "the hung java stopped", func() bool {
 		return strings.Contains(r.stderr.String(), "Stopped unresponsive deployment")
 	})
 	log := r.stderr.String()
@@ -229,8 +228,8 @@ func TestRemediatorKillsStoppedHungJava(t *testing.T) {
 // verifies a hung java; started again, it finishes the check and restarts
 // the deployment with no new notification.
 func TestRemediatorResumesHungCheck(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn"})
+	h := testkit.NewHome(t)
+	d, p := h.Run(testkit.Spec{Name: "churn"})
 	if err := p.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +249,7 @@ func TestRemediatorResumesHungCheck(t *testing.T) {
 	<-r.done
 
 	r = startRemediator(t, h, args...)
-	steamtest.Eventually(t, 60*time.Second, "the hung deployment restarted", func() bool {
+	testkit.Eventually(t, 60*time.Second, "the hung deployment restarted", func() bool {
 		return journaledResult(t, h, d.ID, state.ActionRestart, state.ResultSuccess) == 1
 	})
 	if pid := h.Deployment(d.ID).PID; pid == int64(p.Pid) {

@@ -7,21 +7,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestRemediatorResumesInterruptedStart: the remediator SIGKILLed while the
 // java it started is coming up; started again, it records that java's PID
 // as soon as it serves, with no new notification and no second java.
 func TestRemediatorResumesInterruptedStart(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "slow", Behaviour: fakescorer.Behaviour{ReadyAfter: 3 * time.Second}})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "slow", Behaviour: testkit.Behaviour{ReadyAfter: 3 * time.Second}})
 	r := startRemediator(t, h)
 	r.notify(t, d.ID)
-	steamtest.Eventually(t, 10*time.Second, "the java to be started", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the java to be started", func() bool {
 		return strings.Contains(r.stderr.String(), "Started deployment")
 	})
 	if err := r.cmd.Process.Kill(); err != nil {
@@ -43,7 +41,7 @@ func TestRemediatorResumesInterruptedStart(t *testing.T) {
 	}
 
 	startRemediator(t, h)
-	steamtest.Eventually(t, 15*time.Second, "the resumed java's PID in the row", func() bool {
+	testkit.Eventually(t, 15*time.Second, "the resumed java's PID in the row", func() bool {
 		return h.Deployment(d.ID).PID == pol.StartingPID
 	})
 	if n := startsLogged(t, h, d.ID); n != 1 {
@@ -56,21 +54,21 @@ func TestRemediatorResumesInterruptedStart(t *testing.T) {
 // Steam does while deploying); the remediator heals the deployment once the
 // lock is released, with no second notification.
 func TestRemediatorOutlastsLockedRegistry(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn"})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn"})
 	r := startRemediator(t, h)
 	release := h.HoldWriteLock()
 	go func() { // answered once the webhook's own look-up gives up
 		_, _, _ = r.post(http.MethodPost, strings.NewReader(notification(d.ID, 0)), "")
 	}()
-	steamtest.Eventually(t, 30*time.Second, "a transient failure", func() bool {
+	testkit.Eventually(t, 30*time.Second, "a transient failure", func() bool {
 		return strings.Contains(r.stderr.String(), "retry 1 of 5")
 	})
 	release()
-	steamtest.Eventually(t, 30*time.Second, "the deployment healed", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the deployment healed", func() bool {
 		return journaled(t, h, d.ID, state.ActionRestart) == 1
 	})
-	if err := steamfixture.WaitReady(context.Background(), int(h.Deployment(d.ID).Port), 5*time.Second); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(h.Deployment(d.ID).Port), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -17,12 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // remediatorProcess is a running `steam-overseer remediator`.
@@ -34,16 +32,16 @@ type remediatorProcess struct {
 // startRemediator runs the remediator on h with the fake java, on a free
 // loopback port; the process is killed when the test ends, and so are the
 // deployments it started, which outlive it by design.
-func startRemediator(t *testing.T, h *steamtest.Home, args ...string) *remediatorProcess {
+func startRemediator(t *testing.T, h *testkit.Home, args ...string) *remediatorProcess {
 	t.Helper()
 	return startRemediatorEnv(t, h, nil, args...)
 }
 
 // startRemediatorEnv is startRemediator with env for the remediator and the
 // javas it starts (nil: the test's own).
-func startRemediatorEnv(t *testing.T, h *steamtest.Home, env []string, args ...string) *remediatorProcess {
+func startRemediatorEnv(t *testing.T, h *testkit.Home, env []string, args ...string) *remediatorProcess {
 	t.Helper()
-	port, err := steamfixture.FreePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +49,7 @@ func startRemediatorEnv(t *testing.T, h *steamtest.Home, env []string, args ...s
 	r := &remediatorProcess{base: "http://" + addr, subprocess: startSubprocess(t, env, append([]string{"remediator",
 		"--steam.home=" + h.Home.Dir, "--web.listen-address=" + addr, "--java.path=" + h.Java, "--log.level=debug"},
 		args...)...)}
-	steamtest.Eventually(t, 10*time.Second, "the remediator to listen", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the remediator to listen", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -139,7 +137,7 @@ func (r *remediatorProcess) metric(t *testing.T, series string) float64 {
 // and once it has exited nothing more can start.
 func (r *remediatorProcess) drain(t *testing.T) {
 	t.Helper()
-	steamtest.Eventually(t, 30*time.Second, "the queue to drain", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the queue to drain", func() bool {
 		return r.metric(t, "steam_remediator_queue_length") == 0
 	})
 	// Connections the client dialled but never used would hold up the
@@ -154,14 +152,14 @@ func (r *remediatorProcess) drain(t *testing.T) {
 }
 
 // journaled counts the journal's entries of the action for a deployment.
-func journaled(t *testing.T, h *steamtest.Home, id int64, action string) int {
+func journaled(t *testing.T, h *testkit.Home, id int64, action string) int {
 	t.Helper()
 	return journaledResult(t, h, id, action, "")
 }
 
 // journaledResult counts the journal's entries of the action with the
 // result ("" for any).
-func journaledResult(t *testing.T, h *steamtest.Home, id int64, action, result string) int {
+func journaledResult(t *testing.T, h *testkit.Home, id int64, action, result string) int {
 	t.Helper()
 	st, err := state.OpenReadOnly(h.Home.StatePath())
 	if err != nil {
@@ -182,7 +180,7 @@ func journaledResult(t *testing.T, h *steamtest.Home, id int64, action, result s
 }
 
 // startsLogged counts the starts the remediator logged for a deployment.
-func startsLogged(t *testing.T, h *steamtest.Home, id int64) int {
+func startsLogged(t *testing.T, h *testkit.Home, id int64) int {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(h.Home.LogDir(), fmt.Sprintf("deployment-%d.log", id)))
 	if err != nil && !os.IsNotExist(err) {
@@ -192,9 +190,9 @@ func startsLogged(t *testing.T, h *steamtest.Home, id int64) int {
 }
 
 func TestRemediatorServes(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	steamtest.Kill(t, p)
+	h := testkit.NewHome(t)
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	testkit.Kill(t, p)
 	r := startRemediator(t, h)
 
 	code, body := r.notify(t, d.ID)
@@ -206,17 +204,17 @@ func TestRemediatorServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var restarted steam.Deployment
-	steamtest.Eventually(t, 10*time.Second, "the deployment to be restarted", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the deployment to be restarted", func() bool {
 		restarted = h.Deployment(d.ID)
 		identity, _ := restarted.Identity()
 		return restarted.PID != int64(p.Pid) && in.Inspect(int(restarted.PID), identity).Status == procid.StatusRunning
 	})
-	if err := steamfixture.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// The PID lands before the restart is counted and journaled; the
 	// metrics are counted before the journal entry is written.
-	steamtest.Eventually(t, 10*time.Second, "the restart to be journaled", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the restart to be journaled", func() bool {
 		return journaled(t, h, d.ID, state.ActionRestart) == 1
 	})
 
@@ -269,7 +267,7 @@ func TestRemediatorServes(t *testing.T) {
 		t.Errorf("exit code after SIGTERM %d, want 0; log:\n%s", code, r.stderr.String())
 	}
 	// The deployment outlives the remediator that started it.
-	if err := steamfixture.WaitReady(context.Background(), int(d.Port), time.Second); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(d.Port), time.Second); err != nil {
 		t.Errorf("restarted deployment died with the remediator: %v", err)
 	}
 	log := r.stderr.String()
@@ -280,7 +278,7 @@ func TestRemediatorServes(t *testing.T) {
 	}
 
 	// The reset command journals.
-	out, err := exec.Command(steamtest.Binary(t), "remediator", "reset", fmt.Sprint(d.ID), "--steam.home="+h.Home.Dir).CombinedOutput()
+	out, err := exec.Command(testkit.Binary(t), "remediator", "reset", fmt.Sprint(d.ID), "--steam.home="+h.Home.Dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("remediator reset: %v\n%s", err, out)
 	}
@@ -298,17 +296,17 @@ func TestRemediatorServes(t *testing.T) {
 // TestTwoRemediatorsOneHome: two remediator processes on one Steam home,
 // both notified at once, many times, about a dead deployment: one start.
 func TestTwoRemediatorsOneHome(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn",
-		Behaviour: fakescorer.Behaviour{ReadyAfter: 300 * time.Millisecond}})
-	steamtest.Kill(t, p)
+	h := testkit.NewHome(t)
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn",
+		Behaviour: testkit.Behaviour{ReadyAfter: 300 * time.Millisecond}})
+	testkit.Kill(t, p)
 	rs := []*remediatorProcess{startRemediator(t, h), startRemediator(t, h)}
 	var wg sync.WaitGroup
 	for _, r := range rs {
 		wg.Go(func() { r.notifyConcurrently(t, d.ID, 10) })
 	}
 	wg.Wait()
-	steamtest.Eventually(t, 20*time.Second, "the deployment to be restarted", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the deployment to be restarted", func() bool {
 		return running(t, h, d.ID) != 0
 	})
 	for _, r := range rs {
@@ -320,7 +318,7 @@ func TestTwoRemediatorsOneHome(t *testing.T) {
 // assertOneStart checks that the deployment was started exactly once: one
 // start in its log, one successful restart journaled, one java of it
 // running, the one in its row.
-func assertOneStart(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+func assertOneStart(t *testing.T, h *testkit.Home, d steam.Deployment) {
 	t.Helper()
 	if n := startsLogged(t, h, d.ID); n != 1 {
 		t.Errorf("%d starts logged, want 1", n)
@@ -359,16 +357,16 @@ func assertOneStart(t *testing.T, h *steamtest.Home, d steam.Deployment) {
 // deployment start it once; 50 more, once it runs, and 50 for a deployment
 // that ran all along start nothing.
 func TestRemediatorConcurrentWebhooks(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	// Slow enough to be ready that notifications pile up while it starts.
-	dead, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead",
-		Behaviour: fakescorer.Behaviour{ReadyAfter: 300 * time.Millisecond}})
-	steamtest.Kill(t, p)
-	live, lp := h.Run(steamfixture.Spec{Name: "live", LogicalName: "live"})
+	dead, p := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead",
+		Behaviour: testkit.Behaviour{ReadyAfter: 300 * time.Millisecond}})
+	testkit.Kill(t, p)
+	live, lp := h.Run(testkit.Spec{Name: "live", LogicalName: "live"})
 	r := startRemediator(t, h)
 
 	r.notifyConcurrently(t, dead.ID, 50)
-	steamtest.Eventually(t, 20*time.Second, "the dead deployment to be restarted", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the dead deployment to be restarted", func() bool {
 		return running(t, h, dead.ID) != 0
 	})
 	var wg sync.WaitGroup
@@ -395,9 +393,9 @@ func TestRemediatorConcurrentWebhooks(t *testing.T) {
 // and nothing is queued, started or journaled, though each names a dead
 // deployment that an accepted notification would start.
 func TestRemediatorRejectsBadRequests(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	steamtest.Kill(t, p)
+	h := testkit.NewHome(t)
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	testkit.Kill(t, p)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -447,7 +445,7 @@ func TestRemediatorRejectsBadRequests(t *testing.T) {
 }
 
 func TestRemediatorFailsToStart(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	empty := filepath.Join(t.TempDir(), "empty-token")
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -470,7 +468,7 @@ func TestRemediatorFailsToStart(t *testing.T) {
 		{"reset of no deployment", []string{"remediator", "reset", "0", "--steam.home=" + h.Home.Dir}, 2, "is not a positive integer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(steamtest.Binary(t), tc.args...)
+			cmd := exec.Command(testkit.Binary(t), tc.args...)
 			cmd.Env = append(os.Environ(), "STEAM_HOME=")
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr

@@ -15,8 +15,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // emptyNotification is a valid notification that names no deployment: it
@@ -48,9 +47,9 @@ func (r *remediatorProcess) request(t *testing.T, method, path, contentType, bod
 // unknown path is 404; none of it starts the dead deployment the refused
 // notifications name.
 func TestRemediatorRoutes(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	steamtest.Kill(t, p)
+	h := testkit.NewHome(t)
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	testkit.Kill(t, p)
 	r := startRemediator(t, h)
 	valid := notification(d.ID, 0)
 
@@ -97,7 +96,7 @@ func TestRemediatorRoutes(t *testing.T) {
 // with each code as wantCodes says and queued nothing, then stops the
 // remediator and checks that the deployment, dead with the PID in its row,
 // was neither started nor touched.
-func assertNothingStarted(t *testing.T, r *remediatorProcess, h *steamtest.Home, d steam.Deployment, pid int, wantCodes map[int]float64) {
+func assertNothingStarted(t *testing.T, r *remediatorProcess, h *testkit.Home, d steam.Deployment, pid int, wantCodes map[int]float64) {
 	t.Helper()
 	for code, want := range wantCodes {
 		if got := r.metric(t, fmt.Sprintf(`steam_remediator_webhook_requests_total{code="%d"}`, code)); got != want {
@@ -132,7 +131,7 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 // with a message that says what to change; the settings next to them
 // start.
 func TestRemediatorAuthSettings(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	dir := t.TempDir()
 	file := func(name, content string, mode os.FileMode) string {
 		path := filepath.Join(dir, name)
@@ -218,7 +217,7 @@ func hangup(t *testing.T, r *remediatorProcess) {
 // without a restart, when the file changes and on SIGHUP, and the old one
 // is refused; a rotation to an unusable file keeps the token in use.
 func TestRemediatorTokenRotation(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 
 	t.Run("file changed", func(t *testing.T) {
 		dir := t.TempDir()
@@ -229,13 +228,13 @@ func TestRemediatorTokenRotation(t *testing.T) {
 			t.Fatal("first token refused")
 		}
 		writeFile(t, path, "second\n", 0o600) // rewritten in place
-		steamtest.Eventually(t, 10*time.Second, "the rewritten token to be accepted", func() bool { return r.accepts(t, "second") })
+		testkit.Eventually(t, 10*time.Second, "the rewritten token to be accepted", func() bool { return r.accepts(t, "second") })
 		next := filepath.Join(dir, "token.next")
 		writeFile(t, next, "third\n", 0o640)
 		if err := os.Rename(next, path); err != nil { // replaced, as a secret manager does
 			t.Fatal(err)
 		}
-		steamtest.Eventually(t, 10*time.Second, "the replaced token to be accepted", func() bool { return r.accepts(t, "third") })
+		testkit.Eventually(t, 10*time.Second, "the replaced token to be accepted", func() bool { return r.accepts(t, "third") })
 		for _, old := range []string{"first", "second"} {
 			if r.accepts(t, old) {
 				t.Errorf("old token %q still accepted", old)
@@ -256,7 +255,7 @@ func TestRemediatorTokenRotation(t *testing.T) {
 			t.Fatal("the token changed before SIGHUP")
 		}
 		hangup(t, r)
-		steamtest.Eventually(t, 10*time.Second, "the new token to be accepted after SIGHUP", func() bool { return r.accepts(t, "second") })
+		testkit.Eventually(t, 10*time.Second, "the new token to be accepted after SIGHUP", func() bool { return r.accepts(t, "second") })
 		if r.accepts(t, "first") {
 			t.Error("old token still accepted after SIGHUP")
 		}
@@ -271,7 +270,7 @@ func TestRemediatorTokenRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		hangup(t, r)
-		steamtest.Eventually(t, 10*time.Second, "the FIFO's reload to fail", func() bool {
+		testkit.Eventually(t, 10*time.Second, "the FIFO's reload to fail", func() bool {
 			return r.metric(t, `steam_remediator_token_reloads_total{result="failure"}`) == 1
 		})
 		if got := r.metric(t, "steam_remediator_token_last_reload_successful"); got != 0 {
@@ -289,7 +288,7 @@ func TestRemediatorTokenRotation(t *testing.T) {
 		}
 		writeFile(t, path, "second\n", 0o600)
 		hangup(t, r)
-		steamtest.Eventually(t, 10*time.Second, "the token file to be read again", func() bool {
+		testkit.Eventually(t, 10*time.Second, "the token file to be read again", func() bool {
 			return r.metric(t, "steam_remediator_token_last_reload_successful") == 1
 		})
 
@@ -299,7 +298,7 @@ func TestRemediatorTokenRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		hangup(t, r)
-		steamtest.Eventually(t, 10*time.Second, "the exposed file's reload to fail", func() bool {
+		testkit.Eventually(t, 10*time.Second, "the exposed file's reload to fail", func() bool {
 			return r.metric(t, `steam_remediator_token_reloads_total{result="failure"}`) == 2
 		})
 		if r.accepts(t, "second") || r.accepts(t, "first") {
@@ -315,7 +314,7 @@ func TestRemediatorTokenRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		hangup(t, r)
-		steamtest.Eventually(t, 10*time.Second, "the fixed file's token to be accepted", func() bool { return r.accepts(t, "second") })
+		testkit.Eventually(t, 10*time.Second, "the fixed file's token to be accepted", func() bool { return r.accepts(t, "second") })
 	})
 
 	t.Run("SIGHUP without a token", func(t *testing.T) {
@@ -323,7 +322,7 @@ func TestRemediatorTokenRotation(t *testing.T) {
 		if err := r.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		steamtest.Eventually(t, 10*time.Second, "SIGHUP to be logged", func() bool {
+		testkit.Eventually(t, 10*time.Second, "SIGHUP to be logged", func() bool {
 			return strings.Contains(r.stderr.String(), "nothing to reload")
 		})
 		if code, _ := get(t, r.base+"/-/healthy"); code != http.StatusOK {
@@ -355,9 +354,9 @@ func unknownNotification(first int64, distinct, size int) []byte {
 // deployment at once. An unreadable registry is answered 503, for
 // Alertmanager to retry.
 func TestRemediatorUnknownDeployments(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	steamtest.Kill(t, p)
+	h := testkit.NewHome(t)
+	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	testkit.Kill(t, p)
 	r := startRemediator(t, h)
 	post := func(body []byte) (int, string) {
 		t.Helper()
@@ -407,7 +406,7 @@ func TestRemediatorUnknownDeployments(t *testing.T) {
 	if code, reply := r.notify(t, d.ID); code != http.StatusOK || !strings.Contains(reply, `"queued":1`) {
 		t.Fatalf("real alert: %d %s", code, reply)
 	}
-	if err := steamfixture.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(d.Port), 5*time.Second); err != nil {
 		t.Fatalf("the real deployment did not serve within 5s of its alert: %v", err)
 	}
 	t.Logf("the real deployment served %v after its alert", time.Since(start).Round(time.Millisecond))

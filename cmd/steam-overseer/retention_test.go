@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // recordAt journals a successful restart of deployment 1 at the given time.
@@ -50,12 +50,12 @@ func TestJournalPruning(t *testing.T) {
 
 	stop := startJournalPruning(ctx, promslog.NewNopLogger(), st, time.Hour, 20*time.Millisecond)
 	defer stop()
-	steamtest.Eventually(t, 10*time.Second, "the old row to be pruned at start", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the old row to be pruned at start", func() bool {
 		return len(journalTimes(t, st)) == 1
 	})
 	// A row that ages past the retention later goes at a later round.
 	recordAt(t, st, now.Add(-3*time.Hour))
-	steamtest.Eventually(t, 10*time.Second, "the old row to be pruned periodically", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the old row to be pruned periodically", func() bool {
 		return len(journalTimes(t, st)) == 1
 	})
 	stop()
@@ -70,7 +70,7 @@ func TestJournalPruning(t *testing.T) {
 // TestRemediatorPrunesJournal: the real remediator, with the default
 // retention of 90 days, prunes a 100-day-old row at start.
 func TestRemediatorPrunesJournal(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	st, err := state.Open(context.Background(), h.Home.StatePath())
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func TestRemediatorPrunesJournal(t *testing.T) {
 	recordAt(t, st, recent)
 
 	startRemediator(t, h)
-	steamtest.Eventually(t, 10*time.Second, "the 100-day-old row to be pruned", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the 100-day-old row to be pruned", func() bool {
 		return len(journalTimes(t, st)) == 1
 	})
 	if ts := journalTimes(t, st); len(ts) != 1 || !ts[0].Equal(recent) {

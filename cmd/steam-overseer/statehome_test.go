@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestStateDatabaseOfAnotherHome: two Steam homes pointed at one
@@ -15,16 +15,16 @@ import (
 // it with a sentence naming both homes. A state database of an older
 // version, which records no home, adopts the first home that writes it.
 func TestStateDatabaseOfAnotherHome(t *testing.T) {
-	a, b := steamtest.NewHome(t), steamtest.NewHome(t)
+	a, b := testkit.NewHome(t), testkit.NewHome(t)
 	statePath := filepath.Join(t.TempDir(), "shared.db")
 	stateFlag := "--state.path=" + statePath
-	reconcileOnce := func(h *steamtest.Home) (int, string, string) {
+	reconcileOnce := func(h *testkit.Home) (int, string, string) {
 		return runBinary(t, "reconcile", "--once", "--steam.home="+h.Home.Dir, stateFlag, "--java.path="+h.Java)
 	}
 	if code, out, stderr := reconcileOnce(a); code != 0 {
 		t.Fatalf("first use by home A: exit %d\n%s%s", code, out, stderr)
 	}
-	refused := func(t *testing.T, owner, other *steamtest.Home) {
+	refused := func(t *testing.T, owner, other *testkit.Home) {
 		t.Helper()
 		home := "--steam.home=" + other.Home.Dir
 		want := "belongs to the Steam home " + owner.Home.Dir + ", not to " + other.Home.Dir

@@ -12,15 +12,14 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/internal/probe"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 func TestStatusCommand(t *testing.T) {
-	h := steamtest.NewHome(t)
-	h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	_, p := h.Run(steamfixture.Spec{Name: "fraud", LogicalName: "fraud"})
-	steamtest.Kill(t, p)
+	h := testkit.NewHome(t)
+	h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	_, p := h.Run(testkit.Spec{Name: "fraud", LogicalName: "fraud"})
+	testkit.Kill(t, p)
 	corrupt := filepath.Join(t.TempDir(), "state.db")
 	if err := os.WriteFile(corrupt, []byte(strings.Repeat("garbage ", 512)), 0o644); err != nil {
 		t.Fatal(err)
@@ -85,8 +84,8 @@ func TestStatusCommandFlags(t *testing.T) {
 
 // TestStatusProcfs: processes are read under --path.procfs, not /proc.
 func TestStatusProcfs(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only
 	for _, tc := range []struct {
 		procfs, want string

@@ -11,8 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // appendEntries copies the archive src to a new one with entries appended
@@ -80,8 +79,8 @@ func appendEntries(t *testing.T, src string, extra ...*tar.Header) string {
 // restore must refuse before writing a byte of it (a file size limit of
 // 8 MiB on the restore shows it).
 func TestTamperedArchiveRefused(t *testing.T) {
-	h := steamtest.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h := testkit.NewHome(t)
+	h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	good := filepath.Join(t.TempDir(), "steam.tar.gz")
 	if code, _, stderr := runBinary(t, "backup", "--steam.home="+h.Home.Dir, "--output="+good); code != 0 {
 		t.Fatalf("backup exited %d:\n%s", code, stderr)
@@ -115,7 +114,7 @@ func TestTamperedArchiveRefused(t *testing.T) {
 			}
 
 			parent := t.TempDir()
-			args := []string{steamtest.Binary(t), "restore", archive, "--steam.home=" + filepath.Join(parent, "home")}
+			args := []string{testkit.Binary(t), "restore", archive, "--steam.home=" + filepath.Join(parent, "home")}
 			if tc.limit {
 				args = append([]string{"prlimit", "--fsize=8388608", "--"}, args...)
 			}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 const shippedLogDir = "/home/steam/steam-1.1.6-linux-amd64/var/master/log"
@@ -63,7 +63,7 @@ func setup(t *testing.T, content string) (log, conf string) {
 // TestRuleDebug is logrotate's own check of the rule: --debug parses it and
 // says what it would do, changing nothing.
 func TestRuleDebug(t *testing.T) {
-	logrotate := steamtest.RequireTool(t, "logrotate")
+	logrotate := testkit.RequireTool(t, "logrotate")
 	log, conf := setup(t, "Started @1234ms\n")
 	out, err := exec.Command(logrotate, "--debug", "--force", "--state", filepath.Join(t.TempDir(), "state"), conf).CombinedOutput()
 	if err != nil {
@@ -85,7 +85,7 @@ func TestRuleDebug(t *testing.T) {
 // at the start of the emptied file, not after a hole as long as the old
 // file.
 func TestRuleRotatesAnOpenLog(t *testing.T) {
-	logrotate := steamtest.RequireTool(t, "logrotate")
+	logrotate := testkit.RequireTool(t, "logrotate")
 	old := strings.Repeat("old line of a deployment's log\n", 1000)
 	log, conf := setup(t, old)
 	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)

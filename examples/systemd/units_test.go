@@ -17,8 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 const installedBinary = "/usr/local/bin/steam-overseer"
@@ -60,8 +59,8 @@ func directives(t *testing.T, unit string) map[string][]string {
 }
 
 func TestUnitsVerify(t *testing.T) {
-	analyze := steamtest.RequireTool(t, "systemd-analyze")
-	bin := steamtest.Binary(t)
+	analyze := testkit.RequireTool(t, "systemd-analyze")
+	bin := testkit.Binary(t)
 	// verify insists that ExecStart's program exists: point the units at
 	// the binary just built.
 	dir := t.TempDir()
@@ -88,7 +87,7 @@ func TestUnitsVerify(t *testing.T) {
 // fails kingpin's parse before the help is printed.
 func TestUnitsExecStart(t *testing.T) {
 	env := directives(t, "steam-overseer.default")
-	bin := steamtest.Binary(t)
+	bin := testkit.Binary(t)
 	varRef := regexp.MustCompile(`\$\{(\w+)\}|\$(\w+)`)
 	for _, u := range units {
 		if !strings.HasSuffix(u, ".service") {
@@ -167,8 +166,8 @@ func TestRemediatorKeepsDeployments(t *testing.T) {
 // all within the filter. A control call outside the filter (swapon) must
 // fail with EPERM, proving the filter is really in force.
 func TestJVMUnderRemediatorFilter(t *testing.T) {
-	steamtest.RequireTool(t, "systemd-analyze")
-	java := steamtest.RequireTool(t, "java")
+	testkit.RequireTool(t, "systemd-analyze")
+	java := testkit.RequireTool(t, "java")
 	// Debian's python3, whose python3-seccomp is libseccomp's own binding
 	// (a python3 of pyenv or a virtualenv earlier on PATH lacks it).
 	python := "/usr/bin/python3"
@@ -203,7 +202,7 @@ func TestJVMUnderRemediatorFilter(t *testing.T) {
 		}
 	}
 
-	port, err := steamfixture.FreePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,8 +259,8 @@ func TestJVMUnderRemediatorFilter(t *testing.T) {
 // systemd-socket-activate passes it in LISTEN_FDS), with the flags of the
 // unit, and scrapes it.
 func TestExporterSocketActivation(t *testing.T) {
-	activate := steamtest.RequireTool(t, "systemd-socket-activate")
-	bin := steamtest.Binary(t)
+	activate := testkit.RequireTool(t, "systemd-socket-activate")
+	bin := testkit.Binary(t)
 	service, socket := directives(t, "steam-overseer-exporter.service"), directives(t, "steam-overseer-exporter.socket")
 	if got := socket["ListenStream"]; !slices.Equal(got, []string{"9732"}) {
 		t.Errorf("the socket listens on %v, want the exporter's default port 9732", got)
@@ -274,9 +273,9 @@ func TestExporterSocketActivation(t *testing.T) {
 			t.Errorf("the exporter service's %s= %v lacks its socket", key, service[key])
 		}
 	}
-	h := steamtest.NewHome(t)
-	h.Run(steamfixture.Spec{Name: "churn-gbm", LogicalName: "churn-gbm"})
-	port, err := steamfixture.FreePort()
+	h := testkit.NewHome(t)
+	h.Run(testkit.Spec{Name: "churn-gbm", LogicalName: "churn-gbm"})
+	port, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,10 +284,10 @@ func TestExporterSocketActivation(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Reap(t, cmd)
+	testkit.Reap(t, cmd)
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	var body string
-	steamtest.Eventually(t, 20*time.Second, "the socket-activated exporter to serve /metrics", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the socket-activated exporter to serve /metrics", func() bool {
 		resp, err := http.Get(url)
 		if err != nil {
 			return false

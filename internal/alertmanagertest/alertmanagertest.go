@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // Alertmanager is one Alertmanager with its ports reserved; Start runs it,
@@ -26,7 +25,7 @@ type Alertmanager struct {
 	t   testing.TB
 	dir string
 	cmd *exec.Cmd
-	log steamtest.Buffer
+	log testkit.Buffer
 }
 
 // New reserves ports and writes a configuration that routes every alert
@@ -45,7 +44,7 @@ func NewWithConfig(t testing.TB, config []byte) *Alertmanager {
 	}
 	am := &Alertmanager{t: t, dir: dir}
 	for _, p := range []*int{&am.Port, &am.Gossip} {
-		port, err := steamfixture.FreePort()
+		port, err := testkit.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +69,7 @@ func (am *Alertmanager) URL() string { return fmt.Sprintf("http://127.0.0.1:%d",
 func (am *Alertmanager) Start() {
 	t := am.t
 	t.Helper()
-	bin := steamtest.RequireTool(t, "prometheus-alertmanager")
+	bin := testkit.RequireTool(t, "prometheus-alertmanager")
 	args := []string{"--config.file=" + filepath.Join(am.dir, "alertmanager.yml"),
 		"--storage.path=" + filepath.Join(am.dir, "data"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", am.Port),
@@ -83,8 +82,8 @@ func (am *Alertmanager) Start() {
 	if err := am.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Reap(t, am.cmd)
-	steamtest.Eventually(t, 20*time.Second, "Alertmanager to be ready", func() bool {
+	testkit.Reap(t, am.cmd)
+	testkit.Eventually(t, 20*time.Second, "Alertmanager to be ready", func() bool {
 		resp, err := http.Get(am.URL() + "/-/ready")
 		if err != nil {
 			return false
@@ -98,7 +97,7 @@ func (am *Alertmanager) Start() {
 func (am *Alertmanager) Log() string { return am.log.String() }
 
 // Kill SIGKILLs the Alertmanager: it loses every alert it held.
-func (am *Alertmanager) Kill() { steamtest.Kill(am.t, am.cmd.Process) }
+func (am *Alertmanager) Kill() { testkit.Kill(am.t, am.cmd.Process) }
 
 // Alerts returns the labels of the unresolved alerts it holds, by their
 // deployment_id label.
@@ -126,7 +125,7 @@ func (am *Alertmanager) Alerts() map[string]map[string]string {
 // WaitAlert waits until the alert of deployment id is held (or not).
 func (am *Alertmanager) WaitAlert(id string, present bool) {
 	am.t.Helper()
-	steamtest.Eventually(am.t, 25*time.Second, fmt.Sprintf("alert %s present=%v in %s", id, present, am.URL()), func() bool {
+	testkit.Eventually(am.t, 25*time.Second, fmt.Sprintf("alert %s present=%v in %s", id, present, am.URL()), func() bool {
 		_, ok := am.Alerts()[id]
 		return ok == present
 	})

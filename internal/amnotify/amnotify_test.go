@@ -15,7 +15,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/internal/alertmanagertest"
 	"github.com/steam-overseer/steam-overseer/internal/amnotify"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 func notifier(t *testing.T, opts amnotify.Options, logger *slog.Logger) *amnotify.Notifier {
@@ -94,12 +94,12 @@ func TestHAPair(t *testing.T) {
 func TestMemberDown(t *testing.T) {
 	up, down := alertmanagertest.New(t), alertmanagertest.New(t)
 	up.Start()
-	var log steamtest.Buffer
+	var log testkit.Buffer
 	logger := slog.New(slog.NewTextHandler(&log, nil))
 	n := notifier(t, amnotify.Options{Alertmanagers: []string{up.URL(), down.URL()}, ResendDelay: time.Hour}, logger)
 	n.Fire("7", labels("7"), nil, time.Now())
 	up.WaitAlert("7", true)
-	steamtest.Eventually(t, 10*time.Second, "several failed sends", func() bool {
+	testkit.Eventually(t, 10*time.Second, "several failed sends", func() bool {
 		return counter(t, n, "steam_exporter_notifications_errors_total", down.URL()) >= 3
 	})
 	if got := counter(t, n, "steam_exporter_notifications_errors_total", up.URL()); got != 0 {
@@ -110,7 +110,7 @@ func TestMemberDown(t *testing.T) {
 	}
 	down.Start()
 	down.WaitAlert("7", true)
-	steamtest.Eventually(t, 5*time.Second, "the recovery logged", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the recovery logged", func() bool {
 		return strings.Count(log.String(), "Sending alerts to Alertmanager again") == 1
 	})
 }
@@ -147,7 +147,7 @@ func TestRefusedAlerts(t *testing.T) {
 	bad := labels("6")
 	bad["not-a-label-name"] = "x"
 	n.Fire("6", bad, nil, time.Now())
-	steamtest.Eventually(t, 10*time.Second, "the refusal counted", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the refusal counted", func() bool {
 		return counter(t, n, "steam_exporter_notifications_errors_total", "") == 1
 	})
 	n.Fire("7", labels("7"), nil, time.Now())
@@ -166,7 +166,7 @@ func TestQueueBound(t *testing.T) {
 		id := fmt.Sprint(i)
 		n.Fire(id, labels(id), nil, time.Now())
 	}
-	steamtest.Eventually(t, 5*time.Second, "the drops counted", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the drops counted", func() bool {
 		return counter(t, n, "steam_exporter_notifications_dropped_total", "") == 7
 	})
 	if got := counter(t, n, "steam_exporter_notifications_queue_length", ""); got > 3 {

@@ -22,8 +22,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/internal/backup"
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // historyWriter plays Steam: it keeps committing short transactions of
@@ -105,10 +104,10 @@ func journalMode(t *testing.T, db *sql.DB) string {
 }
 
 func TestCreateWhileSteamWrites(t *testing.T) {
-	h := steamtest.NewHome(t)
-	running, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	py := h.Add(steamfixture.Spec{Name: "fraud", LogicalName: "fraud", PyWar: true})
-	h.Add(steamfixture.Spec{Name: "legacy"}) // no logical name: war named after the deployment
+	h := testkit.NewHome(t)
+	running, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	py := h.Add(testkit.Spec{Name: "fraud", LogicalName: "fraud", PyWar: true})
+	h.Add(testkit.Spec{Name: "legacy"}) // no logical name: war named after the deployment
 	// A model folder may hold more than the war Steam runs (older versions,
 	// notes): the backup keeps the whole folder.
 	if err := os.WriteFile(filepath.Join(h.Home.ModelDir(py.ModelID), "README.txt"), []byte("retrained 2024-05\n"), 0o640); err != nil {
@@ -130,7 +129,7 @@ func TestCreateWhileSteamWrites(t *testing.T) {
 
 	modeBefore := journalMode(t, h.DB)
 	w := startHistoryWriter(t, h.Home.DBPath())
-	steamtest.Eventually(t, 10*time.Second, "Steam's writer to commit", func() bool { return w.commits.Load() >= 20 })
+	testkit.Eventually(t, 10*time.Second, "Steam's writer to commit", func() bool { return w.commits.Load() >= 20 })
 	committedBefore := w.committed.Load()
 	commitsBefore := w.commits.Load()
 
@@ -145,7 +144,7 @@ func TestCreateWhileSteamWrites(t *testing.T) {
 	commitsDuring := w.commits.Load() - commitsBefore
 	// Let Steam go on writing after the snapshot too, then stop it.
 	target := w.commits.Load() + 5
-	steamtest.Eventually(t, 10*time.Second, "Steam's writer to go on", func() bool { return w.commits.Load() >= target })
+	testkit.Eventually(t, 10*time.Second, "Steam's writer to go on", func() bool { return w.commits.Load() >= target })
 	if err := w.halt(); err != nil {
 		t.Fatalf("Steam's writer failed, the backup blocked it: %v", err)
 	}
@@ -334,19 +333,19 @@ func checkManifest(t *testing.T, dir string) map[string]backup.File {
 func TestCreateFails(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		prepare func(t *testing.T, h *steamtest.Home, outDir string) (output string)
+		prepare func(t *testing.T, h *testkit.Home, outDir string) (output string)
 		wantErr string
 	}{
 		{
 			name: "output folder missing",
-			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
+			prepare: func(t *testing.T, h *testkit.Home, outDir string) string {
 				return filepath.Join(outDir, "nonexistent", "steam.tar.gz")
 			},
 			wantErr: "does not exist",
 		},
 		{
 			name: "steam.db missing",
-			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
+			prepare: func(t *testing.T, h *testkit.Home, outDir string) string {
 				if err := os.Remove(h.Home.DBPath()); err != nil {
 					t.Fatal(err)
 				}
@@ -357,7 +356,7 @@ func TestCreateFails(t *testing.T) {
 		{
 			// Fails after the temporary archive exists: nothing may remain.
 			name: "steam.db not a database",
-			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
+			prepare: func(t *testing.T, h *testkit.Home, outDir string) string {
 				if err := os.WriteFile(h.Home.DBPath(), []byte(strings.Repeat("not sqlite ", 1000)), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -367,7 +366,7 @@ func TestCreateFails(t *testing.T) {
 		},
 		{
 			name: "model folder a link to nothing",
-			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
+			prepare: func(t *testing.T, h *testkit.Home, outDir string) string {
 				modelDir := filepath.Join(h.Home.MasterDir(), "model")
 				if err := os.RemoveAll(modelDir); err != nil {
 					t.Fatal(err)
@@ -379,7 +378,7 @@ func TestCreateFails(t *testing.T) {
 		},
 		{
 			name: "symbolic link loop",
-			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
+			prepare: func(t *testing.T, h *testkit.Home, outDir string) string {
 				symlink(t, "..", filepath.Join(h.Home.ModelDir(1), "all-models"))
 				return filepath.Join(outDir, "steam.tar.gz")
 			},
@@ -387,7 +386,7 @@ func TestCreateFails(t *testing.T) {
 		},
 		{
 			name: "output inside the model folder through a link",
-			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
+			prepare: func(t *testing.T, h *testkit.Home, outDir string) string {
 				symlink(t, filepath.Join(h.Home.MasterDir(), "model"), filepath.Join(outDir, "models"))
 				return filepath.Join(outDir, "models", "steam.tar.gz")
 			},
@@ -395,7 +394,7 @@ func TestCreateFails(t *testing.T) {
 		},
 		{
 			name: "output inside a linked folder of a model",
-			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
+			prepare: func(t *testing.T, h *testkit.Home, outDir string) string {
 				storage := filepath.Join(outDir, "model-1")
 				if err := os.Rename(h.Home.ModelDir(1), storage); err != nil {
 					t.Fatal(err)
@@ -407,15 +406,15 @@ func TestCreateFails(t *testing.T) {
 		},
 		{
 			name: "output inside the model folder",
-			prepare: func(t *testing.T, h *steamtest.Home, outDir string) string {
+			prepare: func(t *testing.T, h *testkit.Home, outDir string) string {
 				return filepath.Join(h.Home.MasterDir(), "model", "steam.tar.gz")
 			},
 			wantErr: "inside the model folder",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
-			h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			h := testkit.NewHome(t)
+			h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 			outDir := t.TempDir()
 			out := tc.prepare(t, h, outDir)
 			_, err := backup.Create(context.Background(), promslog.NewNopLogger(), backup.Options{
@@ -444,10 +443,10 @@ func TestCreateFails(t *testing.T) {
 // still, and restores it into a bare folder: every war must come back as
 // its content, matching the manifest.
 func TestCreateFollowsLinks(t *testing.T) {
-	h := steamtest.NewHome(t)
-	a := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
-	b := h.Add(steamfixture.Spec{Name: "b", LogicalName: "b", PyWar: true})
-	c := h.Add(steamfixture.Spec{Name: "c", LogicalName: "c", NoWar: true})
+	h := testkit.NewHome(t)
+	a := h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
+	b := h.Add(testkit.Spec{Name: "b", LogicalName: "b", PyWar: true})
+	c := h.Add(testkit.Spec{Name: "c", LogicalName: "c", NoWar: true})
 
 	// Read the wars before any link exists: what a restore must give back.
 	want := map[string][]byte{}
@@ -532,8 +531,8 @@ func readFile(t *testing.T, path string) []byte {
 }
 
 func TestCreateIntoFolder(t *testing.T) {
-	h := steamtest.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h := testkit.NewHome(t)
+	h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	outDir := t.TempDir()
 	now := time.Now().UTC()
 	res, err := backup.Create(context.Background(), promslog.NewNopLogger(), backup.Options{
@@ -562,9 +561,9 @@ func TestCreateIntoFolder(t *testing.T) {
 }
 
 func BenchmarkCreate(b *testing.B) {
-	h := steamtest.NewHome(b)
+	h := testkit.NewHome(b)
 	for i := range 10 {
-		h.Add(steamfixture.Spec{Name: fmt.Sprintf("model-%d", i), LogicalName: fmt.Sprintf("model%d", i)})
+		h.Add(testkit.Spec{Name: fmt.Sprintf("model-%d", i), LogicalName: fmt.Sprintf("model%d", i)})
 	}
 	out := filepath.Join(b.TempDir(), "steam.tar.gz")
 	for b.Loop() {

@@ -22,8 +22,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/internal/backup"
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // warName is the first deployment's war in the archives newArchive writes.
@@ -33,9 +32,9 @@ const warName = "var/master/model/1/churn.war"
 // returns the archive's path.
 func newArchive(t *testing.T) string {
 	t.Helper()
-	h := steamtest.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
-	h.Add(steamfixture.Spec{Name: "fraud", LogicalName: "fraud"})
+	h := testkit.NewHome(t)
+	h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	h.Add(testkit.Spec{Name: "fraud", LogicalName: "fraud"})
 	st, err := state.Open(context.Background(), h.Home.StatePath())
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +340,7 @@ func TestVerify(t *testing.T) {
 func TestSHA256SUMS(t *testing.T) {
 	dir := t.TempDir()
 	extract(t, newArchive(t), dir)
-	cmd := exec.Command(steamtest.RequireTool(t, "sha256sum"), "-c", "--strict", backup.ChecksumsName)
+	cmd := exec.Command(testkit.RequireTool(t, "sha256sum"), "-c", "--strict", backup.ChecksumsName)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {

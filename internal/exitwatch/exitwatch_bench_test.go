@@ -14,11 +14,9 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 
 	"github.com/steam-overseer/steam-overseer/internal/exitwatch"
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 const benchDeployments = 1000
@@ -29,14 +27,14 @@ const benchDeployments = 1000
 // exporter's resident memory added by watching them all (target ≤ 2 MB).
 // "kill" is one SIGKILL until the report, settle window included.
 func BenchmarkWatch1000(b *testing.B) {
-	h := steamtest.NewHome(b)
+	h := testkit.NewHome(b)
 	// Speeds up building the fixture only; the journal mode stays Steam's.
 	h.Exec(`PRAGMA synchronous = OFF`)
 	ds := make([]steam.Deployment, benchDeployments)
 	for i := range ds {
 		// never_ready: alive with Steam's argv but not listening.
-		ds[i] = h.Add(steamfixture.Spec{Name: "scorer", LogicalName: "scorer", Port: 20000 + i,
-			Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
+		ds[i] = h.Add(testkit.Spec{Name: "scorer", LogicalName: "scorer", Port: 20000 + i,
+			Behaviour: testkit.Behaviour{Mode: "never_ready"}})
 	}
 	procs := startAll(b, h, ds)
 
@@ -77,7 +75,7 @@ func BenchmarkWatch1000(b *testing.B) {
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
 	b.Cleanup(func() { cancel(); <-done })
-	steamtest.Eventually(b, 60*time.Second, "every java watched", func() bool {
+	testkit.Eventually(b, 60*time.Second, "every java watched", func() bool {
 		return metric(b, w, "steam_exporter_exit_watch_processes") == benchDeployments
 	})
 
@@ -113,7 +111,7 @@ func BenchmarkWatch1000(b *testing.B) {
 
 // startAll starts every deployment with Steam's argv, in parallel, records
 // the PIDs in one transaction and returns the processes.
-func startAll(b *testing.B, h *steamtest.Home, ds []steam.Deployment) []*os.Process {
+func startAll(b *testing.B, h *testkit.Home, ds []steam.Deployment) []*os.Process {
 	procs := make([]*os.Process, len(ds))
 	var wg sync.WaitGroup
 	errs := make(chan error, len(ds))
@@ -126,7 +124,7 @@ func startAll(b *testing.B, h *steamtest.Home, ds []steam.Deployment) []*os.Proc
 					errs <- err
 					return
 				}
-				steamtest.Reap(b, cmd)
+				testkit.Reap(b, cmd)
 				procs[i] = cmd.Process
 			}
 		})

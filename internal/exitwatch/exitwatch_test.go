@@ -11,12 +11,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/exitwatch"
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // settle is shorter than the default so the tests run quickly; the ratio
@@ -24,7 +23,7 @@ import (
 const settle = 600 * time.Millisecond
 
 // watcher runs a watcher over h's registry and returns its events.
-func watcher(t *testing.T, h *steamtest.Home, opts exitwatch.Options) (<-chan exitwatch.Event, *exitwatch.Watcher) {
+func watcher(t *testing.T, h *testkit.Home, opts exitwatch.Options) (<-chan exitwatch.Event, *exitwatch.Watcher) {
 	t.Helper()
 	in, err := procid.NewInspector("")
 	if err != nil {
@@ -66,7 +65,7 @@ func metric(t testing.TB, w prometheus.Collector, name string) float64 {
 
 func waitWatched(t *testing.T, w *exitwatch.Watcher, n float64) {
 	t.Helper()
-	steamtest.Eventually(t, 5*time.Second, fmt.Sprintf("%v watched processes", n), func() bool {
+	testkit.Eventually(t, 5*time.Second, fmt.Sprintf("%v watched processes", n), func() bool {
 		return metric(t, w, "steam_exporter_exit_watch_processes") == n
 	})
 }
@@ -86,7 +85,7 @@ func TestReportsDeathsNotStops(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// act ends the deployment's java (or not) once it is watched.
-		act        func(t *testing.T, h *steamtest.Home, d steam.Deployment)
+		act        func(t *testing.T, h *testkit.Home, d steam.Deployment)
 		sig        syscall.Signal
 		wantReason string // "" : no event may come
 	}{
@@ -100,22 +99,22 @@ func TestReportsDeathsNotStops(t *testing.T) {
 			// Steam's stop: SIGINT, then the row deleted once the java is
 			// gone, up to a second later.
 			name: "Steam's stop is not a death", sig: syscall.SIGINT,
-			act: func(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+			act: func(t *testing.T, h *testkit.Home, d steam.Deployment) {
 				time.Sleep(settle / 2)
 				h.Exec(`DELETE FROM service WHERE id = ?`, d.ID)
 			},
 		},
 		{
 			name: "Steam's stop through state stopped is not a death", sig: syscall.SIGINT,
-			act: func(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+			act: func(t *testing.T, h *testkit.Home, d steam.Deployment) {
 				time.Sleep(settle / 2)
 				h.Exec(`UPDATE service SET state = 'stopped' WHERE id = ?`, d.ID)
 			},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
-			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			h := testkit.NewHome(t)
+			d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 			events, w := watcher(t, h, opts)
 			waitWatched(t, w, 1)
 			killed := time.Now()
@@ -158,32 +157,32 @@ func TestReportsDeathsNotStops(t *testing.T) {
 func TestDeathsWhileNotWatching(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
-		spec       steamfixture.Spec
-		pid        func(t *testing.T, h *steamtest.Home, d steam.Deployment) int
+		spec       testkit.Spec
+		pid        func(t *testing.T, h *testkit.Home, d steam.Deployment) int
 		wantReason string // "": no event may come
 	}{
-		{"unverifiable deployment (no war)", steamfixture.Spec{Name: "churn", NoWar: true},
-			func(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
-				return steamtest.StartForeign(t).Pid
+		{"unverifiable deployment (no war)", testkit.Spec{Name: "churn", NoWar: true},
+			func(t *testing.T, h *testkit.Home, d steam.Deployment) int {
+				return testkit.StartForeign(t).Pid
 			}, ""},
-		{"dead PID", steamfixture.Spec{}, func(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
-			p := steamtest.StartForeign(t)
-			steamtest.Kill(t, p)
+		{"dead PID", testkit.Spec{}, func(t *testing.T, h *testkit.Home, d steam.Deployment) int {
+			p := testkit.StartForeign(t)
+			testkit.Kill(t, p)
 			return p.Pid
 		}, exitwatch.ReasonDead},
-		{"PID reused by another program", steamfixture.Spec{}, func(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
-			return steamtest.StartForeign(t).Pid
+		{"PID reused by another program", testkit.Spec{}, func(t *testing.T, h *testkit.Home, d steam.Deployment) int {
+			return testkit.StartForeign(t).Pid
 		}, exitwatch.ReasonPIDReused},
-		{"PID of another deployment's java", steamfixture.Spec{}, func(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
-			other, _ := h.Run(steamfixture.Spec{Name: "other", LogicalName: "other"})
+		{"PID of another deployment's java", testkit.Spec{}, func(t *testing.T, h *testkit.Home, d steam.Deployment) int {
+			other, _ := h.Run(testkit.Spec{Name: "other", LogicalName: "other"})
 			return int(other.PID)
 		}, exitwatch.ReasonPIDReused},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			spec := tc.spec
 			if spec.Name == "" {
-				spec = steamfixture.Spec{Name: "churn", LogicalName: "churn"}
+				spec = testkit.Spec{Name: "churn", LogicalName: "churn"}
 			}
 			d := h.Add(spec)
 			pid := tc.pid(t, h, d)
@@ -199,7 +198,7 @@ func TestDeathsWhileNotWatching(t *testing.T) {
 				return
 			}
 			var ev exitwatch.Event
-			steamtest.Eventually(t, 5*time.Second, "the dead deployment reported", func() bool {
+			testkit.Eventually(t, 5*time.Second, "the dead deployment reported", func() bool {
 				var ok bool
 				ev, ok = next(t, events, 10*time.Millisecond)
 				return ok && ev.ID == d.ID
@@ -218,22 +217,22 @@ func TestDeathsWhileNotWatching(t *testing.T) {
 func TestUpAgain(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		restart  func(t *testing.T, h *steamtest.Home, d steam.Deployment)
+		restart  func(t *testing.T, h *testkit.Home, d steam.Deployment)
 		wantDown bool
 	}{
-		{"restarted", func(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+		{"restarted", func(t *testing.T, h *testkit.Home, d steam.Deployment) {
 			h.Start(h.Deployment(d.ID))
 		}, true},
-		{"row deleted", func(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+		{"row deleted", func(t *testing.T, h *testkit.Home, d steam.Deployment) {
 			h.Exec(`DELETE FROM service WHERE id = ?`, d.ID)
 		}, true},
-		{"restarted within the settle window", func(t *testing.T, h *steamtest.Home, d steam.Deployment) {
+		{"restarted within the settle window", func(t *testing.T, h *testkit.Home, d steam.Deployment) {
 			h.Start(h.Deployment(d.ID))
 		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
-			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+			h := testkit.NewHome(t)
+			d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 			// The in-window restart needs a window longer than a start.
 			window := settle
 			if !tc.wantDown {
@@ -241,7 +240,7 @@ func TestUpAgain(t *testing.T) {
 			}
 			events, w := watcher(t, h, exitwatch.Options{Settle: window})
 			waitWatched(t, w, 1)
-			steamtest.Kill(t, p)
+			testkit.Kill(t, p)
 			if tc.wantDown {
 				if ev, ok := next(t, events, window+3*time.Second); !ok || !ev.Down {
 					t.Fatalf("got %+v (%v), want down", ev, ok)
@@ -265,19 +264,19 @@ func TestUpAgain(t *testing.T) {
 
 // stopLikeSteam stops a deployment as Steam does: SIGINT every second, a
 // SIGKILL after 10 s, and the row deleted once it has seen the java gone.
-func stopLikeSteam(t *testing.T, h *steamtest.Home, d steam.Deployment, p *os.Process) {
+func stopLikeSteam(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Process) {
 	t.Helper()
 	for range 10 {
 		if err := p.Signal(syscall.SIGINT); err != nil {
 			break
 		}
 		time.Sleep(time.Second)
-		if !steamtest.Alive(p.Pid) {
+		if !testkit.Alive(p.Pid) {
 			break
 		}
 	}
-	if steamtest.Alive(p.Pid) {
-		steamtest.Kill(t, p)
+	if testkit.Alive(p.Pid) {
+		testkit.Kill(t, p)
 		time.Sleep(time.Second)
 	}
 	h.Exec(`DELETE FROM service WHERE id = ?`, d.ID)
@@ -295,8 +294,8 @@ func TestSteamStopWithDefaults(t *testing.T) {
 		{"hung java killed after 10s", fakescorer.Behaviour{IgnoreSIGINT: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
-			d, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn", Behaviour: tc.behaviour})
+			h := testkit.NewHome(t)
+			d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn", Behaviour: tc.behaviour})
 			events, w := watcher(t, h, exitwatch.Options{})
 			waitWatched(t, w, 1)
 			stopLikeSteam(t, h, d, p)

@@ -1,8 +1,5 @@
-// Package probe asks a deployment's scoring service whether it serves: an
-// HTTP GET of its /ping on the loopback address. A JVM can be alive and
-// verified as the deployment's java and still answer nothing (stopped, stuck
-// in garbage collection, a servlet that failed to deploy); only a request
-// tells.
+// Package probe asks a deployment's scoring service whether it serves: a
+// verified, live JVM may still answer nothing; only a request tells.
 package probe
 
 import (
@@ -18,37 +15,24 @@ import (
 
 // Defaults shared by the exporter, the remediator and the status command.
 const (
-	DefaultPath     = "/ping"
-	DefaultTimeout  = 2 * time.Second
-	DefaultInterval = 10 * time.Second
-	// DefaultStartGrace is how long a young deployment is given to load its
-	// model before a failing probe counts against it.
-	DefaultStartGrace = 2 * time.Minute
-	// DefaultConcurrency is how many probes a round has in flight at once.
+	DefaultPath        = "/ping"
+	DefaultTimeout     = 2 * time.Second
+	DefaultInterval    = 10 * time.Second
+	DefaultStartGrace  = 2 * time.Minute // model loading is slow
 	DefaultConcurrency = 16
-	// MaxConcurrency bounds them when many deployments time out (see
-	// Prober.Round).
-	MaxConcurrency = 256
+	MaxConcurrency     = 256 // when many deployments time out (see Prober.Round)
 )
 
 // Result is one probe's outcome.
 type Result struct {
-	// Success is true for HTTP 200 within the timeout.
-	Success bool
-	// StatusCode is the answer's HTTP status, 0 when none came.
-	StatusCode int
-	// Duration is from the request's start to the answer's headers (or the
-	// failure).
-	Duration time.Duration
-	// Time is when the probe started.
-	Time time.Time
-	// Err is set on transport errors and timeouts; a non-200 answer has
-	// StatusCode set and Err nil.
-	Err error
+	Success    bool // HTTP 200 within the timeout
+	StatusCode int  // 0 when no answer came
+	Duration   time.Duration
+	Time       time.Time // when the probe started
+	Err        error     // transport errors and timeouts, not a non-200 answer
 }
 
-// Reason says in a few words why r failed, for a table's note or a log
-// line; "" for a success.
+// Reason says in a few words why r failed; "" for a success.
 func (r Result) Reason() string {
 	switch {
 	case r.Success:
@@ -62,11 +46,9 @@ func (r Result) Reason() string {
 // ErrTimeout is the Err of a probe that got no answer within its timeout.
 var ErrTimeout = errors.New("no answer within the timeout")
 
-// client never reuses a connection (a stopped JVM must not be judged by a
-// socket a previous probe left open), never follows a redirect (a 3xx is not
-// a 200) and never goes through a proxy: the deployment is on this host.
-// Small buffers halve a round's allocations; a longer header line still
-// reads.
+// client never reuses a connection (a stopped JVM must not be judged by an
+// old socket), follows no redirect and no proxy. Small buffers halve a
+// round's allocations.
 var client = &http.Client{
 	Transport: &http.Transport{
 		Proxy:              nil,
@@ -78,8 +60,8 @@ var client = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-// Ping GETs http://127.0.0.1:<port><path> and reports whether it answered
-// 200 within timeout. The body is not read: the status is the verdict.
+// Ping GETs http://127.0.0.1:<port><path>; the status is the verdict, the
+// body is not read.
 func Ping(ctx context.Context, port int, path string, timeout time.Duration) Result {
 	begin := time.Now()
 	r := Result{Time: begin}

@@ -18,12 +18,10 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // serverPort is the loopback port of an httptest server.
@@ -37,32 +35,32 @@ func serverPort(t *testing.T, h http.Handler) int {
 }
 
 func TestPing(t *testing.T) {
-	h := steamtest.NewHome(t)
-	run := func(b fakescorer.Behaviour) (int, *os.Process) {
-		d, p := h.Run(steamfixture.Spec{Name: "scorer", LogicalName: "scorer", Behaviour: b})
+	h := testkit.NewHome(t)
+	run := func(b testkit.Behaviour) (int, *os.Process) {
+		d, p := h.Run(testkit.Spec{Name: "scorer", LogicalName: "scorer", Behaviour: b})
 		return int(d.Port), p
 	}
-	normal, _ := run(fakescorer.Behaviour{})
-	broken := h.Add(steamfixture.Spec{Name: "broken", LogicalName: "broken",
-		Behaviour: fakescorer.Behaviour{Mode: "unavailable"}})
+	normal, _ := run(testkit.Behaviour{})
+	broken := h.Add(testkit.Spec{Name: "broken", LogicalName: "broken",
+		Behaviour: testkit.Behaviour{Mode: "unavailable"}})
 	unavailable := int(broken.Port)
 	// An unavailable scorer never passes Start's readiness check.
 	cmd := h.Command(h.Java, broken)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Reap(t, cmd)
-	steamtest.Eventually(t, 10*time.Second, "the unavailable scorer to listen", func() bool {
+	testkit.Reap(t, cmd)
+	testkit.Eventually(t, 10*time.Second, "the unavailable scorer to listen", func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(unavailable))
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	})
-	slow, _ := run(fakescorer.Behaviour{PingDelay: 300 * time.Millisecond})
-	stopped, stoppedProc := run(fakescorer.Behaviour{})
-	steamtest.Freeze(t, stoppedProc)
-	closed, err := steamfixture.FreePort()
+	slow, _ := run(testkit.Behaviour{PingDelay: 300 * time.Millisecond})
+	stopped, stoppedProc := run(testkit.Behaviour{})
+	testkit.Freeze(t, stoppedProc)
+	closed, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +139,7 @@ func TestPingAllIsConcurrentAndKeepsOrder(t *testing.T) {
 	done := make(chan []probe.Result)
 	go func() { done <- probe.PingAll(context.Background(), ports, "/ping", 30*time.Second, 16) }()
 	// All four slow requests wait at once: nobody queues behind a slow one.
-	steamtest.Eventually(t, 10*time.Second, "4 slow probes in flight at once", func() bool { return inFlight.Load() == 4 })
+	testkit.Eventually(t, 10*time.Second, "4 slow probes in flight at once", func() bool { return inFlight.Load() == 4 })
 	close(release)
 	for i, r := range <-done {
 		if want := ports[i] != bad; r.Success != want {
@@ -161,10 +159,10 @@ func latest(p *probe.Prober, id int64) (probe.Outcome, bool) {
 }
 
 func TestProberFollowsAStoppedDeployment(t *testing.T) {
-	h := steamtest.NewHome(t)
-	serving, _ := h.Run(steamfixture.Spec{Name: "serving", LogicalName: "serving"})
-	victim, victimProc := h.Run(steamfixture.Spec{Name: "victim", LogicalName: "victim"})
-	dead, deadProc := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
+	h := testkit.NewHome(t)
+	serving, _ := h.Run(testkit.Spec{Name: "serving", LogicalName: "serving"})
+	victim, victimProc := h.Run(testkit.Spec{Name: "victim", LogicalName: "victim"})
+	dead, deadProc := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
 	in, err := procid.NewInspector("")
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +180,7 @@ func TestProberFollowsAStoppedDeployment(t *testing.T) {
 
 	waitFor := func(what string, id int64, cond func(o probe.Outcome, ok bool) bool) probe.Outcome {
 		t.Helper()
-		steamtest.Eventually(t, 5*time.Second, what, func() bool { return cond(latest(p, id)) })
+		testkit.Eventually(t, 5*time.Second, what, func() bool { return cond(latest(p, id)) })
 		o, _ := latest(p, id)
 		return o
 	}
@@ -194,7 +192,7 @@ func TestProberFollowsAStoppedDeployment(t *testing.T) {
 		}
 	}
 
-	steamtest.Freeze(t, victimProc)
+	testkit.Freeze(t, victimProc)
 	o := waitFor("the stopped deployment to fail", victim.ID, func(o probe.Outcome, ok bool) bool { return ok && !o.Success })
 	if !errors.Is(o.Err, probe.ErrTimeout) {
 		t.Errorf("stopped deployment's probe error = %v, want a timeout", o.Err)
@@ -209,7 +207,7 @@ func TestProberFollowsAStoppedDeployment(t *testing.T) {
 	}
 	waitFor("the continued deployment to answer again", victim.ID, succeeding)
 
-	steamtest.Kill(t, deadProc)
+	testkit.Kill(t, deadProc)
 	waitFor("a dead deployment to leave the results", dead.ID, func(_ probe.Outcome, ok bool) bool { return !ok })
 
 	cancel()
@@ -224,7 +222,7 @@ func TestProberFollowsAStoppedDeployment(t *testing.T) {
 
 // A restarted deployment (another PID) starts counting its failures afresh.
 func TestProberResetsFailuresOfANewProcess(t *testing.T) {
-	closed, err := steamfixture.FreePort()
+	closed, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +255,7 @@ func TestProberResetsFailuresOfANewProcess(t *testing.T) {
 }
 
 func TestProberKeepsResultsWhenTheRegistryFails(t *testing.T) {
-	closed, err := steamfixture.FreePort()
+	closed, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +304,7 @@ func TestProberConcurrency(t *testing.T) {
 				probe.Config{Interval: tc.interval, Timeout: 10 * time.Second, Concurrency: 4}, promslog.NewNopLogger())
 			done := make(chan struct{})
 			go func() { p.Round(context.Background()); close(done) }()
-			steamtest.Eventually(t, 10*time.Second, "the probes to be in flight", func() bool { return inFlight.Load() == tc.wantMax })
+			testkit.Eventually(t, 10*time.Second, "the probes to be in flight", func() bool { return inFlight.Load() == tc.wantMax })
 			close(release)
 			<-done
 			if m := most.Load(); m != tc.wantMax {

@@ -9,19 +9,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/internal/observe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
-// Target is a deployment whose java was verified running when a round
-// began: only such a process is probed on the deployment's behalf.
+// Target is a deployment whose java was verified running when a round began.
 type Target struct {
 	ID   int64
 	Name string
 	Port int
 	PID  int
-	// Started is the process's start time (Unix seconds). With PID it names
-	// one process: a restarted deployment starts counting failures afresh.
+	// With PID, names one process: a restarted deployment counts afresh.
 	Started float64
 }
 
@@ -31,15 +30,11 @@ func (t Target) sameProcess(u Target) bool { return t.PID == u.PID && t.Started 
 type Outcome struct {
 	Target
 	Result
-	// Failures counts this process's consecutive failed probes; 0 after a
-	// success.
-	Failures int
+	Failures int // this process's consecutive failures
 }
 
-// Targets lists the deployments to probe in a round.
 type Targets func(context.Context) ([]Target, error)
 
-// Config is how a Prober probes.
 type Config struct {
 	Path        string
 	Timeout     time.Duration
@@ -47,22 +42,19 @@ type Config struct {
 	Concurrency int
 }
 
-// Prober probes every running deployment in the background, so that reading
-// its results (a scrape) never waits on a deployment that does not answer.
+// Prober probes in the background, so that a scrape never waits on a
+// deployment that does not answer.
 type Prober struct {
 	targets Targets
 	cfg     Config
 	logger  *slog.Logger
 
-	mu sync.Mutex
-	// round numbers the rounds; a probe finishing after a newer round began
-	// is dropped.
-	round    uint64
+	mu       sync.Mutex
+	round    uint64 // a probe finishing after a newer round began is dropped
 	outcomes map[int64]Outcome
 }
 
-// NewProber returns a prober of what targets lists; zero fields of cfg take
-// the package's defaults.
+// NewProber returns a prober; zero fields of cfg take the defaults.
 func NewProber(targets Targets, cfg Config, logger *slog.Logger) *Prober {
 	if cfg.Path == "" {
 		cfg.Path = DefaultPath
@@ -79,9 +71,8 @@ func NewProber(targets Targets, cfg Config, logger *slog.Logger) *Prober {
 	return &Prober{targets: targets, cfg: cfg, logger: logger, outcomes: map[int64]Outcome{}}
 }
 
-// Run probes a round at once and then every interval until ctx ends. A
-// round longer than the interval (many deployments timing out) delays the
-// next one instead of overlapping it.
+// Run probes a round now and then every interval until ctx ends; a long
+// round delays the next instead of overlapping it.
 func (p *Prober) Run(ctx context.Context) {
 	tick := time.NewTicker(p.cfg.Interval)
 	defer tick.Stop()
@@ -95,10 +86,9 @@ func (p *Prober) Run(ctx context.Context) {
 	}
 }
 
-// Round lists the targets and probes each once. A deployment no longer
-// running stops being published at once; a running one keeps its previous
-// outcome until its new probe finishes. When the targets cannot be listed
-// the previous outcomes stay, their timestamps ageing.
+// Round probes every target once. A deployment no longer running vanishes at
+// once; a running one keeps its outcome until the new one. When the targets
+// cannot be listed the old outcomes stay, their timestamps ageing.
 func (p *Prober) Round(ctx context.Context) {
 	targets, err := p.targets(ctx)
 	if ctx.Err() != nil {
@@ -129,10 +119,8 @@ func (p *Prober) Round(ctx context.Context) {
 	})
 }
 
-// concurrency is how many of n targets a round probes at once: enough that
-// the round ends within one interval even if every one of them times out
-// (a host-wide stall), never fewer than configured, never more than
-// MaxConcurrency.
+// concurrency is enough that a round ends within one interval even if every
+// probe times out (a host-wide stall), within [configured, MaxConcurrency].
 func (p *Prober) concurrency(n int) int {
 	worst := (time.Duration(n)*p.cfg.Timeout + p.cfg.Interval - 1) / p.cfg.Interval
 	return min(max(int(worst), p.cfg.Concurrency), MaxConcurrency)
@@ -156,8 +144,7 @@ func (p *Prober) record(round uint64, t Target, r Result) {
 	p.outcomes[t.ID] = o
 }
 
-// Latest returns the latest outcome of every deployment running at the
-// last round, by deployment id.
+// Latest returns the outcomes of the last round, by deployment id.
 func (p *Prober) Latest() []Outcome {
 	p.mu.Lock()
 	out := make([]Outcome, 0, len(p.outcomes))
@@ -169,24 +156,18 @@ func (p *Prober) Latest() []Outcome {
 	return out
 }
 
-// RunningTargets lists the deployments of reg whose recorded PID in
-// verifies as their own java: a foreign process on a deployment's port is
-// never probed on its behalf.
+// RunningTargets lists the deployments whose recorded PID verifies as their
+// java: a foreign process on a deployment's port is never probed for it.
 func RunningTargets(reg *steam.Registry, in *procid.Inspector) Targets {
+	obs := observe.New(reg, in)
 	return func(ctx context.Context) ([]Target, error) {
-		ds, err := reg.Deployments(ctx)
+		running, err := obs.Running(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("reading Steam's registry: %w", err)
 		}
-		var ts []Target
-		for _, d := range ds {
-			id, ok := d.Identity()
-			if !ok {
-				continue
-			}
-			if pr := in.Inspect(int(d.PID), id); pr.Status == procid.StatusRunning {
-				ts = append(ts, Target{ID: d.ID, Name: d.Name, Port: int(d.Port), PID: pr.PID, Started: pr.StartTime})
-			}
+		ts := make([]Target, 0, len(running))
+		for _, o := range running {
+			ts = append(ts, Target{ID: o.ID, Name: o.Name, Port: int(o.Port), PID: o.Process.PID, Started: o.Process.StartTime})
 		}
 		return ts, nil
 	}

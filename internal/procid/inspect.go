@@ -20,19 +20,12 @@ type Status string
 
 // The statuses, as the steam_deployment_status metric labels them.
 const (
-	// StatusRunning: alive, not a zombie, and its command line is this
-	// deployment's java.
-	StatusRunning Status = "running"
-	// StatusDead: no such process.
-	StatusDead Status = "dead"
-	// StatusZombie: exited but not reaped; it serves nothing.
-	StatusZombie Status = "zombie"
-	// StatusPIDReused: alive, but another program or another deployment.
-	StatusPIDReused Status = "pid_reused"
-	// StatusNoPID: Steam recorded no PID (process_id ≤ 0).
-	StatusNoPID Status = "no_pid"
-	// StatusUnknown: the process could not be read (permissions, hidepid).
-	StatusUnknown Status = "unknown"
+	StatusRunning   Status = "running"    // alive and verified as this deployment's java
+	StatusDead      Status = "dead"       // no such process
+	StatusZombie    Status = "zombie"     // exited, not reaped: serves nothing
+	StatusPIDReused Status = "pid_reused" // another program or deployment
+	StatusNoPID     Status = "no_pid"     // process_id ≤ 0
+	StatusUnknown   Status = "unknown"    // unreadable (permissions, hidepid)
 )
 
 // Statuses lists every status, in the order metrics expose them.
@@ -43,15 +36,14 @@ var Statuses = []Status{StatusRunning, StatusDead, StatusZombie, StatusPIDReused
 type Process struct {
 	PID    int
 	Status Status
-	// Err says why Status is StatusUnknown.
-	Err error
+	Err    error // why Status is StatusUnknown
 
 	UserCPUSeconds, SystemCPUSeconds float64 // node_exporter's mode="user" and "system"
 
 	ResidentBytes uint64
 	VirtualBytes  uint64
 	StartTime     float64 // seconds since the Unix epoch
-	CreateTime    int64   // ms since the epoch; with PID, names one process for good
+	CreateTime    int64   // ms since the epoch, whole seconds; with PID, names one process
 }
 
 // Inspector reads processes through gopsutil under one procfs mount.
@@ -124,6 +116,12 @@ func verify(ctx context.Context, proc *process.Process, argv []string, id Identi
 		p.Status = StatusPIDReused
 		return p
 	}
+	return measure(ctx, proc)
+}
+
+// measure reads the figures of a process whose identity is settled.
+func measure(ctx context.Context, proc *process.Process) Process {
+	p := Process{PID: int(proc.Pid)}
 	times, err := proc.TimesWithContext(ctx)
 	if err != nil {
 		return p.failed(err)
@@ -142,6 +140,21 @@ func verify(ctx context.Context, proc *process.Process, argv []string, id Identi
 	p.VirtualBytes = mem.VMS
 	p.CreateTime = created
 	p.StartTime = float64(created) / 1e3
+	return p
+}
+
+// Remeasure is Inspect for prev, found running against id before: while its
+// start time holds, the command line (the costliest read) is not read again.
+// A zombie, which has no memory, goes back to Inspect too. Only for figures:
+// start times have whole seconds, so nothing is signalled on this basis.
+func (in *Inspector) Remeasure(prev Process, id Identity) Process {
+	if prev.Status != StatusRunning || prev.PID <= 0 || prev.PID > math.MaxInt32 {
+		return in.Inspect(prev.PID, id)
+	}
+	p := measure(in.withRoot(context.Background()), &process.Process{Pid: int32(prev.PID)})
+	if p.Status != StatusRunning || p.CreateTime != prev.CreateTime || p.VirtualBytes == 0 {
+		return in.Inspect(prev.PID, id)
+	}
 	return p
 }
 

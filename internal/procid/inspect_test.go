@@ -11,11 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 func inspector(t *testing.T) *procid.Inspector {
@@ -42,7 +40,7 @@ func identity(t *testing.T, d steam.Deployment) procid.Identity {
 func waitExec(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
 	want := strings.Join(cmd.Args, "\x00") + "\x00"
-	steamtest.Eventually(t, 10*time.Second, "the command line of "+cmd.Args[0], func() bool {
+	testkit.Eventually(t, 10*time.Second, "the command line of "+cmd.Args[0], func() bool {
 		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "cmdline"))
 		return err == nil && string(b) == want
 	})
@@ -50,7 +48,7 @@ func waitExec(t *testing.T, cmd *exec.Cmd) {
 
 // startZombie starts d (whose war makes it exit at once) with Steam's argv
 // and does not wait for it, so it stays a zombie until the test ends.
-func startZombie(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
+func startZombie(t *testing.T, h *testkit.Home, d steam.Deployment) int {
 	t.Helper()
 	cmd := h.Command(h.Java, d)
 	if err := cmd.Start(); err != nil {
@@ -58,7 +56,7 @@ func startZombie(t *testing.T, h *steamtest.Home, d steam.Deployment) int {
 	}
 	t.Cleanup(func() { _ = cmd.Wait() })
 	pid := cmd.Process.Pid
-	steamtest.Eventually(t, 10*time.Second, "child to become a zombie", func() bool {
+	testkit.Eventually(t, 10*time.Second, "child to become a zombie", func() bool {
 		return procState(pid) == "Z"
 	})
 	return pid
@@ -77,10 +75,10 @@ func procState(pid int) string {
 }
 
 func TestInspect(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	begin := time.Now()
-	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
-	_, procB := h.Run(steamfixture.Spec{Name: "b", LogicalName: "b"})
+	a, procA := h.Run(testkit.Spec{Name: "a", LogicalName: "a"})
+	_, procB := h.Run(testkit.Spec{Name: "b", LogicalName: "b"})
 	idA := identity(t, a)
 	in := inspector(t)
 
@@ -92,21 +90,21 @@ func TestInspect(t *testing.T) {
 	}{
 		{name: "running", pid: func(*testing.T) (int, procid.Identity) { return procA.Pid, idA }, want: procid.StatusRunning},
 		{name: "running with python war", pid: func(t *testing.T) (int, procid.Identity) {
-			d, p := h.Run(steamfixture.Spec{Name: "py", LogicalName: "py", PyWar: true})
+			d, p := h.Run(testkit.Spec{Name: "py", LogicalName: "py", PyWar: true})
 			return p.Pid, identity(t, d)
 		}, want: procid.StatusRunning},
 		{name: "dead (killed and reaped)", pid: func(t *testing.T) (int, procid.Identity) {
-			d, p := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-			steamtest.Kill(t, p)
+			d, p := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
+			testkit.Kill(t, p)
 			return p.Pid, identity(t, d)
 		}, want: procid.StatusDead},
 		{name: "zombie", pid: func(t *testing.T) (int, procid.Identity) {
-			d := h.Add(steamfixture.Spec{Name: "zombie", LogicalName: "zombie",
-				Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+			d := h.Add(testkit.Spec{Name: "zombie", LogicalName: "zombie",
+				Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 			return startZombie(t, h, d), identity(t, d)
 		}, want: procid.StatusZombie},
 		{name: "pid reused by sleep", pid: func(t *testing.T) (int, procid.Identity) {
-			return steamtest.StartForeign(t).Pid, idA
+			return testkit.StartForeign(t).Pid, idA
 		}, want: procid.StatusPIDReused},
 		{name: "pid reused by another deployment's java", pid: func(*testing.T) (int, procid.Identity) {
 			return procB.Pid, idA
@@ -156,7 +154,7 @@ func TestInspect(t *testing.T) {
 // reached through a symbolic link (/opt/steam -> steam-1.1.6): Steam may
 // start java with either spelling, and --steam.home may name either.
 func TestInspectSymlinkedHome(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	link := filepath.Join(t.TempDir(), "steam")
 	if err := os.Symlink(h.Home.Dir, link); err != nil {
 		t.Fatal(err)
@@ -193,13 +191,13 @@ func TestInspectSymlinkedHome(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		steamtest.Reap(t, cmd)
+		testkit.Reap(t, cmd)
 		waitExec(t, cmd)
 		return cmd.Process.Pid
 	}
-	realArgv, _ := h.Run(steamfixture.Spec{Name: "real", LogicalName: "real"})
-	linkArgv := h.Add(steamfixture.Spec{Name: "link", LogicalName: "link"})
-	relArgv := h.Add(steamfixture.Spec{Name: "relative", LogicalName: "relative"})
+	realArgv, _ := h.Run(testkit.Spec{Name: "real", LogicalName: "real"})
+	linkArgv := h.Add(testkit.Spec{Name: "link", LogicalName: "link"})
+	relArgv := h.Add(testkit.Spec{Name: "relative", LogicalName: "relative"})
 	pids := map[int64]int{
 		realArgv.ID: int(realArgv.PID),
 		linkArgv.ID: startAs(linkArgv, viaLink, false),
@@ -207,8 +205,8 @@ func TestInspectSymlinkedHome(t *testing.T) {
 	}
 	// Another home with the same layout: its first model is model 1 too,
 	// and its deployment has the same logical name and port.
-	other := steamtest.NewHome(t)
-	lookalike := other.Add(steamfixture.Spec{Name: "real", LogicalName: "real", Port: int(realArgv.Port)})
+	other := testkit.NewHome(t)
+	lookalike := other.Add(testkit.Spec{Name: "real", LogicalName: "real", Port: int(realArgv.Port)})
 
 	in := inspector(t)
 	for _, tc := range []struct {
@@ -243,7 +241,7 @@ func TestInspectSymlinkedHome(t *testing.T) {
 // is hard to produce on demand (a malformed stat, a process gone between
 // two reads).
 func TestInspectProcFixture(t *testing.T) {
-	in, err := procid.NewInspector(filepath.Join(steamtest.RepoRoot(), "testdata", "proc"))
+	in, err := procid.NewInspector(filepath.Join(testkit.RepoRoot(), "testdata", "proc"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,27 +316,27 @@ func findPIDs(t *testing.T, in *procid.Inspector, id procid.Identity) []int {
 }
 
 func TestFind(t *testing.T) {
-	h := steamtest.NewHome(t)
-	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
-	b, procB := h.Run(steamfixture.Spec{Name: "b", LogicalName: "b"})
+	h := testkit.NewHome(t)
+	a, procA := h.Run(testkit.Spec{Name: "a", LogicalName: "a"})
+	b, procB := h.Run(testkit.Spec{Name: "b", LogicalName: "b"})
 	// Steam's row lost track of a's PID; Find must not care.
 	h.Exec(`UPDATE service SET process_id = 0 WHERE id = ?`, a.ID)
 	// Two copies of one deployment (never listening, so both can run).
-	twin := h.Add(steamfixture.Spec{Name: "twin", LogicalName: "twin", Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
+	twin := h.Add(testkit.Spec{Name: "twin", LogicalName: "twin", Behaviour: testkit.Behaviour{Mode: "never_ready"}})
 	var twins []int
 	for range 2 {
 		cmd := h.Command(h.Java, twin)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		steamtest.Reap(t, cmd)
+		testkit.Reap(t, cmd)
 		waitExec(t, cmd)
 		twins = append(twins, cmd.Process.Pid)
 	}
-	crashed := h.Add(steamfixture.Spec{Name: "crashed", LogicalName: "crashed", Behaviour: fakescorer.Behaviour{Mode: "crash_at_start"}})
+	crashed := h.Add(testkit.Spec{Name: "crashed", LogicalName: "crashed", Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 	startZombie(t, h, crashed)
-	stopped := h.Add(steamfixture.Spec{Name: "stopped", LogicalName: "stopped"})
-	steamtest.StartForeign(t) // an unrelated process to walk past
+	stopped := h.Add(testkit.Spec{Name: "stopped", LogicalName: "stopped"})
+	testkit.StartForeign(t) // an unrelated process to walk past
 
 	in := inspector(t)
 	for _, tc := range []struct {
@@ -364,10 +362,10 @@ func TestFind(t *testing.T) {
 }
 
 func TestListeners(t *testing.T) {
-	h := steamtest.NewHome(t)
-	a, procA := h.Run(steamfixture.Spec{Name: "a", LogicalName: "a"})
-	foreign := steamtest.StartForeign(t)
-	free, err := steamfixture.FreePort()
+	h := testkit.NewHome(t)
+	a, procA := h.Run(testkit.Spec{Name: "a", LogicalName: "a"})
+	foreign := testkit.StartForeign(t)
+	free, err := testkit.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,5 +404,55 @@ func TestNewInspectorMissingProc(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "nope") {
 		t.Errorf("error does not say what is missing: %v", err)
+	}
+}
+
+// Remeasure trusts a verified process's command line only while its start
+// time holds and it is no zombie.
+func TestRemeasure(t *testing.T) {
+	root := testkit.ProcFixture(t, "")
+	in, err := procid.NewInspector(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := procid.Identity{JettyRunner: "/opt/steam/var/master/assets/jetty-runner.jar", Port: 8080,
+		Wars: []string{"/opt/steam/var/master/model/3/churn.war"}}
+	verified := in.Inspect(4242, id)
+	if verified.Status != procid.StatusRunning {
+		t.Fatalf("inspected %+v, want running", verified)
+	}
+	// Were the command line read, 4242 would now be pid_reused.
+	if err := os.WriteFile(filepath.Join(root, "4242", "cmdline"), []byte("sleep\x00600\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	restarted := verified
+	restarted.CreateTime += 1000
+	// 4243 started when 4242 did; as a real zombie, it has no memory left.
+	if err := os.WriteFile(filepath.Join(root, "4243", "statm"), []byte("0 0 0 0 0 0 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zombie := verified
+	zombie.PID = 4243
+
+	for _, tc := range []struct {
+		name string
+		prev procid.Process
+		want procid.Status
+	}{
+		{"same process: command line not read again", verified, procid.StatusRunning},
+		{"other start time: inspected afresh", restarted, procid.StatusPIDReused},
+		{"zombie", zombie, procid.StatusZombie},
+		{"gone", procid.Process{PID: 4299, Status: procid.StatusRunning}, procid.StatusDead},
+		{"never verified", procid.Process{PID: 4242, Status: procid.StatusPIDReused}, procid.StatusPIDReused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := in.Remeasure(tc.prev, id)
+			if got.Status != tc.want {
+				t.Errorf("Remeasure(%+v) = %+v, want %s", tc.prev, got, tc.want)
+			}
+			if tc.want == procid.StatusRunning && got != verified {
+				t.Errorf("Remeasure = %+v, want the same figures as Inspect %+v", got, verified)
+			}
+		})
 	}
 }

@@ -9,19 +9,17 @@ import (
 
 	"github.com/shirou/gopsutil/v3/process"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestSignal sends SIGKILL through Signal and then looks at how the process
 // ended, which the test learns from its own wait: a process Signal refused
 // must not have died of SIGKILL.
 func TestSignal(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	// never_ready: copies of one deployment run side by side without a port.
-	d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a", Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
+	d := h.Add(testkit.Spec{Name: "a", LogicalName: "a", Behaviour: testkit.Behaviour{Mode: "never_ready"}})
 	id := identity(t, d)
 	in := inspector(t)
 
@@ -110,7 +108,7 @@ func TestSignal(t *testing.T) {
 				if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 					t.Fatal(err)
 				}
-				steamtest.Eventually(t, 10*time.Second, "the process to become a zombie", func() bool {
+				testkit.Eventually(t, 10*time.Second, "the process to become a zombie", func() bool {
 					return procState(p.cmd.Process.Pid) == "Z"
 				})
 				return got, id
@@ -182,8 +180,8 @@ func createTime(t *testing.T, pid int) int64 {
 // Session.Signal reaches; one started in its own process group (as Steam
 // starts it) leads none, so its session is never signalled.
 func TestLeadsSession(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a", Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "a", LogicalName: "a", Behaviour: testkit.Behaviour{Mode: "never_ready"}})
 	id := identity(t, d)
 	in := inspector(t)
 	for _, tc := range []struct {

@@ -9,41 +9,39 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/status"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 func TestAddProbes(t *testing.T) {
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	const timeout = 500 * time.Millisecond
-	serving, _ := h.Run(steamfixture.Spec{Name: "serving", LogicalName: "serving"})
-	slow, _ := h.Run(steamfixture.Spec{Name: "slow", LogicalName: "slow",
-		Behaviour: fakescorer.Behaviour{PingDelay: 100 * time.Millisecond}})
-	stopped, stoppedProc := h.Run(steamfixture.Spec{Name: "stopped", LogicalName: "stopped"})
-	steamtest.Freeze(t, stoppedProc)
+	serving, _ := h.Run(testkit.Spec{Name: "serving", LogicalName: "serving"})
+	slow, _ := h.Run(testkit.Spec{Name: "slow", LogicalName: "slow",
+		Behaviour: testkit.Behaviour{PingDelay: 100 * time.Millisecond}})
+	stopped, stoppedProc := h.Run(testkit.Spec{Name: "stopped", LogicalName: "stopped"})
+	testkit.Freeze(t, stoppedProc)
 	// A servlet that failed to deploy: the JVM lives and answers 503.
-	broken := h.Add(steamfixture.Spec{Name: "broken", LogicalName: "broken",
-		Behaviour: fakescorer.Behaviour{Mode: "unavailable"}})
+	broken := h.Add(testkit.Spec{Name: "broken", LogicalName: "broken",
+		Behaviour: testkit.Behaviour{Mode: "unavailable"}})
 	cmd := h.Command(h.Java, broken)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Reap(t, cmd)
+	testkit.Reap(t, cmd)
 	if err := h.SetPID(broken.ID, cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Eventually(t, 10*time.Second, "the broken scorer to listen", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the broken scorer to listen", func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.FormatInt(broken.Port, 10))
 		if err == nil {
 			c.Close()
 		}
 		return err == nil
 	})
-	dead, deadProc := h.Run(steamfixture.Spec{Name: "dead", LogicalName: "dead"})
-	steamtest.Kill(t, deadProc)
+	dead, deadProc := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
+	testkit.Kill(t, deadProc)
 
 	rows, now := readRows(t, h)
 	status.AddProbes(context.Background(), rows, probe.DefaultPath, timeout)

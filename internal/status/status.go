@@ -1,7 +1,5 @@
 // Package status answers what an operator asks first when paged: which
-// deployments run, which are dead, since when, how often they were
-// restarted and what the remediator last did about them. It reads Steam's
-// registry, /proc and the state database once each and changes nothing.
+// deployments run, since when, and what the remediator last did. Read-only.
 package status
 
 import (
@@ -16,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/internal/observe"
 	"github.com/steam-overseer/steam-overseer/internal/printable"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
@@ -26,34 +25,24 @@ import (
 // Row is one deployment's status. The JSON names are an interface: scripts
 // read them.
 type Row struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
-	Port int64  `json:"port"`
-	PID  int64  `json:"pid"`
-	// Status is one of steam.Statuses, or StatusUnresponsive.
-	Status string `json:"status"`
-	// Problem is the deployment's steam.Problem*, also when it runs.
+	ID      int64  `json:"id"`
+	Name    string `json:"name"`
+	Port    int64  `json:"port"`
+	PID     int64  `json:"pid"`
+	Status  string `json:"status"` // steam.Statuses or StatusUnresponsive
 	Problem string `json:"problem"`
-	// State is Steam's own state column ("started" for a deployment Steam
-	// considers running).
-	State string `json:"state"`
-	// Error says why the process could not be read (status unknown).
-	Error string `json:"error"`
-	// Started and Uptime are set only for a verified running process.
+	State   string `json:"state"` // Steam's own
+	Error   string `json:"error"` // why the process could not be read
+	// Set only for a verified running process.
 	Started       *time.Time `json:"started"`
 	UptimeSeconds *float64   `json:"uptime_seconds"`
-	// Restarts and LastAction come from the state database (AddHistory).
-	Restarts uint64 `json:"restarts"`
-	// LastAction is the newest journal entry of the deployment, nil when the
-	// remediator has never acted on it.
+	// From AddHistory; LastAction nil when the remediator never acted.
+	Restarts   uint64  `json:"restarts"`
 	LastAction *Action `json:"last_action"`
-	// Probe is the HTTP probe of a running deployment (AddProbes); nil
-	// when it was not probed.
-	Probe *Probe `json:"probe"`
+	Probe      *Probe  `json:"probe"` // from AddProbes, nil when not probed
 }
 
-// StatusUnresponsive is the status of a deployment whose verified running
-// java does not answer its probe: alive, but serving nothing.
+// StatusUnresponsive: a verified running java that fails its probe.
 const StatusUnresponsive = "unresponsive"
 
 // Probe is a probe's outcome as status shows it.
@@ -61,9 +50,7 @@ type Probe struct {
 	Success         bool    `json:"success"`
 	StatusCode      int     `json:"status_code"`
 	DurationSeconds float64 `json:"duration_seconds"`
-	// Error says why it failed: a transport error, a timeout, or the HTTP
-	// status other than 200.
-	Error string `json:"error"`
+	Error           string  `json:"error"`
 }
 
 // Action is a journal entry as status shows it.
@@ -74,21 +61,18 @@ type Action struct {
 	Time   time.Time `json:"time"`
 }
 
-// Rows evaluates every deployment of reg: what its recorded PID is, and
-// since when it runs. Restarts and last actions come from AddHistory, so
-// that a broken state database never hides the registry.
+// Rows observes every deployment of reg. History comes separately
+// (AddHistory), so that a broken state database never hides the registry.
 func Rows(ctx context.Context, reg *steam.Registry, in *procid.Inspector, now time.Time) ([]Row, error) {
-	ds, err := reg.Deployments(ctx)
+	obs, err := observe.New(reg, in).All(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows := make([]Row, 0, len(ds))
-	for _, d := range ds {
-		r := Row{ID: d.ID, Name: d.Name, Port: d.Port, PID: d.PID, Problem: d.Problem, State: d.State}
-		id, _ := d.Identity() // an unrecognisable identity makes any live PID pid_reused
-		p := in.Inspect(int(d.PID), id)
-		r.Status = d.Status(p)
-		if p.Status == procid.StatusRunning {
+	rows := make([]Row, 0, len(obs))
+	for _, o := range obs {
+		d, p := o.Deployment, o.Process
+		r := Row{ID: d.ID, Name: d.Name, Port: d.Port, PID: d.PID, Problem: d.Problem, State: d.State, Status: o.Status}
+		if o.Running() {
 			// The kernel counts in 10 ms ticks; milliseconds drop the
 			// float's noise without losing anything real.
 			started := time.UnixMilli(int64(math.Round(p.StartTime * 1e3))).UTC()
@@ -103,13 +87,11 @@ func Rows(ctx context.Context, reg *steam.Registry, in *procid.Inspector, now ti
 	return rows, nil
 }
 
-// probeConcurrency bounds status's probes in flight: a thousand hung
-// deployments cost four timeouts, and as many sockets stay well under a
-// process's file limit.
+// probeConcurrency: a thousand hung deployments cost four timeouts, in
+// sockets well under the file limit.
 const probeConcurrency = 256
 
-// AddProbes probes every running row's port concurrently, each within
-// timeout, and marks those that do not answer 200 unresponsive.
+// AddProbes probes every running row and marks those failing unresponsive.
 func AddProbes(ctx context.Context, rows []Row, path string, timeout time.Duration) {
 	var running []*Row
 	var ports []int
@@ -129,8 +111,7 @@ func AddProbes(ctx context.Context, rows []Row, path string, timeout time.Durati
 	}
 }
 
-// AddHistory fills in each row's restart count and newest journal entry
-// from the state database.
+// AddHistory adds restart counts and newest journal entries.
 func AddHistory(ctx context.Context, rows []Row, st *state.DB) error {
 	counts, err := st.RestartCounts(ctx)
 	if err != nil {
@@ -190,9 +171,8 @@ func WriteTable(w io.Writer, rows []Row, now time.Time) error {
 	return nil
 }
 
-// note says what else an operator must know about a row: the problem, why
-// the process could not be read, and a Steam state other than started (such
-// a row is not restarted).
+// note: the problem, a read error, a probe failure, and a Steam state other
+// than started (such a row is not restarted).
 func note(r Row) string {
 	var parts []string
 	if r.Problem != "" {
@@ -214,8 +194,7 @@ func note(r Row) string {
 // acting on the terminal (see printable).
 func cell(s string) string { return printable.Quote(s) }
 
-// formatDuration prints a duration the way uptime(1) readers expect, at
-// most two units: 3d4h, 5h12m, 4m7s, 12s.
+// formatDuration prints at most two units, as uptime(1): 3d4h, 5h12m, 12s.
 func formatDuration(d time.Duration) string {
 	if d < 0 {
 		d = 0

@@ -16,8 +16,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/status"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // want is what one deployment's row must say.
@@ -39,7 +38,7 @@ func zombie(t *testing.T) int {
 	}
 	t.Cleanup(func() { _ = cmd.Wait() })
 	pid := cmd.Process.Pid
-	steamtest.Eventually(t, 5*time.Second, "a zombie", func() bool {
+	testkit.Eventually(t, 5*time.Second, "a zombie", func() bool {
 		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 		// The state follows the parenthesised command name.
 		return err == nil && strings.Contains(string(b), ") Z ")
@@ -49,45 +48,45 @@ func zombie(t *testing.T) int {
 
 func TestRows(t *testing.T) {
 	testStart := time.Now()
-	h := steamtest.NewHome(t)
+	h := testkit.NewHome(t)
 	wants := map[int64]want{}
 
-	running, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	running, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	wants[running.ID] = want{status: "running", running: true, restarts: 2, last: "restart success"}
 
-	dead, deadProc := h.Run(steamfixture.Spec{Name: "fraud", LogicalName: "fraud"})
-	steamtest.Kill(t, deadProc)
+	dead, deadProc := h.Run(testkit.Spec{Name: "fraud", LogicalName: "fraud"})
+	testkit.Kill(t, deadProc)
 	wants[dead.ID] = want{status: "dead", last: "give_up failure"}
 
-	reused := h.Add(steamfixture.Spec{Name: "upsell", LogicalName: "upsell"})
-	if err := h.SetPID(reused.ID, steamtest.StartForeign(t).Pid); err != nil {
+	reused := h.Add(testkit.Spec{Name: "upsell", LogicalName: "upsell"})
+	if err := h.SetPID(reused.ID, testkit.StartForeign(t).Pid); err != nil {
 		t.Fatal(err)
 	}
 	wants[reused.ID] = want{status: "pid_reused"}
 
-	noPID := h.Add(steamfixture.Spec{Name: "pending", LogicalName: "pending"})
+	noPID := h.Add(testkit.Spec{Name: "pending", LogicalName: "pending"})
 	wants[noPID.ID] = want{status: "no_pid"}
 
-	zombied := h.Add(steamfixture.Spec{Name: "reaper", LogicalName: "reaper"})
+	zombied := h.Add(testkit.Spec{Name: "reaper", LogicalName: "reaper"})
 	if err := h.SetPID(zombied.ID, zombie(t)); err != nil {
 		t.Fatal(err)
 	}
 	wants[zombied.ID] = want{status: "zombie"}
 
-	noWar := h.Add(steamfixture.Spec{Name: "nowar", LogicalName: "nowar", NoWar: true})
+	noWar := h.Add(testkit.Spec{Name: "nowar", LogicalName: "nowar", NoWar: true})
 	wants[noWar.ID] = want{status: steam.StatusMisconfigured, problem: steam.ProblemWarMissing}
 
 	// A live foreign PID on a row that cannot be verified is the row's
 	// fault first: fixing the war is what brings it back.
-	noWarForeign := h.Add(steamfixture.Spec{Name: "nowar-foreign", LogicalName: "nowarforeign", NoWar: true})
-	if err := h.SetPID(noWarForeign.ID, steamtest.StartForeign(t).Pid); err != nil {
+	noWarForeign := h.Add(testkit.Spec{Name: "nowar-foreign", LogicalName: "nowarforeign", NoWar: true})
+	if err := h.SetPID(noWarForeign.ID, testkit.StartForeign(t).Pid); err != nil {
 		t.Fatal(err)
 	}
 	wants[noWarForeign.ID] = want{status: steam.StatusMisconfigured, problem: steam.ProblemWarMissing}
 
 	// A war deleted under a java that still serves it: running, and the
 	// problem shown all the same.
-	orphan, _ := h.Run(steamfixture.Spec{Name: "orphan", LogicalName: "orphan"})
+	orphan, _ := h.Run(testkit.Spec{Name: "orphan", LogicalName: "orphan"})
 	if err := os.Remove(orphan.War); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +196,7 @@ func render(t *testing.T, rows []status.Row, now time.Time) (tableLines []string
 }
 
 // readRows reads the rows of h's deployments, and when.
-func readRows(t *testing.T, h *steamtest.Home) ([]status.Row, time.Time) {
+func readRows(t *testing.T, h *testkit.Home) ([]status.Row, time.Time) {
 	t.Helper()
 	in, err := procid.NewInspector("")
 	if err != nil {
@@ -212,8 +211,8 @@ func readRows(t *testing.T, h *steamtest.Home) ([]status.Row, time.Time) {
 }
 
 func TestRowsWithoutState(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d, _ := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	h := testkit.NewHome(t)
+	d, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	rows, _ := readRows(t, h)
 	if len(rows) != 1 || rows[0].ID != d.ID || rows[0].Status != "running" || rows[0].Restarts != 0 || rows[0].LastAction != nil {
 		t.Errorf("rows = %+v, want deployment %d running, no restarts, no action", rows, d.ID)

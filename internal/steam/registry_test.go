@@ -12,18 +12,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // withPort is a setup that stores value, an SQL literal, as the port of a
 // deployment whose war is churn.war.
-func withPort(value string) func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-	return func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-		d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn"})
+func withPort(value string) func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+	return func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+		d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn"})
 		h.Exec(`UPDATE service SET port = `+value+` WHERE id = ?`, d.ID)
 		return d, "churn.war"
 	}
@@ -32,10 +31,10 @@ func withPort(value string) func(t *testing.T, h *steamtest.Home) (steam.Deploym
 func TestDeploymentsResolution(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts steamfixture.Options
+		opts testkit.Options
 		// setup adds one deployment and edits it; it returns the war the
 		// registry must resolve, relative to the model folder ("" for none).
-		setup      func(t *testing.T, h *steamtest.Home) (steam.Deployment, string)
+		setup      func(t *testing.T, h *testkit.Home) (steam.Deployment, string)
 		problem    string
 		identityOK bool
 		port       int64
@@ -43,22 +42,22 @@ func TestDeploymentsResolution(t *testing.T) {
 	}{
 		{
 			name: "logical name",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				return h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001}), "churn.war"
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				return h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001}), "churn.war"
 			},
 			identityOK: true, port: 8001,
 		},
 		{
 			name: "logical name with python preprocessing",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				return h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", PyWar: true, Port: 8001}), "churn_py.war"
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				return h.Add(testkit.Spec{Name: "a", LogicalName: "churn", PyWar: true, Port: 8001}), "churn_py.war"
 			},
 			identityOK: true, port: 8001,
 		},
 		{
 			name: "logical name with both wars",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				writeWar(t, h, d.ModelID, "churn_py.war")
 				return d, ""
 			},
@@ -66,8 +65,8 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "logical name whose war is missing",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				return h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001}), ""
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				return h.Add(testkit.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001}), ""
 			},
 			// The war's path is known from the row: a java still running
 			// it can be recognised.
@@ -75,8 +74,8 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "logical name and another war in the folder",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001})
 				writeWar(t, h, d.ModelID, "other.war")
 				return d, ""
 			},
@@ -84,15 +83,15 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "no logical name, one war",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				return h.Add(steamfixture.Spec{Name: "b", Port: 8001}), "b.war"
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				return h.Add(testkit.Spec{Name: "b", Port: 8001}), "b.war"
 			},
 			identityOK: true, port: 8001,
 		},
 		{
 			name: "no logical name, two wars",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "b", Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "b", Port: 8001})
 				writeWar(t, h, d.ModelID, "b_py.war")
 				return d, ""
 			},
@@ -100,8 +99,8 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "no logical name, no war",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				return h.Add(steamfixture.Spec{Name: "b", NoWar: true, Port: 8001}), ""
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				return h.Add(testkit.Spec{Name: "b", NoWar: true, Port: 8001}), ""
 			},
 			problem: steam.ProblemWarMissing, port: 8001,
 		},
@@ -109,8 +108,8 @@ func TestDeploymentsResolution(t *testing.T) {
 			// Steam would never write it; a hand edit might. The only war
 			// in the folder is not the one it names.
 			name: "logical name with a slash",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "sub/churn", NoWar: true, Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "sub/churn", NoWar: true, Port: 8001})
 				writeWar(t, h, d.ModelID, "churn.war")
 				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "sub"))
 				writeWar(t, h, d.ModelID, "sub/churn.war")
@@ -120,8 +119,8 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "logical name whose war is a folder",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", NoWar: true, Port: 8001})
 				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "churn.war"))
 				return d, ""
 			},
@@ -129,8 +128,8 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "no logical name, a folder named like a war beside the war",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "b", Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "b", Port: 8001})
 				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "unpacked.war"))
 				return d, "b.war"
 			},
@@ -138,8 +137,8 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "no logical name, only a folder named like a war",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "b", NoWar: true, Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "b", NoWar: true, Port: 8001})
 				mkdir(t, filepath.Join(h.Home.ModelDir(d.ModelID), "b.war"))
 				return d, ""
 			},
@@ -147,8 +146,8 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "no logical name, the war a link to a file",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "b", NoWar: true, Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "b", NoWar: true, Port: 8001})
 				mkdir(t, h.Home.ModelDir(d.ModelID))
 				target := filepath.Join(t.TempDir(), "b-v2.war")
 				if err := os.WriteFile(target, []byte("mode=normal\n"), 0o644); err != nil {
@@ -161,8 +160,8 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "no logical name, a link to a folder named like a war beside the war",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "b", Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "b", Port: 8001})
 				symlink(t, t.TempDir(), filepath.Join(h.Home.ModelDir(d.ModelID), "old.war"))
 				return d, "b.war"
 			},
@@ -170,8 +169,8 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "model row gone",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				h.Exec(`DELETE FROM model WHERE id = ?`, d.ModelID)
 				return d, ""
 			},
@@ -187,9 +186,9 @@ func TestDeploymentsResolution(t *testing.T) {
 		{name: "port is a whole real", setup: withPort("CAST(8001 AS REAL)"), identityOK: true, port: 8001},
 		{
 			name: "process_id NULL",
-			opts: steamfixture.Options{Lax: true},
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+			opts: testkit.Options{Lax: true},
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				h.Exec(`UPDATE service SET process_id = NULL WHERE id = ?`, d.ID)
 				return d, "churn.war"
 			},
@@ -197,8 +196,8 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "process_id negative",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				h.Exec(`UPDATE service SET process_id = -7 WHERE id = ?`, d.ID)
 				return d, "churn.war"
 			},
@@ -206,8 +205,8 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "process_id is text",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				h.Exec(`UPDATE service SET process_id = 'n/a' WHERE id = ?`, d.ID)
 				return d, "churn.war"
 			},
@@ -215,8 +214,8 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 		{
 			name: "jetty-runner.jar missing",
-			setup: func(t *testing.T, h *steamtest.Home) (steam.Deployment, string) {
-				d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+			setup: func(t *testing.T, h *testkit.Home) (steam.Deployment, string) {
+				d := h.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 				if err := os.Remove(h.Home.JettyRunner()); err != nil {
 					t.Fatal(err)
 				}
@@ -226,9 +225,9 @@ func TestDeploymentsResolution(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t, tc.opts)
+			h := testkit.NewHome(t, tc.opts)
 			// A sound deployment beside the odd one must be unaffected.
-			sound := h.Add(steamfixture.Spec{Name: "sound", LogicalName: "sound"})
+			sound := h.Add(testkit.Spec{Name: "sound", LogicalName: "sound"})
 			d, war := tc.setup(t, h)
 			h.Exec(`UPDATE service SET process_id = 4321 WHERE id = ?`, sound.ID)
 
@@ -266,8 +265,8 @@ func TestDeploymentsResolution(t *testing.T) {
 }
 
 func TestDeploymentsFields(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "churn-scorer", LogicalName: "churn", Port: 8123, State: "stopped"})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "churn-scorer", LogicalName: "churn", Port: 8123, State: "stopped"})
 	h.Exec(`UPDATE service SET process_id = 99 WHERE id = ?`, d.ID)
 	got, err := steam.NewRegistry(h.Home).Deployment(context.Background(), d.ID)
 	if err != nil {
@@ -293,10 +292,10 @@ func TestDeploymentsFields(t *testing.T) {
 // TestIDs: every service row counts, whatever its other columns hold (a
 // stopped row, one whose model is gone), as Deployments lists them.
 func TestIDs(t *testing.T) {
-	h := steamtest.NewHome(t)
-	a := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
-	b := h.Add(steamfixture.Spec{Name: "b", LogicalName: "b", State: "stopped"})
-	c := h.Add(steamfixture.Spec{Name: "c", LogicalName: "c"})
+	h := testkit.NewHome(t)
+	a := h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
+	b := h.Add(testkit.Spec{Name: "b", LogicalName: "b", State: "stopped"})
+	c := h.Add(testkit.Spec{Name: "c", LogicalName: "c"})
 	h.Exec(`DELETE FROM service WHERE id = ?`, c.ID)
 	ids, err := steam.NewRegistry(h.Home).IDs(context.Background())
 	if err != nil {
@@ -314,16 +313,16 @@ func TestDeploymentsHomeWithGlobMetacharacters(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), name)
 			mkdir(t, dir)
-			f, err := steamfixture.Create(dir, steamfixture.Options{})
+			f, err := steamfixture.Create(dir, testkit.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			logical, err := f.Add(steamfixture.Spec{Name: "a", LogicalName: "churn", Port: 8001})
+			logical, err := f.Add(testkit.Spec{Name: "a", LogicalName: "churn", Port: 8001})
 			if err != nil {
 				t.Fatal(err)
 			}
-			unnamed, err := f.Add(steamfixture.Spec{Name: "b", Port: 8002})
+			unnamed, err := f.Add(testkit.Spec{Name: "b", Port: 8002})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -346,10 +345,10 @@ func TestDeploymentsHomeWithGlobMetacharacters(t *testing.T) {
 // TestDeploymentStatus: a deployment with a problem is misconfigured unless
 // its java is verified running; one without is what its process is.
 func TestDeploymentStatus(t *testing.T) {
-	h := steamtest.NewHome(t)
-	sound := h.Add(steamfixture.Spec{Name: "sound", LogicalName: "sound"})
-	noWar := h.Add(steamfixture.Spec{Name: "nowar", LogicalName: "nowar", NoWar: true}) // identity known
-	ambiguous := h.Add(steamfixture.Spec{Name: "ambiguous"})                            // no identity
+	h := testkit.NewHome(t)
+	sound := h.Add(testkit.Spec{Name: "sound", LogicalName: "sound"})
+	noWar := h.Add(testkit.Spec{Name: "nowar", LogicalName: "nowar", NoWar: true}) // identity known
+	ambiguous := h.Add(testkit.Spec{Name: "ambiguous"})                            // no identity
 	writeWar(t, h, ambiguous.ModelID, "other.war")
 	ambiguous = h.Deployment(ambiguous.ID)
 	if _, ok := ambiguous.Identity(); ok || ambiguous.Problem != steam.ProblemWarAmbiguous {
@@ -384,12 +383,12 @@ func TestDeploymentStatus(t *testing.T) {
 func TestDeploymentsUnreadableDatabase(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		break_ func(t *testing.T, h *steamtest.Home)
+		break_ func(t *testing.T, h *testkit.Home)
 		want   string
 	}{
 		{
 			name: "missing",
-			break_: func(t *testing.T, h *steamtest.Home) {
+			break_: func(t *testing.T, h *testkit.Home) {
 				if err := os.Remove(h.Home.DBPath()); err != nil {
 					t.Fatal(err)
 				}
@@ -398,7 +397,7 @@ func TestDeploymentsUnreadableDatabase(t *testing.T) {
 		},
 		{
 			name: "not a database",
-			break_: func(t *testing.T, h *steamtest.Home) {
+			break_: func(t *testing.T, h *testkit.Home) {
 				if err := os.WriteFile(h.Home.DBPath(), []byte(strings.Repeat("not sqlite\n", 200)), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -407,15 +406,15 @@ func TestDeploymentsUnreadableDatabase(t *testing.T) {
 		},
 		{
 			name: "no service table",
-			break_: func(t *testing.T, h *steamtest.Home) {
+			break_: func(t *testing.T, h *testkit.Home) {
 				h.Exec(`DROP TABLE service`)
 			},
 			want: "no such table",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
-			h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
+			h := testkit.NewHome(t)
+			h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
 			tc.break_(t, h)
 			before, _ := os.ReadFile(h.Home.DBPath())
 
@@ -433,7 +432,7 @@ func TestDeploymentsUnreadableDatabase(t *testing.T) {
 
 // lock takes Steam's write lock the way a long Steam transaction would and
 // returns the function that releases it.
-func lock(t *testing.T, h *steamtest.Home) (release func()) {
+func lock(t *testing.T, h *testkit.Home) (release func()) {
 	t.Helper()
 	return h.HoldWriteLock()
 }
@@ -454,8 +453,8 @@ func within[T any](t *testing.T, f func() T) T {
 }
 
 func TestDeploymentsLocked(t *testing.T) {
-	h := steamtest.NewHome(t)
-	h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
+	h := testkit.NewHome(t)
+	h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
 	reg := steam.NewRegistry(h.Home)
 	reg.BusyTimeout = 100 * time.Millisecond
 
@@ -472,7 +471,7 @@ func TestDeploymentsLocked(t *testing.T) {
 }
 
 // row returns every column of a service row, for comparisons.
-func row(t *testing.T, h *steamtest.Home, id int64) []any {
+func row(t *testing.T, h *testkit.Home, id int64) []any {
 	t.Helper()
 	var r [9]any
 	ptrs := make([]any, len(r))
@@ -498,7 +497,7 @@ func sameExceptPID(a, b []any) bool {
 func TestSetPID(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
-		opts        steamfixture.Options
+		opts        testkit.Options
 		storedPID   any // what the row holds before
 		state       string
 		id          int64
@@ -510,7 +509,7 @@ func TestSetPID(t *testing.T) {
 	}{
 		{name: "compare-and-set", storedPID: 100, old: 100, new: 200, wantStored: 200},
 		{name: "from no PID", storedPID: 0, old: 0, new: 200, wantStored: 200},
-		{name: "from NULL", opts: steamfixture.Options{Lax: true}, storedPID: nil, old: 0, new: 200, wantStored: 200},
+		{name: "from NULL", opts: testkit.Options{Lax: true}, storedPID: nil, old: 0, new: 200, wantStored: 200},
 		{name: "changed concurrently", storedPID: 150, old: 100, new: 200, wantErr: steam.ErrPIDChanged, wantStored: 150},
 		{name: "row gone", storedPID: 100, id: 99, old: 100, new: 200, wantErr: steam.ErrNotFound, wantStored: 100},
 		{name: "stopped by Steam", storedPID: 100, state: "stopped", old: 100, new: 200, wantErr: steam.ErrNotStarted, wantStored: 100},
@@ -519,9 +518,9 @@ func TestSetPID(t *testing.T) {
 			wantStored: 100, lockFor: time.Hour, ctxDeadline: 300 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t, tc.opts)
-			d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
-			other := h.Add(steamfixture.Spec{Name: "b", LogicalName: "b"})
+			h := testkit.NewHome(t, tc.opts)
+			d := h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
+			other := h.Add(testkit.Spec{Name: "b", LogicalName: "b"})
 			h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, tc.storedPID, d.ID)
 			if tc.state != "" {
 				h.Exec(`UPDATE service SET state = ? WHERE id = ?`, tc.state, d.ID)
@@ -573,8 +572,8 @@ func TestSetPID(t *testing.T) {
 }
 
 func TestJournalModeUntouched(t *testing.T) {
-	h := steamtest.NewHome(t)
-	d := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
+	h := testkit.NewHome(t)
+	d := h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
 	reg := steam.NewRegistry(h.Home)
 	if _, err := reg.Deployments(context.Background()); err != nil {
 		t.Fatal(err)
@@ -658,9 +657,9 @@ func symlink(t *testing.T, target, link string) {
 	}
 }
 
-func writeWar(t *testing.T, h *steamtest.Home, modelID int64, name string) {
+func writeWar(t *testing.T, h *testkit.Home, modelID int64, name string) {
 	t.Helper()
-	if err := h.WriteWar(modelID, name, fakescorer.Behaviour{}); err != nil {
+	if err := h.WriteWar(modelID, name, testkit.Behaviour{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -7,17 +7,16 @@ import (
 	"testing"
 
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestRows: the watch's cheap read agrees with Deployments on id, PID and
 // state, odd rows included, and a missing database is an error.
 func TestRows(t *testing.T) {
-	h := steamtest.NewHome(t, steamfixture.Options{Lax: true})
-	a := h.Add(steamfixture.Spec{Name: "a", LogicalName: "a"})
-	b := h.Add(steamfixture.Spec{Name: "b", LogicalName: "b", State: "stopped"})
-	c := h.Add(steamfixture.Spec{Name: "c", NoWar: true})
+	h := testkit.NewHome(t, testkit.Options{Lax: true})
+	a := h.Add(testkit.Spec{Name: "a", LogicalName: "a"})
+	b := h.Add(testkit.Spec{Name: "b", LogicalName: "b", State: "stopped"})
+	c := h.Add(testkit.Spec{Name: "c", NoWar: true})
 	h.Exec(`UPDATE service SET process_id = 4242 WHERE id = ?`, a.ID)
 	h.Exec(`UPDATE service SET process_id = NULL WHERE id = ?`, b.ID)
 	h.Exec(`UPDATE service SET process_id = 'n/a', state = 'failed' WHERE id = ?`, c.ID)

@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/steam-overseer/steam-overseer/remediate"
 )
 
 // Queue takes deployments to remediate, with the alertname that asked for
@@ -36,7 +38,7 @@ type Queue interface {
 // DefaultAlertNames are the alerts acted on unless configured otherwise:
 // the exporter's verdicts that a deployment is dead, or alive but not
 // answering.
-var DefaultAlertNames = []string{"SteamDeploymentDown", "SteamDeploymentUnresponsive", "SteamDeploymentExited"}
+var DefaultAlertNames = []string{remediate.AlertDown, remediate.AlertUnresponsive, remediate.AlertExited}
 
 // Defaults for the zero values of Config.
 const (

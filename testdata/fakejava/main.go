@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
 )
 
 func main() { os.Exit(fakescorer.Main(os.Args[1:])) }

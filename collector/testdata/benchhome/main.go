@@ -14,8 +14,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 )
 
 func main() {
@@ -36,7 +36,7 @@ func main() {
 func run(dir, java string, n int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	f, err := steamfixture.Create(dir, steamfixture.Options{})
+	f, err := steamfixture.Create(dir, testkit.Options{})
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func run(dir, java string, n int) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d, err := f.Add(steamfixture.Spec{Name: fmt.Sprintf("scorer-%d", i), LogicalName: "scorer",
+		d, err := f.Add(testkit.Spec{Name: fmt.Sprintf("scorer-%d", i), LogicalName: "scorer",
 			Port: 20000 + i, Behaviour: fakescorer.Behaviour{Mode: "never_ready"}})
 		if err != nil {
 			return err

@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 )
 
 func main() {
@@ -26,14 +26,14 @@ func main() {
 }
 
 func write(dir string, total int64, n int) error {
-	f, err := steamfixture.Create(dir, steamfixture.Options{})
+	f, err := steamfixture.Create(dir, testkit.Options{})
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	for i := range n {
 		name := fmt.Sprintf("model%d", i)
-		d, err := f.Add(steamfixture.Spec{Name: name, LogicalName: name})
+		d, err := f.Add(testkit.Spec{Name: name, LogicalName: name})
 		if err != nil {
 			return err
 		}

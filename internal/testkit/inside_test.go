@@ -1,4 +1,4 @@
-package jettytest_test
+package testkit_test
 
 import (
 	"context"
@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/demo/jetty"
 	"github.com/steam-overseer/steam-overseer/internal/hsperf"
-	"github.com/steam-overseer/steam-overseer/internal/jettytest"
 	"github.com/steam-overseer/steam-overseer/internal/scorestats"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // readJVM reads the counters of the real JVM pid as the exporter will.
@@ -33,8 +33,8 @@ func readJVM(t *testing.T, pid int) hsperf.JVM {
 // takes it) and counts the predictions made; its JVM's counters are found
 // and read as the exporter reads them.
 func TestStatsAndCountersOfARealDeployment(t *testing.T) {
-	h := jettytest.NewHome(t)
-	d, p := jettytest.Run(t, h, steamfixture.Spec{Name: "inside"}, jettytest.War{})
+	h := testkit.NewJettyHome(t)
+	d, p := testkit.RunJetty(t, h, testkit.Spec{Name: "inside"}, jetty.War{})
 	base := fmt.Sprintf("http://127.0.0.1:%d", d.Port)
 	const gets, posts = 7, 4
 	for i := 0; i < gets+posts; i++ {
@@ -71,8 +71,8 @@ func TestStatsAndCountersOfARealDeployment(t *testing.T) {
 // half the time.
 func TestFillHeapWarKeepsTheCollectorsBusy(t *testing.T) {
 	t.Setenv("JDK_JAVA_OPTIONS", "-Xmx64m")
-	h := jettytest.NewHome(t)
-	_, p := jettytest.Run(t, h, steamfixture.Spec{Name: "full"}, jettytest.War{Mode: jettytest.ModeFillHeap})
+	h := testkit.NewJettyHome(t)
+	_, p := testkit.RunJetty(t, h, testkit.Spec{Name: "full"}, jetty.War{Mode: jetty.ModeFillHeap})
 	if j := readJVM(t, p.Pid); j.Heap.Max > 70<<20 {
 		t.Fatalf("heap max %.0f: JDK_JAVA_OPTIONS=-Xmx64m was not taken", j.Heap.Max)
 	}

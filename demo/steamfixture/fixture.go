@@ -19,7 +19,7 @@ import (
 	"time"
 
 	steamoverseer "github.com/steam-overseer/steam-overseer"
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )

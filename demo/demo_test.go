@@ -21,11 +21,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/steam-overseer/steam-overseer/internal/demo"
+	"github.com/steam-overseer/steam-overseer/demo"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // output collects the demo's stdout line by line as it runs.
@@ -82,12 +81,12 @@ func TestDemo(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.healer == demo.HealerAlertmanager {
 				// The demo's real loop needs them.
-				steamtest.RequireTool(t, "prometheus")
-				steamtest.RequireTool(t, "prometheus-alertmanager")
+				testkit.RequireTool(t, "prometheus")
+				testkit.RequireTool(t, "prometheus-alertmanager")
 			}
 			args := []string{"--healer=" + tc.healer}
 			if tc.jetty {
-				steamtest.RequireTool(t, "javac")
+				testkit.RequireTool(t, "javac")
 				args = append(args, "--jetty")
 			}
 			runDemo(t, tc.healer, tc.jetty, tc.healing, args...)
@@ -97,7 +96,7 @@ func TestDemo(t *testing.T) {
 
 func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...string) {
 	addr := func() string {
-		port, err := steamfixture.FreePort()
+		port, err := testkit.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +106,7 @@ func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...st
 	// The demo keeps everything it writes in a temp folder; under this one,
 	// whatever it leaves behind is known to be its own.
 	tmp := t.TempDir()
-	cmd := exec.Command(steamtest.Binary(t), append([]string{"demo",
+	cmd := exec.Command(testkit.Binary(t), append([]string{"demo",
 		"--exporter.listen-address=" + exporter, "--remediator.listen-address=" + addr(),
 		"--prometheus.listen-address=" + addr(), "--alertmanager.listen-address=" + addr()}, args...)...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
@@ -133,7 +132,7 @@ func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...st
 		}
 	})
 
-	steamtest.Eventually(t, 60*time.Second, "the demo to come up", func() bool { return out.find(readyLine) != nil })
+	testkit.Eventually(t, 60*time.Second, "the demo to come up", func() bool { return out.find(readyLine) != nil })
 	if !strings.Contains(out.String(), healing) {
 		t.Errorf("the demo does not say it heals by %q", healing)
 	}
@@ -148,7 +147,7 @@ func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...st
 	if len(pids) != 3 {
 		t.Fatalf("the demo lists %d deployments, want 3", len(pids))
 	}
-	steamtest.Eventually(t, 10*time.Second, "the exporter to report 3 deployments up", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the exporter to report 3 deployments up", func() bool {
 		return countUp(exporter) == 3
 	})
 
@@ -180,12 +179,12 @@ func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...st
 		t.Fatal(err)
 	}
 	back := regexp.MustCompile(fmt.Sprintf(`%s \(id 1\) is back: PID (\d+)`, regexp.QuoteMeta(victim.Name)))
-	steamtest.Eventually(t, 60*time.Second, "the demo to report the deployment back", func() bool { return out.find(back) != nil })
+	testkit.Eventually(t, 60*time.Second, "the demo to report the deployment back", func() bool { return out.find(back) != nil })
 	newPID, _ := strconv.Atoi(out.find(back)[1])
 	if d, err := registry.Deployment(context.Background(), 1); err != nil || int(d.PID) != newPID || newPID == pids[0] {
 		t.Fatalf("Steam's row holds PID %d (%v), want the new PID %d (killed %d)", d.PID, err, newPID, pids[0])
 	}
-	steamtest.Eventually(t, 10*time.Second, "the exporter to report 3 deployments up again", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the exporter to report 3 deployments up again", func() bool {
 		return countUp(exporter) == 3
 	})
 	if healer == demo.HealerAlertmanager {
@@ -239,17 +238,17 @@ func hang(t *testing.T, out *output, registry *steam.Registry, in *procid.Inspec
 	// Continued when the test ends, should nothing have killed it.
 	t.Cleanup(func() { _ = in.Signal(p, identity, syscall.SIGCONT) })
 	name := regexp.QuoteMeta(d.Name)
-	steamtest.Eventually(t, 30*time.Second, "the demo to report the stopped deployment unresponsive", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the demo to report the stopped deployment unresponsive", func() bool {
 		return out.find(regexp.MustCompile(name+` \(id 2\) is unresponsive: PID `+strconv.Itoa(pid)+` is alive`)) != nil
 	})
 	back := regexp.MustCompile(name + ` \(id 2\) is back: PID (\d+)`)
-	steamtest.Eventually(t, 120*time.Second, "the demo to report the stopped deployment back", func() bool { return out.find(back) != nil })
+	testkit.Eventually(t, 120*time.Second, "the demo to report the stopped deployment back", func() bool { return out.find(back) != nil })
 	t.Logf("stopped deployment serving again after %s", time.Since(stoppedAt).Round(100*time.Millisecond))
 	newPID, _ := strconv.Atoi(out.find(back)[1])
 	if d, err := registry.Deployment(context.Background(), 2); err != nil || int(d.PID) != newPID || newPID == pid {
 		t.Fatalf("Steam's row holds PID %d (%v), want the new PID %d (stopped %d)", d.PID, err, newPID, pid)
 	}
-	if steamtest.Alive(pid) && in.Inspect(pid, identity).Status == procid.StatusRunning {
+	if testkit.Alive(pid) && in.Inspect(pid, identity).Status == procid.StatusRunning {
 		t.Errorf("the stopped java %d still runs beside its replacement %d", pid, newPID)
 	}
 }
@@ -396,7 +395,7 @@ func TestDemoPortTaken(t *testing.T) {
 	}
 	defer taken.Close()
 	tmp := t.TempDir()
-	cmd := exec.Command(steamtest.Binary(t), "demo", "--healer="+demo.HealerReconcile,
+	cmd := exec.Command(testkit.Binary(t), "demo", "--healer="+demo.HealerReconcile,
 		"--exporter.listen-address="+taken.Addr().String(), "--remediator.listen-address=127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	out, err := cmd.CombinedOutput()
@@ -422,7 +421,7 @@ func TestDemoPortTaken(t *testing.T) {
 // the Debian packages to install.
 func TestDemoJettyMissing(t *testing.T) {
 	tmp := t.TempDir()
-	cmd := exec.Command(steamtest.Binary(t), "demo", "--jetty", "--healer="+demo.HealerReconcile)
+	cmd := exec.Command(testkit.Binary(t), "demo", "--jetty", "--healer="+demo.HealerReconcile)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "PATH="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError

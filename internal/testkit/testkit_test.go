@@ -1,4 +1,4 @@
-package steamtest_test
+package testkit_test
 
 import (
 	"fmt"
@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 func TestAlive(t *testing.T) {
-	sleep := steamtest.StartForeign(t)
-	dead := steamtest.StartForeign(t)
-	steamtest.Kill(t, dead)
+	sleep := testkit.StartForeign(t)
+	dead := testkit.StartForeign(t)
+	testkit.Kill(t, dead)
 	// A child killed and not waited for stays a zombie until the cleanup.
 	zombie := exec.Command("sleep", "600")
 	if err := zombie.Start(); err != nil {
@@ -24,8 +24,8 @@ func TestAlive(t *testing.T) {
 	if err := zombie.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Eventually(t, 10*time.Second, "sleep to become a zombie", func() bool {
-		return !steamtest.Alive(zombie.Process.Pid)
+	testkit.Eventually(t, 10*time.Second, "sleep to become a zombie", func() bool {
+		return !testkit.Alive(zombie.Process.Pid)
 	})
 	for _, tc := range []struct {
 		name string
@@ -39,7 +39,7 @@ func TestAlive(t *testing.T) {
 		{name: "negative", pid: -1, want: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := steamtest.Alive(tc.pid); got != tc.want {
+			if got := testkit.Alive(tc.pid); got != tc.want {
 				t.Errorf("Alive(%d) = %v, want %v", tc.pid, got, tc.want)
 			}
 		})
@@ -77,7 +77,7 @@ func TestRequireTool(t *testing.T) {
 			o := &outcome{TB: t}
 			var path string
 			done := make(chan struct{})
-			go func() { defer close(done); path = steamtest.RequireTool(o, tc.tool) }()
+			go func() { defer close(done); path = testkit.RequireTool(o, tc.tool) }()
 			<-done
 			switch {
 			case testing.Short():

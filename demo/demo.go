@@ -35,13 +35,13 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
-	"github.com/steam-overseer/steam-overseer/internal/fakescorer"
-	"github.com/steam-overseer/steam-overseer/internal/jetty"
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/jetty"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/status"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 )
 
 // Healers: what brings a killed deployment back.

@@ -1,4 +1,4 @@
-package jettytest_test
+package testkit_test
 
 import (
 	"context"
@@ -14,10 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/jettytest"
+	"github.com/steam-overseer/steam-overseer/demo/jetty"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 var client = &http.Client{Timeout: 2 * time.Second}
@@ -37,8 +36,8 @@ func get(t *testing.T, port int, path string) (int, string, error) {
 // recognises it as the deployment's java, and SIGINT (Steam's stop) ends it
 // at once because Go's exec leaves SIGINT's disposition at its default.
 func TestDeploymentOnRealJetty(t *testing.T) {
-	h := jettytest.NewHome(t)
-	d, p := jettytest.Run(t, h, steamfixture.Spec{Name: "churn-gbm", LogicalName: "churn_gbm"}, jettytest.War{})
+	h := testkit.NewJettyHome(t)
+	d, p := testkit.RunJetty(t, h, testkit.Spec{Name: "churn-gbm", LogicalName: "churn_gbm"}, jetty.War{})
 
 	p.WaitOutput(t, "Started @", 5*time.Second)
 	for _, tc := range []struct {
@@ -94,7 +93,7 @@ func TestDeploymentOnRealJetty(t *testing.T) {
 	if err := p.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	steamtest.Eventually(t, 10*time.Second, "the JVM to exit on SIGINT", func() bool { return !steamtest.Alive(p.Pid) })
+	testkit.Eventually(t, 10*time.Second, "the JVM to exit on SIGINT", func() bool { return !testkit.Alive(p.Pid) })
 	t.Logf("SIGINT → exit: %s", time.Since(sent).Round(time.Millisecond))
 }
 
@@ -113,25 +112,25 @@ func sigIgnored(status string, sig syscall.Signal) bool {
 // Each of the war's modes fails (or not) the way real Jetty does, with the
 // lines Steam and the remediator read.
 func TestModes(t *testing.T) {
-	h := jettytest.NewHome(t)
+	h := testkit.NewJettyHome(t)
 	for _, tc := range []struct {
 		name     string
-		war      jettytest.War
+		war      jetty.War
 		prints   []string
 		pingCode int // 0: /ping does not answer
 	}{
-		{name: "init fails", war: jettytest.War{Mode: jettytest.ModeInitFail},
+		{name: "init fails", war: jetty.War{Mode: jetty.ModeInitFail},
 			prints: []string{"Failed startup of context", "UNAVAILABLE", "Started @"}, pingCode: http.StatusServiceUnavailable},
-		{name: "hang", war: jettytest.War{Mode: jettytest.ModeHang}, prints: []string{"Started @"}},
-		{name: "slow start", war: jettytest.War{Mode: jettytest.ModeSlowStart, StartDelay: 3 * time.Second},
+		{name: "hang", war: jetty.War{Mode: jetty.ModeHang}, prints: []string{"Started @"}},
+		{name: "slow start", war: jetty.War{Mode: jetty.ModeSlowStart, StartDelay: 3 * time.Second},
 			prints: []string{"Started @"}, pingCode: http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := jettytest.Add(t, h, steamfixture.Spec{Name: strings.ReplaceAll(tc.name, " ", "-")}, tc.war)
+			d := testkit.AddJetty(t, h, testkit.Spec{Name: strings.ReplaceAll(tc.name, " ", "-")}, tc.war)
 			launched := time.Now()
-			p := jettytest.Launch(t, h, d)
+			p := testkit.LaunchJetty(t, h, d)
 			for _, s := range tc.prints {
-				p.WaitOutput(t, s, jettytest.StartTimeout)
+				p.WaitOutput(t, s, testkit.JettyStartTimeout)
 			}
 			if tc.war.StartDelay > 0 {
 				if took := time.Since(launched); took < tc.war.StartDelay {
@@ -145,7 +144,7 @@ func TestModes(t *testing.T) {
 			if code != tc.pingCode {
 				t.Errorf("/ping = %d (%v), want %d", code, err, tc.pingCode)
 			}
-			if !steamtest.Alive(p.Pid) {
+			if !testkit.Alive(p.Pid) {
 				t.Errorf("the JVM exited:\n%s", p.Output())
 			}
 		})
@@ -154,10 +153,10 @@ func TestModes(t *testing.T) {
 
 // A second java on a taken port logs Jetty's BindException and exits 1.
 func TestPortTaken(t *testing.T) {
-	h := jettytest.NewHome(t)
-	d, _ := jettytest.Run(t, h, steamfixture.Spec{Name: "first"}, jettytest.War{})
-	p := jettytest.Launch(t, h, d)
-	if code := p.ExitCode(t, jettytest.StartTimeout); code != 1 {
+	h := testkit.NewJettyHome(t)
+	d, _ := testkit.RunJetty(t, h, testkit.Spec{Name: "first"}, jetty.War{})
+	p := testkit.LaunchJetty(t, h, d)
+	if code := p.ExitCode(t, testkit.JettyStartTimeout); code != 1 {
 		t.Errorf("exit code %d, want 1", code)
 	}
 	for _, s := range []string{"Failed to bind to", "BindException: Address already in use"} {
@@ -172,14 +171,14 @@ func TestPortTaken(t *testing.T) {
 // ignored, and the JVM keeps it so: Steam's SIGINTs would not stop it. Go's
 // exec, Steam's and the tests', leaves SIGINT at its default.
 func TestShellBackgroundIgnoresSIGINT(t *testing.T) {
-	h := jettytest.NewHome(t)
-	d := jettytest.Add(t, h, steamfixture.Spec{Name: "from-a-shell"}, jettytest.War{})
+	h := testkit.NewJettyHome(t)
+	d := testkit.AddJetty(t, h, testkit.Spec{Name: "from-a-shell"}, jetty.War{})
 	cmd := h.Command(h.Java, d)
 	// The argv goes to sh as its positional parameters: no command is built
 	// from text.
 	sh := exec.Command("sh", append([]string{"-c", `"$@" >/dev/null 2>&1 & echo $!`, "sh"}, cmd.Args...)...)
 	sh.Args[len(sh.Args)-len(cmd.Args)] = h.Java
-	sh.Env = jettytest.Env(t, h)
+	sh.Env = testkit.JettyEnv(t, h)
 	out, err := sh.Output()
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +188,7 @@ func TestShellBackgroundIgnoresSIGINT(t *testing.T) {
 		t.Fatalf("sh printed %q", out)
 	}
 	// Not our child: the home's cleanup kills it once procid has verified it.
-	if err := steamfixture.WaitReady(context.Background(), int(d.Port), jettytest.StartTimeout); err != nil {
+	if err := testkit.WaitReady(context.Background(), int(d.Port), testkit.JettyStartTimeout); err != nil {
 		t.Fatal(err)
 	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -203,7 +202,7 @@ func TestShellBackgroundIgnoresSIGINT(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second) // an idle Jetty exits on SIGINT in about 0.1 s
-	if !steamtest.Alive(pid) {
+	if !testkit.Alive(pid) {
 		t.Fatal("the JVM exited on SIGINT after all")
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
-	"github.com/steam-overseer/steam-overseer/internal/steamtest"
+	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
 // TestStart checks that Start records the PID only by compare-and-set: a
@@ -27,7 +27,7 @@ func TestStart(t *testing.T) {
 		{name: "row changed since", rowPID: 4242, wantErr: steam.ErrPIDChanged},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := steamtest.NewHome(t)
+			h := testkit.NewHome(t)
 			d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
 			if tc.rowPID != 0 {
 				h.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, tc.rowPID, d.ID)
@@ -52,7 +52,7 @@ func TestStart(t *testing.T) {
 				}
 				return
 			}
-			steamtest.Reap(t, cmd)
+			testkit.Reap(t, cmd)
 			if got != int64(cmd.Process.Pid) {
 				t.Errorf("row holds PID %d, want the started %d", got, cmd.Process.Pid)
 			}
@@ -64,7 +64,7 @@ func TestStart(t *testing.T) {
 }
 
 func TestSetPID(t *testing.T) {
-	h := steamtest.NewHome(t, steamfixture.Options{Lax: true})
+	h := testkit.NewHome(t, steamfixture.Options{Lax: true})
 	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
 	for _, tc := range []struct {
 		name string

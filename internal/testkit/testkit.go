@@ -1,8 +1,8 @@
-// Package steamtest gives tests a real Steam home and real deployments: a
+// Package testkit gives tests a real Steam home and real deployments: a
 // temp folder with Steam's schema (steamfixture), the fake scoring service
 // built and installed under the name "java", and cleanup that kills every
 // process a test started.
-package steamtest
+package testkit
 
 import (
 	"bytes"
@@ -19,9 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
+	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/steamfixture"
 )
 
 // builds holds the programs tests build, once per test binary each.
@@ -78,6 +79,21 @@ func Binary(t testing.TB) string {
 	return buildOnce(t, "./cmd/steam-overseer", "steam-overseer")
 }
 
+// The demo's Steam home builder, under the names tests use.
+type (
+	Spec      = steamfixture.Spec
+	Options   = steamfixture.Options
+	Behaviour = fakescorer.Behaviour
+)
+
+// FreePort returns a TCP port nothing listens on now.
+func FreePort() (int, error) { return steamfixture.FreePort() }
+
+// WaitReady waits until a scoring service on port answers /ping 200.
+func WaitReady(ctx context.Context, port int, timeout time.Duration) error {
+	return steamfixture.WaitReady(ctx, port, timeout)
+}
+
 // Home is a Steam home in a test's temp dir.
 type Home struct {
 	*steamfixture.Fixture
@@ -87,9 +103,9 @@ type Home struct {
 
 // NewHome builds a Steam home for t; everything it starts is killed when the
 // test ends.
-func NewHome(t testing.TB, opts ...steamfixture.Options) *Home {
+func NewHome(t testing.TB, opts ...Options) *Home {
 	t.Helper()
-	var o steamfixture.Options
+	var o Options
 	if len(opts) > 0 {
 		o = opts[0]
 	}
@@ -145,8 +161,8 @@ func (h *Home) KillJavas() {
 	}
 }
 
-// Add adds a deployment (see steamfixture.Spec); its process_id stays 0.
-func (h *Home) Add(s steamfixture.Spec) steam.Deployment {
+// Add adds a deployment (see Spec); its process_id stays 0.
+func (h *Home) Add(s Spec) steam.Deployment {
 	h.t.Helper()
 	d, err := h.Fixture.Add(s)
 	if err != nil {
@@ -168,7 +184,7 @@ func (h *Home) Start(d steam.Deployment) *os.Process {
 }
 
 // Run adds and starts a normal deployment, returning it re-read with its PID.
-func (h *Home) Run(s steamfixture.Spec) (steam.Deployment, *os.Process) {
+func (h *Home) Run(s Spec) (steam.Deployment, *os.Process) {
 	h.t.Helper()
 	d := h.Add(s)
 	p := h.Start(d)

@@ -1,0 +1,104 @@
+// Package observe turns Steam's registry and the process table into one
+// observation per deployment, so the collector, prober and status agree.
+package observe
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/steam"
+)
+
+// Observation is one deployment and what its recorded PID turned out to be.
+type Observation struct {
+	steam.Deployment
+	Process procid.Process // measured only when running
+	Status  string         // one of steam.Statuses
+}
+
+// Running reports whether the recorded process is the deployment's verified java.
+func (o Observation) Running() bool { return o.Process.Status == procid.StatusRunning }
+
+// Observer observes the deployments of one registry. It remembers the javas
+// it verified, so that the next look only re-measures them (see
+// procid.Inspector.Remeasure).
+type Observer struct {
+	registry *steam.Registry
+	procs    *procid.Inspector
+
+	mu       sync.Mutex
+	verified map[int64]verified // by deployment id
+}
+
+type verified struct {
+	id   procid.Identity
+	proc procid.Process
+}
+
+// New returns an observer of reg's deployments, their processes read through in.
+func New(reg *steam.Registry, in *procid.Inspector) *Observer {
+	return &Observer{registry: reg, procs: in, verified: map[int64]verified{}}
+}
+
+// All reads the registry once and observes every deployment.
+func (o *Observer) All(ctx context.Context) ([]Observation, error) {
+	ds, err := o.registry.Deployments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	prev := o.verified
+	o.mu.Unlock()
+	obs := make([]Observation, len(ds))
+	forEach(len(ds), func(i int) { obs[i] = o.observe(ds[i], prev) })
+	next := make(map[int64]verified, len(obs))
+	for _, ob := range obs {
+		if ob.Running() {
+			id, _ := ob.Identity()
+			next[ob.ID] = verified{id: id, proc: ob.Process}
+		}
+	}
+	o.mu.Lock()
+	o.verified = next
+	o.mu.Unlock()
+	return obs, nil
+}
+
+// Running is All without the deployments that do not run.
+func (o *Observer) Running(ctx context.Context) ([]Observation, error) {
+	obs, err := o.All(ctx)
+	return slices.DeleteFunc(obs, func(ob Observation) bool { return !ob.Running() }), err
+}
+
+func (o *Observer) observe(d steam.Deployment, prev map[int64]verified) Observation {
+	id, _ := d.Identity() // a zero identity proves no process
+	var p procid.Process
+	if v, ok := prev[d.ID]; ok && int64(v.proc.PID) == d.PID && sameIdentity(v.id, id) {
+		p = o.procs.Remeasure(v.proc, id)
+	} else {
+		p = o.procs.Inspect(int(d.PID), id)
+	}
+	return Observation{Deployment: d, Process: p, Status: d.Status(p)}
+}
+
+func sameIdentity(a, b procid.Identity) bool {
+	return a.JettyRunner == b.JettyRunner && a.Port == b.Port && slices.Equal(a.Wars, b.Wars)
+}
+
+// forEach uses one goroutine per CPU: inspecting is kernel time in /proc.
+func forEach(n int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				fn(int(i))
+			}
+		})
+	}
+	wg.Wait()
+}
