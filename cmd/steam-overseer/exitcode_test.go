@@ -176,6 +176,8 @@ func TestHelp(t *testing.T) {
 		{"exporter booleans", []string{"exporter", "--help"}, []string{
 			"HTTP in the background. (default: on)", "(Linux only). (default: off)",
 		}},
+		// The demo is the README's first command: loopback only.
+		{"demo", []string{"demo", "--help"}, []string{"--exporter.listen-address=\"127.0.0.1:9732\""}},
 		{"man page", []string{"--help-man"}, []string{
 			".TH STEAM-OVERSEER 1 ", `steam-overseer \- Watches H2O Steam deployments`,
 			"webhook.bearer-token-file", `\fBremediator serve`,
@@ -194,5 +196,21 @@ func TestHelp(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOperatorCommand: the demo's hint names a command that still works
+// after the demo ends, which the binary of `go run` does not.
+func TestOperatorCommand(t *testing.T) {
+	for _, tc := range []struct{ exe, want string }{
+		{"/tmp/go-build1234567/b001/exe/steam-overseer", "go run ./cmd/steam-overseer"},
+		{"/home/op/.cache/tmp/go-build99/b001/exe/steam-overseer", "go run ./cmd/steam-overseer"},
+		{"/usr/bin/steam-overseer", "/usr/bin/steam-overseer"},
+		{"/work/steam-overseer/steam-overseer", "/work/steam-overseer/steam-overseer"},
+		{"/opt/exe/steam-overseer", "/opt/exe/steam-overseer"},
+	} {
+		if got := operatorCommand(tc.exe); got != tc.want {
+			t.Errorf("operatorCommand(%q) = %q, want %q", tc.exe, got, tc.want)
+		}
 	}
 }
