@@ -361,7 +361,7 @@ func TestJVMUnderRemediatorFilter(t *testing.T) {
 }
 
 // TestExporterSocketActivation serves the built exporter on a socket handed
-// over as steam-overseer-exporter.socket hands it (systemd's own
+// over as steam-overseer-exporter@.socket hands it (systemd's own
 // systemd-socket-activate passes it in LISTEN_FDS), with the flags of the
 // unit, and scrapes it.
 func TestExporterSocketActivation(t *testing.T) {
