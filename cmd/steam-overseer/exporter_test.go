@@ -218,11 +218,6 @@ func TestExporterFailsToStart(t *testing.T) {
 			args:    []string{"--steam.home=" + h.Home.Dir, "--path.procfs=" + filepath.Join(t.TempDir(), "noproc"), "--web.listen-address=127.0.0.1:0"},
 			wantLog: "noproc",
 		},
-		{
-			name:    "no Steam home given",
-			args:    []string{"--web.listen-address=127.0.0.1:0"},
-			wantLog: "no Steam home",
-		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := startExporter(t, tc.args...)
