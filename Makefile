@@ -5,7 +5,7 @@
 #
 #   make build   ./steam-overseer
 #   make test    ./scripts/test (go vet and every test, with the real programs)
-#   make deb     steam-overseer_$(VERSION)_amd64.deb, built with dpkg-deb
+#   make deb     steam-overseer_$(VERSION)_amd64.deb, built with debhelper (debian/)
 
 GO        ?= go
 VERSION   := $(shell cat VERSION)
@@ -40,7 +40,7 @@ test:
 	./scripts/test
 
 deb: build
-	./packaging/deb/build-deb steam-overseer $(VERSION) $(DEB)
+	./scripts/build-deb steam-overseer $(DEB)
 
 clean:
 	rm -f steam-overseer steam-overseer_*.deb

@@ -61,6 +61,9 @@ type Config struct {
 	// Exe is the steam-overseer binary: it is run as the exporter, the
 	// remediator and (linked as java) the deployments.
 	Exe string
+	// Command is how the operator runs steam-overseer, shown in the hints
+	// (default: Exe); under `go run`, Exe is deleted when the demo ends.
+	Command string
 	// Listen addresses. The deployments' ports are picked free.
 	ExporterAddr, RemediatorAddr, PrometheusAddr, AlertmanagerAddr string
 	Healer                                                         string
@@ -526,7 +529,11 @@ func (r *run) printIntro(healer string) {
 		// restarts what is down, never what is alive.
 		fmt.Fprintf(r.out, "Hang one (alive, answering nothing) and watch it come back:  kill -STOP %d\n", r.deps[1].PID)
 	}
-	fmt.Fprintf(r.out, "Look at it as an operator would:  %s status --steam.home=%s\n", r.cfg.Exe, r.home().Dir)
+	command := r.cfg.Command
+	if command == "" {
+		command = r.cfg.Exe
+	}
+	fmt.Fprintf(r.out, "Look at it as an operator would:  %s status --steam.home=%s\n", command, r.home().Dir)
 	fmt.Fprintf(r.out, "Ctrl-C stops everything the demo started.\n\n")
 }
 

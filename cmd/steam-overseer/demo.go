@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/alecthomas/kingpin/v2"
 
@@ -18,7 +20,7 @@ func demoCommand(app *kingpin.Application) []subcommand {
 	cfg := demo.Config{Out: os.Stdout}
 	cmd := app.Command("demo", "Show the whole loop on this machine: a throwaway Steam home, three deployments, the exporter and the remediator, and Prometheus and Alertmanager when installed. Kill a deployment and watch it come back.")
 	cmd.Flag("exporter.listen-address", "Where the demo's exporter listens.").
-		Default(":9732").StringVar(&cfg.ExporterAddr)
+		Default("127.0.0.1:9732").StringVar(&cfg.ExporterAddr)
 	cmd.Flag("remediator.listen-address", "Where the demo's remediator listens.").
 		Default("127.0.0.1:9733").StringVar(&cfg.RemediatorAddr)
 	cmd.Flag("prometheus.listen-address", "Where the demo's Prometheus listens (when installed).").
@@ -42,11 +44,21 @@ func demoCommand(app *kingpin.Application) []subcommand {
 		if err != nil {
 			return fail("finding this program's path", err)
 		}
-		cfg.Exe, cfg.Logger = exe, logger
+		cfg.Exe, cfg.Command, cfg.Logger = exe, operatorCommand(exe), logger
 		onHangup(ctx, logger, "(the demo is configured by its flags only)", nil)
 		if err := demo.Run(ctx, cfg); err != nil {
 			return fail("running the demo", err)
 		}
 		return 0
 	}}}
+}
+
+// operatorCommand is how a person runs exe again later. `go run` builds
+// into a temporary folder of the build cache (…/go-build…/exe/) that is
+// deleted when it exits, so that is named as the command instead.
+func operatorCommand(exe string) string {
+	if filepath.Base(filepath.Dir(exe)) == "exe" && strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/steam-overseer"
+	}
+	return exe
 }

@@ -97,8 +97,12 @@ func TestExitCodes(t *testing.T) {
 			want: "must be one of table,json", oneLine: true},
 		{name: "status of a missing home", args: []string{"status", "--steam.home=" + missing}, wantCode: 1,
 			want: "no such file or directory", oneLine: true},
-		{name: "status without a home", args: []string{"status"}, wantCode: 1,
-			want: "no Steam home: set --steam.home or STEAM_HOME", oneLine: true},
+		{name: "status without a home", args: []string{"status"}, wantCode: 2,
+			want: "required flag(s) '--steam.home' not provided", oneLine: true},
+		{name: "exporter without a home", args: []string{"exporter"}, wantCode: 2,
+			want: "required flag(s) '--steam.home' not provided", oneLine: true},
+		{name: "remediator without a home", args: []string{"remediator"}, wantCode: 2,
+			want: "required flag(s) '--steam.home' not provided", oneLine: true},
 		{name: "reset of a non-numeric id", args: []string{"remediator", "reset", "abc", home}, wantCode: 2,
 			want: `deployment id "abc" is not a positive integer`, oneLine: true, check: noJournal},
 		{name: "reset of id 0", args: []string{"remediator", "reset", "0", home}, wantCode: 2,
@@ -150,5 +154,62 @@ func TestExitCodes(t *testing.T) {
 				tc.check(t)
 			}
 		})
+	}
+}
+
+// TestHelp runs the real binary's help as an operator reads it: the
+// remediator's own flags under `remediator --help` (not only under its
+// default serve), every boolean's default, and a man page that man's
+// whatis can index.
+func TestHelp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"remediator", []string{"remediator", "--help"}, []string{
+			"--webhook.bearer-token-file=", "--web.listen-address=", "--webhook.match=",
+			"--remediate.concurrency=", "--java.opts=", "--reconcile.interval=", "--steam.home=",
+		}},
+		{"remediator serve", []string{"remediator", "serve", "--help"}, []string{"--webhook.bearer-token-file="}},
+		{"exporter booleans", []string{"exporter", "--help"}, []string{
+			"HTTP in the background. (default: on)", "(Linux only). (default: off)",
+		}},
+		// The demo is the README's first command: loopback only.
+		{"demo", []string{"demo", "--help"}, []string{"--exporter.listen-address=\"127.0.0.1:9732\""}},
+		{"man page", []string{"--help-man"}, []string{
+			".TH STEAM-OVERSEER 1 ", `steam-overseer \- Watches H2O Steam deployments`,
+			"webhook.bearer-token-file", `\fBremediator serve`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runBinary(t, tc.args...)
+			if code != 0 {
+				t.Fatalf("exit code %d, want 0; stderr:\n%s", code, stderr)
+			}
+			// kingpin writes help to stderr, the man page to stdout.
+			out := stdout + stderr
+			for _, want := range tc.want {
+				if !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
+					t.Errorf("%v does not say %q:\n%s", tc.args, want, out)
+				}
+			}
+		})
+	}
+}
+
+// TestOperatorCommand: the demo's hint names a command that still works
+// after the demo ends, which the binary of `go run` does not.
+func TestOperatorCommand(t *testing.T) {
+	for _, tc := range []struct{ exe, want string }{
+		{"/tmp/go-build1234567/b001/exe/steam-overseer", "go run ./cmd/steam-overseer"},
+		{"/home/op/.cache/tmp/go-build99/b001/exe/steam-overseer", "go run ./cmd/steam-overseer"},
+		{"/usr/bin/steam-overseer", "/usr/bin/steam-overseer"},
+		{"/work/steam-overseer/steam-overseer", "/work/steam-overseer/steam-overseer"},
+		{"/opt/exe/steam-overseer", "/opt/exe/steam-overseer"},
+	} {
+		if got := operatorCommand(tc.exe); got != tc.want {
+			t.Errorf("operatorCommand(%q) = %q, want %q", tc.exe, got, tc.want)
+		}
 	}
 }

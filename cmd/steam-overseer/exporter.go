@@ -81,6 +81,7 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 	defer stopWatch()
 
 	mux := http.NewServeMux()
+	handleHealth(mux, func() bool { return ctx.Err() == nil })
 	mux.Handle(metricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
@@ -90,7 +91,10 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 			Name:        "steam-overseer exporter",
 			Description: "Health and resource use of H2O Steam deployments",
 			Version:     version.Info(),
-			Links:       []web.LandingLinks{{Address: metricsPath, Text: "Metrics"}},
+			Links: []web.LandingLinks{
+				{Address: metricsPath, Text: "Metrics"},
+				{Address: "/-/healthy", Text: "Health"},
+			},
 		})
 		if err != nil {
 			return fail("building the landing page", err)

@@ -20,7 +20,8 @@ type location struct {
 // what the command does with the home, stateUse what with the state
 // database.
 func addLocationFlags(cmd *kingpin.CmdClause, l *location, homeHelp, stateUse string) {
-	cmd.Flag("steam.home", homeHelp).Envar("STEAM_HOME").StringVar(&l.home)
+	// Required: without a home nothing can run, a usage error (exit 2).
+	cmd.Flag("steam.home", homeHelp).Envar("STEAM_HOME").Required().StringVar(&l.home)
 	cmd.Flag("state.path", "steam-overseer's state database, "+stateUse+
 		" (default: <steam.home>/var/master/db/steam-overseer.db).").StringVar(&l.statePath)
 }

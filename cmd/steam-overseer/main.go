@@ -57,6 +57,8 @@ func run(args []string) int {
 	for _, r := range registrations {
 		commands = append(commands, r(app)...)
 	}
+	showBoolDefaults(app)
+	kingpin.ManPageTemplate = manPageTemplate(kingpin.ManPageTemplate)
 
 	// Without a command there is nothing to do: like any usage error, the
 	// usage goes to stderr and the exit code is 2, so a script that lost its
@@ -94,6 +96,45 @@ func asksForHelp(pc *kingpin.ParseContext) bool {
 		}
 	}
 	return false
+}
+
+// showBoolDefaults appends its default to every boolean flag's help:
+// kingpin shows --[no-]name, never whether it is on.
+func showBoolDefaults(app *kingpin.Application) {
+	mark := func(get func(string) *kingpin.FlagClause, flags []*kingpin.FlagModel) {
+		for _, m := range flags {
+			if !m.IsBoolFlag() || m.Name == "help" || m.Name == "version" {
+				continue
+			}
+			def := "off"
+			if len(m.Default) > 0 && m.Default[0] == "true" {
+				def = "on"
+			}
+			get(m.Name).Help(fmt.Sprintf("%s (default: %s)", m.Help, def))
+		}
+	}
+	mark(app.GetFlag, app.Model().Flags)
+	for _, c := range app.Model().FlattenedCommands() {
+		path := strings.Fields(c.FullCommand)
+		cmd := app.GetCommand(path[0])
+		for _, name := range path[1:] {
+			cmd = cmd.GetCommand(name)
+		}
+		mark(cmd.GetFlag, c.Flags)
+	}
+}
+
+// manPageTemplate fixes kingpin's man page: its header puts the whole
+// multi-line --version text where one word belongs, NAME lacks the
+// description whatis reads, and only leaf commands are listed, which hides
+// the flags of a command with subcommands (the remediator's).
+func manPageTemplate(t string) string {
+	t = strings.Replace(t, `.TH {{.App.Name}} 1 {{.App.Version}} "{{.App.Author}}"`,
+		fmt.Sprintf(`.TH STEAM-OVERSEER 1 "" "steam-overseer %s" "User Commands"`, version.Version), 1)
+	t = strings.Replace(t, ".SH \"NAME\"\n{{.App.Name}}\n", ".SH \"NAME\"\n{{.App.Name}} \\- {{.App.Help}}\n", 1)
+	t = strings.Replace(t, "{{range .FlattenedCommands -}}", "{{range .Commands -}}", 1)
+	return strings.Replace(t, "{{template \"FormatFlags\" . -}}\n{{end -}}\n{{end -}}\n{{end -}}",
+		"{{template \"FormatFlags\" . -}}\n{{template \"FormatCommands\" . -}}\n{{end -}}\n{{end -}}\n{{end -}}", 1)
 }
 
 // Exit codes, as Prometheus' own tools use them.

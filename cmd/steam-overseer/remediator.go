@@ -105,23 +105,25 @@ func remediatorCommand(app *kingpin.Application) []subcommand {
 	addLocationFlags(cmd, &f.location, "The unpacked Steam release whose deployments are remediated.",
 		"holding the journal and the restart policy")
 
-	serveCmd := cmd.Command("serve", "Serve Alertmanager's webhook (the default).").Default()
-	f.web = kingpinflag.AddFlags(serveCmd, "127.0.0.1:9733")
-	serveCmd.Flag("webhook.alertname", "Alert name acted on; repeat for several (default: "+strings.Join(webhook.DefaultAlertNames, ", ")+").").
+	// The server's flags belong to remediator itself, not to its default
+	// serve: `remediator --help` must show them.
+	f.web = kingpinflag.AddFlags(cmd, "127.0.0.1:9733")
+	cmd.Flag("webhook.alertname", "Alert name acted on; repeat for several (default: "+strings.Join(webhook.DefaultAlertNames, ", ")+").").
 		Default(webhook.DefaultAlertNames...).StringsVar(&f.alertNames)
-	serveCmd.Flag("webhook.match", "Label every acted-on alert must carry, as name=value; repeat for several (e.g. instance=steam1:9732).").
+	cmd.Flag("webhook.match", "Label every acted-on alert must carry, as name=value; repeat for several (e.g. instance=steam1:9732).").
 		StringMapVar(&f.match)
-	maxBody := serveCmd.Flag("webhook.max-body", "Largest webhook body accepted.").
+	maxBody := cmd.Flag("webhook.max-body", "Largest webhook body accepted.").
 		Default("1MiB").Bytes()
-	serveCmd.Flag("webhook.bearer-token-file", "File holding the token Alertmanager must send as \"Authorization: Bearer\" (its authorization.credentials_file); not readable by others. Re-read on SIGHUP and when it changes.").
+	cmd.Flag("webhook.bearer-token-file", "File holding the token Alertmanager must send as \"Authorization: Bearer\" (its authorization.credentials_file); not readable by others. Re-read on SIGHUP and when it changes.").
 		StringVar(&f.tokenFile)
-	serveCmd.Flag("webhook.bearer-token-poll-interval", "How often the bearer token file is checked for changes (0 turns checking off; SIGHUP still reloads it).").
+	cmd.Flag("webhook.bearer-token-poll-interval", "How often the bearer token file is checked for changes (0 turns checking off; SIGHUP still reloads it).").
 		Default(webhook.DefaultTokenPollInterval.String()).DurationVar(&f.tokenPoll)
-	addEngineFlags(serveCmd, &f.engine)
-	serveCmd.Flag("reconcile.interval", "Also sweep every deployment this often, as a safety net for when Alertmanager cannot reach the remediator (0 turns it off).").
+	addEngineFlags(cmd, &f.engine)
+	cmd.Flag("reconcile.interval", "Also sweep every deployment this often, as a safety net for when Alertmanager cannot reach the remediator (0 turns it off).").
 		Default("0s").DurationVar(&f.reconcileInterval)
-	addJournalRetentionFlag(serveCmd, &f.journalRetention)
+	addJournalRetentionFlag(cmd, &f.journalRetention)
 
+	serveCmd := cmd.Command("serve", "Serve Alertmanager's webhook (the default).").Default()
 	resetCmd := cmd.Command("reset", "Clear the restart policy of a deployment (failures, backoff, giving up), so that the next notification may start it again.")
 	resetCmd.Arg("id", "The deployment's id (service.id, the deployment_id label).").Required().StringVar(&f.resetID)
 

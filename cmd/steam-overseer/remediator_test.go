@@ -456,7 +456,8 @@ func TestRemediatorFailsToStart(t *testing.T) {
 		wantCode int
 		wantLog  string
 	}{
-		{"no Steam home", []string{"remediator", "--web.listen-address=127.0.0.1:0"}, 1, "no Steam home"},
+		// A usage error: TestExitCodes.
+		{"no Steam home", []string{"remediator", "--web.listen-address=127.0.0.1:0"}, 2, "required flag(s) '--steam.home' not provided"},
 		{"token file missing", []string{"remediator", "--steam.home=" + h.Home.Dir, "--web.listen-address=127.0.0.1:0",
 			"--webhook.bearer-token-file=" + filepath.Join(t.TempDir(), "nope")}, 1, "reading bearer token"},
 		{"token file empty", []string{"remediator", "--steam.home=" + h.Home.Dir, "--web.listen-address=127.0.0.1:0",

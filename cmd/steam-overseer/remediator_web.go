@@ -62,16 +62,7 @@ func remediatorRoutes(hook, metrics, landing http.Handler, ready func() bool) *h
 	mux := http.NewServeMux()
 	mux.Handle("/webhook", hook)
 	mux.Handle("GET /metrics", metrics)
-	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "Healthy")
-	})
-	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "Shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "Ready")
-	})
+	handleHealth(mux, ready)
 	mux.Handle("GET /{$}", landing)
 	return mux
 }

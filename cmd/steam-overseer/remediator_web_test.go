@@ -77,6 +77,7 @@ func TestRemediatorRoutes(t *testing.T) {
 		{"HEAD landing page", "HEAD", "/", "", "", http.StatusOK, ""},
 		{"HEAD metrics", "HEAD", "/metrics", "", "", http.StatusOK, ""},
 		{"healthy", "GET", "/-/healthy", "", "", http.StatusOK, ""},
+		{"ready", "GET", "/-/ready", "", "", http.StatusOK, ""},
 		{"JSON with charset", "POST", "/webhook", "application/json; charset=utf-8", emptyNotification, http.StatusOK, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,12 +1,10 @@
 // Package logrotate holds the logrotate rule for deployment logs; its test
-// runs the real logrotate on it.
+// runs the real logrotate on it, from a log folder as the unit does.
 package logrotate_test
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,38 +12,13 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
-const shippedLogDir = "/home/steam/steam-1.1.6-linux-amd64/var/master/log"
-
-// rule returns the shipped rule for a log folder of the test's, run as the
-// test's own user: only the path and the su line change.
-func rule(t *testing.T, logDir string) string {
-	t.Helper()
-	b, err := os.ReadFile("steam-overseer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	if !strings.Contains(s, shippedLogDir+"/deployment-*.log {") || !strings.Contains(s, "su steam steam") {
-		t.Fatalf("the rule no longer names %s/deployment-*.log or su steam steam", shippedLogDir)
-	}
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := user.LookupGroupId(u.Gid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s = strings.ReplaceAll(s, shippedLogDir, logDir)
-	return strings.ReplaceAll(s, "su steam steam", fmt.Sprintf("su %s %s", u.Username, g.Name))
-}
-
-// setup writes a log folder with deployment-7.log holding content, and the
-// rule for it; it returns the log's and the rule's paths.
+// setup writes a log folder with deployment-7.log holding content; it
+// returns the log's path and the shipped rule's absolute path. The rule
+// runs unchanged, from the log folder, as steam-overseer-logrotate@.service
+// runs it.
 func setup(t *testing.T, content string) (log, conf string) {
 	t.Helper()
-	dir := t.TempDir()
-	logDir := filepath.Join(dir, "log")
+	logDir := filepath.Join(t.TempDir(), "log")
 	if err := os.Mkdir(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -53,24 +26,46 @@ func setup(t *testing.T, content string) (log, conf string) {
 	if err := os.WriteFile(log, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	conf = filepath.Join(dir, "steam-overseer")
-	if err := os.WriteFile(conf, []byte(rule(t, logDir)), 0o644); err != nil {
+	conf, err := filepath.Abs("steam-overseer")
+	if err != nil {
 		t.Fatal(err)
 	}
 	return log, conf
 }
 
+// logrotate runs the real logrotate with args in the folder of log.
+func logrotate(t *testing.T, log string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(testkit.RequireTool(t, "logrotate"), args...)
+	cmd.Dir = filepath.Dir(log)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestRuleHoldsNoPath: the Steam home is said once, in the units' instance
+// name; a path in the rule would be a second place to change.
+func TestRuleHoldsNoPath(t *testing.T) {
+	b, err := os.ReadFile("steam-overseer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line != "" && line[0] != '#' && strings.Contains(line, "/") {
+			t.Errorf("the rule names a path: %q", line)
+		}
+	}
+}
+
 // TestRuleDebug is logrotate's own check of the rule: --debug parses it and
 // says what it would do, changing nothing.
 func TestRuleDebug(t *testing.T) {
-	logrotate := testkit.RequireTool(t, "logrotate")
 	log, conf := setup(t, "Started @1234ms\n")
-	out, err := exec.Command(logrotate, "--debug", "--force", "--state", filepath.Join(t.TempDir(), "state"), conf).CombinedOutput()
+	out, err := logrotate(t, log, "--debug", "--force", "--state", filepath.Join(t.TempDir(), "state"), conf)
 	if err != nil {
 		t.Fatalf("logrotate --debug: %v\n%s", err, out)
 	}
-	for _, want := range []string{"considering log " + log, "copying " + log, "truncating " + log} {
-		if !strings.Contains(string(out), want) {
+	for _, want := range []string{"considering log deployment-7.log", "copying deployment-7.log", "truncating deployment-7.log"} {
+		if !strings.Contains(out, want) {
 			t.Errorf("logrotate --debug does not say %q:\n%s", want, out)
 		}
 	}
@@ -85,7 +80,6 @@ func TestRuleDebug(t *testing.T) {
 // at the start of the emptied file, not after a hole as long as the old
 // file.
 func TestRuleRotatesAnOpenLog(t *testing.T) {
-	logrotate := testkit.RequireTool(t, "logrotate")
 	old := strings.Repeat("old line of a deployment's log\n", 1000)
 	log, conf := setup(t, old)
 	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
@@ -94,7 +88,7 @@ func TestRuleRotatesAnOpenLog(t *testing.T) {
 	}
 	defer f.Close()
 	// --force: the rule is daily, and the file is seconds old.
-	out, err := exec.Command(logrotate, "--verbose", "--force", "--state", filepath.Join(t.TempDir(), "state"), conf).CombinedOutput()
+	out, err := logrotate(t, log, "--verbose", "--force", "--state", filepath.Join(t.TempDir(), "state"), conf)
 	if err != nil {
 		t.Fatalf("logrotate: %v\n%s", err, out)
 	}

@@ -22,12 +22,28 @@ import (
 
 const installedBinary = "/usr/local/bin/steam-overseer"
 
+// units are the templates; each instance is one Steam home, its path
+// escaped (systemd-escape --path), which the units read as %f.
 var units = []string{
-	"steam-overseer-exporter.service",
-	"steam-overseer-exporter.socket",
-	"steam-overseer-remediator.service",
-	"steam-overseer-backup.service",
-	"steam-overseer-backup.timer",
+	"steam-overseer@.target",
+	"steam-overseer-exporter@.service",
+	"steam-overseer-exporter@.socket",
+	"steam-overseer-remediator@.service",
+	"steam-overseer-backup@.service",
+	"steam-overseer-backup@.timer",
+	"steam-overseer-logrotate@.service",
+	"steam-overseer-logrotate@.timer",
+}
+
+// instance is the name of unit's instance for the Steam home dir, as
+// `systemd-escape --template=unit --path dir` writes it.
+func instance(t *testing.T, unit, dir string) string {
+	t.Helper()
+	out, err := exec.Command(testkit.RequireTool(t, "systemd-escape"), "--template="+unit, "--path", dir).Output()
+	if err != nil {
+		t.Fatalf("systemd-escape --path %s: %v", dir, err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // directives reads a unit file's Key=Value lines, all values of each key in
@@ -58,9 +74,16 @@ func directives(t *testing.T, unit string) map[string][]string {
 	return d
 }
 
+// TestUnitsVerify has systemd's verifier read every unit instantiated for
+// a Steam home that is not the default one, with a space and a dash in its
+// path that the escaping must carry through to %f.
 func TestUnitsVerify(t *testing.T) {
 	analyze := testkit.RequireTool(t, "systemd-analyze")
 	bin := testkit.Binary(t)
+	home := filepath.Join(t.TempDir(), "steam 1.1.6-linux")
+	if err := os.MkdirAll(filepath.Join(home, "var", "master", "log"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	// verify insists that ExecStart's program exists: point the units at
 	// the binary just built.
 	dir := t.TempDir()
@@ -70,11 +93,10 @@ func TestUnitsVerify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := filepath.Join(dir, u)
-		if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(b), installedBinary, bin)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, u), []byte(strings.ReplaceAll(string(b), installedBinary, bin)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		paths = append(paths, p)
+		paths = append(paths, filepath.Join(dir, instance(t, u, home)))
 	}
 	out, err := exec.Command(analyze, append([]string{"verify", "--man=no"}, paths...)...).CombinedOutput()
 	if err != nil || len(out) > 0 {
@@ -82,16 +104,99 @@ func TestUnitsVerify(t *testing.T) {
 	}
 }
 
+// TestUnitsHoldNoHome: where Steam lives is said once, in the instance
+// name; a path to a home in a unit would be a second place to change.
+func TestUnitsHoldNoHome(t *testing.T) {
+	for _, u := range units {
+		for key, values := range directives(t, u) {
+			for _, v := range values {
+				if strings.Contains(v, "/home/") || strings.Contains(v, "steam-1.") ||
+					(strings.Contains(v, "var/master") && !strings.Contains(v, "%f/var/master")) {
+					t.Errorf("%s: %s=%s names a Steam home instead of %%f", u, key, v)
+				}
+			}
+		}
+	}
+	b, err := os.ReadFile("steam-overseer.default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := directives(t, "steam-overseer.default")["STEAM_HOME"]; ok {
+		t.Errorf("steam-overseer.default sets STEAM_HOME, which the units' --steam.home=%%f would override")
+	}
+	if !strings.Contains(string(b), "systemd-escape --template=steam-overseer@.target --path") {
+		t.Errorf("steam-overseer.default does not say how a Steam home is chosen")
+	}
+}
+
+// TestTargetEnablesEveryUnit enables one Steam home's target as the README
+// says, with the real systemctl on a root of the test's own (no running
+// systemd needed), and expects every part enabled for that home and
+// nothing else; disabling it must leave nothing behind.
+func TestTargetEnablesEveryUnit(t *testing.T) {
+	systemctl := testkit.RequireTool(t, "systemctl")
+	root := t.TempDir()
+	lib := filepath.Join(root, "lib", "systemd", "system")
+	if err := os.MkdirAll(lib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range units {
+		b, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(lib, u), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	home := "/srv/steam-2/home"
+	target := instance(t, "steam-overseer@.target", home)
+	if out, err := exec.Command(systemctl, "--root="+root, "enable", target).CombinedOutput(); err != nil {
+		t.Fatalf("systemctl enable %s: %v\n%s", target, err, out)
+	}
+	etc := filepath.Join(root, "etc", "systemd", "system")
+	links := func() []string {
+		var got []string
+		_ = filepath.WalkDir(etc, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type()&os.ModeSymlink != 0 {
+				rel, _ := filepath.Rel(etc, p)
+				got = append(got, rel)
+			}
+			return nil
+		})
+		slices.Sort(got)
+		return got
+	}
+	want := []string{"multi-user.target.wants/" + target}
+	for _, u := range units {
+		if strings.HasSuffix(u, ".target") || u == "steam-overseer-backup@.service" || u == "steam-overseer-logrotate@.service" {
+			continue // started by their timers
+		}
+		want = append(want, target+".wants/"+instance(t, u, home))
+	}
+	slices.Sort(want)
+	if got := links(); !slices.Equal(got, want) {
+		t.Errorf("enabling %s made links\n%s\nwant\n%s", target, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if out, err := exec.Command(systemctl, "--root="+root, "disable", target).CombinedOutput(); err != nil {
+		t.Fatalf("systemctl disable %s: %v\n%s", target, err, out)
+	}
+	if got := links(); len(got) > 0 {
+		t.Errorf("disabling %s left links %v", target, got)
+	}
+}
+
 // TestUnitsExecStart runs every ExecStart of the services with --help, the
-// environment file's variables substituted: a flag the binary does not know
+// environment file's variables and a home for %f substituted: a flag the binary does not know
 // fails kingpin's parse before the help is printed.
 func TestUnitsExecStart(t *testing.T) {
 	env := directives(t, "steam-overseer.default")
 	bin := testkit.Binary(t)
+	home := t.TempDir()
 	varRef := regexp.MustCompile(`\$\{(\w+)\}|\$(\w+)`)
 	for _, u := range units {
-		if !strings.HasSuffix(u, ".service") {
-			continue
+		if !strings.HasSuffix(u, ".service") || strings.HasPrefix(u, "steam-overseer-logrotate") {
+			continue // logrotate's own unit runs logrotate
 		}
 		t.Run(u, func(t *testing.T) {
 			d := directives(t, u)
@@ -103,7 +208,7 @@ func TestUnitsExecStart(t *testing.T) {
 				t.Fatalf("%d ExecStart lines, want 1", len(execStart))
 			}
 			var args []string
-			for _, word := range strings.Fields(execStart[0]) {
+			for _, word := range strings.Fields(strings.ReplaceAll(execStart[0], "%f", home)) {
 				missing := ""
 				word = varRef.ReplaceAllStringFunc(word, func(ref string) string {
 					m := varRef.FindStringSubmatch(ref)
@@ -138,7 +243,7 @@ func TestUnitsExecStart(t *testing.T) {
 // the deployments it started (they live in its cgroup), and the hardening
 // the JVMs it starts are proven to run under (TestJVMUnderRemediatorFilter).
 func TestRemediatorKeepsDeployments(t *testing.T) {
-	d := directives(t, "steam-overseer-remediator.service")
+	d := directives(t, "steam-overseer-remediator@.service")
 	for _, tc := range []struct{ key, want string }{
 		{"KillMode", "process"},
 		{"OOMPolicy", "continue"},
@@ -174,7 +279,7 @@ func TestJVMUnderRemediatorFilter(t *testing.T) {
 	if out, err := exec.Command(python, "-c", "import seccomp").CombinedOutput(); err != nil {
 		t.Fatalf("%s cannot import seccomp (apt-get install python3-seccomp): %v\n%s", python, err, out)
 	}
-	d := directives(t, "steam-overseer-remediator.service")
+	d := directives(t, "steam-overseer-remediator@.service")
 	filter, errno := strings.Join(d["SystemCallFilter"], " "), strings.Join(d["SystemCallErrorNumber"], "")
 	if filter == "" || errno == "" {
 		t.Fatalf("the remediator has SystemCallFilter=%q SystemCallErrorNumber=%q", filter, errno)
@@ -255,13 +360,13 @@ func TestJVMUnderRemediatorFilter(t *testing.T) {
 }
 
 // TestExporterSocketActivation serves the built exporter on a socket handed
-// over as steam-overseer-exporter.socket hands it (systemd's own
+// over as steam-overseer-exporter@.socket hands it (systemd's own
 // systemd-socket-activate passes it in LISTEN_FDS), with the flags of the
 // unit, and scrapes it.
 func TestExporterSocketActivation(t *testing.T) {
 	activate := testkit.RequireTool(t, "systemd-socket-activate")
 	bin := testkit.Binary(t)
-	service, socket := directives(t, "steam-overseer-exporter.service"), directives(t, "steam-overseer-exporter.socket")
+	service, socket := directives(t, "steam-overseer-exporter@.service"), directives(t, "steam-overseer-exporter@.socket")
 	if got := socket["ListenStream"]; !slices.Equal(got, []string{"9732"}) {
 		t.Errorf("the socket listens on %v, want the exporter's default port 9732", got)
 	}
@@ -269,7 +374,7 @@ func TestExporterSocketActivation(t *testing.T) {
 		t.Fatalf("the exporter's ExecStart %q does not take its socket from systemd", service["ExecStart"])
 	}
 	for _, key := range []string{"Requires", "After"} {
-		if !strings.Contains(strings.Join(service[key], " "), "steam-overseer-exporter.socket") {
+		if !strings.Contains(strings.Join(service[key], " "), "steam-overseer-exporter@%i.socket") {
 			t.Errorf("the exporter service's %s= %v lacks its socket", key, service[key])
 		}
 	}
