@@ -62,9 +62,8 @@ func TestRowDeletedInWatchWindow(t *testing.T) {
 		js = e.journal(t, d.ID)
 		return len(js) == 2
 	})
-	// Newest first.
-	if js[0].Action != string(ActionCancelled) || js[0].Reason != string(ReasonRowDeleted) || js[0].NewPID != o.NewPID ||
-		js[1].Action != string(ActionRestart) {
+	if js[0].Action != string(ActionRestart) ||
+		js[1].Action != string(ActionCancelled) || js[1].Reason != string(ReasonRowDeleted) || js[1].NewPID != o.NewPID {
 		t.Errorf("journal:%s\nwant cancelled (row_deleted) of PID %d after the restart", describeJournal(js), o.NewPID)
 	}
 	if pol, err := e.state.RestartPolicy(context.Background(), d.ID); err != nil || pol.ProbationPID != 0 {
