@@ -6,6 +6,7 @@ package remediate
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -101,13 +102,17 @@ func (e *Engine) apply(ctx context.Context, p *plan, t trigger) (result, error) 
 // conclude records r: p's policy saved, then r's outcome and what it
 // caused journaled, in that order. Its duration runs from the notification.
 func (e *Engine) conclude(ctx context.Context, p *plan, r *result, t trigger) error {
-	if r.Action != "" {
-		if r.Duration == 0 && !t.queued.IsZero() {
-			r.Duration = time.Since(t.queued)
-		}
-		p.events = append(append(p.events, r.Outcome), r.then...)
+	if r.Action == "" {
+		return e.commit(ctx, p, t)
 	}
-	return e.commit(ctx, p, t)
+	if r.Duration == 0 && !t.queued.IsZero() {
+		r.Duration = time.Since(t.queued)
+	}
+	p.events = append(append(p.events, r.Outcome), r.then...)
+	if err := e.commit(ctx, p, t); err != nil {
+		return fmt.Errorf("recording %s %s (%s): %w", r.Action, r.Result, r.Why(), err)
+	}
+	return nil
 }
 
 // commit saves p's policy, then journals its events: unsaved, the next

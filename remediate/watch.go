@@ -142,8 +142,8 @@ func stoppedBySteam(ctx context.Context, registry *steam.Registry, id int64) boo
 
 // WaitWatched waits until the watch window of every process this engine
 // started has closed, or ctx ends, and returns outcomes with each successful
-// restart whose process died in its window replaced by that failure. A
-// command that sweeps once calls it before it exits.
+// restart whose process died (or was cancelled) in its window replaced by
+// that outcome. A command that sweeps once calls it before it exits.
 func (e *Engine) WaitWatched(ctx context.Context, outcomes []Outcome) ([]Outcome, error) {
 	var err error
 	select {
@@ -164,8 +164,8 @@ func (e *Engine) WaitWatched(ctx context.Context, outcomes []Outcome) ([]Outcome
 			if j.NewPID != o.NewPID {
 				continue
 			}
-			if j.Action == string(ActionFailure) {
-				outcomes[i] = outcomes[i].with(ActionFailure, ResultFailure, Reason(j.Reason), j.Detail)
+			if j.Action == string(ActionFailure) || j.Action == string(ActionCancelled) {
+				outcomes[i] = outcomes[i].with(Action(j.Action), Result(j.Result), Reason(j.Reason), j.Detail)
 				break
 			}
 			if j.Action == string(ActionRestart) {
