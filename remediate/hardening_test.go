@@ -69,6 +69,12 @@ func TestRowDeletedInWatchWindow(t *testing.T) {
 	if pol, err := e.state.RestartPolicy(context.Background(), d.ID); err != nil || pol.ProbationPID != 0 {
 		t.Errorf("policy %+v (%v), want the watch window closed", pol, err)
 	}
+	// reconcile --once reports what became of the start.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := e.WaitWatched(ctx, []Outcome{o}); err != nil || got[0].Action != ActionCancelled || got[0].Down() {
+		t.Errorf("WaitWatched: %v (%v), want cancelled, not down", got, err)
+	}
 }
 
 // TestLockedRegistryIsRetried: with Steam's write lock held past the busy
