@@ -26,6 +26,7 @@ type plan struct {
 	policyChanged bool
 	events        []Outcome
 	outlived      bool // a restart outlived its watch window: count its success
+	retry         bool // a failed start was counted: its retry is due at NextStart
 	java          string
 	hung          *procid.Process
 	adopt         procid.Process
@@ -176,7 +177,8 @@ func (e *Engine) settle(p *plan, running bool) {
 		}
 		failure := p.Outcome.with(ActionFailure, ResultFailure, ReasonDiedAfter, detail)
 		failure.NewPID = pol.ProbationPID
-		e.fail(p, failure)
+		p.events = append(p.events, failure)
+		p.events = append(p.events, e.fail(p, failure)...)
 	case running && !pol.GaveUpUntil.IsZero():
 		// Somebody brought a given-up deployment back; its alert must stop.
 		reason := pol.GaveUpReason
@@ -189,15 +191,22 @@ func (e *Engine) settle(p *plan, running bool) {
 	}
 }
 
-func (e *Engine) fail(p *plan, failure Outcome) {
+// fail counts failure against p's policy and returns the give-up it causes,
+// if any, to be journaled after it.
+func (e *Engine) fail(p *plan, failure Outcome) []Outcome {
 	now := e.cfg.Now()
-	p.policy, p.policyChanged = e.cfg.Policy.failed(p.policy, now, rand.Float64()), true
-	p.events = append(p.events, failure)
-	if p.policy.GaveUp(now) {
-		gaveUp := failure.with(ActionGiveUp, ResultFailure, ReasonTooManyFails, p.policy.GaveUpReason)
-		gaveUp.Duration = 0
-		p.events = append(p.events, gaveUp)
+	p.policy, p.policyChanged, p.retry = e.cfg.Policy.failed(p.policy, now, rand.Float64()), true, true
+	if !p.policy.GaveUp(now) {
+		return nil
 	}
+	gaveUp := failure.with(ActionGiveUp, ResultFailure, ReasonTooManyFails, p.policy.GaveUpReason)
+	gaveUp.Duration = 0
+	return []Outcome{gaveUp}
+}
+
+// failed is a failed start as the result of an action.
+func (e *Engine) failed(p *plan, failure Outcome) result {
+	return result{Outcome: failure, then: e.fail(p, failure)}
 }
 
 func (e *Engine) age(p procid.Process) time.Duration {

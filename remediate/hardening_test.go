@@ -43,6 +43,40 @@ func TestRowDeletedWhileStarting(t *testing.T) {
 	}
 }
 
+// TestRowDeletedInWatchWindow: Steam deletes the deployment after its new
+// PID was recorded (having stopped the PID it read before): the engine's own
+// java is stopped within its watch window, not left holding the port, and
+// the journal says cancelled after the restart.
+func TestRowDeletedInWatchWindow(t *testing.T) {
+	h := testkit.NewHome(t)
+	e := newEngine(t, h, func(c *Config) { c.WatchAfterReady = time.Hour })
+	d := h.Add(testkit.Spec{Name: "churn"})
+	o, err := e.Remediate(context.Background(), d.ID)
+	if err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
+		t.Fatalf("outcome %s (%v), want restart success", o, err)
+	}
+	h.Exec(`DELETE FROM service WHERE id = ?`, d.ID)
+	testkit.Eventually(t, 15*time.Second, "the orphan java to be gone", func() bool { return !alive(t, int(o.NewPID)) })
+	var js []state.Entry
+	testkit.Eventually(t, 10*time.Second, "the cancel journaled", func() bool {
+		js = e.journal(t, d.ID)
+		return len(js) == 2
+	})
+	if js[0].Action != string(ActionRestart) ||
+		js[1].Action != string(ActionCancelled) || js[1].Reason != string(ReasonRowDeleted) || js[1].NewPID != o.NewPID {
+		t.Errorf("journal:%s\nwant cancelled (row_deleted) of PID %d after the restart", describeJournal(js), o.NewPID)
+	}
+	if pol, err := e.state.RestartPolicy(context.Background(), d.ID); err != nil || pol.ProbationPID != 0 {
+		t.Errorf("policy %+v (%v), want the watch window closed", pol, err)
+	}
+	// reconcile --once reports what became of the start.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := e.WaitWatched(ctx, []Outcome{o}); err != nil || got[0].Action != ActionCancelled || got[0].Down() {
+		t.Errorf("WaitWatched: %v (%v), want cancelled, not down", got, err)
+	}
+}
+
 // TestLockedRegistryIsRetried: with Steam's write lock held past the busy
 // timeout the remediation fails, and the engine tries again by itself: the
 // deployment serves after the lock is released, with no second notification.

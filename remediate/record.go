@@ -15,6 +15,13 @@ const (
 	countOnly
 )
 
+func (t trigger) recording(o Outcome) recording {
+	if t.sweep && o.Result == ResultSuccess && (o.Action == ActionNoop || o.Action == ActionSkip) {
+		return countOnly
+	}
+	return toJournal
+}
+
 // record is the one place an outcome is journaled, counted and logged. A
 // journal write that fails is retried in the background.
 func (e *Engine) record(ctx context.Context, o Outcome, how recording) {

@@ -10,25 +10,20 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
-// restart journals its own outcome, so that what it causes (a give-up, a
-// death in the window) comes after it.
-func (e *Engine) restart(ctx context.Context, p plan, t trigger) (Outcome, error) {
+// restart starts the deployment's java and, once it serves, records its PID.
+// The started java is watched only once the result is journaled, so that a
+// death in its window comes after its start in the journal.
+func (e *Engine) restart(ctx context.Context, p *plan, t trigger) (result, error) {
 	dep := p.dep
 	now := e.cfg.Now()
 	// Counted first: a start of a remediator killed meanwhile still counts.
 	if err := e.state.RecordStart(ctx, dep.ID, now, now.Add(-e.cfg.Policy.Window)); err != nil {
-		return p.Outcome, err
+		return result{Outcome: p.Outcome}, err
 	}
 	p.Action = ActionRestart
-	failed := func(reason Reason, detail string) (Outcome, error) {
-		o := p.Outcome.with(ActionRestart, ResultFailure, reason, detail)
-		o.Duration = time.Since(t.queued)
+	failed := func(reason Reason, detail string) (result, error) {
 		p.policy.StartingPID = 0
-		e.fail(&p, o)
-		if err := e.commit(ctx, &p, t); err != nil {
-			return o, fmt.Errorf("recording failed start (%s): %w", o.Why(), err)
-		}
-		return o, nil
+		return e.failed(p, p.Outcome.with(ActionRestart, ResultFailure, reason, detail)), nil
 	}
 
 	c, err := e.start(dep, p.java)
@@ -45,9 +40,8 @@ func (e *Engine) restart(ctx context.Context, p plan, t trigger) (Outcome, error
 	switch {
 	case v.abandoned:
 		// Left running with StartingPID set: the next remediator resumes it.
-		o := p.Outcome.with(ActionRestart, ResultFailure, ReasonAbandoned, "the remediator stopped; the process was left running")
-		e.record(ctx, o, toJournal)
-		return o, nil
+		return result{Outcome: p.Outcome.with(ActionRestart, ResultFailure, ReasonAbandoned,
+			"the remediator stopped; the process was left running")}, nil
 	case !v.ready:
 		if c.hasExited() {
 			return failed(v.reason, v.detail)
@@ -65,7 +59,7 @@ func (e *Engine) restart(ctx context.Context, p plan, t trigger) (Outcome, error
 
 	// Serving: stopped only if Steam no longer wants the deployment.
 	o := p.Outcome
-	err = e.recordPID(ctx, p, c.pid)
+	err = e.recordPID(ctx, *p, c.pid)
 	switch {
 	case errors.Is(err, steam.ErrNotFound) || errors.Is(err, steam.ErrNotStarted):
 		return e.cancel(ctx, p, err, func() (string, error) { return e.stopChild(ctx, c) }), nil
@@ -73,7 +67,6 @@ func (e *Engine) restart(ctx context.Context, p plan, t trigger) (Outcome, error
 		e.logger.Warn("New process serves but its PID could not be recorded; it keeps running and will be adopted",
 			"deployment_id", dep.ID, "pid", c.pid, "err", err)
 		o = o.with(ActionRestart, ResultFailure, ReasonNotRecorded, err.Error())
-		o.Duration = time.Since(t.queued)
 	default:
 		o = o.with(ActionRestart, ResultSuccess, p.Reason, p.Detail)
 		o.Duration = readyAt.Sub(t.queued) // a restart's duration ends at readiness
@@ -81,9 +74,7 @@ func (e *Engine) restart(ctx context.Context, p plan, t trigger) (Outcome, error
 	next := e.cfg.Policy.ready(p.policy, c.pid, e.cfg.Now(), e.cfg.WatchAfterReady)
 	next.StartingPID = 0
 	_ = e.savePolicy(ctx, next, &p.policy)
-	e.record(ctx, o, toJournal)
-	e.watch(c, dep)
-	return o, nil
+	return result{Outcome: o, watch: c}, nil
 }
 
 // recordPID compare-and-sets the PID, retrying while Steam holds its lock; a

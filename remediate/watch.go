@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
@@ -18,13 +19,24 @@ func (e *Engine) watch(c *child, dep steam.Deployment) {
 		defer e.watchers.Done()
 		t := time.NewTimer(e.cfg.WatchAfterReady)
 		defer t.Stop()
-		select {
-		case <-e.watchCtx.Done():
-			// The policy remembers the window; the next remediation closes it.
-		case <-t.C:
-			e.closeWatch(c, dep, false)
-		case <-c.exited:
-			e.closeWatch(c, dep, true)
+		rowCheck := time.NewTicker(rowCheckInterval)
+		defer rowCheck.Stop()
+		for {
+			select {
+			case <-e.watchCtx.Done():
+				// The policy remembers the window; the next remediation closes it.
+				return
+			case <-t.C:
+				e.closeWatch(c, dep, false)
+				return
+			case <-c.exited:
+				e.closeWatch(c, dep, true)
+				return
+			case <-rowCheck.C:
+				if e.stopIfRowDeleted(c, dep) {
+					return
+				}
+			}
 		}
 	}()
 }
@@ -49,26 +61,73 @@ func (e *Engine) closeWatch(c *child, dep steam.Deployment, died bool) {
 	if pol.ProbationPID != int64(c.pid) {
 		return
 	}
-	p := plan{Outcome: Outcome{DeploymentID: dep.ID, Deployment: dep.Name, OldPID: int64(c.pid), NewPID: int64(c.pid)}, policy: pol}
-	commit := func() {
-		if err := e.commit(ctx, &p, trigger{}); err != nil {
-			// Nothing journaled: a remediation soon decides it from the stored policy.
-			e.retryAt(dep.ID, e.cfg.Now().Add(e.cfg.RetryBackoff), AlertDown)
-		}
-	}
+	p := watchedPlan(c, dep, pol)
+	var r result // living through the window, or stopped by Steam: nothing to journal
 	if !died || stoppedBySteam(ctx, e.registry, dep.ID) {
 		p.policy, p.policyChanged, p.outlived = e.cfg.Policy.healthy(pol), true, !died
-		commit()
-		return
+	} else {
+		output := &logScanner{path: c.logPath, offset: c.offset}
+		output.scan(true)
+		detail := c.exitStatus()
+		if output.last != "" {
+			detail += " (" + output.last + ")"
+		}
+		r = e.failed(&p, p.Outcome.with(ActionFailure, ResultFailure, ReasonDiedAfter, detail))
 	}
-	output := &logScanner{path: c.logPath, offset: c.offset}
-	output.scan(true)
-	detail := c.exitStatus()
-	if output.last != "" {
-		detail += " (" + output.last + ")"
+	if err := e.conclude(ctx, &p, &r, trigger{}); err != nil {
+		// Nothing journaled: a remediation soon decides it from the stored policy.
+		e.retryAt(dep.ID, e.cfg.Now().Add(e.cfg.RetryBackoff), AlertDown)
 	}
-	e.fail(&p, p.Outcome.with(ActionFailure, ResultFailure, ReasonDiedAfter, detail))
-	commit()
+}
+
+// rowCheckInterval is how often a watched java's row is read: Steam may
+// delete it in the window after stopping the PID it had read before ours
+// was recorded, and nobody else would stop the java it leaves running.
+const rowCheckInterval = time.Second
+
+// stopIfRowDeleted stops the engine's own child, still in its watch window,
+// whose row Steam deleted, and journals it as cancelled; it reports whether
+// the watch is over.
+func (e *Engine) stopIfRowDeleted(c *child, dep steam.Deployment) (over bool) {
+	ctx := e.watchCtx
+	if _, err := e.registry.Deployment(ctx, dep.ID); !errors.Is(err, steam.ErrNotFound) {
+		return false
+	}
+	unlock, err := e.lock(ctx, dep.ID)
+	if err != nil {
+		return false
+	}
+	defer func() {
+		unlock()
+		if over {
+			_ = e.removeLock(dep.ID)
+		}
+	}()
+	pol, err := e.state.RestartPolicy(ctx, dep.ID)
+	switch {
+	case err != nil || c.hasExited():
+		return false // an exit is closeWatch's to judge
+	case pol.ProbationPID != int64(c.pid):
+		return true // a remediation closed the window
+	}
+	_, err = e.registry.Deployment(ctx, dep.ID)
+	if !errors.Is(err, steam.ErrNotFound) {
+		return false
+	}
+	e.logger.Info("Deployment's row was deleted in the watch window; stopping its process", "deployment_id", dep.ID, "pid", c.pid)
+	p := watchedPlan(c, dep, e.cfg.Policy.healthy(pol))
+	p.policyChanged = true
+	r := e.cancel(ctx, &p, err, func() (string, error) { return e.stopChild(ctx, c) })
+	if err := e.conclude(ctx, &p, &r, trigger{}); err != nil {
+		e.logger.Error("Could not record a cancelled watch", "deployment_id", dep.ID, "err", err)
+	}
+	return true
+}
+
+// watchedPlan is the plan of recording what became of c in its window.
+func watchedPlan(c *child, dep steam.Deployment, pol state.RestartPolicy) plan {
+	pid := int64(c.pid)
+	return plan{Outcome: Outcome{DeploymentID: dep.ID, Deployment: dep.Name, OldPID: pid, NewPID: pid}, policy: pol}
 }
 
 // stoppedBySteam reports whether Steam no longer wants the deployment
@@ -83,8 +142,8 @@ func stoppedBySteam(ctx context.Context, registry *steam.Registry, id int64) boo
 
 // WaitWatched waits until the watch window of every process this engine
 // started has closed, or ctx ends, and returns outcomes with each successful
-// restart whose process died in its window replaced by that failure. A
-// command that sweeps once calls it before it exits.
+// restart whose process died (or was cancelled) in its window replaced by
+// that outcome. A command that sweeps once calls it before it exits.
 func (e *Engine) WaitWatched(ctx context.Context, outcomes []Outcome) ([]Outcome, error) {
 	var err error
 	select {
@@ -105,8 +164,8 @@ func (e *Engine) WaitWatched(ctx context.Context, outcomes []Outcome) ([]Outcome
 			if j.NewPID != o.NewPID {
 				continue
 			}
-			if j.Action == string(ActionFailure) {
-				outcomes[i] = outcomes[i].with(ActionFailure, ResultFailure, Reason(j.Reason), j.Detail)
+			if j.Action == string(ActionFailure) || j.Action == string(ActionCancelled) {
+				outcomes[i] = outcomes[i].with(Action(j.Action), Result(j.Result), Reason(j.Reason), j.Detail)
 				break
 			}
 			if j.Action == string(ActionRestart) {
