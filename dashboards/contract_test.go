@@ -43,11 +43,13 @@ var knownMetrics = map[string]metric{
 	"steam_deployment_probe_duration_seconds":  {gauge, deploymentLabels},
 	"steam_deployment_probe_timestamp_seconds": {gauge, deploymentLabels},
 	"steam_deployment_probe_failures":          {gauge, deploymentLabels},
-	"steam_exporter_probe_start_grace_seconds": {gauge, nil},
-	"steam_exporter_scrape_success":            {gauge, nil},
-	"steam_exporter_scrape_duration_seconds":   {gauge, nil},
-	"steam_exporter_state_scrape_success":      {gauge, nil},
-	"steam_exporter_build_info":                {gauge, buildInfoLabels},
+	// Absent until the current process answered once (issue 15).
+	"steam_deployment_probe_last_success_timestamp_seconds": {gauge, deploymentLabels},
+	"steam_exporter_probe_start_grace_seconds":              {gauge, nil},
+	"steam_exporter_scrape_success":                         {gauge, nil},
+	"steam_exporter_scrape_duration_seconds":                {gauge, nil},
+	"steam_exporter_state_scrape_success":                   {gauge, nil},
+	"steam_exporter_build_info":                             {gauge, buildInfoLabels},
 
 	"steam_remediator_webhook_requests_total":   {counter, []string{"code"}},
 	"steam_remediator_alerts_total":             {counter, []string{"outcome"}},
