@@ -40,6 +40,7 @@ func (e *Engine) adoptRunning(ctx context.Context, p plan, t trigger) (Outcome, 
 		e.record(ctx, o, toJournal)
 		return o, true, true, nil
 	}
+	e.answered.saw(p.DeploymentID, proc)
 	err := e.registry.SetPID(ctx, p.DeploymentID, p.OldPID, p.NewPID)
 	switch {
 	case errors.Is(err, steam.ErrPIDChanged):
