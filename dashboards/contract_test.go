@@ -66,6 +66,10 @@ var knownMetrics = map[string]metric{
 
 	"steam_backup_last_success_timestamp_seconds": {gauge, nil},
 
+	// The exporter's exit watch notifier (issue 15).
+	"steam_exporter_notifications_errors_total":  {counter, []string{"alertmanager"}},
+	"steam_exporter_notifications_dropped_total": {counter, nil},
+
 	// What a deployment's JVM (hsperfdata) and scoring service (/stats)
 	// report about themselves (issue 16).
 	"steam_deployment_jvm_memory_used_bytes":             {gauge, append([]string{"area"}, deploymentLabels...)},
