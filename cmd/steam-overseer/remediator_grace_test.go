@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"syscall"
@@ -15,22 +14,7 @@ import (
 // journaledReason counts the journal's entries of the action and reason.
 func journaledReason(t *testing.T, h *testkit.Home, id int64, action, reason string) int {
 	t.Helper()
-	st, err := state.OpenReadOnly(h.Home.StatePath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	es, err := st.Journal(context.Background(), id, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range es {
-		if e.Action == action && e.Reason == reason {
-			n++
-		}
-	}
-	return n
+	return journaledWhere(t, h, id, func(e state.Entry) bool { return e.Action == action && e.Reason == reason })
 }
 
 // TestRemediatorGraceEndsAtFirstAnswer: with an hour of start grace, a java
