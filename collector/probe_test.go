@@ -76,7 +76,7 @@ func TestProbeCollectorExposition(t *testing.T) {
 	// Only the three running deployments are published; the stopped one
 	// failed both rounds.
 	const grace = `
-# HELP steam_exporter_probe_start_grace_seconds How long a started deployment may fail its probes before alerts consider it unresponsive (--probe.start-grace).
+# HELP steam_exporter_probe_start_grace_seconds How long a started deployment that has not answered yet may fail its probes before alerts consider it unresponsive (--probe.start-grace).
 # TYPE steam_exporter_probe_start_grace_seconds gauge
 steam_exporter_probe_start_grace_seconds 90
 `
@@ -111,12 +111,21 @@ steam_deployment_probe_success{deployment="stopped",deployment_id="3"} %d
 		}
 	}
 
+	// The stopped java never answered: its start grace still holds.
+	if answered := probeValues(t, c, "steam_deployment_probe_last_success_timestamp_seconds"); len(answered) != 2 ||
+		answered["1"] < float64(begin.Unix()) || answered["2"] < float64(begin.Unix()) {
+		t.Errorf("last successes %v, want those of deployments 1 and 2 only, since %v", answered, begin)
+	}
+
 	if err := stopped.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	p.Round(context.Background())
 	if err := testutil.CollectAndCompare(c, strings.NewReader(expected(1, 0)), names...); err != nil {
 		t.Errorf("after SIGCONT: %v", err)
+	}
+	if answered := probeValues(t, c, "steam_deployment_probe_last_success_timestamp_seconds"); answered["3"] < float64(begin.Unix()) {
+		t.Errorf("last successes after SIGCONT %v, want one for deployment 3", answered)
 	}
 }
 
@@ -133,8 +142,8 @@ func TestProbeCollectorLint(t *testing.T) {
 	for _, pr := range problems {
 		t.Errorf("%s: %s", pr.Metric, pr.Text)
 	}
-	if n := testutil.CollectAndCount(c); n != 5 {
-		t.Errorf("%d series for one running deployment, want 4 and the start grace", n)
+	if n := testutil.CollectAndCount(c); n != 6 {
+		t.Errorf("%d series for one answering deployment, want 5 and the start grace", n)
 	}
 }
 

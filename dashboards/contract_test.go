@@ -43,11 +43,13 @@ var knownMetrics = map[string]metric{
 	"steam_deployment_probe_duration_seconds":  {gauge, deploymentLabels},
 	"steam_deployment_probe_timestamp_seconds": {gauge, deploymentLabels},
 	"steam_deployment_probe_failures":          {gauge, deploymentLabels},
-	"steam_exporter_probe_start_grace_seconds": {gauge, nil},
-	"steam_exporter_scrape_success":            {gauge, nil},
-	"steam_exporter_scrape_duration_seconds":   {gauge, nil},
-	"steam_exporter_state_scrape_success":      {gauge, nil},
-	"steam_exporter_build_info":                {gauge, buildInfoLabels},
+	// Absent until the current process answered once (issue 15).
+	"steam_deployment_probe_last_success_timestamp_seconds": {gauge, deploymentLabels},
+	"steam_exporter_probe_start_grace_seconds":              {gauge, nil},
+	"steam_exporter_scrape_success":                         {gauge, nil},
+	"steam_exporter_scrape_duration_seconds":                {gauge, nil},
+	"steam_exporter_state_scrape_success":                   {gauge, nil},
+	"steam_exporter_build_info":                             {gauge, buildInfoLabels},
 
 	"steam_remediator_webhook_requests_total":   {counter, []string{"code"}},
 	"steam_remediator_alerts_total":             {counter, []string{"outcome"}},
@@ -63,6 +65,10 @@ var knownMetrics = map[string]metric{
 	"steam_remediator_token_reloads_total":          {counter, []string{"result"}},
 
 	"steam_backup_last_success_timestamp_seconds": {gauge, nil},
+
+	// The exporter's exit watch notifier (issue 15).
+	"steam_exporter_notifications_errors_total":  {counter, []string{"alertmanager"}},
+	"steam_exporter_notifications_dropped_total": {counter, nil},
 
 	// What a deployment's JVM (hsperfdata) and scoring service (/stats)
 	// report about themselves (issue 16).

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,11 +47,17 @@ const (
 	OperatorsReceiver  = "steam-operators"
 )
 
-// ShortenHolds returns the rule file rules with every `for:` divided by
-// factor, so that the alerts fire in seconds and still in the shipped order
-// (with factor 30, SteamDeploymentDown's 10s becomes 333ms and
-// SteamDeploymentNotRecovered's 15m 30s). Nothing else changes:
-// expressions, labels and annotations stay the shipped ones.
+// ExpressionHolds are holds an alert writes into its expression, as seconds
+// and as a range, instead of its `for:`: SteamDeploymentUnresponsive counts
+// its 2m from the last answer, which a `for:` cannot.
+var ExpressionHolds = map[string]time.Duration{"SteamDeploymentUnresponsive": 2 * time.Minute}
+
+// ShortenHolds returns the rule file rules with every `for:` and
+// ExpressionHolds divided by factor, so that the alerts fire in seconds and
+// still in the shipped order (with factor 30, SteamDeploymentDown's 10s
+// becomes 333ms and SteamDeploymentNotRecovered's 15m 30s). Nothing else
+// changes: labels, annotations and the rest of the expressions stay the
+// shipped ones.
 func ShortenHolds(rules []byte, factor int) ([]byte, error) {
 	if factor < 1 {
 		return nil, fmt.Errorf("hold time factor %d: want 1 or more", factor)
@@ -68,6 +75,9 @@ func ShortenHolds(rules []byte, factor int) ([]byte, error) {
 		rs, _ := lookup(group, "rules").([]any)
 		for _, r := range rs {
 			rule, _ := r.(yaml.MapSlice)
+			if err := shortenExpressionHold(rule, factor); err != nil {
+				return nil, err
+			}
 			for i, item := range rule {
 				if item.Key != "for" {
 					continue
@@ -82,6 +92,28 @@ func ShortenHolds(rules []byte, factor int) ([]byte, error) {
 		}
 	}
 	return yaml.Marshal(file)
+}
+
+func shortenExpressionHold(rule yaml.MapSlice, factor int) error {
+	name, _ := lookup(rule, "alert").(string)
+	hold, ok := ExpressionHolds[name]
+	if !ok {
+		return nil
+	}
+	seconds := regexp.MustCompile(`\b` + strconv.Itoa(int(hold.Seconds())) + `\b`)
+	rangeSel := "[" + model.Duration(hold).String() + "]"
+	for i, item := range rule {
+		expr, _ := item.Value.(string)
+		if item.Key != "expr" {
+			continue
+		}
+		if !seconds.MatchString(expr) && !strings.Contains(expr, rangeSel) {
+			return fmt.Errorf("rule %s: its hold of %s is not in its expression", name, hold)
+		}
+		expr = seconds.ReplaceAllString(expr, strconv.FormatFloat(hold.Seconds()/float64(factor), 'f', -1, 64))
+		rule[i].Value = strings.ReplaceAll(expr, rangeSel, "["+model.Duration(hold/time.Duration(factor)).String()+"]")
+	}
+	return nil
 }
 
 // AlertmanagerOverrides say how AdaptAlertmanagerConfig changes the shipped

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,16 @@ func TestShortenHolds(t *testing.T) {
 				if got.For != want.For {
 					shortened++
 				}
+			}
+			if hold, ok := ExpressionHolds[want.Alert]; ok {
+				secs, rng := strconv.Itoa(int(hold.Seconds())), "["+model.Duration(hold).String()+"]"
+				short := strconv.Itoa(int(hold.Seconds()) / factor)
+				if !strings.Contains(want.Expr, "> "+secs) || strings.Contains(got.Expr, "> "+secs) ||
+					!strings.Contains(got.Expr, "> "+short) || strings.Contains(got.Expr, rng) {
+					t.Errorf("the hold of %s in the expression is not shortened to %ss:\n%s", hold, short, got.Expr)
+				}
+				shortened++
+				got.Expr, want.Expr = "", ""
 			}
 			got.For, want.For = "", ""
 			if !reflect.DeepEqual(got, want) {

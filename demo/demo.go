@@ -6,8 +6,10 @@
 // from the sources the binary embeds and run under the real java.
 // When Debian's prometheus and prometheus-alertmanager are installed, they
 // run too, with the shipped rules and route, and heal a killed or a hung
-// (SIGSTOPped) deployment the way production does; otherwise the
-// remediator's periodic reconcile sweep heals a killed one.
+// (SIGSTOPped) deployment the way production does: a killed one through the
+// exporter's exit watch (SteamDeploymentExited), Prometheus'
+// SteamDeploymentDown as the backstop. Otherwise the remediator's periodic
+// reconcile sweep heals a killed one.
 //
 // Everything the demo starts it stops again: its own children by the
 // processes it holds, and deployments (whoever restarted them) only after
@@ -88,6 +90,10 @@ const (
 	probeStartGrace = 5 * time.Second
 	probeTimeout    = 500 * time.Millisecond
 	hungAfter       = 2 * time.Second
+	// The exit watch's settle waits for Steam's own stop, which the demo
+	// has none of; what remains is Alertmanager's group wait.
+	exitSettle = 300 * time.Millisecond
+	groupWait  = 300 * time.Millisecond
 	// A JVM takes a second or two to serve; more when three start at once
 	// on a busy machine.
 	deploymentStartTimeout = 60 * time.Second
@@ -323,9 +329,14 @@ func (r *run) start(name string, args ...string) error {
 
 func (r *run) startServices(ctx context.Context, healer string) error {
 	home := r.home()
-	if err := r.start("exporter", r.cfg.Exe, "exporter", "--steam.home="+home.Dir,
-		"--web.listen-address="+r.cfg.ExporterAddr, "--probe.interval="+interval.String(),
-		"--probe.timeout="+probeTimeout.String(), "--probe.start-grace="+probeStartGrace.String()); err != nil {
+	exporter := []string{r.cfg.Exe, "exporter", "--steam.home=" + home.Dir,
+		"--web.listen-address=" + r.cfg.ExporterAddr, "--probe.interval=" + interval.String(),
+		"--probe.timeout=" + probeTimeout.String(), "--probe.start-grace=" + probeStartGrace.String()}
+	if healer == HealerAlertmanager {
+		exporter = append(exporter, "--alertmanager.url=http://"+r.cfg.AlertmanagerAddr,
+			"--alertmanager.label=instance="+hostport(r.cfg.ExporterAddr), "--alertmanager.settle="+exitSettle.String())
+	}
+	if err := r.start("exporter", exporter...); err != nil {
 		return err
 	}
 	remediator := []string{r.cfg.Exe, "remediator", "--steam.home=" + home.Dir,
@@ -387,7 +398,7 @@ func (r *run) startPrometheusStack(token string) error {
 		// The shipped human receiver mails; here its notifications go to
 		// the remediator's 404 page and show in Alertmanager's log only.
 		OperatorsURL:   "http://" + r.cfg.RemediatorAddr + "/operators",
-		GroupWait:      time.Second,
+		GroupWait:      groupWait,
 		GroupInterval:  2 * time.Second,
 		RepeatInterval: 20 * time.Second,
 	})
@@ -509,7 +520,7 @@ func (r *run) printIntro(healer string) {
 	}
 	switch healer {
 	case HealerAlertmanager:
-		fmt.Fprintf(tw, "  Healing:\tPrometheus fires SteamDeploymentDown or SteamDeploymentUnresponsive (holds shortened %dx), Alertmanager calls the remediator's webhook\n",
+		fmt.Fprintf(tw, "  Healing:\tthe exporter's exit watch sends SteamDeploymentExited the moment a java exits; Prometheus fires SteamDeploymentDown (the backstop) or SteamDeploymentUnresponsive (holds shortened %dx); Alertmanager calls the remediator's webhook\n",
 			holdFactor)
 	default:
 		fmt.Fprintf(tw, "  Healing:\tthe remediator's reconcile sweep every %s (install prometheus and prometheus-alertmanager for the real loop)\n",
@@ -574,7 +585,7 @@ func (r *run) watch(ctx context.Context) {
 			switch {
 			case row.Status == string(procid.StatusRunning) && isDown:
 				delete(down, row.ID)
-				fmt.Fprintf(r.out, "%s  %s (id %d) is back: PID %d, serving again after %s\n",
+				fmt.Fprintf(r.out, "%s  %s (id %d) is back: PID %d, serving again %s after it went down\n",
 					clock(), row.Name, row.ID, row.PID, time.Since(was.since).Round(100*time.Millisecond))
 			case row.Status == string(procid.StatusRunning) || (isDown && was.status == row.Status):
 			case row.Status == status.StatusUnresponsive:

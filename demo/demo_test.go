@@ -175,11 +175,17 @@ func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...st
 			t.Errorf("the first deployment's /predict answers %q (%v)", b, err)
 		}
 	}
+	remediatorLog := filepath.Join(filepath.Dir(home.Dir), "remediator.log")
+	logBefore, _ := os.ReadFile(remediatorLog)
 	if err := in.Signal(p, identity, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	back := regexp.MustCompile(fmt.Sprintf(`%s \(id 1\) is back: PID (\d+)`, regexp.QuoteMeta(victim.Name)))
+	back := regexp.MustCompile(fmt.Sprintf(`%s \(id 1\) is back: PID (\d+), serving again (\S+) after it went down`, regexp.QuoteMeta(victim.Name)))
 	testkit.Eventually(t, 60*time.Second, "the demo to report the deployment back", func() bool { return out.find(back) != nil })
+	t.Logf("killed deployment serving again %s after it went down", out.find(back)[2])
+	if healer == demo.HealerAlertmanager {
+		healedByExitWatch(t, exporter, remediatorLog, len(logBefore))
+	}
 	newPID, _ := strconv.Atoi(out.find(back)[1])
 	if d, err := registry.Deployment(context.Background(), 1); err != nil || int(d.PID) != newPID || newPID == pids[0] {
 		t.Fatalf("Steam's row holds PID %d (%v), want the new PID %d (killed %d)", d.PID, err, newPID, pids[0])
@@ -212,6 +218,40 @@ func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...st
 	if left := processesUnder(t, filepath.Dir(home.Dir)); len(left) > 0 {
 		t.Errorf("processes of the demo still run after it stopped: %v", left)
 	}
+}
+
+// healedByExitWatch checks that the exit watch, not Prometheus, healed the
+// killed deployment: the exporter saw the exit and the first notification
+// the remediator accepted after the kill (its log from offset) was the
+// exporter's SteamDeploymentExited.
+func healedByExitWatch(t *testing.T, exporter, remediatorLog string, offset int) {
+	t.Helper()
+	metrics, err := get("http://" + exporter + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(metrics, `steam_exporter_exit_watch_exits_total{reason="exited"} 1`) {
+		t.Errorf("the exporter's exit watch did not count the exit:\n%s", grepLines(metrics, "steam_exporter_"))
+	}
+	b, err := os.ReadFile(remediatorLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := grepLines(string(b[offset:]), "Accepted webhook notification")
+	first, _, _ := strings.Cut(accepted, "\n")
+	if !strings.Contains(first, `alertname=\"SteamDeploymentExited\"`) {
+		t.Errorf("the first notification after the kill was not SteamDeploymentExited:\n%s", accepted)
+	}
+}
+
+func grepLines(text, substr string) string {
+	var lines []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // hang does the demo's second thing to try: kill -STOP the second

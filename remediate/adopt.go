@@ -35,6 +35,7 @@ func (e *Engine) adoptRunning(ctx context.Context, p *plan) (result, error) {
 		}
 		return result{Outcome: o, again: true}, nil
 	}
+	e.answered.saw(p.DeploymentID, proc)
 	err := e.registry.SetPID(ctx, p.DeploymentID, p.OldPID, p.NewPID)
 	switch {
 	case errors.Is(err, steam.ErrPIDChanged):

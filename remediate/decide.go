@@ -68,9 +68,9 @@ func (e *Engine) decide(ctx context.Context, id int64, t trigger) (plan, error) 
 			if !t.unresponsive() {
 				return p.final(ActionNoop, ResultSuccess, ReasonRunning, ""), nil
 			}
-			if age := e.age(proc); age < e.cfg.StartGrace {
-				return p.final(ActionNoop, ResultSuccess, ReasonStartGrace,
-					fmt.Sprintf("PID %d is %s old, younger than the start grace", proc.PID, age.Round(time.Second))), nil
+			if age := e.age(proc); age < e.cfg.StartGrace && !e.answered.has(id, proc) {
+				return p.final(ActionNoop, ResultSuccess, ReasonStartGrace, fmt.Sprintf(
+					"PID %d is %s old, younger than the start grace, and was never seen answering", proc.PID, age.Round(time.Second))), nil
 			}
 			p.hung = &proc
 			if err := e.gate(ctx, &p); err != nil || p.Result != "" {

@@ -35,6 +35,7 @@ type Engine struct {
 	procs    *procid.Inspector
 	state    *state.DB
 	metrics  *metrics
+	answered answered // javas seen answering: their start grace is over
 
 	mu        sync.Mutex
 	cond      *sync.Cond

@@ -15,13 +15,15 @@ import (
 // means it is alive: answering then says why nothing was done.
 func (e *Engine) stopHung(ctx context.Context, p plan) (answering string, err error) {
 	proc := *p.hung
+	// The probes start HungAfter apart in all: a timeout does not stretch it.
 	gap := e.cfg.HungAfter / time.Duration(max(e.cfg.HungProbes-1, 1))
+	begin := time.Now()
 	for i := range e.cfg.HungProbes {
 		if i > 0 {
 			select {
 			case <-ctx.Done():
 				return "", ctx.Err()
-			case <-time.After(gap):
+			case <-time.After(time.Until(begin.Add(time.Duration(i) * gap))):
 			}
 		}
 		now := e.procs.Inspect(proc.PID, p.identity)

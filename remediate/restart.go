@@ -55,6 +55,7 @@ func (e *Engine) restart(ctx context.Context, p *plan, t trigger) (result, error
 		return failed(v.reason, v.detail+"; stopped with "+sig)
 	}
 	readyAt := time.Now()
+	e.answered.saw(dep.ID, e.procs.Inspect(c.pid, p.identity))
 	e.logger.Debug("Deployment serves; recording its PID", "deployment_id", dep.ID, "pid", c.pid)
 
 	// Serving: stopped only if Steam no longer wants the deployment.

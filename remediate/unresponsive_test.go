@@ -177,3 +177,25 @@ func TestHangingAgainGivesUp(t *testing.T) {
 		t.Errorf("%d hung restarts counted as failed, want %d:%s", n, DefaultMaxFailures, describeJournal(e.journal(t, d.ID)))
 	}
 }
+
+// TestStartGraceEndsAtAnswer: a java the engine started and saw serve has no
+// start grace left: hung a moment later, it is stopped at once (a failed
+// start, being inside its watch window) instead of after an hour's grace.
+func TestStartGraceEndsAtAnswer(t *testing.T) {
+	h := testkit.NewHome(t)
+	e := newEngine(t, h, hungConfig, func(c *Config) { c.StartGrace = time.Hour })
+	d := h.Add(testkit.Spec{Name: "churn"})
+	if o, err := e.Remediate(context.Background(), d.ID); err != nil || o.Action != ActionRestart || o.Result != ResultSuccess {
+		t.Fatalf("first start: %s (%v)", o, err)
+	}
+	young := h.Deployment(d.ID).PID
+	testkit.Freeze(t, &os.Process{Pid: int(young)})
+	o, err := e.RemediateAlert(context.Background(), d.ID, AlertUnresponsive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Reason == ReasonStartGrace || o.Action != ActionFailure || o.NewPID != young {
+		t.Fatalf("outcome %s, want the hung java %d stopped (a failed start: hung in its watch window)", o, young)
+	}
+	testkit.Eventually(t, 5*time.Second, "the hung java to be gone", func() bool { return !alive(t, int(young)) })
+}

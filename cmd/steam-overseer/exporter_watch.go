@@ -16,6 +16,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/internal/amnotify"
 	"github.com/steam-overseer/steam-overseer/internal/exitwatch"
+	"github.com/steam-overseer/steam-overseer/internal/observe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
@@ -81,7 +82,7 @@ func startExitWatch(ctx context.Context, logger *slog.Logger, f watchFlags, home
 	registry := steam.NewRegistry(home)
 	// A locked database delays one read, not the watch.
 	registry.BusyTimeout = time.Second
-	watcher, err := exitwatch.New(registry, inspector, exitNotifier(notifier, f.labels),
+	watcher, err := exitwatch.New(registry, observe.New(registry, inspector), exitNotifier(notifier, f.labels),
 		logger.With("component", "exitwatch"), exitwatch.Options{Settle: f.settle})
 	if err != nil {
 		return nil, fmt.Errorf("starting the exit watch: %w", err)

@@ -161,6 +161,14 @@ func journaled(t *testing.T, h *testkit.Home, id int64, action string) int {
 // result ("" for any).
 func journaledResult(t *testing.T, h *testkit.Home, id int64, action, result string) int {
 	t.Helper()
+	return journaledWhere(t, h, id, func(e state.Entry) bool {
+		return e.Action == action && (result == "" || e.Result == result)
+	})
+}
+
+// journaledWhere counts the journal's entries of a deployment that match.
+func journaledWhere(t *testing.T, h *testkit.Home, id int64, match func(state.Entry) bool) int {
+	t.Helper()
 	st, err := state.OpenReadOnly(h.Home.StatePath())
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +180,7 @@ func journaledResult(t *testing.T, h *testkit.Home, id int64, action, result str
 	}
 	n := 0
 	for _, e := range es {
-		if e.Action == action && (result == "" || e.Result == result) {
+		if match(e) {
 			n++
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/steam-overseer/steam-overseer/internal/observe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
@@ -57,7 +58,7 @@ type Options struct {
 // Watcher follows the registry and watches every started deployment's java.
 type Watcher struct {
 	registry *steam.Registry
-	procs    *procid.Inspector
+	observer *observe.Observer
 	notify   func(Event)
 	logger   *slog.Logger
 	opts     Options
@@ -88,8 +89,8 @@ type watched struct {
 }
 
 // New returns a watcher that calls notify from its own goroutine; notify
-// must not block.
-func New(registry *steam.Registry, procs *procid.Inspector, notify func(Event), logger *slog.Logger, opts Options) (*Watcher, error) {
+// must not block. observer verifies each java (it may be shared).
+func New(registry *steam.Registry, observer *observe.Observer, notify func(Event), logger *slog.Logger, opts Options) (*Watcher, error) {
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultInterval
 	}
@@ -112,7 +113,7 @@ func New(registry *steam.Registry, procs *procid.Inspector, notify func(Event), 
 		return nil, fmt.Errorf("watching eventfd: %w", err)
 	}
 	return &Watcher{
-		registry: registry, procs: procs, notify: notify, logger: logger, opts: opts,
+		registry: registry, observer: observer, notify: notify, logger: logger, opts: opts,
 		metrics: newMetrics(),
 		epfd:    epfd, wakeFd: wakeFd,
 		exits:       make(chan int32, 64),
@@ -278,9 +279,8 @@ func (w *Watcher) verifyAll(ctx context.Context, ids []int64) {
 // verify opens a pidfd on d's PID and only then checks the process's
 // identity, so that what is watched is what was verified.
 func (w *Watcher) verify(id int64, d *watched, dep steam.Deployment) {
-	identity, ok := dep.Identity()
-	if !ok || dep.Problem != "" {
-		// Unrecognisable: the scrape's steam_deployment_status says so.
+	if _, ok := dep.Identity(); !ok || dep.Problem != "" {
+		// Unrecognisable, never reported: the scrape's steam_deployment_status says so.
 		return
 	}
 	now := time.Now()
@@ -293,7 +293,11 @@ func (w *Watcher) verify(id int64, d *watched, dep steam.Deployment) {
 		w.logger.Warn("Opening pidfd", "deployment_id", id, "pid", d.pid, "err", err)
 		return
 	}
-	p := w.procs.Inspect(int(d.pid), identity)
+	p, err := w.observer.Verify(dep)
+	if err != nil {
+		unix.Close(fd)
+		return
+	}
 	switch p.Status {
 	case procid.StatusRunning:
 		if exited(fd) {

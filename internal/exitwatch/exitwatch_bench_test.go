@@ -14,6 +14,7 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 
 	"github.com/steam-overseer/steam-overseer/internal/exitwatch"
+	"github.com/steam-overseer/steam-overseer/internal/observe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -64,7 +65,7 @@ func BenchmarkWatch1000(b *testing.B) {
 		return rss()
 	}
 	events := make(chan exitwatch.Event, benchDeployments)
-	w, err := exitwatch.New(steam.NewRegistry(h.Home), in, func(ev exitwatch.Event) { events <- ev },
+	w, err := exitwatch.New(steam.NewRegistry(h.Home), observe.New(steam.NewRegistry(h.Home), in), func(ev exitwatch.Event) { events <- ev },
 		promslog.NewNopLogger(), exitwatch.Options{})
 	if err != nil {
 		b.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
 	"github.com/steam-overseer/steam-overseer/internal/exitwatch"
+	"github.com/steam-overseer/steam-overseer/internal/observe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -30,7 +31,7 @@ func watcher(t *testing.T, h *testkit.Home, opts exitwatch.Options) (<-chan exit
 		t.Fatal(err)
 	}
 	events := make(chan exitwatch.Event, 16)
-	w, err := exitwatch.New(steam.NewRegistry(h.Home), in, func(ev exitwatch.Event) { events <- ev },
+	w, err := exitwatch.New(steam.NewRegistry(h.Home), observe.New(steam.NewRegistry(h.Home), in), func(ev exitwatch.Event) { events <- ev },
 		promslog.NewNopLogger(), opts)
 	if err != nil {
 		t.Fatal(err)

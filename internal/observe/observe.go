@@ -4,6 +4,7 @@ package observe
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"slices"
 	"sync"
@@ -72,6 +73,20 @@ func (o *Observer) All(ctx context.Context) ([]Observation, error) {
 func (o *Observer) Running(ctx context.Context) ([]Observation, error) {
 	obs, err := o.All(ctx)
 	return slices.DeleteFunc(obs, func(ob Observation) bool { return !ob.Running() }), err
+}
+
+// ErrUnidentified is Verify's answer for a row whose java cannot be told
+// from any other (no war or port to check a command line against).
+var ErrUnidentified = errors.New("the deployment's row identifies no java")
+
+// Verify checks once whether d's recorded PID runs d's java, for a caller
+// that pins the process by other means first (the exit watch's pidfd).
+func (o *Observer) Verify(d steam.Deployment) (procid.Process, error) {
+	id, ok := d.Identity()
+	if !ok || d.Problem != "" {
+		return procid.Process{}, ErrUnidentified
+	}
+	return o.procs.Inspect(int(d.PID), id), nil
 }
 
 func (o *Observer) observe(d steam.Deployment, prev map[int64]verified) Observation {

@@ -2,6 +2,7 @@ package observe_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,5 +109,34 @@ func TestRemembersVerified(t *testing.T) {
 		if got != step.want {
 			t.Errorf("%s: churn is %s, want %s", step.name, got, step.want)
 		}
+	}
+}
+
+// Verify looks at one row's PID afresh, as All does, and refuses a row that
+// identifies no java rather than calling whatever runs there not running.
+func TestVerify(t *testing.T) {
+	h := testkit.NewHome(t)
+	running, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	reused := h.Add(testkit.Spec{Name: "reused", LogicalName: "reused"})
+	h.Exec("UPDATE service SET process_id = ? WHERE id = ?", testkit.StartForeign(t).Pid, reused.ID)
+	noWar := h.Add(testkit.Spec{Name: "nowar", LogicalName: "nowar", NoWar: true})
+	h.Exec("UPDATE service SET process_id = ? WHERE id = ?", running.PID, noWar.ID)
+	o := newObserver(t, h)
+	for _, tc := range []struct {
+		name string
+		id   int64
+		want procid.Status
+		err  error
+	}{
+		{"its java", running.ID, procid.StatusRunning, nil},
+		{"another process", reused.ID, procid.StatusPIDReused, nil},
+		{"no war to identify it by", noWar.ID, "", observe.ErrUnidentified},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := o.Verify(h.Deployment(tc.id))
+			if !errors.Is(err, tc.err) || p.Status != tc.want {
+				t.Errorf("Verify: %q, %v; want %q, %v", p.Status, err, tc.want, tc.err)
+			}
+		})
 	}
 }

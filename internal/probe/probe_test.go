@@ -197,7 +197,14 @@ func TestProberFollowsAStoppedDeployment(t *testing.T) {
 	if !errors.Is(o.Err, probe.ErrTimeout) {
 		t.Errorf("stopped deployment's probe error = %v, want a timeout", o.Err)
 	}
-	waitFor("failures to count up", victim.ID, func(o probe.Outcome, ok bool) bool { return ok && o.Failures >= 3 })
+	answered := o.LastSuccess
+	if answered.IsZero() || !answered.Before(o.Time) {
+		t.Errorf("stopped deployment's last success %v, want its answer before the failed probe at %v", answered, o.Time)
+	}
+	o = waitFor("failures to count up", victim.ID, func(o probe.Outcome, ok bool) bool { return ok && o.Failures >= 3 })
+	if !o.LastSuccess.Equal(answered) {
+		t.Errorf("last success moved to %v while the deployment failed, want %v", o.LastSuccess, answered)
+	}
 	if o, _ := latest(p, serving.ID); !o.Success {
 		t.Errorf("the serving deployment failed beside the stopped one: %+v", o)
 	}
@@ -205,7 +212,10 @@ func TestProberFollowsAStoppedDeployment(t *testing.T) {
 	if err := victimProc.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the continued deployment to answer again", victim.ID, succeeding)
+	o = waitFor("the continued deployment to answer again", victim.ID, succeeding)
+	if !o.LastSuccess.Equal(o.Time) {
+		t.Errorf("last success %v, want the answering probe's %v", o.LastSuccess, o.Time)
+	}
 
 	testkit.Kill(t, deadProc)
 	waitFor("a dead deployment to leave the results", dead.ID, func(_ probe.Outcome, ok bool) bool { return !ok })
@@ -248,7 +258,7 @@ func TestProberResetsFailuresOfANewProcess(t *testing.T) {
 		mu.Unlock()
 		p.Round(context.Background())
 		o, ok := latest(p, 7)
-		if !ok || o.Failures != step.wantFailures || o.PID != step.pid {
+		if !ok || o.Failures != step.wantFailures || o.PID != step.pid || !o.LastSuccess.IsZero() {
 			t.Fatalf("after a round of PID %d: %+v (published %v), want %d failures", step.pid, o, ok, step.wantFailures)
 		}
 	}

@@ -31,6 +31,9 @@ type Outcome struct {
 	Target
 	Result
 	Failures int // this process's consecutive failures
+	// LastSuccess is zero until this process answers once: its start grace
+	// then ends, a later silence is a hang.
+	LastSuccess time.Time
 }
 
 type Targets func(context.Context) ([]Target, error)
@@ -133,9 +136,16 @@ func (p *Prober) record(round uint64, t Target, r Result) {
 		return
 	}
 	o := Outcome{Target: t, Result: r}
-	if !r.Success {
+	prev, same := p.outcomes[t.ID]
+	same = same && prev.sameProcess(t)
+	if same {
+		o.LastSuccess = prev.LastSuccess
+	}
+	if r.Success {
+		o.LastSuccess = r.Time
+	} else {
 		o.Failures = 1
-		if prev, ok := p.outcomes[t.ID]; ok && prev.sameProcess(t) {
+		if same {
 			o.Failures = prev.Failures + 1
 		}
 		p.logger.Debug("Deployment did not answer its probe", "deployment_id", t.ID, "pid", t.PID,
