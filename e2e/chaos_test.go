@@ -42,6 +42,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/demo/jetty"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
+	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 	"github.com/steam-overseer/steam-overseer/remediate"
@@ -79,12 +80,13 @@ const (
 	faultDBLock       = "kill_under_db_lock"
 	faultForeign      = "kill_foreign_pid_planted"
 	faultRemediator   = "kill_remediator_restarted"
+	faultHungCheck    = "sigstop_remediator_killed_mid_check"
 	faultAlertmanager = "kill_alertmanager_restarted"
 	faultReboot       = "host_reboot"
 )
 
 var faultKinds = []string{faultKill, faultStop, faultDouble, faultDBLock, faultForeign, faultRemediator,
-	faultAlertmanager, faultReboot}
+	faultHungCheck, faultAlertmanager, faultReboot}
 
 type chaosHost struct {
 	name                         string
@@ -92,6 +94,7 @@ type chaosHost struct {
 	deployments                  []*chaosDeployment
 	exporterAddr, remediatorAddr string
 	exporter, remediator         *service
+	remediatorDown               sync.Mutex // held from a remediator's kill to its restart
 }
 
 type chaosDeployment struct {
@@ -375,16 +378,36 @@ func (c *chaosRun) injectOne(kind string, amAddrs []string) bool {
 		return true
 	case faultRemediator:
 		hst := c.hosts[c.rng.Intn(len(c.hosts))]
+		hst.remediatorDown.Lock()
 		hst.remediator.kill()
 		f := c.signal(kind, hst, 1, syscall.SIGKILL)
 		c.watchers.Add(1) // the run ends after the restart
 		time.AfterFunc(chaosRemediatorDown, func() {
 			defer c.watchers.Done()
-			if err := hst.remediator.start(); err != nil {
-				t.Errorf("restarting %s: %v", hst.remediator.name, err)
-			}
+			c.restartRemediator(hst)
 		})
 		return f != nil
+	case faultHungCheck:
+		// Killed while it verifies the hang, the remediator must resume the
+		// check at its restart, not wait for Alertmanager's repeat.
+		hst := c.hosts[c.rng.Intn(len(c.hosts))]
+		f := c.signal(kind, hst, 1, syscall.SIGSTOP)
+		if f == nil {
+			return false
+		}
+		c.watchers.Add(1)
+		go func() {
+			defer c.watchers.Done()
+			if !c.waitInFlight(hst, f.targets[0].d.ID, chaosHealTimeout) {
+				t.Errorf("%s never began remediating %s", hst.remediator.name, f.targets[0].d.Name)
+				return
+			}
+			hst.remediatorDown.Lock()
+			hst.remediator.kill()
+			time.Sleep(chaosRemediatorDown)
+			c.restartRemediator(hst)
+		}()
+		return true
 	case faultAlertmanager:
 		i := c.rng.Intn(len(c.ams))
 		c.mu.Lock()
@@ -412,6 +435,30 @@ func (c *chaosRun) injectOne(kind string, amAddrs []string) bool {
 		return c.rebootHost(c.hosts[len(c.hosts)-1])
 	}
 	t.Fatalf("unknown fault %s", kind)
+	return false
+}
+
+func (c *chaosRun) restartRemediator(hst *chaosHost) {
+	defer hst.remediatorDown.Unlock()
+	if err := hst.remediator.start(); err != nil {
+		c.t.Errorf("restarting %s: %v", hst.remediator.name, err)
+	}
+}
+
+// waitInFlight waits until hst's remediator has noted a remediation of the
+// deployment under way in its state database.
+func (c *chaosRun) waitInFlight(hst *chaosHost, id int64, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		db, err := state.OpenReadOnly(hst.home.Home.StatePath())
+		if err != nil {
+			continue
+		}
+		inFlight, err := db.InFlight(context.Background())
+		db.Close()
+		if _, ok := inFlight[id]; err == nil && ok {
+			return true
+		}
+	}
 	return false
 }
 
@@ -770,7 +817,7 @@ func (c *chaosRun) report(seed int64, gaveUp float64, dbs map[string]string, rul
 			continue
 		}
 		p("  %-28s %5d %8s %8s %8s", kind, len(ds), percentile(ds, 50), percentile(ds, 95), percentile(ds, 100))
-		if kind != faultStop && kind != faultReboot {
+		if kind != faultStop && kind != faultHungCheck && kind != faultReboot {
 			kills = append(kills, ds...)
 		}
 	}
@@ -787,6 +834,17 @@ func (c *chaosRun) report(seed int64, gaveUp float64, dbs map[string]string, rul
 	if ds := byKind[faultStop]; len(ds) > 0 {
 		p("  %-28s %5d %8s %8s %8s  %s", "SIGSTOPs", len(ds), percentile(ds, 50), percentile(ds, 95), percentile(ds, 100),
 			within(ds, stopBound))
+	}
+	if ds, hung := byKind[faultStop], byKind[faultHungCheck]; len(ds) > 0 && len(hung) > 0 {
+		// Resumed at its restart, a check killed mid-way costs at most the
+		// kill's own delay, not Alertmanager's repeat.
+		extra := percentile(hung, 100) - percentile(ds, 100)
+		verdict := "within"
+		if extra > chaosRemediatorDown+time.Second {
+			verdict = "OVER"
+		}
+		p("  a hung check killed mid-way took at most %s longer than a plain SIGSTOP: %s the kill's own delay %s + 1s",
+			extra.Round(10*time.Millisecond), verdict, chaosRemediatorDown)
 	}
 	p("during an Alertmanager outage (one peer down; the survivor's peer timeout adds up):")
 	for _, kind := range faultKinds {
