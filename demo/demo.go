@@ -24,7 +24,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +39,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/promstack"
 	"github.com/steam-overseer/steam-overseer/internal/status"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
@@ -394,26 +394,22 @@ func (r *run) startPrometheusStack(token string) error {
 	if err != nil {
 		return err
 	}
-	promDir := filepath.Join(r.dir, "prometheus")
-	if err := os.MkdirAll(promDir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", promDir, err)
-	}
-	for name, data := range map[string][]byte{"alerts.yml": rules, "prometheus.yml": promConfig, "alertmanager.yml": amConfig} {
-		if err := os.WriteFile(filepath.Join(promDir, name), data, 0o644); err != nil {
-			return fmt.Errorf("writing %s: %w", name, err)
-		}
-	}
-	if err := r.start("alertmanager", "prometheus-alertmanager",
-		"--config.file="+filepath.Join(promDir, "alertmanager.yml"),
-		"--storage.path="+filepath.Join(promDir, "alertmanager-data"),
-		"--web.listen-address="+r.cfg.AlertmanagerAddr,
-		"--cluster.listen-address="); err != nil {
+	stackDir := filepath.Join(r.dir, "prometheus")
+	am, err := promstack.Alertmanager("prometheus-alertmanager", promstack.Instance{
+		Dir: stackDir, Addr: r.cfg.AlertmanagerAddr, Config: amConfig})
+	if err != nil {
 		return err
 	}
-	if err := r.start("prometheus", "prometheus",
-		"--config.file="+filepath.Join(promDir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(promDir, "prometheus-data"),
-		"--web.listen-address="+r.cfg.PrometheusAddr); err != nil {
+	if err := r.start("alertmanager", am...); err != nil {
+		return err
+	}
+	prom, err := promstack.Prometheus("prometheus", promstack.Instance{
+		Dir: stackDir, Addr: r.cfg.PrometheusAddr, Config: promConfig,
+		Files: map[string][]byte{"alerts.yml": rules}})
+	if err != nil {
+		return err
+	}
+	if err := r.start("prometheus", prom...); err != nil {
 		return err
 	}
 	r.urls = append(r.urls, [2]string{"Prometheus", "http://" + r.cfg.PrometheusAddr + "/alerts"},
@@ -442,41 +438,16 @@ func hostport(addr string) string {
 }
 
 // waitOK polls url until it answers 200, failing early when one of the
-// demo's programs has exited (a port already taken, say). Requests end at
-// the deadline and each after a short timeout, so a listener that accepts
-// and never answers cannot hold it longer.
+// demo's programs has exited (a port already taken, say).
 func (r *run) waitOK(ctx context.Context, url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	reqCtx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
-	for {
-		req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("waiting for %s: %w", url, err)
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("status %s", resp.Status)
-		}
+	return promstack.WaitReady(ctx, url, timeout, func() error {
 		if c := r.exited(); c != nil {
 			// The log goes with the demo's folder: say its end now.
 			return fmt.Errorf("%s exited (%v); the end of its log:\n%s", c.name, c.cmd.ProcessState,
 				logTail(filepath.Join(r.dir, c.name+".log"), 10))
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer within %s (last error: %v)", url, timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
 // exited returns a service of the demo (not a deployment) that has exited.
