@@ -376,27 +376,27 @@ func (b *Buffer) String() string {
 	return b.buf.String()
 }
 
-// HoldWriteLock takes steam.db's write lock (BEGIN EXCLUSIVE) on a
-// connection of its own, as a long Steam transaction would. release, also
-// called when the test ends, rolls it back.
+// HoldWriteLock holds steam.db's write lock with BEGIN EXCLUSIVE, as a long
+// Steam transaction would; release, also called when the test ends, rolls
+// it back.
 func (h *Home) HoldWriteLock() (release func()) {
 	h.t.Helper()
-	conn, err := h.DB.Conn(context.Background())
+	l := h.HoldLock(Exclusive)
+	return func() {
+		if err := l.Release(); err != nil {
+			h.t.Errorf("releasing steam.db's write lock: %v", err)
+		}
+	}
+}
+
+// HoldLock begins a transaction in mode on a connection of its own to
+// steam.db, rolled back when the test ends unless ended before.
+func (h *Home) HoldLock(mode LockMode) *WriteLock {
+	h.t.Helper()
+	l, err := TakeWriteLock(context.Background(), h.DB, mode)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := conn.ExecContext(context.Background(), `BEGIN EXCLUSIVE`); err != nil {
-		h.t.Fatal(err)
-	}
-	var once sync.Once
-	release = func() {
-		once.Do(func() {
-			if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
-				h.t.Errorf("releasing steam.db's write lock: %v", err)
-			}
-			conn.Close()
-		})
-	}
-	h.t.Cleanup(release)
-	return release
+	h.t.Cleanup(func() { _ = l.Release() })
+	return l
 }
