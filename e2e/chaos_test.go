@@ -539,21 +539,15 @@ func (c *chaosRun) holdWriteLock(hst *chaosHost, hold time.Duration) error {
 		return err
 	}
 	defer db.Close()
-	ctx := context.Background()
-	conn, err := db.Conn(ctx)
+	lock, err := testkit.TakeWriteLock(context.Background(), db, testkit.Immediate)
 	if err != nil {
 		return err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("taking the write lock: %w", err)
 	}
 	c.mu.Lock()
 	c.lockHolds++
 	c.mu.Unlock()
 	time.Sleep(hold)
-	_, err = conn.ExecContext(ctx, "COMMIT")
-	return err
+	return lock.Commit()
 }
 
 // plantForeign starts an unrelated process and writes its PID into cd's
