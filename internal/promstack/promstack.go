@@ -1,6 +1,5 @@
-// Package promstack is the one way the demo and the tests bring up Debian's
-// prometheus and prometheus-alertmanager: configuration written into a
-// folder, the command line that serves it, and a wait until it is ready.
+// Package promstack is how the demo and the tests run Debian's prometheus
+// and prometheus-alertmanager.
 package promstack
 
 import (
@@ -17,19 +16,16 @@ type Instance struct {
 	Dir    string // holds the configuration, Files and the data
 	Addr   string // web listen address, host:port
 	Config []byte
-	// Files are written beside the configuration, which may name them
-	// (prometheus.yml's rule_files).
+	// Files go beside the configuration (prometheus.yml's rule_files).
 	Files map[string][]byte
 	// Gossip is Alertmanager's cluster address; empty runs it alone.
 	Gossip string
 	Peers  []string
 }
 
-// URL is the instance's base URL.
 func (in Instance) URL() string { return "http://" + in.Addr }
 
-// Prometheus writes in's files and returns the command line running bin
-// (Debian's prometheus) on them.
+// Prometheus writes in's files and returns the command line serving them.
 func Prometheus(bin string, in Instance) ([]string, error) {
 	config, err := in.write("prometheus.yml")
 	if err != nil {
@@ -40,8 +36,7 @@ func Prometheus(bin string, in Instance) ([]string, error) {
 		"--web.listen-address=" + in.Addr}, nil
 }
 
-// Alertmanager writes in's files and returns the command line running bin
-// (Debian's prometheus-alertmanager) on them.
+// Alertmanager writes in's files and returns the command line serving them.
 func Alertmanager(bin string, in Instance) ([]string, error) {
 	config, err := in.write("alertmanager.yml")
 	if err != nil {
@@ -73,10 +68,7 @@ func (in Instance) write(configName string) (string, error) {
 	return filepath.Join(in.Dir, configName), nil
 }
 
-// WaitReady polls url until it answers 200. Each request has a short
-// timeout, so a listener that accepts and never answers cannot hold it
-// past the deadline; failed, when not nil, ends the wait early (the
-// program exited).
+// WaitReady polls url until it answers 200; failed, if set, ends it early.
 func WaitReady(ctx context.Context, url string, timeout time.Duration, failed func() error) error {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
