@@ -89,6 +89,16 @@ type (
 // FreePort returns a TCP port nothing listens on now.
 func FreePort() (int, error) { return steamfixture.FreePort() }
 
+// LoopbackAddr returns 127.0.0.1 and a port nothing listens on now.
+func LoopbackAddr(t testing.TB) string {
+	t.Helper()
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
 // WaitReady waits until a scoring service on port answers /ping 200.
 func WaitReady(ctx context.Context, port int, timeout time.Duration) error {
 	return steamfixture.WaitReady(ctx, port, timeout)
@@ -251,12 +261,26 @@ func Alive(pid int) bool {
 // Eventually polls cond every 10 ms until it holds or timeout passes.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	EventuallyEvery(t, timeout, 10*time.Millisecond, what, func() (bool, string) { return cond(), "" })
+}
+
+// EventuallyEvery polls cond every interval until it holds, failing the
+// test with cond's last word after timeout.
+func EventuallyEvery(t testing.TB, timeout, every time.Duration, what string, cond func() (ok bool, detail string)) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !cond() {
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
+			if detail != "" {
+				t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, detail)
+			}
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 
