@@ -591,18 +591,11 @@ func TestCollectRegistryUnreadable(t *testing.T) {
 		{
 			name: "locked past the busy timeout",
 			breakDB: func(t *testing.T, h *testkit.Home) func() {
-				conn, err := h.DB.Conn(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := conn.ExecContext(context.Background(), `BEGIN EXCLUSIVE`); err != nil {
-					t.Fatal(err)
-				}
+				lock := h.HoldLock(testkit.Exclusive)
 				return func() {
-					if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
+					if err := lock.Release(); err != nil {
 						t.Fatal(err)
 					}
-					conn.Close()
 				}
 			},
 		},

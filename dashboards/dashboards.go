@@ -1,12 +1,7 @@
-// Package dashboards holds what operators install beside steam-overseer:
-// Prometheus alerting rules (alerts.yml, unit-tested by alerts_test.yml), an
-// example Alertmanager route to the remediator (alertmanager.yml), an example
-// Prometheus configuration (prometheus.yml), and a Grafana dashboard
-// (steam-overseer.json) with its provisioning files.
-//
-// The files are embedded so that the demo and the end-to-end test run
-// exactly what is shipped; the functions here change only what a run on one
-// machine in seconds has to change (hold times, timers, addresses).
+// Package dashboards holds the rules, Alertmanager route, Prometheus
+// configuration and Grafana dashboard operators install, embedded so that
+// the demo and e2e run exactly what ships, changed only where a run in
+// seconds must (hold times, timers, addresses).
 package dashboards
 
 import (
@@ -34,30 +29,23 @@ var (
 	Dashboard []byte
 )
 
-// Job names of the shipped prometheus.yml; alerts.yml's up-based rules
-// select them.
+// Job names of prometheus.yml, which alerts.yml's up-based rules select.
 const (
 	ExporterJob   = "steam-exporter"
 	RemediatorJob = "steam-remediator"
 )
 
-// Receiver names of the shipped alertmanager.yml.
 const (
 	RemediatorReceiver = "steam-remediator"
 	OperatorsReceiver  = "steam-operators"
 )
 
-// ExpressionHolds are holds an alert writes into its expression, as seconds
-// and as a range, instead of its `for:`: SteamDeploymentUnresponsive counts
-// its 2m from the last answer, which a `for:` cannot.
+// ExpressionHolds are holds written into an alert's expression instead of
+// its `for:`: SteamDeploymentUnresponsive counts from the last answer.
 var ExpressionHolds = map[string]time.Duration{"SteamDeploymentUnresponsive": 2 * time.Minute}
 
-// ShortenHolds returns the rule file rules with every `for:` and
-// ExpressionHolds divided by factor, so that the alerts fire in seconds and
-// still in the shipped order (with factor 30, SteamDeploymentDown's 10s
-// becomes 333ms and SteamDeploymentNotRecovered's 15m 30s). Nothing else
-// changes: labels, annotations and the rest of the expressions stay the
-// shipped ones.
+// ShortenHolds divides every `for:` and ExpressionHolds by factor, keeping
+// the order in which alerts fire; nothing else changes.
 func ShortenHolds(rules []byte, factor int) ([]byte, error) {
 	if factor < 1 {
 		return nil, fmt.Errorf("hold time factor %d: want 1 or more", factor)
@@ -116,23 +104,16 @@ func shortenExpressionHold(rule yaml.MapSlice, factor int) error {
 	return nil
 }
 
-// AlertmanagerOverrides say how AdaptAlertmanagerConfig changes the shipped
-// Alertmanager configuration. Zero fields leave the shipped values.
+// AlertmanagerOverrides' zero fields keep the shipped values.
 type AlertmanagerOverrides struct {
-	// RemediatorURL and CredentialsFile replace the url and bearer token
-	// file of the steam-remediator receiver.
 	RemediatorURL   string
 	CredentialsFile string
-	// OperatorsURL, when set, turns the steam-operators receiver into a
-	// webhook to this URL in place of the placeholder email.
-	OperatorsURL string
-	// GroupWait, GroupInterval and RepeatInterval replace the timers of
-	// every route that sets them.
+	// OperatorsURL replaces the operators' placeholder email with a webhook.
+	OperatorsURL                             string
 	GroupWait, GroupInterval, RepeatInterval time.Duration
 }
 
-// AdaptAlertmanagerConfig returns config (an alertmanager.yml) changed by o.
-// Routing (matchers, group_by, receivers, send_resolved) stays as shipped.
+// AdaptAlertmanagerConfig keeps routing (matchers, group_by, receivers) as shipped.
 func AdaptAlertmanagerConfig(config []byte, o AlertmanagerOverrides) ([]byte, error) {
 	var file yaml.MapSlice
 	if err := yaml.Unmarshal(config, &file); err != nil {
@@ -206,7 +187,6 @@ func setTimers(route yaml.MapSlice, o AlertmanagerOverrides) {
 	}
 }
 
-// lookup returns the value of key in m, a yaml.MapSlice, or nil.
 func lookup(m any, key string) any {
 	ms, _ := m.(yaml.MapSlice)
 	for _, item := range ms {
@@ -217,9 +197,7 @@ func lookup(m any, key string) any {
 	return nil
 }
 
-// replace sets the value of key in m, a yaml.MapSlice, in place; the
-// slice's elements are shared with the document m was read from. It reports
-// whether key was there.
+// replace edits m in place, shared with the document it was read from.
 func replace(m any, key string, value any) bool {
 	ms, _ := m.(yaml.MapSlice)
 	for i, item := range ms {
@@ -231,26 +209,18 @@ func replace(m any, key string, value any) bool {
 	return false
 }
 
-// PrometheusOverrides are what a private Prometheus changes in the shipped
-// prometheus.yml: where its targets and its Alertmanager listen, and how
-// often it scrapes and evaluates. A zero Interval keeps the shipped timings.
+// PrometheusOverrides: a zero Interval keeps the shipped timings.
 type PrometheusOverrides struct {
 	ExporterAddr, RemediatorAddr, AlertmanagerAddr string
 	Interval                                       time.Duration
 }
 
-// intervalLine is a scrape or evaluation interval of prometheus.yml, global
-// or per job.
 var intervalLine = regexp.MustCompile(`(?m)^(\s*(?:scrape|evaluation)_interval:) *\S+$`)
 
-// AdaptPrometheusConfig returns the shipped prometheus.yml changed by o. The
-// shipped file names loopback addresses with the default ports, and those
-// are what is replaced; a shipped file that no longer has them is an error,
-// so that the demo and the end-to-end tests never silently run another
-// configuration than the one operators get. A non-zero o.Interval replaces
-// every scrape and evaluation interval, global and per job. The file is
-// changed as text: comments, quotes and order stay, so that a test may add
-// targets next to the quoted addresses.
+// AdaptPrometheusConfig replaces the shipped loopback addresses, failing
+// when one is missing so that tests never run another configuration than
+// operators get. Edited as text: comments and quotes stay, for tests that
+// add targets beside them.
 func AdaptPrometheusConfig(config []byte, o PrometheusOverrides) ([]byte, error) {
 	s := string(config)
 	for _, r := range []struct{ old, new string }{

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/alertmanagertest"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
@@ -32,7 +31,7 @@ func TestInhibitRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	am := alertmanagertest.NewWithConfig(t, config)
+	am := testkit.NewAlertmanagerWithConfig(t, config)
 	am.Start()
 	base := am.URL()
 

@@ -1,19 +1,9 @@
-// Package demo shows the whole steam-overseer loop on one machine without
-// Steam: a throwaway Steam home with Steam's schema, three deployments of the
-// built-in fake scoring service (this very binary, linked as "java"), and
-// the real exporter and remediator subcommands of this binary watching them.
-// With Jetty set, the deployments are real Jetty 9.4 instead, built at start
-// from the sources the binary embeds and run under the real java.
-// When Debian's prometheus and prometheus-alertmanager are installed, they
-// run too, with the shipped rules and route, and heal a killed or a hung
-// (SIGSTOPped) deployment the way production does: a killed one through the
-// exporter's exit watch (SteamDeploymentExited), Prometheus'
-// SteamDeploymentDown as the backstop. Otherwise the remediator's periodic
-// reconcile sweep heals a killed one.
-//
-// Everything the demo starts it stops again: its own children by the
-// processes it holds, and deployments (whoever restarted them) only after
-// their identity is verified.
+// Package demo runs the whole loop on one machine without Steam: a
+// throwaway Steam home, three deployments (this binary linked as "java", or
+// real Jetty), the exporter and remediator, and, when Debian's prometheus and
+// alertmanager are installed, the shipped rules and route, healing a kill
+// through the exporter's exit watch. It stops all it started, deployments
+// only after verifying them.
 package demo
 
 import (
@@ -26,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,38 +31,31 @@ import (
 	"github.com/steam-overseer/steam-overseer/demo/steamfixture"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/promstack"
 	"github.com/steam-overseer/steam-overseer/internal/status"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
 // Healers: what brings a killed deployment back.
 const (
-	// HealerAuto picks HealerAlertmanager when Prometheus and Alertmanager
-	// are installed, else HealerReconcile.
-	HealerAuto = "auto"
-	// HealerAlertmanager: Prometheus fires SteamDeploymentDown, Alertmanager
-	// calls the remediator's webhook.
+	// HealerAuto picks HealerAlertmanager when both programs are installed.
+	HealerAuto         = "auto"
 	HealerAlertmanager = "alertmanager"
-	// HealerReconcile: the remediator sweeps every ReconcileInterval.
-	HealerReconcile = "reconcile"
+	HealerReconcile    = "reconcile"
 )
 
 // Config is how the demo runs.
 type Config struct {
-	// Exe is the steam-overseer binary: it is run as the exporter, the
-	// remediator and (linked as java) the deployments.
+	// Exe is run as the exporter, the remediator and (as java) the deployments.
 	Exe string
-	// Command is how the operator runs steam-overseer, shown in the hints
-	// (default: Exe); under `go run`, Exe is deleted when the demo ends.
+	// Command is shown in the hints: under `go run`, Exe is deleted at the end.
 	Command string
-	// Listen addresses. The deployments' ports are picked free.
+	// Listen addresses; the deployments' ports are picked free.
 	ExporterAddr, RemediatorAddr, PrometheusAddr, AlertmanagerAddr string
 	Healer                                                         string
-	// Jetty runs the deployments on real Jetty 9.4 (Debian's libjetty9-java
-	// and a JDK) instead of the built-in fake scoring service.
+	// Jetty runs real Jetty 9.4 instead of the built-in fake scorer.
 	Jetty bool
-	// Keep keeps the Steam home when the demo ends.
-	Keep bool
+	Keep  bool
 	// Out receives what a person reads: the URLs, the deployments, events.
 	Out    io.Writer
 	Logger *slog.Logger
@@ -85,21 +67,17 @@ const (
 	holdFactor        = 30          // the rules' holds, 30 times shorter: SteamDeploymentUnresponsive's 2m becomes 4s
 	reconcileInterval = 2 * time.Second
 	stopGrace         = 10 * time.Second
-	// A demo deployment is a few seconds old when a person stops it: the
-	// start grace (production's 2m, for loading a model) must be shorter.
+	// Shorter than production's 2m: a demo deployment is seconds old when stopped.
 	probeStartGrace = 5 * time.Second
 	probeTimeout    = 500 * time.Millisecond
 	hungAfter       = 2 * time.Second
-	// The exit watch's settle waits for Steam's own stop, which the demo
-	// has none of; what remains is Alertmanager's group wait.
+	// The demo has no Steam stop for the exit watch to wait out.
 	exitSettle = 300 * time.Millisecond
 	groupWait  = 300 * time.Millisecond
-	// A JVM takes a second or two to serve; more when three start at once
-	// on a busy machine.
+	// Three JVMs starting at once on a busy machine.
 	deploymentStartTimeout = 60 * time.Second
 )
 
-// deployments of the demo: names in the style of Steam's UI.
 var deployments = []string{"churn-gbm", "fraud-drf", "upsell-glm"}
 
 // Run runs the demo until ctx ends, then stops everything it started.
@@ -112,7 +90,6 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	if cfg.Jetty {
-		// Said before anything is made, as the one thing to do about it.
 		if err := jetty.Check(); err != nil {
 			return fmt.Errorf("--jetty: %w", err)
 		}
@@ -153,19 +130,16 @@ func pickHealer(h string) (string, error) {
 	return "", fmt.Errorf("unknown healer %q: want auto, alertmanager or reconcile", h)
 }
 
-// run is one demo's state.
 type run struct {
 	cfg     Config
 	dir     string // everything the demo writes lives here
 	out     io.Writer
 	fixture *steamfixture.Fixture
 	java    string
-	// env is the environment of the programs the demo starts; nil (this
-	// process's own) unless the deployments are real JVMs.
+	// env is nil (this process's) unless the deployments are real JVMs.
 	env  []string
 	deps []steam.Deployment
-	// children are the demo's own direct child processes, stopped in
-	// reverse order of start.
+	// children are stopped in reverse order of start.
 	mu       sync.Mutex
 	children []*child
 	urls     [][2]string
@@ -216,7 +190,6 @@ func (r *run) buildHome(ctx context.Context) error {
 		r.deps = append(r.deps, d)
 		pids = append(pids, pid)
 	}
-	// All started at once, then each recorded once it serves, as Steam does.
 	for i, d := range r.deps {
 		if err := steamfixture.WaitReady(ctx, int(d.Port), deploymentStartTimeout); err != nil {
 			return fmt.Errorf("starting deployment %s: %w; the end of its log:\n%s", d.Name, err,
@@ -232,8 +205,7 @@ func (r *run) buildHome(ctx context.Context) error {
 	return nil
 }
 
-// linkFakeJava makes the deployments' java this binary under the name java,
-// as Steam would find a JVM on PATH.
+// linkFakeJava: Steam finds its JVM on PATH as "java".
 func (r *run) linkFakeJava() error {
 	binDir := filepath.Join(r.dir, "bin")
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
@@ -246,9 +218,7 @@ func (r *run) linkFakeJava() error {
 	return nil
 }
 
-// buildJetty compiles the real jetty-runner.jar and scorer into the demo's
-// folder and installs the runner where Steam keeps it. Every java of the
-// demo, its own and the remediator's, unpacks its war inside the folder too.
+// buildJetty: every java of the demo unpacks its war inside the folder.
 func (r *run) buildJetty() (*jetty.Kit, error) {
 	fmt.Fprintf(r.out, "Compiling jetty-runner.jar and the scoring war with javac...\n")
 	kit, err := jetty.Build(filepath.Join(r.dir, "jetty"))
@@ -267,8 +237,6 @@ func (r *run) deploymentLog(d steam.Deployment) string {
 	return filepath.Join(r.home().LogDir(), fmt.Sprintf("deployment-%d.log", d.ID))
 }
 
-// launch starts d with Steam's argv, its output appended to its log, without
-// waiting for it to serve, and returns its PID.
 func (r *run) launch(d steam.Deployment) (int, error) {
 	log, err := os.OpenFile(r.deploymentLog(d), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -285,8 +253,7 @@ func (r *run) launch(d steam.Deployment) (int, error) {
 	return cmd.Process.Pid, nil
 }
 
-// recordPID writes pid, d's java, into its row, compare-and-set on
-// the PID the row held when d was read.
+// recordPID compare-and-sets on the PID the row held when d was read.
 func (r *run) recordPID(ctx context.Context, d steam.Deployment, pid int) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -296,8 +263,7 @@ func (r *run) recordPID(ctx context.Context, d steam.Deployment, pid int) error 
 	return nil
 }
 
-// adopt keeps cmd to stop it at the end, and reaps it as soon as it exits,
-// so that a killed deployment does not linger as a zombie.
+// adopt reaps cmd as soon as it exits: no killed deployment lingers as a zombie.
 func (r *run) adopt(name string, cmd *exec.Cmd) {
 	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(c.done) }()
@@ -306,9 +272,8 @@ func (r *run) adopt(name string, cmd *exec.Cmd) {
 	r.mu.Unlock()
 }
 
-// start runs a long-lived program of the demo with its output in a log
-// file, in its own process group so that the terminal's Ctrl-C reaches only
-// the demo, which then stops everything in order.
+// start puts the program in its own process group: Ctrl-C reaches only the
+// demo, which stops everything in order.
 func (r *run) start(name string, args ...string) error {
 	logPath := filepath.Join(r.dir, name+".log")
 	log, err := os.Create(logPath)
@@ -377,9 +342,8 @@ func (r *run) startServices(ctx context.Context, healer string) error {
 	return nil
 }
 
-// startPrometheusStack runs Debian's Prometheus and Alertmanager with the
-// shipped prometheus.yml, alerts.yml and alertmanager.yml: only addresses,
-// intervals and hold times are changed.
+// startPrometheusStack runs the shipped files; only addresses, intervals
+// and hold times change.
 func (r *run) startPrometheusStack(token string) error {
 	rules, err := dashboards.ShortenHolds(dashboards.AlertRules, holdFactor)
 	if err != nil {
@@ -395,8 +359,7 @@ func (r *run) startPrometheusStack(token string) error {
 	amConfig, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, dashboards.AlertmanagerOverrides{
 		RemediatorURL:   "http://" + r.cfg.RemediatorAddr + "/webhook",
 		CredentialsFile: token,
-		// The shipped human receiver mails; here its notifications go to
-		// the remediator's 404 page and show in Alertmanager's log only.
+		// The shipped receiver mails; here it hits the remediator's 404 page.
 		OperatorsURL:   "http://" + r.cfg.RemediatorAddr + "/operators",
 		GroupWait:      groupWait,
 		GroupInterval:  2 * time.Second,
@@ -405,26 +368,22 @@ func (r *run) startPrometheusStack(token string) error {
 	if err != nil {
 		return err
 	}
-	promDir := filepath.Join(r.dir, "prometheus")
-	if err := os.MkdirAll(promDir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", promDir, err)
-	}
-	for name, data := range map[string][]byte{"alerts.yml": rules, "prometheus.yml": promConfig, "alertmanager.yml": amConfig} {
-		if err := os.WriteFile(filepath.Join(promDir, name), data, 0o644); err != nil {
-			return fmt.Errorf("writing %s: %w", name, err)
-		}
-	}
-	if err := r.start("alertmanager", "prometheus-alertmanager",
-		"--config.file="+filepath.Join(promDir, "alertmanager.yml"),
-		"--storage.path="+filepath.Join(promDir, "alertmanager-data"),
-		"--web.listen-address="+r.cfg.AlertmanagerAddr,
-		"--cluster.listen-address="); err != nil {
+	stackDir := filepath.Join(r.dir, "prometheus")
+	am, err := promstack.Alertmanager("prometheus-alertmanager", promstack.Instance{
+		Dir: stackDir, Addr: r.cfg.AlertmanagerAddr, Config: amConfig})
+	if err != nil {
 		return err
 	}
-	if err := r.start("prometheus", "prometheus",
-		"--config.file="+filepath.Join(promDir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(promDir, "prometheus-data"),
-		"--web.listen-address="+r.cfg.PrometheusAddr); err != nil {
+	if err := r.start("alertmanager", am...); err != nil {
+		return err
+	}
+	prom, err := promstack.Prometheus("prometheus", promstack.Instance{
+		Dir: stackDir, Addr: r.cfg.PrometheusAddr, Config: promConfig,
+		Files: map[string][]byte{"alerts.yml": rules}})
+	if err != nil {
+		return err
+	}
+	if err := r.start("prometheus", prom...); err != nil {
 		return err
 	}
 	r.urls = append(r.urls, [2]string{"Prometheus", "http://" + r.cfg.PrometheusAddr + "/alerts"},
@@ -443,7 +402,6 @@ func writeToken(path string) error {
 	return nil
 }
 
-// hostport turns a listen address (":9732") into one to connect to.
 func hostport(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host != "" {
@@ -453,44 +411,17 @@ func hostport(addr string) string {
 }
 
 // waitOK polls url until it answers 200, failing early when one of the
-// demo's programs has exited (a port already taken, say). Requests end at
-// the deadline and each after a short timeout, so a listener that accepts
-// and never answers cannot hold it longer.
+// demo's programs has exited (a port already taken, say).
 func (r *run) waitOK(ctx context.Context, url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	reqCtx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
-	for {
-		req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("waiting for %s: %w", url, err)
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("status %s", resp.Status)
-		}
+	return promstack.WaitReady(ctx, url, timeout, func() error {
 		if c := r.exited(); c != nil {
-			// The log goes with the demo's folder: say its end now.
 			return fmt.Errorf("%s exited (%v); the end of its log:\n%s", c.name, c.cmd.ProcessState,
 				logTail(filepath.Join(r.dir, c.name+".log"), 10))
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer within %s (last error: %v)", url, timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
-// exited returns a service of the demo (not a deployment) that has exited.
 func (r *run) exited() *child {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -548,9 +479,7 @@ func (r *run) printIntro(healer string) {
 	fmt.Fprintf(r.out, "Ctrl-C stops everything the demo started.\n\n")
 }
 
-// watch reports, until ctx ends, each deployment going down (dead, or alive
-// but not answering its probe) and coming back, as the status command
-// sees them.
+// watch reports each deployment going down and coming back, as status sees them.
 func (r *run) watch(ctx context.Context) {
 	registry := steam.NewRegistry(r.home())
 	in, err := procid.NewInspector("")
@@ -602,8 +531,6 @@ func (r *run) watch(ctx context.Context) {
 
 func clock() string { return time.Now().Format("15:04:05") }
 
-// cleanup stops the demo's services, then every verified process of its
-// deployments, then removes the home unless it is kept.
 func (r *run) cleanup() error {
 	var errs []error
 	r.mu.Lock()
@@ -637,8 +564,7 @@ func (r *run) cleanup() error {
 	return errors.Join(errs...)
 }
 
-// stop asks one of the demo's own children to exit, and kills it after a
-// grace period. It holds the process, so no PID can have been reused.
+// stop holds the process, so no PID can have been reused.
 func stop(c *child) error {
 	select {
 	case <-c.done:
@@ -656,9 +582,7 @@ func stop(c *child) error {
 	}
 }
 
-// stopDeployments stops every process verified to be one of the demo's
-// deployments, whether the demo or the remediator started it: SIGINT, as
-// Steam stops one, then SIGKILL for what is left.
+// stopDeployments: SIGINT, as Steam stops one, then SIGKILL for the rest.
 func (r *run) stopDeployments() error {
 	in, err := procid.NewInspector("")
 	if err != nil {
@@ -699,7 +623,6 @@ func (r *run) stopDeployments() error {
 	return nil
 }
 
-// logTail returns the last n lines of the file at path.
 func logTail(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -95,13 +95,7 @@ func TestDemo(t *testing.T) {
 }
 
 func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...string) {
-	addr := func() string {
-		port, err := testkit.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fmt.Sprintf("127.0.0.1:%d", port)
-	}
+	addr := func() string { return testkit.LoopbackAddr(t) }
 	exporter := addr()
 	// The demo keeps everything it writes in a temp folder; under this one,
 	// whatever it leaves behind is known to be its own.

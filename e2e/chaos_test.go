@@ -41,6 +41,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/dashboards"
 	"github.com/steam-overseer/steam-overseer/demo/jetty"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/promstack"
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
@@ -164,13 +165,7 @@ func TestChaos(t *testing.T) {
 
 	dir := t.TempDir()
 
-	addr := func() string {
-		port, err := testkit.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fmt.Sprintf("127.0.0.1:%d", port)
-	}
+	addr := func() string { return testkit.LoopbackAddr(t) }
 	token := make([]byte, 16)
 	if _, err := rand.Read(token); err != nil {
 		t.Fatal(err)
@@ -236,21 +231,21 @@ func TestChaos(t *testing.T) {
 	// every alert from Prometheus and both notify both remediators' webhook.
 	amConfig, _ := alertmanagerConfig(t, "http://"+c.hosts[0].remediatorAddr+"/webhook", tokenFile)
 	amConfig = addRemediator(t, amConfig, "http://"+c.hosts[1].remediatorAddr+"/webhook")
-	amConfigFile := writeFile(t, filepath.Join(dir, "alertmanager.yml"), amConfig)
 	amAddrs := []string{addr(), addr()}
 	clusterAddrs := []string{addr(), addr()}
 	for i := range amAddrs {
-		c.ams = append(c.ams, start(t, dir, fmt.Sprintf("alertmanager%d", i+1), nil, alertmanagerBin,
-			"--config.file="+amConfigFile,
-			"--storage.path="+filepath.Join(dir, fmt.Sprintf("alertmanager%d-data", i+1)),
-			"--web.listen-address="+amAddrs[i],
-			"--cluster.listen-address="+clusterAddrs[i],
-			"--cluster.peer="+clusterAddrs[1-i]))
+		args, err := promstack.Alertmanager(alertmanagerBin, promstack.Instance{
+			Dir: filepath.Join(dir, fmt.Sprintf("alertmanager%d", i+1)), Addr: amAddrs[i], Config: amConfig,
+			Gossip: clusterAddrs[i], Peers: []string{clusterAddrs[1-i]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ams = append(c.ams, start(t, dir, fmt.Sprintf("alertmanager%d", i+1), nil, args...))
 	}
 
 	// One Prometheus for both hosts, with the shipped rules and
 	// configuration, both exporters and remediators as targets.
-	promConfig, rules := prometheusConfig(t, dir, dashboards.PrometheusOverrides{
+	promConfig, rules := prometheusConfig(t, dashboards.PrometheusOverrides{
 		ExporterAddr:     c.hosts[0].exporterAddr,
 		RemediatorAddr:   c.hosts[0].remediatorAddr,
 		AlertmanagerAddr: amAddrs[0],
@@ -261,10 +256,13 @@ func TestChaos(t *testing.T) {
 		quote(amAddrs[0]), quote(amAddrs[0])+", "+quote(amAddrs[1]),
 	).Replace(string(promConfig)))
 	prometheusAddr := addr()
-	start(t, dir, "prometheus", nil, prometheusBin,
-		"--config.file="+writeFile(t, filepath.Join(dir, "prometheus.yml"), promConfig),
-		"--storage.tsdb.path="+filepath.Join(dir, "prometheus-data"),
-		"--web.listen-address="+prometheusAddr)
+	promArgs, err := promstack.Prometheus(prometheusBin, promstack.Instance{
+		Dir: filepath.Join(dir, "prometheus"), Addr: prometheusAddr, Config: promConfig,
+		Files: map[string][]byte{"alerts.yml": rules}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, dir, "prometheus", nil, promArgs...)
 
 	ready := []string{"http://" + prometheusAddr + "/-/ready"}
 	for _, hst := range c.hosts {
@@ -586,21 +584,15 @@ func (c *chaosRun) holdWriteLock(hst *chaosHost, hold time.Duration) error {
 		return err
 	}
 	defer db.Close()
-	ctx := context.Background()
-	conn, err := db.Conn(ctx)
+	lock, err := testkit.TakeWriteLock(context.Background(), db, testkit.Immediate)
 	if err != nil {
 		return err
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("taking the write lock: %w", err)
 	}
 	c.mu.Lock()
 	c.lockHolds++
 	c.mu.Unlock()
 	time.Sleep(hold)
-	_, err = conn.ExecContext(ctx, "COMMIT")
-	return err
+	return lock.Commit()
 }
 
 // plantForeign starts an unrelated process and writes its PID into cd's

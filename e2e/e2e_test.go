@@ -11,8 +11,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -53,12 +51,14 @@ const (
 	rateInterval = "15s"
 )
 
-func TestLoop(t *testing.T) {
-	prometheusBin := testkit.RequireTool(t, "prometheus")
-	alertmanagerBin := testkit.RequireTool(t, "prometheus-alertmanager")
-	bin := testkit.Binary(t)
+// loopTimers are Alertmanager's timers in the loop's tests: a first
+// notification after 1s, not the shipped 30s.
+var loopTimers = dashboards.AlertmanagerOverrides{
+	GroupWait: time.Second, GroupInterval: 2 * time.Second, RepeatInterval: 20 * time.Second}
 
-	dir := t.TempDir()
+func TestLoop(t *testing.T) {
+	testkit.RequireTool(t, "prometheus")
+	testkit.RequireTool(t, "prometheus-alertmanager")
 	h := testkit.NewJettyHome(t)
 	var deployments []steam.Deployment
 	var processes []*os.Process
@@ -72,62 +72,22 @@ func TestLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr := func() string {
-		port, err := testkit.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fmt.Sprintf("127.0.0.1:%d", port)
-	}
-	exporterAddr, remediatorAddr, prometheusAddr, alertmanagerAddr := addr(), addr(), addr(), addr()
-
-	token := make([]byte, 16)
-	if _, err := rand.Read(token); err != nil {
+	rules, err := dashboards.ShortenHolds(dashboards.AlertRules, holdFactor)
+	if err != nil {
 		t.Fatal(err)
 	}
-	tokenFile := writeFile(t, filepath.Join(dir, "webhook-token"), []byte(hex.EncodeToString(token)+"\n"))
-
-	// The exporter and the remediator, from the built binary. The exporter
-	// probes every second; a deployment older than 5s is expected to answer.
-	env := testkit.JettyEnv(t, h)
-	start(t, dir, "exporter", env, bin, "exporter", "--steam.home="+h.Home.Dir,
-		"--web.listen-address="+exporterAddr, "--log.level=debug",
-		"--probe.interval=1s", "--probe.timeout=500ms", "--probe.start-grace=5s")
-	start(t, dir, "remediator", env, bin, "remediator", "--steam.home="+h.Home.Dir,
-		"--web.listen-address="+remediatorAddr, "--webhook.bearer-token-file="+tokenFile,
-		// As on a host among many: the alert's instance is this host's
-		// exporter.
-		"--webhook.match=instance="+exporterAddr,
-		"--remediate.start-timeout=60s", "--java.path="+h.Java,
-		"--probe.timeout=500ms", "--probe.start-grace=5s", "--remediate.hung-after=3s", "--log.level=debug")
-
-	// Alertmanager with the shipped route: same receivers, matchers,
-	// grouping, send_resolved and bearer token file; only the addresses and
-	// timers change.
-	amConfig, operators := alertmanagerConfig(t, "http://"+remediatorAddr+"/webhook", tokenFile)
-	start(t, dir, "alertmanager", nil, alertmanagerBin,
-		"--config.file="+writeFile(t, filepath.Join(dir, "alertmanager.yml"), amConfig),
-		"--storage.path="+filepath.Join(dir, "alertmanager-data"),
-		"--web.listen-address="+alertmanagerAddr,
-		"--cluster.listen-address=") // no gossip: a single, private Alertmanager
-
-	// Prometheus with the shipped configuration and rules: only addresses,
-	// intervals and hold times change.
-	promConfig, _ := prometheusConfig(t, dir, dashboards.PrometheusOverrides{
-		ExporterAddr:     exporterAddr,
-		RemediatorAddr:   remediatorAddr,
-		AlertmanagerAddr: alertmanagerAddr,
+	// The shipped files: only addresses, intervals, hold times and
+	// Alertmanager's timers change. The exporter probes every second; a
+	// deployment older than 5s is expected to answer.
+	st := startStack(t, t.TempDir(), h, stackOptions{
+		rules: rules, interval: interval, timers: loopTimers, env: testkit.JettyEnv(t, h),
+		exporterArgs: []string{"--log.level=debug", "--probe.interval=1s", "--probe.timeout=500ms", "--probe.start-grace=5s"},
+		remediatorArgs: []string{"--remediate.start-timeout=60s", "--java.path=" + h.Java,
+			"--probe.timeout=500ms", "--probe.start-grace=5s", "--remediate.hung-after=3s", "--log.level=debug"},
 	})
-	start(t, dir, "prometheus", nil, prometheusBin,
-		"--config.file="+writeFile(t, filepath.Join(dir, "prometheus.yml"), promConfig),
-		"--storage.tsdb.path="+filepath.Join(dir, "prometheus-data"),
-		"--web.listen-address="+prometheusAddr)
-
-	waitOK(t, "http://"+exporterAddr+"/metrics", "http://"+remediatorAddr+"/-/ready",
-		"http://"+alertmanagerAddr+"/-/ready", "http://"+prometheusAddr+"/-/ready")
+	exporterAddr, remediatorAddr, prom, operators := st.exporterAddr, st.remediatorAddr, st.prom, st.operators
 
 	// Before: Prometheus sees all three up, and both steam-overseer targets.
-	prom := promAPI{base: "http://" + prometheusAddr}
 	prom.waitUp(t, 3, 2)
 	loop := loopRun{h: h, prom: prom, inspector: inspector, exporterAddr: exporterAddr,
 		remediatorMetrics: "http://" + remediatorAddr + "/metrics"}
@@ -357,30 +317,24 @@ func alertmanagerConfig(t *testing.T, remediatorURL, tokenFile string) ([]byte, 
 	operators := newRecorder()
 	operatorsServer := httptest.NewServer(operators)
 	t.Cleanup(operatorsServer.Close)
-	config, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, dashboards.AlertmanagerOverrides{
-		RemediatorURL:   remediatorURL,
-		CredentialsFile: tokenFile,
-		OperatorsURL:    operatorsServer.URL,
-		GroupWait:       time.Second,
-		GroupInterval:   2 * time.Second,
-		RepeatInterval:  20 * time.Second,
-	})
+	o := loopTimers
+	o.RemediatorURL, o.CredentialsFile, o.OperatorsURL = remediatorURL, tokenFile, operatorsServer.URL
+	config, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return config, operators
 }
 
-// prometheusConfig writes the shipped rules, holds shortened by holdFactor,
-// into dir as alerts.yml and returns the shipped prometheus.yml with o's
-// addresses and the test's interval, and the rules.
-func prometheusConfig(t *testing.T, dir string, o dashboards.PrometheusOverrides) (config, rules []byte) {
+// prometheusConfig returns the shipped prometheus.yml with o's addresses
+// and the test's interval, and the shipped rules with holds shortened by
+// holdFactor, for alerts.yml.
+func prometheusConfig(t *testing.T, o dashboards.PrometheusOverrides) (config, rules []byte) {
 	t.Helper()
 	rules, err := dashboards.ShortenHolds(dashboards.AlertRules, holdFactor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "alerts.yml"), rules)
 	o.Interval = interval
 	config, err = dashboards.AdaptPrometheusConfig(dashboards.PrometheusConfig, o)
 	if err != nil {
@@ -422,24 +376,7 @@ func writeFile(t *testing.T, path string, data []byte) string {
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	eventuallyEvery(t, timeout, 100*time.Millisecond, what, cond)
-}
-
-// eventuallyEvery polls cond until it holds, failing the test with cond's
-// last word after timeout.
-func eventuallyEvery(t *testing.T, timeout, every time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, detail)
-		}
-		time.Sleep(every)
-	}
+	testkit.EventuallyEvery(t, timeout, 100*time.Millisecond, what, cond)
 }
 
 var client = &http.Client{Timeout: 2 * time.Second}
@@ -648,7 +585,7 @@ func (l loopRun) heal(t *testing.T, victim steam.Deployment, victimProcess *os.P
 
 	// 2. The alert fires, with the labels the remediator acts on.
 	var fired promAlert
-	eventuallyEvery(t, 30*time.Second, 50*time.Millisecond, alertname+" to fire", func() (bool, string) {
+	testkit.EventuallyEvery(t, 30*time.Second, 50*time.Millisecond, alertname+" to fire", func() (bool, string) {
 		alerts, err := l.prom.alerts()
 		for _, a := range alerts {
 			if a.Labels["alertname"] == alertname && a.Labels["deployment_id"] == victim.IDString() && a.State == "firing" {
@@ -673,7 +610,7 @@ func (l loopRun) heal(t *testing.T, victim steam.Deployment, victimProcess *os.P
 
 	// 4. The deployment is back and serving.
 	ping := fmt.Sprintf("http://127.0.0.1:%d/ping", victim.Port)
-	eventuallyEvery(t, 60*time.Second, 20*time.Millisecond, "the deployment to serve /ping again", func() (bool, string) {
+	testkit.EventuallyEvery(t, 60*time.Second, 20*time.Millisecond, "the deployment to serve /ping again", func() (bool, string) {
 		code, err := httpGet(ping)
 		return code == http.StatusOK, fmt.Sprint(code, err)
 	})

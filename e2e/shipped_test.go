@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
+	"github.com/steam-overseer/steam-overseer/internal/promstack"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
@@ -75,7 +76,7 @@ func TestShippedTimings(t *testing.T) {
 
 	ping := fmt.Sprintf("http://127.0.0.1:%d/ping", victim.Port)
 	limit := shippedBudget + ownStart
-	eventuallyEvery(t, limit+30*time.Second, 20*time.Millisecond, "the deployment to serve /ping again", func() (bool, string) {
+	testkit.EventuallyEvery(t, limit+30*time.Second, 20*time.Millisecond, "the deployment to serve /ping again", func() (bool, string) {
 		code, err := httpGet(ping)
 		return code == http.StatusOK, fmt.Sprint(code, err)
 	})
@@ -118,8 +119,11 @@ type stackOptions struct {
 	interval time.Duration
 	// timers holds Alertmanager's group_wait, group_interval and
 	// repeat_interval; its addresses are the stack's.
-	timers         dashboards.AlertmanagerOverrides
-	remediatorArgs []string
+	timers dashboards.AlertmanagerOverrides
+	// env is the exporter's and remediator's environment; nil puts the
+	// home's java first in PATH.
+	env                          []string
+	exporterArgs, remediatorArgs []string
 }
 
 // startStack starts the stack on h's Steam home and waits until every
@@ -129,13 +133,7 @@ func startStack(t *testing.T, dir string, h *testkit.Home, o stackOptions) *stac
 	prometheusBin := testkit.RequireTool(t, "prometheus")
 	alertmanagerBin := testkit.RequireTool(t, "prometheus-alertmanager")
 	bin := testkit.Binary(t)
-	addr := func() string {
-		port, err := testkit.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return fmt.Sprintf("127.0.0.1:%d", port)
-	}
+	addr := func() string { return testkit.LoopbackAddr(t) }
 	st := &stack{exporterAddr: addr(), remediatorAddr: addr(), prometheusAddr: addr(), alertmanagerAddr: addr()}
 	st.prom = promAPI{base: "http://" + st.prometheusAddr}
 	token := make([]byte, 32)
@@ -144,8 +142,12 @@ func startStack(t *testing.T, dir string, h *testkit.Home, o stackOptions) *stac
 	}
 	st.tokenFile = writeFile(t, filepath.Join(dir, "webhook-token"), []byte(hex.EncodeToString(token)+"\n"))
 
-	env := append(os.Environ(), "PATH="+filepath.Dir(h.Java)+string(os.PathListSeparator)+os.Getenv("PATH"))
-	start(t, dir, "exporter", env, bin, "exporter", "--steam.home="+h.Home.Dir, "--web.listen-address="+st.exporterAddr)
+	env := o.env
+	if env == nil {
+		env = append(os.Environ(), "PATH="+filepath.Dir(h.Java)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
+	start(t, dir, "exporter", env, append([]string{bin, "exporter", "--steam.home=" + h.Home.Dir,
+		"--web.listen-address=" + st.exporterAddr}, o.exporterArgs...)...)
 	start(t, dir, "remediator", env, append([]string{bin, "remediator", "--steam.home=" + h.Home.Dir,
 		"--web.listen-address=" + st.remediatorAddr, "--webhook.bearer-token-file=" + st.tokenFile,
 		"--webhook.match=instance=" + st.exporterAddr}, o.remediatorArgs...)...)
@@ -159,17 +161,18 @@ func startStack(t *testing.T, dir string, h *testkit.Home, o stackOptions) *stac
 	if err != nil {
 		t.Fatal(err)
 	}
-	start(t, dir, "alertmanager", nil, alertmanagerBin,
-		"--config.file="+writeFile(t, filepath.Join(dir, "alertmanager.yml"), amConfig),
-		"--storage.path="+filepath.Join(dir, "alertmanager-data"),
-		"--web.listen-address="+st.alertmanagerAddr,
-		"--cluster.listen-address=") // no gossip: a single, private Alertmanager
+	// No gossip: a single, private Alertmanager.
+	amArgs, err := promstack.Alertmanager(alertmanagerBin, promstack.Instance{
+		Dir: filepath.Join(dir, "alertmanager"), Addr: st.alertmanagerAddr, Config: amConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, dir, "alertmanager", nil, amArgs...)
 
 	rules := o.rules
 	if rules == nil {
 		rules = dashboards.AlertRules
 	}
-	writeFile(t, filepath.Join(dir, "alerts.yml"), rules)
 	promConfig, err := dashboards.AdaptPrometheusConfig(dashboards.PrometheusConfig, dashboards.PrometheusOverrides{
 		ExporterAddr:     st.exporterAddr,
 		RemediatorAddr:   st.remediatorAddr,
@@ -179,20 +182,14 @@ func startStack(t *testing.T, dir string, h *testkit.Home, o stackOptions) *stac
 	if err != nil {
 		t.Fatal(err)
 	}
-	start(t, dir, "prometheus", nil, prometheusBin,
-		"--config.file="+writeFile(t, filepath.Join(dir, "prometheus.yml"), promConfig),
-		"--storage.tsdb.path="+filepath.Join(dir, "prometheus-data"),
-		"--web.listen-address="+st.prometheusAddr)
-	for _, u := range []string{
-		"http://" + st.exporterAddr + "/metrics",
-		"http://" + st.remediatorAddr + "/-/ready",
-		"http://" + st.alertmanagerAddr + "/-/ready",
-		"http://" + st.prometheusAddr + "/-/ready",
-	} {
-		eventually(t, 30*time.Second, u+" to answer 200", func() (bool, string) {
-			code, err := httpGet(u)
-			return code == http.StatusOK, fmt.Sprint(code, err)
-		})
+	promArgs, err := promstack.Prometheus(prometheusBin, promstack.Instance{
+		Dir: filepath.Join(dir, "prometheus"), Addr: st.prometheusAddr, Config: promConfig,
+		Files: map[string][]byte{"alerts.yml": rules}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	start(t, dir, "prometheus", nil, promArgs...)
+	waitOK(t, "http://"+st.exporterAddr+"/metrics", "http://"+st.remediatorAddr+"/-/ready",
+		"http://"+st.alertmanagerAddr+"/-/ready", "http://"+st.prometheusAddr+"/-/ready")
 	return st
 }

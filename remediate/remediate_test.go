@@ -710,19 +710,12 @@ func TestSteamDatabaseLocked(t *testing.T) {
 	d, p := h.Run(testkit.Spec{Name: "churn"})
 	testkit.Kill(t, p)
 
-	conn, err := h.DB.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
+	lock := h.HoldLock(testkit.Immediate)
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
 		time.Sleep(3 * time.Second)
-		if _, err := conn.ExecContext(context.Background(), `COMMIT`); err != nil {
+		if err := lock.Commit(); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -747,14 +740,7 @@ func TestRowChangesBeforeRecording(t *testing.T) {
 	// from landing until Steam has stopped the deployment, whenever the
 	// new process becomes ready; Steam stops it once the start is under
 	// way, as the header in the deployment's log shows.
-	conn, err := h.DB.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
+	lock := h.HoldLock(testkit.Immediate)
 	log := filepath.Join(h.Home.LogDir(), "deployment-"+itoa(int(d.ID))+".log")
 	remediated := make(chan struct{})
 	stopped := make(chan struct{})
@@ -767,16 +753,15 @@ func TestRowChangesBeforeRecording(t *testing.T) {
 			select {
 			case <-remediated:
 				t.Error("the remediation ended without starting the deployment")
-				_, _ = conn.ExecContext(context.Background(), `ROLLBACK`)
+				_ = lock.Release()
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
 		}
-		if _, err := conn.ExecContext(context.Background(),
-			`UPDATE service SET state = 'stopped', process_id = 1 WHERE id = ?`, d.ID); err != nil {
+		if err := lock.Exec(`UPDATE service SET state = 'stopped', process_id = 1 WHERE id = ?`, d.ID); err != nil {
 			t.Error(err)
 		}
-		if _, err := conn.ExecContext(context.Background(), `COMMIT`); err != nil {
+		if err := lock.Commit(); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -1093,14 +1078,7 @@ func TestShutdownAbandonsRecording(t *testing.T) {
 	e := newEngine(t, h, func(c *Config) { c.RecordTimeout = time.Hour })
 	d, p := h.Run(testkit.Spec{Name: "churn"})
 	testkit.Kill(t, p)
-	conn, err := h.DB.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
+	lock := h.HoldLock(testkit.Immediate)
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -1109,7 +1087,7 @@ func TestShutdownAbandonsRecording(t *testing.T) {
 	if err := shutdown(t, e, cancelled()); err == nil {
 		t.Error("Shutdown returned nil, want the context's error for an abandoned remediation")
 	}
-	if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
+	if err := lock.Release(); err != nil {
 		t.Fatal(err)
 	}
 	js := e.journal(t, d.ID)

@@ -52,24 +52,20 @@ func backupCommand(app *kingpin.Application) []subcommand {
 	}
 }
 
-// progressFlags say when a backup prints its progress line.
 type progressFlags struct {
 	always bool
 	delay  time.Duration
 }
 
-// progressReporter starts printing a backup's progress; it returns the
-// function that stops it.
 type progressReporter func(p *backup.Progress) (stop func())
 
-// reporter prints on w when it is a terminal, or when --progress asks for
-// it anyway; a timer's journal or a cron mail gets no progress otherwise.
+// reporter prints on a terminal, or when --progress asks: a timer's journal
+// or a cron mail gets no progress otherwise.
 func (f progressFlags) reporter(w *os.File) progressReporter {
 	terminal := isTerminal(w)
 	if !terminal && !f.always {
 		return nil
 	}
-	// A line a second rewritten in place; a line every 10 s in a log.
 	interval := time.Second
 	if !terminal {
 		interval = 10 * time.Second
@@ -82,8 +78,6 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
-// runBackupVerify prints a summary of a good archive, or exits 1 naming the
-// first bad file.
 func runBackupVerify(ctx context.Context, stdout io.Writer, path string) int {
 	v, err := backup.Verify(ctx, path)
 	if err != nil {
@@ -94,8 +88,7 @@ func runBackupVerify(ctx context.Context, stdout io.Writer, path string) int {
 	return 0
 }
 
-// runBackup prints the archive's path on success, exits non-zero on any
-// failure, and records the outcome in the state database for the exporter's
+// runBackup records the outcome in the state database, for the exporter's
 // steam_backup_last_success_timestamp_seconds.
 func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, report progressReporter, loc location, output string) int {
 	home, statePath, err := loc.resolve()
@@ -131,23 +124,20 @@ func runBackup(ctx context.Context, logger *slog.Logger, stdout io.Writer, repor
 	case err != nil:
 		return fail("backing up "+home.Dir, err)
 	case recErr != nil:
-		// Exiting 0 would hide that the exporter goes on showing the
-		// previous backup as the last good one, until SteamBackupTooOld.
+		// Exiting 0 would hide that the exporter still shows the previous backup.
 		return fail("the archive "+res.Path+" is complete, but recording it in "+statePath, recErr)
 	}
 	fmt.Fprintln(stdout, res.Path)
 	return 0
 }
 
-// recordBackup appends the outcome to the state database. It creates the
-// database if needed, but never the folder it belongs in: a home without
-// var/master/db is not one to leave files in.
+// recordBackup never creates var/master/db: a home without it is not one
+// to leave files in.
 func recordBackup(ctx context.Context, home steam.Home, statePath string, rec state.BackupRecord) error {
 	if _, err := os.Stat(filepath.Dir(statePath)); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("state folder %s does not exist", filepath.Dir(statePath))
 	}
-	// The outcome is recorded even when ctx ended (Ctrl-C), so that the
-	// backups table says why the last run failed.
+	// Recorded even after Ctrl-C, so the table says why the last run failed.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	st, err := openState(ctx, home, statePath)

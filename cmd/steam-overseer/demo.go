@@ -53,9 +53,8 @@ func demoCommand(app *kingpin.Application) []subcommand {
 	}}}
 }
 
-// operatorCommand is how a person runs exe again later. `go run` builds
-// into a temporary folder of the build cache (…/go-build…/exe/) that is
-// deleted when it exits, so that is named as the command instead.
+// operatorCommand: `go run` builds into a temporary folder deleted on exit,
+// so that is named as the command instead.
 func operatorCommand(exe string) string {
 	if filepath.Base(filepath.Dir(exe)) == "exe" && strings.Contains(exe, string(filepath.Separator)+"go-build") {
 		return "go run ./cmd/steam-overseer"

@@ -102,8 +102,7 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 		mux.Handle("/", landing)
 	}
 
-	// Every scrape reads the home afresh and exporter-toolkit reads the web
-	// config at each connection: a reload would change nothing.
+	// Every scrape rereads the home and exporter-toolkit its web config.
 	onHangup(ctx, logger, "(every scrape reads Steam's database afresh)", nil)
 	logger.Info("Watching Steam home", "steam_home", home.Dir, "state_path", statePath)
 	if err := serve(ctx, logger, webConfig, mux); err != nil {
@@ -112,13 +111,10 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 	return 0
 }
 
-// scrapeBusyTimeout caps a scrape's wait for Steam's write lock. The state
-// database's own wait (5 s) may follow it; together they stay under
-// Prometheus's default 10 s scrape timeout, so that a locked database shows
-// as steam_exporter_scrape_success 0 instead of a failed scrape.
+// scrapeBusyTimeout plus the state database's 5 s stay under Prometheus's
+// 10 s scrape timeout: a locked database shows as scrape_success 0.
 const scrapeBusyTimeout = 3 * time.Second
 
-// exporterRegistry is Steam's registry as the exporter reads it.
 func exporterRegistry(home steam.Home) *steam.Registry {
 	r := steam.NewRegistry(home)
 	r.BusyTimeout = scrapeBusyTimeout

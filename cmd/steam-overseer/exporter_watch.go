@@ -21,12 +21,9 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
-// AlertExited is the alert the exporter sends itself when a deployment's
-// java exits: Prometheus' SteamDeploymentDown, without scrape, rule
-// evaluation and hold.
+// AlertExited is SteamDeploymentDown without scrape, evaluation and hold.
 const AlertExited = "SteamDeploymentExited"
 
-// watchFlags are the exporter's --alertmanager.* flags.
 type watchFlags struct {
 	urls        []string
 	labels      map[string]string
@@ -64,8 +61,6 @@ func (f *watchFlags) check() error {
 	return nil
 }
 
-// startExitWatch starts the exit watch and its notifier when Alertmanagers
-// are configured; stop waits for both to end.
 func startExitWatch(ctx context.Context, logger *slog.Logger, f watchFlags, home steam.Home,
 	inspector *procid.Inspector, reg prometheus.Registerer) (stop func(), err error) {
 	if len(f.urls) == 0 {
@@ -96,10 +91,9 @@ func startExitWatch(ctx context.Context, logger *slog.Logger, f watchFlags, home
 	return func() { cancel(); wg.Wait() }, nil
 }
 
-// usage marks an error of the command line.
+// usage marks an error of the command line (exit 2).
 type usage struct{ error }
 
-// watchFailed is the exit code of a failed startExitWatch.
 func watchFailed(err error) int {
 	if errors.As(err, new(usage)) {
 		return usageError(err)
@@ -107,8 +101,7 @@ func watchFailed(err error) int {
 	return fail("", err)
 }
 
-// exitNotifier turns the watch's events into alerts: one per deployment,
-// labelled as the shipped SteamDeploymentDown.
+// exitNotifier labels its alerts as the shipped SteamDeploymentDown.
 func exitNotifier(n *amnotify.Notifier, extra map[string]string) func(exitwatch.Event) {
 	return func(ev exitwatch.Event) {
 		key := strconv.FormatInt(ev.ID, 10)

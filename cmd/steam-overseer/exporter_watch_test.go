@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steam-overseer/steam-overseer/internal/alertmanagertest"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
 
@@ -45,7 +44,7 @@ func startWatchingExporter(t *testing.T, dir string, n int, args ...string) *sub
 func TestExporterSendsExits(t *testing.T) {
 	h := testkit.NewHome(t)
 	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
-	a, b := alertmanagertest.Pair(t)
+	a, b := testkit.AlertmanagerPair(t)
 	args := []string{"--alertmanager.url=" + a.URL(), "--alertmanager.url=" + b.URL(),
 		"--alertmanager.label=instance=steam1:9732", "--alertmanager.label=steam_host=steam1"}
 	e := startWatchingExporter(t, h.Home.Dir, 1, args...)
@@ -58,7 +57,7 @@ func TestExporterSendsExits(t *testing.T) {
 	b.WaitAlert(id, true)
 	want := map[string]string{"alertname": AlertExited, "severity": "critical", "deployment_id": id,
 		"deployment": "churn", "instance": "steam1:9732", "steam_host": "steam1"}
-	for _, am := range []*alertmanagertest.Alertmanager{a, b} {
+	for _, am := range []*testkit.Alertmanager{a, b} {
 		if got := am.Alerts()[id]; !maps.Equal(got, want) {
 			t.Errorf("%s holds %v, want %v", am.URL(), got, want)
 		}

@@ -10,24 +10,19 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
-// location is where a command finds its Steam home and steam-overseer's
-// state database: the --steam.home and --state.path every command takes.
+// location is the --steam.home and --state.path every command takes.
 type location struct {
 	home, statePath string
 }
 
-// addLocationFlags adds --steam.home and --state.path to cmd. homeHelp says
-// what the command does with the home, stateUse what with the state
-// database.
 func addLocationFlags(cmd *kingpin.CmdClause, l *location, homeHelp, stateUse string) {
-	// Required: without a home nothing can run, a usage error (exit 2).
+	// Required: without a home, a usage error (exit 2).
 	cmd.Flag("steam.home", homeHelp).Envar("STEAM_HOME").Required().StringVar(&l.home)
 	cmd.Flag("state.path", "steam-overseer's state database, "+stateUse+
 		" (default: <steam.home>/var/master/db/steam-overseer.db).").StringVar(&l.statePath)
 }
 
-// resolve returns the Steam home, which must exist, and the state
-// database's path, defaulting to the one beside Steam's database.
+// resolve defaults the state database to the one beside Steam's.
 func (l location) resolve() (steam.Home, string, error) {
 	home, err := steam.NewHome(l.home)
 	if err != nil {
@@ -39,20 +34,16 @@ func (l location) resolve() (steam.Home, string, error) {
 	return home, l.statePath, nil
 }
 
-// addProcfsFlag adds --path.procfs, where every command that reads processes
-// finds procfs (a host's /proc mounted elsewhere, as in node_exporter).
+// addProcfsFlag: a host's /proc mounted elsewhere, as in node_exporter.
 func addProcfsFlag(cmd *kingpin.CmdClause, root *string) {
 	cmd.Flag("path.procfs", "procfs mountpoint.").Default("/proc").StringVar(root)
 }
 
-// openState opens the state database at path read-write and checks that it
-// is home's (adopting home when it records none yet).
+// openState adopts home when the database records none yet.
 func openState(ctx context.Context, home steam.Home, path string) (*state.DB, error) {
 	return ownedBy(ctx, home)(state.Open(ctx, path))
 }
 
-// openStateReadOnly opens the state database at path read-only and checks
-// that it is not another home's.
 func openStateReadOnly(ctx context.Context, home steam.Home, path string) (*state.DB, error) {
 	return ownedBy(ctx, home)(state.OpenReadOnly(path))
 }
@@ -70,9 +61,8 @@ func ownedBy(ctx context.Context, home steam.Home) func(*state.DB, error) (*stat
 	}
 }
 
-// refuseOtherHomesState returns a *state.HomeMismatchError when the state
-// database at path belongs to another home; a missing or unreadable one is
-// left to whatever reads it later.
+// refuseOtherHomesState leaves a missing or unreadable database to whatever
+// reads it later.
 func refuseOtherHomesState(ctx context.Context, home steam.Home, path string) error {
 	st, err := openStateReadOnly(ctx, home, path)
 	if err == nil {

@@ -1,6 +1,4 @@
-// Command steam-overseer watches and heals H2O Steam deployments: its
-// exporter publishes their health for Prometheus, its remediator restarts
-// the dead ones when Alertmanager calls.
+// Command steam-overseer watches and heals H2O Steam deployments.
 package main
 
 import (
@@ -21,16 +19,12 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/printable"
 )
 
-// A subcommand is one kingpin command and what runs it; run returns the
-// process's exit code.
 type subcommand struct {
 	clause *kingpin.CmdClause
 	run    func(ctx context.Context, logger *slog.Logger) int
 }
 
-// registrations add each subcommand's flags to the application. Every
-// subcommand's file registers itself from init, so that adding one touches
-// no other file.
+// registrations: each subcommand's file registers itself from init.
 var registrations []func(app *kingpin.Application) []subcommand
 
 func register(r func(app *kingpin.Application) []subcommand) {
@@ -40,9 +34,8 @@ func register(r func(app *kingpin.Application) []subcommand) {
 func main() { os.Exit(run(os.Args)) }
 
 func run(args []string) int {
-	// The demo links this binary as its deployments' java: Steam's argv must
-	// start with "java" for procid to verify the process, and no shell shim
-	// can set argv[0]. Called so, it is the hidden "demo scorer" command.
+	// The demo links this binary as its deployments' java (procid needs argv
+	// to start with "java"); called so, it is the hidden "demo scorer" command.
 	if filepath.Base(args[0]) == "java" {
 		args = append([]string{args[0], "demo", "scorer", "--"}, args[1:]...)
 	}
@@ -60,9 +53,8 @@ func run(args []string) int {
 	showBoolDefaults(app)
 	kingpin.ManPageTemplate = manPageTemplate(kingpin.ManPageTemplate)
 
-	// Without a command there is nothing to do: like any usage error, the
-	// usage goes to stderr and the exit code is 2, so a script that lost its
-	// arguments fails. (kingpin would print it and exit 0.)
+	// No command: usage on stderr and exit 2, so a script that lost its
+	// arguments fails (kingpin would exit 0).
 	if pc, err := app.ParseContext(args[1:]); err == nil && pc.SelectedCommand == nil && !asksForHelp(pc) {
 		app.UsageWriter(os.Stderr)
 		app.Usage(args[1:])
@@ -83,8 +75,7 @@ func run(args []string) int {
 	return usageError(fmt.Errorf("unknown command %q", selected))
 }
 
-// asksForHelp reports whether the command line holds a flag that prints
-// something and exits 0 by itself: --help and its kin, --version.
+// asksForHelp: --help and its kin, --version, which print and exit 0.
 func asksForHelp(pc *kingpin.ParseContext) bool {
 	for _, el := range pc.Elements {
 		if f, ok := el.Clause.(*kingpin.FlagClause); ok {
@@ -98,8 +89,7 @@ func asksForHelp(pc *kingpin.ParseContext) bool {
 	return false
 }
 
-// showBoolDefaults appends its default to every boolean flag's help:
-// kingpin shows --[no-]name, never whether it is on.
+// showBoolDefaults: kingpin shows --[no-]name, never whether it is on.
 func showBoolDefaults(app *kingpin.Application) {
 	mark := func(get func(string) *kingpin.FlagClause, flags []*kingpin.FlagModel) {
 		for _, m := range flags {
@@ -124,10 +114,8 @@ func showBoolDefaults(app *kingpin.Application) {
 	}
 }
 
-// manPageTemplate fixes kingpin's man page: its header puts the whole
-// multi-line --version text where one word belongs, NAME lacks the
-// description whatis reads, and only leaf commands are listed, which hides
-// the flags of a command with subcommands (the remediator's).
+// manPageTemplate puts one word in the header, a description in NAME for
+// whatis, and every command's flags, not only leaf commands'.
 func manPageTemplate(t string) string {
 	t = strings.Replace(t, `.TH {{.App.Name}} 1 {{.App.Version}} "{{.App.Author}}"`,
 		fmt.Sprintf(`.TH STEAM-OVERSEER 1 "" "steam-overseer %s" "User Commands"`, version.Version), 1)
@@ -143,11 +131,8 @@ const (
 	exitUsage   = 2 // the command line is wrong: nothing was done
 )
 
-// fail reports what a command fails with: one plain sentence on stderr,
-// "steam-overseer: <what failed>: <why>", without the log decoration (time=,
-// level=, source=) that belongs to the long-running commands' operational
-// logs. An empty what means err says it already. It returns the exit
-// code 1.
+// fail prints "steam-overseer: <what failed>: <why>" on stderr, without
+// the log decoration, and returns 1.
 func fail(what string, err error) int {
 	if what == "" {
 		fmt.Fprintf(os.Stderr, "steam-overseer: %s\n", oneLine(err))
@@ -157,24 +142,19 @@ func fail(what string, err error) int {
 	return exitFailure
 }
 
-// usageError reports a wrong command line and returns the exit code 2.
 func usageError(err error) int {
 	fmt.Fprintf(os.Stderr, "steam-overseer: %s (see steam-overseer --help)\n", oneLine(err))
 	return exitUsage
 }
 
-// oneLine keeps an error that holds line breaks (SQLite's integrity
-// report, a child's output) to one line, so the sentence stays one, and
-// escapes what else could act on the terminal (a name from Steam's database
-// or an archive).
+// oneLine keeps an error's sentence to one line and escapes what could act
+// on the terminal.
 func oneLine(err error) string {
 	return printable.Escape(strings.Join(strings.Fields(err.Error()), " "))
 }
 
-// interruptContext returns a context canceled by the first SIGINT or
-// SIGTERM, which asks for a graceful stop. Once it has come, the signals'
-// default action is restored, so that a second Ctrl-C kills a program whose
-// cleanup is slow or stuck (the demo's takes seconds).
+// interruptContext: after the first SIGINT or SIGTERM the default action
+// is restored, so a second Ctrl-C kills a slow cleanup.
 func interruptContext() (context.Context, context.CancelFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	go func() {
@@ -184,10 +164,7 @@ func interruptContext() (context.Context, context.CancelFunc) {
 	return ctx, stop
 }
 
-// onHangup handles SIGHUP until ctx ends: reload runs at each one, or, when
-// there is nothing to reload, the signal is logged (why says why) and
-// ignored. Every long-running command calls it, since SIGHUP's default
-// action would end it without a word.
+// onHangup: SIGHUP's default action would end the program without a word.
 func onHangup(ctx context.Context, logger *slog.Logger, why string, reload func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

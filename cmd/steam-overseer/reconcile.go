@@ -71,9 +71,8 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 	if err != nil {
 		return fail("invalid remediation settings", err)
 	}
-	// Deferred after st.Close, so run before it: every remediation and
-	// watch window of the engine has ended or been abandoned before the
-	// state database closes.
+	// Deferred after st.Close, so run before it: the engine's remediations end
+	// before the state database closes.
 	defer func() {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), remediatorShutdownGrace)
 		defer cancel()
@@ -108,8 +107,6 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 	return 0
 }
 
-// printOutcomes writes one line per deployment and returns how many are
-// (or would stay) down.
 func printOutcomes(w io.Writer, outcomes []remediate.Outcome) (down int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tACTION\tRESULT\tOLD PID\tNEW PID\tREASON")

@@ -28,12 +28,8 @@ import (
 
 func init() { register(remediatorCommand) }
 
-// remediatorShutdownGrace is how long remediations in progress may go on
-// after SIGTERM (or, for reconcile, SIGINT). Longer ones are abandoned,
-// which is safe: a started process keeps running and a PID not yet recorded
-// stays unrecorded, both adopted by the next remediation, and a failed start
-// still being stopped is killed. After the grace, exiting waits only for
-// the abandoned remediations to be journaled (see remediate.Shutdown).
+// remediatorShutdownGrace: longer remediations are abandoned, which is
+// safe: the next remediation adopts what they left.
 const remediatorShutdownGrace = 10 * time.Second
 
 type remediatorFlags struct {
@@ -51,8 +47,7 @@ type remediatorFlags struct {
 	resetID           string
 }
 
-// engineFlags are how deployments are started; the remediator and the
-// reconcile command share them.
+// engineFlags are shared by the remediator and reconcile.
 type engineFlags struct {
 	concurrency     int
 	startTimeout    time.Duration
@@ -105,8 +100,7 @@ func remediatorCommand(app *kingpin.Application) []subcommand {
 	addLocationFlags(cmd, &f.location, "The unpacked Steam release whose deployments are remediated.",
 		"holding the journal and the restart policy")
 
-	// The server's flags belong to remediator itself, not to its default
-	// serve: `remediator --help` must show them.
+	// Flags of remediator itself, so `remediator --help` shows them.
 	f.web = kingpinflag.AddFlags(cmd, "127.0.0.1:9733")
 	cmd.Flag("webhook.alertname", "Alert name acted on; repeat for several (default: "+strings.Join(webhook.DefaultAlertNames, ", ")+").").
 		Default(webhook.DefaultAlertNames...).StringsVar(&f.alertNames)
@@ -136,7 +130,6 @@ func remediatorCommand(app *kingpin.Application) []subcommand {
 	}
 }
 
-// openRemediatorState opens the Steam home and the state database, read-write.
 func openRemediatorState(ctx context.Context, f *remediatorFlags) (steam.Home, *state.DB, error) {
 	home, statePath, err := f.resolve()
 	if err != nil {
@@ -193,8 +186,8 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	if err != nil {
 		return fail("invalid webhook settings", err)
 	}
-	// In the background: with Steam holding its lock, this waits out the
-	// busy timeout, and the webhook does without it.
+	// In the background: with Steam holding its lock this waits out the busy
+	// timeout, and the webhook does without it.
 	go func() {
 		if err := hook.Refresh(ctx); err != nil {
 			logger.Warn("Cannot read Steam's deployments yet", "err", err)
@@ -230,8 +223,7 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	}
 	reloadOnHangup(ctx, logger, tokenFile)
 
-	// On SIGTERM the webhook answers 503 at once (Alertmanager retries
-	// elsewhere or later) while the server drains.
+	// On SIGTERM the webhook answers 503 while the server drains.
 	stopHook := context.AfterFunc(ctx, func() {
 		shuttingDown.Store(true)
 		hook.Shutdown()
@@ -247,8 +239,7 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	hook.Shutdown()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), remediatorShutdownGrace)
 	defer cancel()
-	// The state database is closed only after this: Shutdown waits for
-	// every remediation, the periodic sweep's too, to end or be abandoned.
+	// Shutdown waits for every remediation before the state database closes.
 	if err := engine.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		logger.Error("Stopping remediation failed", "err", err)
 	}
@@ -256,8 +247,7 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	return code
 }
 
-// runRemediatorReset resets only a deployment Steam's registry holds: a
-// mistyped id must not be journaled as a reset that never applied.
+// runRemediatorReset: a mistyped id must not be journaled as a reset.
 func runRemediatorReset(ctx context.Context, logger *slog.Logger, f *remediatorFlags) int {
 	id, err := strconv.ParseInt(f.resetID, 10, 64)
 	if err != nil || id <= 0 {
@@ -282,8 +272,6 @@ func runRemediatorReset(ctx context.Context, logger *slog.Logger, f *remediatorF
 	if err != nil {
 		return fail("resetting the restart policy", err)
 	}
-	// Waits for a remediation of the deployment in progress, which holds
-	// its lock, to end.
 	if err := engine.Reset(ctx, id); err != nil {
 		return fail(fmt.Sprintf("resetting the restart policy of deployment %d", id), err)
 	}

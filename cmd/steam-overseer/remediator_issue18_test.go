@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,20 +66,13 @@ func holdStateLock(t *testing.T, h *testkit.Home) (release func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := db.Conn(context.Background())
+	lock, err := testkit.TakeWriteLock(context.Background(), db, testkit.Immediate)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
 	release = func() {
-		once.Do(func() {
-			_, _ = conn.ExecContext(context.Background(), `ROLLBACK`)
-			conn.Close()
-			db.Close()
-		})
+		_ = lock.Release()
+		db.Close()
 	}
 	t.Cleanup(release)
 	return release

@@ -13,16 +13,12 @@ import (
 	"github.com/steam-overseer/steam-overseer/remediate/webhook"
 )
 
-// checkAuthSettings refuses a bearer token together with basic_auth_users
-// in the web config file: exporter-toolkit demands basic auth in the same
-// Authorization header the token comes in, so every webhook would be
-// refused with 401 by one or the other.
+// checkAuthSettings: basic auth and the bearer token share one
+// Authorization header, so together every webhook would get 401.
 func checkAuthSettings(webConfigFile, tokenFile string) error {
 	if webConfigFile == "" {
 		return nil
 	}
-	// Checked now, as exporter-toolkit checks it, so that a broken file
-	// stops the remediator before it starts remediating.
 	if err := web.Validate(webConfigFile); err != nil {
 		return fmt.Errorf("checking --web.config.file %s: %w", webConfigFile, err)
 	}
@@ -45,7 +41,6 @@ func checkAuthSettings(webConfigFile, tokenFile string) error {
 	return nil
 }
 
-// reloadOnHangup re-reads the bearer token at every SIGHUP until ctx ends.
 func reloadOnHangup(ctx context.Context, logger *slog.Logger, tf *webhook.TokenFile) {
 	if tf == nil {
 		onHangup(ctx, logger, "without --webhook.bearer-token-file", nil)
@@ -54,10 +49,8 @@ func reloadOnHangup(ctx context.Context, logger *slog.Logger, tf *webhook.TokenF
 	onHangup(ctx, logger, "", func() { _ = tf.Reload("SIGHUP") }) // logged and counted by Reload
 }
 
-// remediatorRoutes are the remediator's HTTP routes. Each answers only its
-// own methods (405 with Allow, from ServeMux's method patterns; the webhook
-// answers its own) and any other path is 404: a mistyped Alertmanager URL
-// must fail loudly, not be answered 200 by the landing page.
+// remediatorRoutes answer 404 off their paths: a mistyped Alertmanager URL
+// must fail loudly, not get the landing page's 200.
 func remediatorRoutes(hook, metrics, landing http.Handler, ready func() bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/webhook", hook)

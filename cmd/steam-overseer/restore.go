@@ -26,8 +26,6 @@ func restoreCommand(app *kingpin.Application) []subcommand {
 	}}}
 }
 
-// runRestore restores file into dir and says what is left to do: the
-// archive holds Steam's data, not its release.
 func runRestore(ctx context.Context, stdout io.Writer, file, dir string) int {
 	v, err := backup.Restore(ctx, file, dir)
 	if err != nil {
@@ -36,8 +34,7 @@ func runRestore(ctx context.Context, stdout io.Writer, file, dir string) int {
 	fmt.Fprintf(stdout, "Restored %d files (%d bytes) of the backup of %s taken %s into %s; every sha256 matched and the databases are intact.\n",
 		v.Files, v.Bytes, printable.Quote(v.Manifest.SteamHome), v.Manifest.Created.Format("2006-01-02 15:04:05 MST"), dir)
 	fmt.Fprintln(stdout, "The backup holds Steam's databases and models, not Steam itself: unpack Steam's release into the same folder before starting it.")
-	// Files belong to whoever restores them; Steam must be able to write
-	// its database.
+	// Files belong to whoever restores them; Steam must write its database.
 	if os.Geteuid() == 0 {
 		fmt.Fprintf(stdout, "The files belong to root: give them to Steam's user (chown -R steam: %s) before starting Steam.\n", dir)
 	}

@@ -12,22 +12,17 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/state"
 )
 
-// journalPruneInterval is how often the remediator prunes the journal after
-// the pruning at start: rows age by the hour, and a day's worth is tiny.
+// journalPruneInterval: rows age by the hour, and a day's worth is tiny.
 const journalPruneInterval = time.Hour
 
-// addJournalRetentionFlag adds --journal.retention, in Prometheus's duration
-// syntax (90d), as Prometheus's own --storage.tsdb.retention.time.
+// addJournalRetentionFlag uses Prometheus's duration syntax (90d).
 func addJournalRetentionFlag(cmd *kingpin.CmdClause, retention *model.Duration) {
 	cmd.Flag("journal.retention", "How long journal rows are kept; older ones are pruned at start and hourly (0 keeps every row). Restart counts are kept apart and never pruned.").
 		Default("90d").SetValue(retention)
 }
 
-// startJournalPruning deletes journal rows older than retention now and then
-// every interval, until stop is called; stop waits for a pruning in progress,
-// so the state database may be closed after it. A failed pruning is logged
-// and tried again at the next interval: a journal that grows a little longer
-// harms nothing.
+// startJournalPruning prunes now and every interval until stop, which waits
+// for a pruning in progress; a failure is logged and tried again.
 func startJournalPruning(ctx context.Context, logger *slog.Logger, st *state.DB, retention, interval time.Duration) (stop func()) {
 	if retention <= 0 {
 		return func() {}

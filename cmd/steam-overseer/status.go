@@ -33,11 +33,8 @@ func statusCommand(app *kingpin.Application) []subcommand {
 	}}}
 }
 
-// runStatus exits 0 whenever it could read Steam's registry, however many
-// deployments are down: it reports, and alerting is Prometheus's job. A
-// state database that is missing or unreadable only blanks the restart and
-// action columns. A running deployment that does not answer its probe is
-// unresponsive.
+// runStatus exits 0 whenever it read the registry: alerting is Prometheus's
+// job. A missing state database only blanks the history columns.
 func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc location, procRoot, output string,
 	probes probeFlags) int {
 	if err := probes.checkTimeout(); err != nil {

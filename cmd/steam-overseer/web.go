@@ -11,9 +11,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 )
 
-// serve runs handler on the listen addresses of flags (with TLS and basic
-// auth from --web.config.file) until ctx ends, then shuts down gracefully.
-// A listen error, such as a port already taken, is returned at once.
+// serve returns a listen error (a port taken) at once.
 func serve(ctx context.Context, logger *slog.Logger, flags *web.FlagConfig, handler http.Handler) error {
 	srv := newServer(handler)
 	errc := make(chan error, 1)
@@ -32,11 +30,8 @@ func serve(ctx context.Context, logger *slog.Logger, flags *web.FlagConfig, hand
 	}
 }
 
-// newServer bounds how long a client may hold a connection without doing
-// its part: send its headers, its body (a webhook's JSON is small), or a
-// next request. There is no write timeout: a scrape of a thousand
-// deployments may take seconds to produce, and the scraper's own timeout
-// already bounds it.
+// newServer has no write timeout: a big scrape may take seconds, and the
+// scraper's own timeout bounds it.
 func newServer(handler http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           handler,
@@ -46,8 +41,7 @@ func newServer(handler http.Handler) *http.Server {
 	}
 }
 
-// handleHealth adds Prometheus' own health endpoints: /-/healthy answers 200
-// while the process serves, /-/ready 200 until it starts shutting down.
+// handleHealth: /-/ready answers 200 until shutdown starts.
 func handleHealth(mux *http.ServeMux, ready func() bool) {
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")

@@ -1,12 +1,7 @@
-// Package fakescorer is a stand-in for a Steam deployment's JVM: a small
-// program, installed under the name "java" and started with Steam's exact
-// argv, that answers the scoring service's HTTP endpoints. Tests and the demo
-// run it so that real processes are started, killed and restarted in
-// milliseconds instead of a JVM's seconds.
-//
-// How it behaves is read from the war it is given, so that a remediator
-// restarting it gets the same behaviour again. A war is a text file of
-// key=value lines (a real war, a zip, has none and runs normally):
+// Package fakescorer is a stand-in for a deployment's JVM, run as "java"
+// with Steam's argv so that processes start and die in milliseconds. The war
+// it is given (key=value lines; a real zip runs normally) says how it
+// behaves, so a restart behaves the same:
 //
 //	mode=normal             serve until SIGINT/SIGTERM (the default)
 //	mode=crash_at_start     print an error and exit 1 before listening
@@ -69,8 +64,6 @@ func (b Behaviour) WarContent() string {
 	return sb.String()
 }
 
-// readBehaviour parses a war. Lines that are not key=value (a real zip) are
-// ignored.
 func readBehaviour(r io.Reader) (Behaviour, error) {
 	b := Behaviour{Mode: "normal", CrashAfter: time.Second}
 	sc := bufio.NewScanner(r)
@@ -99,8 +92,7 @@ func readBehaviour(r io.Reader) (Behaviour, error) {
 	return b, sc.Err()
 }
 
-// parseArgs reads java's argv after the program name:
-// [jvm options] -jar <jar> [--name value ...] <war>.
+// parseArgs reads [jvm options] -jar <jar> [--name value ...] <war>.
 func parseArgs(args []string) (port int, war string, err error) {
 	i := 0
 	for i < len(args) && args[i] != "-jar" {
@@ -130,9 +122,7 @@ func parseArgs(args []string) (port int, war string, err error) {
 	return port, war, nil
 }
 
-// Main runs the fake scoring service with java's arguments (os.Args[1:]) and
-// returns its exit code. It logs to stdout and stderr the way jetty-runner
-// does, since the remediator reads those lines for verdicts.
+// Main logs as jetty-runner does: the remediator reads those lines.
 func Main(args []string) int {
 	begin := time.Now()
 	port, war, err := parseArgs(args)

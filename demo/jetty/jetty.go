@@ -1,10 +1,6 @@
-// Package jetty builds real Steam deployments: a jetty-runner.jar that
-// starts Debian's Jetty 9.4 (the line Steam's jetty-runner belongs to) and
-// scoring wars whose servlet answers /ping, /predict and /stats, compiled
-// with javac from the Java sources the binary embeds (testdata/jetty). The
-// tests (through jettytest) and the demo's --jetty mode lay them into a
-// Steam home, where deployments run with Steam's exact argv under the real
-// java.
+// Package jetty builds real Steam deployments: a jetty-runner.jar on
+// Debian's Jetty 9.4 and scoring wars compiled with javac from the embedded
+// sources, for the tests and the demo's --jetty mode.
 package jetty
 
 import (
@@ -28,23 +24,18 @@ import (
 // JavaDir is where Debian installs the jars the runner needs.
 const JavaDir = "/usr/share/java"
 
-// classPath is what jetty-runner.jar's manifest points at: Jetty's server,
-// webapp and their dependencies (libjetty9-java) and the servlet API
-// (libservlet-api-java, which libjetty9-java depends on), by their
-// unversioned names so that a Debian update does not break it.
+// classPath uses Debian's unversioned jar names, so updates do not break it.
 var classPath = []string{
 	"jetty9-server.jar", "jetty9-http.jar", "jetty9-io.jar", "jetty9-util.jar", "jetty9-webapp.jar",
 	"jetty9-servlet.jar", "jetty9-security.jar", "jetty9-xml.jar", "servlet-api.jar",
 }
 
-// Packages are the Debian packages the kit needs, for error messages and CI.
+// Packages are the Debian packages the kit needs.
 const Packages = "libjetty9-java openjdk-17-jdk-headless"
 
-// ErrMissing is wrapped by the errors saying a needed program or jar is not
-// installed.
+// ErrMissing is wrapped by the errors naming what is not installed.
 var ErrMissing = errors.New("install Debian's " + strings.ReplaceAll(Packages, " ", " and "))
 
-// Modes of a scoring war (see testdata/jetty/scorer/ScoringServlet.java).
 const (
 	ModeNormal    = "normal"
 	ModeSlowStart = "slow_start" // init sleeps StartDelay before Jetty is started
@@ -61,22 +52,17 @@ type War struct {
 
 // Kit is the compiled runner and scorer.
 type Kit struct {
-	// Runner is the built jetty-runner.jar.
-	Runner string
-	// Java is the real java that runs it.
+	Runner  string
 	Java    string
 	classes string // the scorer's compiled classes
 	webXML  []byte
 }
 
-// tools are the installed programs and jars a kit is built from.
 type tools struct {
 	javac, java string
 	jars        []string
 }
 
-// findTools finds javac, java and Debian's Jetty jars, or says in one
-// sentence what to install.
 func findTools() (tools, error) {
 	var t tools
 	var err error
@@ -96,14 +82,13 @@ func findTools() (tools, error) {
 	return t, nil
 }
 
-// Check says whether a kit can be built here, without building one.
+// Check says whether a kit can be built here.
 func Check() error {
 	_, err := findTools()
 	return err
 }
 
-// Build compiles the embedded sources into dir and assembles
-// jetty-runner.jar there.
+// Build compiles the embedded sources and jetty-runner.jar into dir.
 func Build(dir string) (*Kit, error) {
 	t, err := findTools()
 	if err != nil {
@@ -120,7 +105,6 @@ func Build(dir string) (*Kit, error) {
 		{runnerClasses, filepath.Join(src, "runner", "JettyRunner.java")},
 		{k.classes, filepath.Join(src, "scorer", "ScoringServlet.java")},
 	} {
-		// Fixed arguments, paths of our own making: no shell, no input.
 		cmd := exec.Command(t.javac, "-nowarn", "-d", c.out, "-cp", strings.Join(t.jars, ":"), c.src)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("javac %s: %v\n%s", c.src, err, out)
@@ -130,8 +114,7 @@ func Build(dir string) (*Kit, error) {
 		return nil, fmt.Errorf("reading the scorer's web.xml: %w", err)
 	}
 
-	// Class-Path entries are URLs relative to the jar; absolute paths make
-	// the jar work from wherever it is laid.
+	// Absolute Class-Path entries make the jar work wherever it is laid.
 	manifest := "Manifest-Version: 1.0\nMain-Class: JettyRunner\nClass-Path: " + strings.Join(t.jars, " ") + "\n"
 	files := map[string][]byte{"META-INF/MANIFEST.MF": []byte(wrapManifest(manifest))}
 	if err := addClasses(files, runnerClasses, ""); err != nil {
@@ -155,11 +138,8 @@ func (k *Kit) Install(home steam.Home) error {
 	return nil
 }
 
-// Env is the environment for the javas of a home, whoever starts them: the
-// JVM's temp folder, where Jetty unpacks each war and which a killed JVM
-// leaves behind, is tmpDir, which goes with the home. Steam's argv stays as
-// it is: the JVM reads JAVA_TOOL_OPTIONS from its environment (and says so
-// on stderr).
+// Env puts the JVMs' temp folder, which a killed JVM leaves behind, under
+// tmpDir; JAVA_TOOL_OPTIONS keeps Steam's argv as it is.
 func Env(tmpDir string) ([]string, error) {
 	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the JVMs' temp folder: %w", err)
@@ -200,7 +180,6 @@ func (k *Kit) WriteWar(path string, w War) error {
 	return nil
 }
 
-// addClasses adds every file under dir to files, named prefix + its path.
 func addClasses(files map[string][]byte, dir, prefix string) error {
 	return filepath.WalkDir(dir, func(path string, e os.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
@@ -231,8 +210,7 @@ func writeZip(path string, first []string, files map[string][]byte) error {
 	return f.Close()
 }
 
-// zipTo writes files as a zip, the names in first ahead of the others (a
-// jar's manifest must come first).
+// zipTo writes first's names first: a jar's manifest must lead.
 func zipTo(w io.Writer, first []string, files map[string][]byte) error {
 	z := zip.NewWriter(w)
 	names := append([]string(nil), first...)
@@ -253,8 +231,7 @@ func zipTo(w io.Writer, first []string, files map[string][]byte) error {
 	return z.Close()
 }
 
-// wrapManifest folds a manifest's lines at 72 bytes, continuation lines
-// starting with a space, as the jar format requires.
+// wrapManifest folds lines at 72 bytes, as the jar format requires.
 func wrapManifest(m string) string {
 	var out strings.Builder
 	for _, line := range strings.Split(strings.TrimSuffix(m, "\n"), "\n") {

@@ -1,8 +1,5 @@
-// Package steamfixture builds throwaway Steam homes: Steam's real schema in a
-// real SQLite file, the folder layout, fake wars, and deployments started
-// with Steam's exact argv. Tests build their homes with it (through
-// steamtest), and so does the demo, so both exercise the same layout that a
-// real Steam installation has.
+// Package steamfixture builds throwaway Steam homes (real schema, layout,
+// fake wars, Steam's argv) for the tests and the demo alike.
 package steamfixture
 
 import (
@@ -26,18 +23,14 @@ import (
 
 // Fixture is a Steam home under construction.
 type Fixture struct {
-	Home steam.Home
-	// DB is a read-write connection to the home's steam.db, for fixtures
-	// that edit rows the way Steam or an operator would.
+	Home      steam.Home
 	DB        *sql.DB
 	projectID int64
 }
 
 // Options change how the home is built.
 type Options struct {
-	// Lax drops the NOT NULL constraints of the service table, so that a
-	// fixture can hold the odd rows older Steam versions and hand edits
-	// leave behind (a NULL process_id).
+	// Lax drops the service table's NOT NULL, for odd rows (a NULL process_id).
 	Lax bool
 }
 
@@ -50,8 +43,7 @@ func Create(dir string, opts Options) (*Fixture, error) {
 			return nil, fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	// The fake java never reads the runner; it only has to be where Steam
-	// keeps it.
+	// The fake java never reads the runner.
 	if err := os.WriteFile(home.JettyRunner(), []byte("fake jetty-runner\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("writing jetty-runner.jar: %w", err)
 	}
@@ -85,23 +77,17 @@ func (f *Fixture) Close() error { return f.DB.Close() }
 
 // Spec describes one deployment to add.
 type Spec struct {
-	Name string
-	// LogicalName of the model; "" leaves the column NULL.
-	LogicalName string
-	// Port; 0 picks a free one.
-	Port int
-	// State of the service row; "" means "started".
-	State string
-	// Behaviour of the fake scorer, written into the war.
+	Name        string
+	LogicalName string // "" leaves the column NULL
+	// Port 0 picks a free one.
+	Port      int
+	State     string
 	Behaviour fakescorer.Behaviour
-	// PyWar names the war <logical_name>_py.war.
-	PyWar bool
-	// NoWar writes no war at all.
-	NoWar bool
+	PyWar     bool
+	NoWar     bool
 }
 
-// Add inserts a model and a service row for s and writes its war. The row's
-// process_id is 0 until the deployment is started.
+// Add inserts a model, a service row (process_id 0) and its war.
 func (f *Fixture) Add(s Spec) (steam.Deployment, error) {
 	if s.Port == 0 {
 		port, err := FreePort()
@@ -147,7 +133,6 @@ func (f *Fixture) Add(s Spec) (steam.Deployment, error) {
 	return steam.NewRegistry(f.Home).Deployment(context.Background(), id)
 }
 
-// WriteWar writes a fake war with behaviour b into the model's folder.
 func (f *Fixture) WriteWar(modelID int64, name string, b fakescorer.Behaviour) error {
 	dir := f.Home.ModelDir(modelID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -159,22 +144,16 @@ func (f *Fixture) WriteWar(modelID int64, name string, b fakescorer.Behaviour) e
 	return nil
 }
 
-// Command returns the command Steam runs for d, with java at javaPath but
-// "java" as its argv[0], exactly as Steam's exec of "java" through PATH
-// leaves it.
+// Command has java at javaPath but argv[0] "java", as Steam's PATH exec.
 func (f *Fixture) Command(javaPath string, d steam.Deployment) *exec.Cmd {
 	cmd := exec.Command(javaPath, "-jar", f.Home.JettyRunner(), "--port", fmt.Sprint(d.Port), d.War)
 	cmd.Args[0] = "java"
-	// Steam starts each deployment in its own process group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
 }
 
-// Start starts d as Steam does, waits until it answers /ping and records its
-// PID in the service row, where d.PID must still be (compare-and-set: the
-// demo runs this too, and writes Steam's database only the way
-// steam.Registry.SetPID does). The caller owns the returned process: it must
-// be waited for (or killed and waited for).
+// Start starts d as Steam does, waits for /ping and compare-and-sets its
+// PID; the caller must wait for the process.
 func (f *Fixture) Start(javaPath string, d steam.Deployment, logTo *os.File) (*exec.Cmd, error) {
 	cmd := f.Command(javaPath, d)
 	if logTo != nil {
@@ -197,9 +176,7 @@ func (f *Fixture) Start(javaPath string, d steam.Deployment, logTo *os.File) (*e
 	return cmd, nil
 }
 
-// SetPID writes pid into the deployment's row, whatever it held: tests use
-// it to plant a PID, as Steam or a crash would leave one. It goes through
-// steam.Registry.SetPID, compare-and-set on the value just read.
+// SetPID plants a PID, as Steam or a crash would leave one.
 func (f *Fixture) SetPID(id int64, pid int) error {
 	var old sql.NullInt64
 	if err := f.DB.QueryRow(`SELECT CAST(process_id AS INTEGER) FROM service WHERE id = ?`, id).Scan(&old); err != nil {
@@ -210,7 +187,6 @@ func (f *Fixture) SetPID(id int64, pid int) error {
 	return steam.NewRegistry(f.Home).SetPID(ctx, id, old.Int64, int64(pid))
 }
 
-// WaitReady polls http://127.0.0.1:port/ping until it answers 200.
 func WaitReady(ctx context.Context, port int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

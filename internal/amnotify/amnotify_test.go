@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
 
-	"github.com/steam-overseer/steam-overseer/internal/alertmanagertest"
 	"github.com/steam-overseer/steam-overseer/internal/amnotify"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
 )
@@ -68,10 +67,10 @@ func counter(t *testing.T, n *amnotify.Notifier, name, am string) float64 {
 // TestHAPair: both members of a clustered pair get the alert and its
 // resolution.
 func TestHAPair(t *testing.T) {
-	a, b := alertmanagertest.Pair(t)
+	a, b := testkit.AlertmanagerPair(t)
 	n := notifier(t, amnotify.Options{Alertmanagers: []string{a.URL(), b.URL() + "/"}}, nil)
 	n.Fire("7", labels("7"), map[string]string{"summary": "gone"}, time.Now())
-	for _, am := range []*alertmanagertest.Alertmanager{a, b} {
+	for _, am := range []*testkit.Alertmanager{a, b} {
 		am.WaitAlert("7", true)
 		if got, want := am.Alerts()["7"], labels("7"); !maps.Equal(got, want) {
 			t.Errorf("%s holds %v, want %v", am.URL(), got, want)
@@ -92,7 +91,7 @@ func TestHAPair(t *testing.T) {
 // failure is counted, logged once, and the alert reaches the member once it
 // is back.
 func TestMemberDown(t *testing.T) {
-	up, down := alertmanagertest.New(t), alertmanagertest.New(t)
+	up, down := testkit.NewAlertmanager(t), testkit.NewAlertmanager(t)
 	up.Start()
 	var log testkit.Buffer
 	logger := slog.New(slog.NewTextHandler(&log, nil))
@@ -118,7 +117,7 @@ func TestMemberDown(t *testing.T) {
 // TestAlertmanagerRestart: a restarted Alertmanager has lost its alerts;
 // the resend brings back the ones still firing, not the resolved-and-gone.
 func TestAlertmanagerRestart(t *testing.T) {
-	am := alertmanagertest.New(t)
+	am := testkit.NewAlertmanager(t)
 	am.Start()
 	n := notifier(t, amnotify.Options{Alertmanagers: []string{am.URL()}, ResendDelay: time.Second}, nil)
 	n.Fire("7", labels("7"), nil, time.Now())
@@ -141,7 +140,7 @@ func TestAlertmanagerRestart(t *testing.T) {
 // TestRefusedAlerts: a 4xx is counted and not retried; what follows still
 // gets through.
 func TestRefusedAlerts(t *testing.T) {
-	am := alertmanagertest.New(t)
+	am := testkit.NewAlertmanager(t)
 	am.Start()
 	n := notifier(t, amnotify.Options{Alertmanagers: []string{am.URL()}, ResendDelay: time.Hour}, nil)
 	bad := labels("6")
@@ -160,7 +159,7 @@ func TestRefusedAlerts(t *testing.T) {
 // TestQueueBound: alerts for an unreachable Alertmanager beyond the
 // queue's capacity are dropped and counted; the queue never grows.
 func TestQueueBound(t *testing.T) {
-	down := alertmanagertest.New(t)
+	down := testkit.NewAlertmanager(t)
 	n := notifier(t, amnotify.Options{Alertmanagers: []string{down.URL()}, QueueCapacity: 3, ResendDelay: time.Hour}, nil)
 	for i := range 10 {
 		id := fmt.Sprint(i)

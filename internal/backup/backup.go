@@ -1,22 +1,8 @@
-// Package backup takes a consistent snapshot of a Steam home while Steam
-// runs: Steam's database, steam-overseer's state database and the model
-// folder with every war (followed through symbolic links, so the archive
-// holds the wars themselves), in one gzipped tar with a manifest of sha256
-// sums and the same sums as SHA256SUMS. Verify checks an archive; Restore
-// extracts one into an empty folder, checking it as it goes.
-//
-// A live SQLite file is never copied byte for byte: a copy taken while Steam
-// commits can hold half a transaction. Each database is instead written out
-// by SQLite itself with VACUUM INTO from a read-only connection, which reads
-// one consistent snapshot under a shared lock and never changes the source's
-// journal mode, schema or content.
-//
-// The archive mirrors the home's layout, so that without steam-overseer a
-// restore is
-//
-//	tar -xzf backup.tar.gz -C <steam home> && cd <steam home> && sha256sum -c SHA256SUMS
-//
-// with Steam stopped.
+// Package backup archives a Steam home while Steam runs (both databases and
+// every war, links followed) into a gzipped tar with a manifest and
+// SHA256SUMS, and verifies and restores such archives. A live SQLite file is
+// never copied byte for byte: VACUUM INTO over a read-only connection writes
+// one consistent snapshot without touching the source's journal mode.
 package backup
 
 import (
@@ -43,29 +29,23 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
-// ManifestName is the manifest's path inside the archive. It names the tool,
-// because a restore extracts it into the Steam home beside Steam's own files.
+// ManifestName names the tool: a restore extracts it beside Steam's files.
 const ManifestName = "steam-overseer-manifest.json"
 
-// ChecksumsName is the archive's list of sha256 sums in sha256sum's format,
-// beside the manifest: after extracting, "sha256sum -c SHA256SUMS" checks
-// every file without steam-overseer.
+// ChecksumsName lets "sha256sum -c SHA256SUMS" check a restore without us.
 const ChecksumsName = "SHA256SUMS"
 
-// Manifest lists every regular file of an archive with its size and sha256,
-// and every folder: an archive holds nothing else.
+// Manifest lists every regular file and folder of an archive.
 type Manifest struct {
 	Created   time.Time `json:"created"`
 	SteamHome string    `json:"steam_home"`
 	StatePath string    `json:"state_path,omitempty"`
 	Version   string    `json:"version"`
 	Files     []File    `json:"files"`
-	// Dirs is nil only in an archive of a version that did not list them.
-	Dirs []string `json:"dirs"`
+	Dirs      []string  `json:"dirs"`
 }
 
-// File is one manifest entry. Path is relative to the Steam home, with
-// forward slashes, as in the archive.
+// File is one manifest entry; Path is slash-separated, relative to the home.
 type File struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
@@ -75,18 +55,12 @@ type File struct {
 // Options say what to back up and where to.
 type Options struct {
 	Home steam.Home
-	// StatePath is steam-overseer's state database; it is backed up when it
-	// exists and skipped when it does not (the remediator never ran).
+	// StatePath is backed up when it exists (the remediator may never have run).
 	StatePath string
-	// Output is the archive to write. When it names an existing directory,
-	// the archive is written into it as steam-backup-<UTC time>.tar.gz, so
-	// that a timer can keep one archive per run without a shell.
-	Output string
-	// BusyTimeout is how long a database read waits for a writer's lock;
-	// zero means steam.DefaultBusyTimeout.
+	// Output is the archive, or a folder to write steam-backup-<UTC time>.tar.gz into.
+	Output      string
 	BusyTimeout time.Duration
-	// Progress, when set, counts the bytes archived against the total.
-	Progress *Progress
+	Progress    *Progress
 }
 
 // Result describes a written archive.
@@ -97,9 +71,8 @@ type Result struct {
 	Duration time.Duration
 }
 
-// Create writes the archive. It is written to a temporary file beside the
-// output and renamed into place only once complete and synced: on any error
-// nothing is left behind, and an existing archive of the same name is kept.
+// Create writes the archive to a temporary file beside the output and
+// renames it into place once synced: a failure leaves nothing behind.
 func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, error) {
 	start := time.Now()
 	if opts.BusyTimeout == 0 {
@@ -121,8 +94,7 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 		return res, fmt.Errorf("opening Steam database: %w", err)
 	}
 
-	// Snapshots are staged beside the output: that filesystem is known to be
-	// writable and to have room, unlike a tmpfs /tmp.
+	// Staged beside the output: known writable and roomy, unlike a tmpfs /tmp.
 	dir := filepath.Dir(out)
 	staging, err := os.MkdirTemp(dir, ".steam-backup-staging-")
 	if err != nil {
@@ -144,9 +116,8 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 	w := newArchive(tmp, opts.Progress)
 	manifest := Manifest{Created: start.UTC(), SteamHome: opts.Home.Dir, Version: version.Version}
 
-	// Steam's database first, the model folder after it. A model created
-	// meanwhile then shows up as a war without a row, which a restore
-	// tolerates; the other order would restore rows whose war is missing.
+	// Steam's database before the wars: a war without a row restores fine,
+	// a row without its war does not.
 	dbs := []struct{ src, name string }{{opts.Home.DBPath(), relative(opts.Home, opts.Home.DBPath())}}
 	if opts.StatePath != "" {
 		switch _, err := os.Stat(opts.StatePath); {
@@ -166,8 +137,7 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 			return res, err
 		}
 		logger.Debug("Snapshot taken", "db", db.src, "duration", time.Since(t0))
-		// The copy keeps the source's permissions: Steam's database may hold
-		// password hashes, and a restore must not widen who can read it.
+		// Keep the source's mode: Steam's database may hold password hashes.
 		srcInfo, err := os.Stat(db.src)
 		if err != nil {
 			return res, fmt.Errorf("reading %s: %w", db.src, err)
@@ -178,8 +148,6 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 		if err != nil {
 			return res, err
 		}
-		// Each copy is in the archive now; dropping it keeps the space the
-		// staging takes to one database at a time.
 		os.Remove(snap)
 		manifest.Files = append(manifest.Files, f)
 	}
@@ -207,8 +175,7 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 	if err != nil {
 		return res, err
 	}
-	// SHA256SUMS comes last, so that it covers the manifest too:
-	// "sha256sum -c SHA256SUMS" in the extracted archive checks everything.
+	// Last, so that it covers the manifest too.
 	sums := checksums(append(manifest.Files, manifestFile))
 	if _, err := w.addBytes(ChecksumsName, sums, start); err != nil {
 		return res, err
@@ -230,8 +197,7 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 		return res, fmt.Errorf("moving archive into place: %w", err)
 	}
 	committed = true
-	// The rename is durable only once the folder is synced; without it a
-	// power loss could leave the old archive, or none, after "success".
+	// Without syncing the folder a power loss could undo the rename.
 	if d, err := os.Open(dir); err == nil {
 		err = d.Sync()
 		d.Close()
@@ -245,8 +211,6 @@ func Create(ctx context.Context, logger *slog.Logger, opts Options) (Result, err
 	return res, nil
 }
 
-// outputPath resolves Options.Output and checks that its folder exists, so
-// that a typo fails with a message naming it.
 func outputPath(output string, now time.Time) (string, error) {
 	if output == "" {
 		return "", errors.New("no output archive given")
@@ -271,11 +235,8 @@ func outputPath(output string, now time.Time) (string, error) {
 	return out, nil
 }
 
-// Snapshot writes a consistent copy of the SQLite database src to dst (which
-// must not exist) with VACUUM INTO over a read-only connection, then checks
-// the copy's integrity. The source is only read: its journal mode, schema
-// and content stay as they are, and writers wait at most for the length of
-// one read transaction.
+// Snapshot copies the SQLite database src to dst with VACUUM INTO over a
+// read-only connection and checks the copy's integrity.
 func Snapshot(ctx context.Context, src, dst string, busyTimeout time.Duration) error {
 	db, err := sqlitefile.Open(src, sqlitefile.Options{Mode: sqlitefile.ReadOnly, BusyTimeout: busyTimeout})
 	if err != nil {
@@ -288,9 +249,7 @@ func Snapshot(ctx context.Context, src, dst string, busyTimeout time.Duration) e
 	return checkIntegrity(ctx, dst)
 }
 
-// checkIntegrity runs PRAGMA integrity_check on a snapshot. It reads only the
-// copy, so it costs Steam nothing, and a backup that could not be restored
-// is reported now rather than on the day it is needed.
+// checkIntegrity reads only the copy: an unrestorable backup fails now.
 func checkIntegrity(ctx context.Context, path string) error {
 	db, err := sqlitefile.Open(path, sqlitefile.Options{Mode: sqlitefile.ReadOnly})
 	if err != nil {
@@ -321,9 +280,8 @@ func checkIntegrity(ctx context.Context, path string) error {
 	return nil
 }
 
-// stateArchiveName places the state database at its path inside the home,
-// or at the default spot when it lives elsewhere: a restore into the home
-// then finds it where a default remediator looks.
+// stateArchiveName places a state database kept outside the home at the
+// default spot, where a default remediator looks after a restore.
 func stateArchiveName(home steam.Home, path string) string {
 	abs, err := filepath.Abs(path)
 	if err == nil && within(abs, home.Dir) {
@@ -340,8 +298,6 @@ func relative(home steam.Home, path string) string {
 	return filepath.ToSlash(rel)
 }
 
-// resolved is path with every symbolic link in it resolved, or path itself
-// when that fails (it does not exist yet).
 func resolved(path string) string {
 	if r, err := filepath.EvalSymlinks(path); err == nil {
 		return r
@@ -349,13 +305,11 @@ func resolved(path string) string {
 	return path
 }
 
-// within reports whether path is dir or below it.
 func within(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
-// archive is a gzipped tar being written.
 type archive struct {
 	gz       *gzip.Writer
 	tw       *tar.Writer
@@ -364,9 +318,8 @@ type archive struct {
 }
 
 func newArchive(w io.Writer, progress *Progress) *archive {
-	// Wars are zip files, already compressed: the fastest level saves
-	// nearly as much as the default at a fraction of its CPU time, and
-	// gzip's CPU is what a backup of gigabytes of wars waits for.
+	// Wars are already-compressed zips: BestSpeed saves nearly as much at a
+	// fraction of the CPU.
 	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	return &archive{gz: gz, tw: tar.NewWriter(gz), h: sha256.New(), progress: progress}
 }
@@ -378,9 +331,8 @@ func (a *archive) close() error {
 	return a.gz.Close()
 }
 
-// addFile archives the regular file at path under name, hashing what it
-// writes. A file whose size changes while it is read (a war being
-// rewritten) fails the backup rather than archiving a torn copy.
+// addFile fails when the file's size changes while read (a war being
+// rewritten) rather than archive a torn copy.
 func (a *archive) addFile(ctx context.Context, name, path string, as func(fs.FileInfo) fs.FileInfo) (File, error) {
 	if err := ctx.Err(); err != nil {
 		return File{}, err
@@ -417,7 +369,6 @@ func (a *archive) addFile(ctx context.Context, name, path string, as func(fs.Fil
 	return File{Path: name, Size: n, SHA256: hex.EncodeToString(a.h.Sum(nil))}, nil
 }
 
-// addBytes archives b as the file name and returns its entry.
 func (a *archive) addBytes(name string, b []byte, modTime time.Time) (File, error) {
 	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(b)), Mode: 0o644, ModTime: modTime}
 	if err := a.tw.WriteHeader(hdr); err != nil {
@@ -430,8 +381,6 @@ func (a *archive) addBytes(name string, b []byte, modTime time.Time) (File, erro
 	return File{Path: name, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}, nil
 }
 
-// checksums formats files as sha256sum does, in text mode: one
-// "<sha256>  <path>" line each.
 func checksums(files []File) []byte {
 	var b strings.Builder
 	for _, f := range files {
@@ -440,23 +389,11 @@ func checksums(files []File) []byte {
 	return []byte(b.String())
 }
 
-// planTree lists the folder root with everything below it, following
-// symbolic links: operators keep the model folder, a model's folder or a
-// war on other storage and link to it, and a backup that kept only the link
-// would restore no war at all. What a link points to is archived under the
-// link's own name, as a folder or a regular file, so the manifest's sums
-// cover the wars' content and a restore into a bare home has everything.
-// (Restoring into a home that still has the links, tar writes through a
-// linked folder and replaces a linked file by the file.) A link whose target
-// is missing is skipped with a warning: it has no content to save, and a
-// restore creates no links (one from an archive could point anywhere).
-// Anything else that is not a regular file or a folder cannot be restored
-// and is skipped with a warning.
-//
-// The whole tree is listed before anything is archived, so that the
-// progress line knows the total. output is the archive being written: found
-// in the tree (through a link below the root), it fails the backup rather
-// than archive itself.
+// planTree lists root, following symbolic links: operators link model
+// folders and wars to other storage, and a backup of the link alone would
+// restore no war. Dangling links and special files are skipped with a
+// warning; the archive itself found in the tree fails the backup. Listing
+// first gives the progress line its total.
 func planTree(logger *slog.Logger, home steam.Home, root string, output fs.FileInfo) (*treeWalk, error) {
 	t := &treeWalk{logger: logger, home: home, output: output}
 	info, err := os.Stat(root)
@@ -478,7 +415,6 @@ func planTree(logger *slog.Logger, home steam.Home, root string, output fs.FileI
 	return t, nil
 }
 
-// addTree archives what planTree listed: regular files and folders.
 func (a *archive) addTree(ctx context.Context, t *treeWalk) (files []File, dirs []string, err error) {
 	for _, e := range t.entries {
 		if err := ctx.Err(); err != nil {
@@ -506,26 +442,21 @@ func (a *archive) addTree(ctx context.Context, t *treeWalk) (files []File, dirs 
 	return files, dirs, nil
 }
 
-// treeWalk is one listing of planTree.
 type treeWalk struct {
 	logger  *slog.Logger
 	home    steam.Home
 	output  fs.FileInfo
 	entries []treeEntry
 	bytes   int64 // of the regular files listed
-	// parents are the folders from the root down to the one being read, to
-	// tell a link back up the tree, which would never end.
+	// parents detect a link back up the tree, which would never end.
 	parents []fs.FileInfo
 }
 
-// treeEntry is a folder or a regular file to archive; info is what the
-// path resolves to.
 type treeEntry struct {
 	path string
 	info fs.FileInfo
 }
 
-// dir lists the folder at path (info is its os.Stat) and what it holds.
 func (t *treeWalk) dir(path string, info fs.FileInfo) error {
 	for _, p := range t.parents {
 		if os.SameFile(p, info) {
@@ -568,8 +499,6 @@ func (t *treeWalk) dir(path string, info fs.FileInfo) error {
 	return nil
 }
 
-// snapshotInfo describes a database snapshot by the backup's time and the
-// source's permissions instead of the staging file's.
 type snapshotInfo struct {
 	fs.FileInfo
 	modTime time.Time

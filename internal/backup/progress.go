@@ -8,16 +8,13 @@ import (
 	"time"
 )
 
-// Progress counts the bytes a backup has archived against the total it
-// will archive. The total is known once the model folder is listed, after
-// the databases; until then it is what has been counted. A nil *Progress
-// counts nothing.
+// Progress counts archived bytes against the total, known once the model
+// folder is listed. A nil *Progress counts nothing.
 type Progress struct {
 	done, total atomic.Int64
 }
 
-// Write counts len(b) bytes done; a Progress is an io.Writer so that it can
-// sit in the io.MultiWriter the archive copies through.
+// Write counts len(b) bytes archived.
 func (p *Progress) Write(b []byte) (int, error) {
 	if p != nil {
 		p.done.Add(int64(len(b)))
@@ -33,7 +30,7 @@ func (p *Progress) Done() int64 {
 	return p.done.Load()
 }
 
-// Total returns the bytes the backup archives in all, as far as known.
+// Total returns the bytes to archive, as far as known.
 func (p *Progress) Total() int64 {
 	if p == nil {
 		return 0
@@ -47,17 +44,13 @@ func (p *Progress) setTotal(n int64) {
 	}
 }
 
-// Report writes a progress line to w every interval, starting once delay
-// has passed (a short backup prints nothing), until the returned stop is
-// called; stop writes the final line of a backup that outlasted delay. On a
-// terminal the line is rewritten in place; elsewhere (a log file, --progress
-// under systemd) each report is a line of its own.
+// Report writes a line every interval once delay has passed (a short backup
+// prints nothing), rewriting it in place on a terminal; stop writes the last.
 func (p *Progress) Report(w io.Writer, terminal bool, delay, interval time.Duration) (stop func()) {
 	start := time.Now()
 	show := func() {
 		line := p.line(time.Since(start))
 		if terminal {
-			// \r and "erase to end of line" rewrite the line in place.
 			fmt.Fprintf(w, "\r%s\x1b[K", line)
 		} else {
 			fmt.Fprintln(w, line)
@@ -90,7 +83,6 @@ func (p *Progress) Report(w io.Writer, terminal bool, delay, interval time.Durat
 	}
 }
 
-// line is one report: "backup: 412.0 MiB / 800.0 MiB (51%), 29.3 MiB/s".
 func (p *Progress) line(elapsed time.Duration) string {
 	done, total := p.Done(), p.Total()
 	pct := 100.0

@@ -15,29 +15,20 @@ import (
 	"time"
 )
 
-// ErrTargetNotEmpty means a restore was asked to write into a folder that
-// holds something: it restores only into an empty or absent folder, so that
-// it never overwrites a live Steam home.
+// ErrTargetNotEmpty: Restore never writes into a folder holding something,
+// so it cannot overwrite a live Steam home.
 var ErrTargetNotEmpty = errors.New("not empty")
 
-// Restore extracts the archive at path into dir, which must be empty or
-// absent (its parent must exist), checking everything Verify checks first
-// and again as it goes: it writes only folders and regular files the
-// manifest lists, each no larger than listed, and no link. Every write goes through an os.Root on dir, so that no entry,
-// however named and whatever links came before it, writes outside dir. On
-// any failure what it wrote is removed again, and dir too when it created
-// it. The manifest and SHA256SUMS describe the archive, not the home, and
-// are not written.
-//
-// Files get the archive's permission bits and times; their owner is whoever
-// runs the restore (Steam's user, for a home Steam is to use).
+// Restore extracts the archive at path into dir, empty or absent, writing
+// only the folders and regular files the manifest lists, each through an
+// os.Root on dir so no entry can write outside it. A failure removes what it
+// wrote.
 func Restore(ctx context.Context, path, dir string) (v Verified, err error) {
 	if _, err := os.Stat(path); err != nil {
 		return v, err
 	}
-	// The manifest comes last in the archive: a first pass reads it, and
-	// checks every entry against it, before anything is written. The second
-	// pass checks again as it writes, in case the file changed in between.
+	// The manifest comes last: a first pass checks every entry against it
+	// before anything is written, the second checks again as it writes.
 	listed, err := readArchive(ctx, path, func(entry) error { return nil })
 	if err != nil {
 		return listed, err
@@ -60,9 +51,8 @@ func Restore(ctx context.Context, path, dir string) (v Verified, err error) {
 	if v, err = readArchive(ctx, path, r.put); err != nil {
 		return v, err
 	}
-	// Folders last, deepest first: a read-only folder must not stop the
-	// files below it from being written, nor a file's write change its
-	// folder's time.
+	// Folders last, deepest first: a read-only folder must not block the files
+	// below it, nor a file's write change its folder's time.
 	slices.Reverse(r.dirs)
 	for _, d := range r.dirs {
 		if err := r.root.Chmod(d.name, d.hdr.FileInfo().Mode().Perm()); err != nil {
@@ -75,8 +65,6 @@ func Restore(ctx context.Context, path, dir string) (v Verified, err error) {
 	return v, nil
 }
 
-// prepareTarget checks that dir is an empty folder, or creates it when it
-// does not exist.
 func prepareTarget(dir string) (created bool, err error) {
 	fi, err := os.Stat(dir)
 	switch {
@@ -109,8 +97,6 @@ func prepareTarget(dir string) (created bool, err error) {
 	return false, nil
 }
 
-// clearTarget removes what a failed restore wrote into dir, which was empty
-// or absent before it.
 func clearTarget(dir string, created bool) {
 	if created {
 		os.RemoveAll(dir)
@@ -122,13 +108,10 @@ func clearTarget(dir string, created bool) {
 	}
 }
 
-// restorer writes one archive's entries under root.
 type restorer struct {
-	ctx  context.Context
-	dir  string
-	root *os.Root
-	// listed is what the first pass found in the manifest: nothing else is
-	// written, and no file beyond its listed size.
+	ctx    context.Context
+	dir    string
+	root   *os.Root
 	listed contents
 	dirs   []entry // folders restored, their bits and times set last
 }
@@ -143,14 +126,13 @@ func (r *restorer) put(e entry) error {
 		if !r.listed.hasDir(e.name) {
 			return badFile(e.name, "is a folder the manifest does not list")
 		}
-		// Writable until Restore sets the archive's bits at the end.
+		// Writable until the end, when the archive's bits are set.
 		if err := r.root.MkdirAll(e.name, 0o755); err != nil {
 			return fmt.Errorf("restoring %s: %w", e.name, err)
 		}
 		r.dirs = append(r.dirs, e)
 		return nil
 	}
-	// readArchive hands over nothing but folders and regular files.
 	size, ok := r.listed.sizes[e.name]
 	switch {
 	case !ok:

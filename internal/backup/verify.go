@@ -18,21 +18,16 @@ import (
 	"strings"
 )
 
-// steamDBName is Steam's database in an archive: a backup without it
-// restores nothing worth having.
 const steamDBName = "var/master/db/steam.db"
 
-// sqliteMagic starts every SQLite database file. Databases are told by it
-// rather than by name, so a state database kept at a custom path is checked
-// too.
+// Databases are told by their magic, not their name, so a state database
+// at a custom path is checked too.
 var sqliteMagic = []byte("SQLite format 3\x00")
 
-// maxListBytes bounds how much of the manifest or SHA256SUMS is read into
-// memory: a damaged or hostile archive must not exhaust it.
+// maxListBytes bounds the manifest and SHA256SUMS read into memory.
 const maxListBytes = 64 << 20
 
-// BadFileError names the first file of an archive that fails verification
-// and why.
+// BadFileError names the first bad file of an archive and why.
 type BadFileError struct {
 	Path string
 	Err  error
@@ -51,17 +46,13 @@ type Verified struct {
 	Files     int   // regular files of the home: not the manifest, not SHA256SUMS
 	Bytes     int64 // of those files
 	Databases []string
-	// ListedIn is what the sums were checked against: SHA256SUMS, or the
-	// manifest in an archive of a version that wrote none.
+	// ListedIn is SHA256SUMS, or the manifest in an archive of an older version.
 	ListedIn string
 }
 
-// Verify reads the archive at path from start to end and checks that every
-// file in it has the sha256 and size SHA256SUMS and the manifest list, that
-// none is missing or unlisted, that it holds no folder the manifest does
-// not list and no link of any kind, and that every SQLite database in it passes PRAGMA
-// integrity_check. It writes nothing but a temporary copy of each database.
-// The first bad file is named by a *BadFileError.
+// Verify checks every file's sum and size against SHA256SUMS and the
+// manifest, that nothing is missing, unlisted or a link, and that every
+// SQLite database passes integrity_check. A *BadFileError names the first bad file.
 func Verify(ctx context.Context, path string) (Verified, error) {
 	tmp, err := os.MkdirTemp("", "steam-backup-verify-")
 	if err != nil {
@@ -81,8 +72,6 @@ func Verify(ctx context.Context, path string) (Verified, error) {
 	})
 }
 
-// checkDatabase runs PRAGMA integrity_check on the archive's database name,
-// found at path.
 func checkDatabase(ctx context.Context, name, path string) error {
 	if err := checkIntegrity(ctx, path); err != nil {
 		return &BadFileError{Path: name, Err: err}
@@ -105,25 +94,18 @@ func writeFile(path string, r io.Reader, perm os.FileMode) error {
 	return nil
 }
 
-// entry is one archive entry handed to readArchive's put.
 type entry struct {
 	hdr *tar.Header
-	// name is hdr.Name made safe: relative, clean, slash-separated, never
-	// leaving the folder it is extracted into.
+	// name is hdr.Name made safe: relative, clean, never leaving the target.
 	name string
-	// content reads a regular file's content; what put leaves unread is
-	// read after it, for the sum.
+	// What put leaves of content unread is read after it, for the sum.
 	content io.Reader
-	// sqlite: the content starts as an SQLite database does.
-	sqlite bool
+	sqlite  bool
 }
 
-// readArchive streams the archive at path, checks each entry's name and
-// type, hands every entry but the manifest and SHA256SUMS to put, and at the
-// end compares what it read with SHA256SUMS and the manifest. put may return
-// a *BadFileError (a database that fails its integrity check): reading goes
-// on, and the first bad file in archive order is what is reported. Any other
-// error from put stops reading.
+// readArchive streams the archive to put (all but the manifest and
+// SHA256SUMS) and compares sums at the end. A *BadFileError from put lets
+// reading go on, so the first bad file in archive order is reported.
 func readArchive(ctx context.Context, path string, put func(entry) error) (Verified, error) {
 	var v Verified
 	f, err := os.Open(path)
@@ -230,8 +212,7 @@ func readArchive(ctx context.Context, path string, put func(entry) error) (Verif
 			return v, badFile(ChecksumsName, "%v", err)
 		}
 	} else {
-		// An archive of an older version: its manifest alone lists the
-		// sums, and nothing lists the manifest's.
+		// An older version's archive: only its manifest lists sums.
 		listed = append(listed, File{Path: ManifestName, SHA256: sums[ManifestName]})
 		v.ListedIn = "the manifest"
 	}
@@ -247,13 +228,10 @@ func readArchive(ctx context.Context, path string, put func(entry) error) (Verif
 	return v, nil
 }
 
-// contents is what a manifest says an archive holds besides itself and
-// SHA256SUMS.
 type contents struct {
 	sizes map[string]int64 // regular files
 	dirs  map[string]bool  // listed folders and those of every listed entry
-	// anyDir: the manifest is of a version that listed no folders; a folder
-	// holds nothing and is always restored inside the target.
+	// anyDir: an older manifest that listed no folders.
 	anyDir bool
 }
 
@@ -277,9 +255,7 @@ func contentsOf(m Manifest) contents {
 
 func (c contents) hasDir(name string) bool { return c.anyDir || c.dirs[name] }
 
-// entryName returns hdr's name made safe for extraction: a relative,
-// clean path that stays inside the folder it is extracted into. Anything
-// else (an absolute path, "..") is refused, never rewritten.
+// entryName refuses, never rewrites, an absolute name or one with "..".
 func entryName(hdr *tar.Header) (string, error) {
 	name := strings.TrimSuffix(hdr.Name, "/")
 	clean := path.Clean(name)
@@ -289,13 +265,11 @@ func entryName(hdr *tar.Header) (string, error) {
 	return clean, nil
 }
 
-// parseChecksums reads sha256sum's format: "<sha256>  <path>" (text mode)
-// or "<sha256> *<path>" (binary mode), one file a line.
+// parseChecksums reads sha256sum's text ("  ") and binary (" *") lines.
 func parseChecksums(b []byte) ([]File, error) {
 	var files []File
 	for i, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
 		sum, name, ok := strings.Cut(line, " ")
-		// Text mode puts a second space before the path, binary mode a star.
 		if strings.HasPrefix(name, " ") || strings.HasPrefix(name, "*") {
 			name = name[1:]
 		}
@@ -307,9 +281,8 @@ func parseChecksums(b []byte) ([]File, error) {
 	return files, nil
 }
 
-// compareSums finds the first bad file: in archive order, one that failed
-// a check of its own (bad), is not listed, or whose sum or size differs from
-// the list or the manifest; then one that is listed but missing.
+// compareSums finds the first bad file in archive order, then the first
+// listed one that is missing.
 func compareSums(order []string, sums map[string]string, sizes map[string]int64, bad map[string]error, listed, manifest []File) error {
 	want := map[string]string{}
 	for _, f := range listed {

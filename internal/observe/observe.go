@@ -1,5 +1,4 @@
-// Package observe turns Steam's registry and the process table into one
-// observation per deployment, so the collector, prober and status agree.
+// Package observe turns the registry and process table into one observation per deployment.
 package observe
 
 import (
@@ -24,9 +23,7 @@ type Observation struct {
 // Running reports whether the recorded process is the deployment's verified java.
 func (o Observation) Running() bool { return o.Process.Status == procid.StatusRunning }
 
-// Observer observes the deployments of one registry. It remembers the javas
-// it verified, so that the next look only re-measures them (see
-// procid.Inspector.Remeasure).
+// Observer remembers the javas it verified, to only re-measure them next time.
 type Observer struct {
 	registry *steam.Registry
 	procs    *procid.Inspector

@@ -1,10 +1,5 @@
-// Package printable keeps text that others wrote (names in Steam's database,
-// paths in a backup archive) from acting on the terminal it is printed to:
-// an ESC would start a control sequence, a newline forge a line.
-//
-// Text that is entirely printable is left alone, so that the names an
-// operator sees match Steam's UI and grep; only text holding something
-// unprintable is escaped, in Go's strconv.Quote notation.
+// Package printable keeps text others wrote (Steam's names, archive paths)
+// from acting on the terminal; fully printable text is left alone.
 package printable
 
 import (
@@ -14,9 +9,8 @@ import (
 	"unicode/utf8"
 )
 
-// Quote returns s unchanged when every rune of it is printable, and
-// strconv.Quote(s) otherwise. A name starting with a double quote is quoted
-// too, so that a quoted name in a table is never one Steam holds verbatim.
+// Quote returns s, or strconv.Quote(s) when s holds an unprintable rune or
+// starts with a quote.
 func Quote(s string) string {
 	if Escape(s) == s && !strings.HasPrefix(s, `"`) {
 		return s
@@ -24,10 +18,7 @@ func Quote(s string) string {
 	return strconv.Quote(s)
 }
 
-// Escape replaces each unprintable rune of s (control characters,
-// invisible formatting such as a bidirectional override, invalid UTF-8)
-// by its Go escape, for text embedded in a longer sentence, such as an
-// error message, that cannot be quoted as a whole.
+// Escape escapes each unprintable rune, for text inside a longer sentence.
 func Escape(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {

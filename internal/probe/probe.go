@@ -47,8 +47,7 @@ func (r Result) Reason() string {
 var ErrTimeout = errors.New("no answer within the timeout")
 
 // client never reuses a connection (a stopped JVM must not be judged by an
-// old socket), follows no redirect and no proxy. Small buffers halve a
-// round's allocations.
+// old socket) and follows no redirect or proxy; small buffers halve allocations.
 var client = &http.Client{
 	Transport: &http.Transport{
 		Proxy:              nil,
@@ -60,8 +59,7 @@ var client = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-// Ping GETs http://127.0.0.1:<port><path>; the status is the verdict, the
-// body is not read.
+// Ping GETs http://127.0.0.1:<port><path>; the status is the verdict.
 func Ping(ctx context.Context, port int, path string, timeout time.Duration) Result {
 	begin := time.Now()
 	r := Result{Time: begin}
@@ -89,9 +87,8 @@ func Ping(ctx context.Context, port int, path string, timeout time.Duration) Res
 	return r
 }
 
-// PingAll pings every port, at most concurrency at once, and returns the
-// results in the ports' order. It takes about as long as the slowest
-// batch: a port that does not answer costs its timeout, not more.
+// PingAll returns results in the ports' order; a port that does not answer
+// costs its timeout, not more.
 func PingAll(ctx context.Context, ports []int, path string, timeout time.Duration, concurrency int) []Result {
 	results := make([]Result, len(ports))
 	forEach(len(ports), concurrency, func(i int) {
@@ -100,7 +97,6 @@ func PingAll(ctx context.Context, ports []int, path string, timeout time.Duratio
 	return results
 }
 
-// forEach calls do for 0..n-1 from at most concurrency goroutines at once.
 func forEach(n, concurrency int, do func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup

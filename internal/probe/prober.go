@@ -45,8 +45,7 @@ type Config struct {
 	Concurrency int
 }
 
-// Prober probes in the background, so that a scrape never waits on a
-// deployment that does not answer.
+// Prober probes in the background, so a scrape never waits on a hung JVM.
 type Prober struct {
 	targets Targets
 	cfg     Config
@@ -74,8 +73,7 @@ func NewProber(targets Targets, cfg Config, logger *slog.Logger) *Prober {
 	return &Prober{targets: targets, cfg: cfg, logger: logger, outcomes: map[int64]Outcome{}}
 }
 
-// Run probes a round now and then every interval until ctx ends; a long
-// round delays the next instead of overlapping it.
+// Run probes every interval until ctx ends; a long round delays the next.
 func (p *Prober) Run(ctx context.Context) {
 	tick := time.NewTicker(p.cfg.Interval)
 	defer tick.Stop()
@@ -89,9 +87,8 @@ func (p *Prober) Run(ctx context.Context) {
 	}
 }
 
-// Round probes every target once. A deployment no longer running vanishes at
-// once; a running one keeps its outcome until the new one. When the targets
-// cannot be listed the old outcomes stay, their timestamps ageing.
+// Round drops a deployment no longer running at once; when targets cannot
+// be listed the old outcomes stay, their timestamps ageing.
 func (p *Prober) Round(ctx context.Context) {
 	targets, err := p.targets(ctx)
 	if ctx.Err() != nil {
@@ -166,8 +163,7 @@ func (p *Prober) Latest() []Outcome {
 	return out
 }
 
-// RunningTargets lists the deployments whose recorded PID verifies as their
-// java: a foreign process on a deployment's port is never probed for it.
+// RunningTargets: a foreign process on a deployment's port is never probed.
 func RunningTargets(reg *steam.Registry, in *procid.Inspector) Targets {
 	obs := observe.New(reg, in)
 	return func(ctx context.Context) ([]Target, error) {

@@ -1,6 +1,5 @@
-// Package procid decides whether a PID really is a given Steam deployment's
-// java process, and measures it only then: after a crash or a reboot a
-// recorded PID may belong to any program.
+// Package procid proves a PID is a given deployment's java before measuring
+// or signalling it: after a crash or reboot the PID may be anyone's.
 package procid
 
 import (
@@ -10,19 +9,16 @@ import (
 	"strings"
 )
 
-// Identity is what a deployment's java process looks like on its command
-// line, as Steam starts it:
-//
-//	java [jvm options] -jar <home>/var/master/assets/jetty-runner.jar --port <port> <war>
+// Identity is a deployment's java as Steam starts it: java [jvm options]
+// -jar <home>/var/master/assets/jetty-runner.jar --port <port> <war>
 type Identity struct {
 	JettyRunner string // absolute path of the home's jetty-runner.jar
 	Port        int
 	Wars        []string // absolute paths: <logical_name>.war or <logical_name>_py.war
 }
 
-// Matches reports whether argv is java running this identity. Relative paths
-// are resolved against cwd (asked only when needed; "" never matches), and a
-// path matches by spelling or by naming the same file (a symlinked home).
+// Matches resolves relative paths against cwd (asked only when needed) and
+// matches a path by spelling or by file (a symlinked home).
 func (id Identity) Matches(argv []string, cwd func() string) bool {
 	if len(argv) < 5 || filepath.Base(argv[0]) != "java" {
 		return false
@@ -40,7 +36,6 @@ func (id Identity) Matches(argv []string, cwd func() string) bool {
 	if jar < 0 || jar+1 >= len(argv) {
 		return false
 	}
-	// The port first: it rules out the home's other deployments cheaply.
 	port, war, ok := parseRunnerArgs(argv[jar+2:])
 	if !ok || port != strconv.Itoa(id.Port) {
 		return false
@@ -69,8 +64,6 @@ func (id Identity) Matches(argv []string, cwd func() string) bool {
 	return false
 }
 
-// sameFile reports whether got names the file want: by spelling without a
-// syscall, else by device and inode when the base names agree.
 func sameFile(got, want string) bool {
 	if got == "" || want == "" {
 		return false
@@ -90,7 +83,6 @@ func sameFile(got, want string) bool {
 	return err == nil && os.SameFile(a, b)
 }
 
-// parseRunnerArgs reads jetty-runner's "--name value" options and one war.
 func parseRunnerArgs(args []string) (port, war string, ok bool) {
 	var wars int
 	for i := 0; i < len(args); i++ {

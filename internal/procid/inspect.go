@@ -18,7 +18,6 @@ import (
 // Status is what became of a deployment's recorded PID.
 type Status string
 
-// The statuses, as the steam_deployment_status metric labels them.
 const (
 	StatusRunning   Status = "running"    // alive and verified as this deployment's java
 	StatusDead      Status = "dead"       // no such process
@@ -31,8 +30,7 @@ const (
 // Statuses lists every status, in the order metrics expose them.
 var Statuses = []Status{StatusRunning, StatusDead, StatusZombie, StatusPIDReused, StatusNoPID, StatusUnknown}
 
-// Process is what one look at a PID found. The resource fields are set only
-// when Status is StatusRunning: an unproven process is never measured.
+// Process is one look at a PID; only a StatusRunning one is measured.
 type Process struct {
 	PID    int
 	Status Status
@@ -51,9 +49,8 @@ type Inspector struct {
 	env common.EnvMap // gopsutil's documented way to name the procfs root
 }
 
-// bootTimeCache turns on gopsutil's (process-wide) boot time cache: without
-// it every process costs a reread of the boot time, and create times wobble
-// by a second between two looks at one process.
+// bootTimeCache: without it every process rereads the boot time, and
+// create times wobble by a second between two looks.
 var bootTimeCache sync.Once
 
 // NewInspector reads processes under procRoot ("" means /proc).
@@ -73,8 +70,8 @@ func (in *Inspector) withRoot(ctx context.Context) context.Context {
 	return context.WithValue(ctx, common.EnvKey, in.env)
 }
 
-// Inspect decides what pid is with respect to id. Against a zero identity
-// (an unrecognisable row) any live process is StatusPIDReused.
+// Inspect decides what pid is; against a zero identity any live process is
+// StatusPIDReused.
 func (in *Inspector) Inspect(pid int, id Identity) Process {
 	p := Process{PID: pid}
 	switch {
@@ -86,14 +83,12 @@ func (in *Inspector) Inspect(pid int, id Identity) Process {
 		return p
 	}
 	ctx := in.withRoot(context.Background())
-	// The command line first: it settles zombies and foreign processes.
 	proc := &process.Process{Pid: int32(pid)}
 	argv, err := proc.CmdlineSliceWithContext(ctx)
 	if err != nil {
 		return p.failed(err)
 	}
 	if len(argv) == 0 {
-		// Zombies and kernel threads have no command line.
 		status, err := proc.StatusWithContext(ctx)
 		if err != nil {
 			return p.failed(err)
@@ -108,7 +103,6 @@ func (in *Inspector) Inspect(pid int, id Identity) Process {
 	return verify(ctx, proc, argv, id)
 }
 
-// verify checks argv against id and measures the process if it matches.
 func verify(ctx context.Context, proc *process.Process, argv []string, id Identity) Process {
 	p := Process{PID: int(proc.Pid)}
 	cwd := func() string { dir, _ := proc.CwdWithContext(ctx); return dir }
@@ -119,7 +113,6 @@ func verify(ctx context.Context, proc *process.Process, argv []string, id Identi
 	return measure(ctx, proc)
 }
 
-// measure reads the figures of a process whose identity is settled.
 func measure(ctx context.Context, proc *process.Process) Process {
 	p := Process{PID: int(proc.Pid)}
 	times, err := proc.TimesWithContext(ctx)
@@ -143,10 +136,8 @@ func measure(ctx context.Context, proc *process.Process) Process {
 	return p
 }
 
-// Remeasure is Inspect for prev, found running against id before: while its
-// start time holds, the command line (the costliest read) is not read again.
-// A zombie, which has no memory, goes back to Inspect too. Only for figures:
-// start times have whole seconds, so nothing is signalled on this basis.
+// Remeasure skips the command line while prev's start time holds. Whole
+// seconds only: for figures, never for signalling.
 func (in *Inspector) Remeasure(prev Process, id Identity) Process {
 	if prev.Status != StatusRunning || prev.PID <= 0 || prev.PID > math.MaxInt32 {
 		return in.Inspect(prev.PID, id)
@@ -160,7 +151,6 @@ func (in *Inspector) Remeasure(prev Process, id Identity) Process {
 
 func (p Process) failed(err error) Process {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
-		// Gone, or gone between two reads: either way nothing runs there.
 		p.Status = StatusDead
 		return p
 	}
@@ -169,8 +159,7 @@ func (p Process) failed(err error) Process {
 	return p
 }
 
-// Find returns every live process that is id's java, whatever its PID. It
-// reads every process's command line: for remediation, not for scrapes.
+// Find reads every command line: for remediation, not scrapes.
 func (in *Inspector) Find(id Identity) ([]Process, error) {
 	ctx := in.withRoot(context.Background())
 	pids, err := process.PidsWithContext(ctx)
@@ -191,8 +180,7 @@ func (in *Inspector) Find(id Identity) ([]Process, error) {
 	return found, nil
 }
 
-// Listeners returns the PIDs listening on TCP port (IPv4 or IPv6); 0 stands
-// for an owner that cannot be read (another user's process, when not root).
+// Listeners returns the PIDs listening on TCP port; 0 is an unreadable owner.
 func (in *Inspector) Listeners(ctx context.Context, port int) ([]int, error) {
 	conns, err := gnet.ConnectionsWithoutUidsWithContext(in.withRoot(ctx), "tcp")
 	if err != nil {
@@ -209,7 +197,7 @@ func (in *Inspector) Listeners(ctx context.Context, port int) ([]int, error) {
 	return pids, nil
 }
 
-// ListensOn reports whether pid itself holds a listening socket on TCP port.
+// ListensOn reports whether pid itself listens on TCP port.
 func (in *Inspector) ListensOn(ctx context.Context, pid, port int) bool {
 	if pid <= 0 || pid > math.MaxInt32 {
 		return false

@@ -12,13 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrNotVerified means a process was not signalled because it is no longer
-// the one inspected: it exited, or its PID names another process.
+// ErrNotVerified: the process exited or its PID names another.
 var ErrNotVerified = errors.New("process no longer verified")
 
-// Signal sends sig to p, found running as id's java, only if it still is
-// that very process: it re-verifies p through a pidfd and signals through
-// it, so a PID reused in between never receives the signal.
+// Signal re-verifies p through a pidfd and signals through it, so a PID
+// reused in between never receives sig.
 func (in *Inspector) Signal(p Process, id Identity, sig syscall.Signal) error {
 	fd, err := unix.PidfdOpen(p.PID, 0)
 	if errors.Is(err, unix.ESRCH) {
@@ -41,8 +39,7 @@ func (in *Inspector) Signal(p Process, id Identity, sig syscall.Signal) error {
 	return nil
 }
 
-// Stopped reports whether pid is stopped (state T, as after SIGSTOP): it
-// handles no SIGINT until continued, so only SIGKILL ends it.
+// Stopped: a stopped java handles no SIGINT, only SIGKILL ends it.
 func (in *Inspector) Stopped(pid int) bool {
 	p, err := process.NewProcessWithContext(in.withRoot(context.Background()), int32(pid))
 	if err != nil {
@@ -52,13 +49,11 @@ func (in *Inspector) Stopped(pid int) bool {
 	return err == nil && slices.Contains(st, process.Stop)
 }
 
-// Session is the session of a verified java that leads its own (its
-// session id is its PID, as after setsid): its children belong to it too.
+// Session is a verified java that leads its own session (after setsid).
 type Session struct{ ID int }
 
-// LeadsSession verifies p as Signal does and reports the session it leads;
-// ok is false for a java that leads none, whose session (Steam's, say) must
-// never be signalled.
+// LeadsSession verifies p as Signal does; a java leading no session (it
+// is in Steam's) has none to signal.
 func (in *Inspector) LeadsSession(p Process, id Identity) (s Session, ok bool, err error) {
 	fd, err := unix.PidfdOpen(p.PID, 0)
 	if err != nil {
@@ -78,10 +73,8 @@ func (in *Inspector) LeadsSession(p Process, id Identity) (s Session, ok bool, e
 	return Session{ID: p.PID}, true, nil
 }
 
-// Signal sends sig to the session's process group, which setsid made and
-// the leader's children join. Its id cannot name another group while one
-// of its members lives, so it stays safe after the leader exited. delivered
-// is false once no member is left.
+// Signal signals the process group: its id cannot be reused while a member
+// lives, so this stays safe after the leader exited.
 func (s Session) Signal(sig syscall.Signal) (delivered bool, err error) {
 	err = unix.Kill(-s.ID, sig)
 	if errors.Is(err, unix.ESRCH) {

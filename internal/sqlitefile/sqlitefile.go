@@ -1,8 +1,6 @@
-// Package sqlitefile opens the SQLite files this project touches (Steam's
-// database, its own state database, backup snapshots) all one way: by URI
-// with an explicit open mode, so that a read-only or read-write open never
-// creates a missing file; with a busy timeout; and with no other pragma, so
-// that a database's journal mode and settings stay as its owner left them.
+// Package sqlitefile opens SQLite files one way: by URI with an explicit
+// mode (never creating a missing file), a busy timeout and no other pragma,
+// so a database's journal mode stays as its owner left it.
 package sqlitefile
 
 import (
@@ -14,7 +12,6 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// Modes of opening a file.
 const (
 	ReadOnly        = "ro"
 	ReadWrite       = "rw"
@@ -23,12 +20,9 @@ const (
 
 // Options say how a file is opened.
 type Options struct {
-	Mode string // ReadOnly, ReadWrite or ReadWriteCreate
-	// BusyTimeout is how long a statement waits for another connection's
-	// lock; 0 means not at all.
+	Mode        string // ReadOnly, ReadWrite or ReadWriteCreate
 	BusyTimeout time.Duration
-	// Immediate makes every transaction take the write lock when it
-	// begins, so that two writers never deadlock upgrading read locks.
+	// Immediate takes the write lock at BEGIN: two writers never deadlock.
 	Immediate bool
 }
 
@@ -45,9 +39,7 @@ func DSN(path string, o Options) string {
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
-// Open returns a handle on the file at path with a single connection:
-// SQLite serialises writers anyway, and one connection never waits on
-// itself. Like sql.Open, it does not touch the file until first used.
+// Open uses one connection: SQLite serialises writers anyway.
 func Open(path string, o Options) (*sql.DB, error) {
 	db, err := sql.Open("sqlite", DSN(path, o))
 	if err != nil {

@@ -8,9 +8,8 @@ import (
 	"time"
 )
 
-// backupSchema is created by the first RecordBackup, not by Open: only the
-// backup command writes it, and readers of an older state database must
-// still work (LastBackupSuccess treats a missing table as "never").
+// backupSchema is created by the first RecordBackup, not Open: only the
+// backup command writes it.
 const backupSchema = `
 CREATE TABLE IF NOT EXISTS backups (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -28,23 +27,17 @@ CREATE INDEX IF NOT EXISTS backups_by_result ON backups (result, unix_seconds);
 
 // BackupRecord is the outcome of one backup run.
 type BackupRecord struct {
-	ID int64
-	// Time is when the backup finished; zero means now.
-	Time time.Time
-	// Result is ResultSuccess or ResultFailure.
-	Result string
-	// Path is the archive written (or that would have been).
-	Path string
-	// Bytes is the archive's size; Files the number of files it holds.
+	ID       int64
+	Time     time.Time
+	Result   string
+	Path     string
 	Bytes    int64
 	Files    int
 	Duration time.Duration
-	// Error says why a failed backup failed.
-	Error string
+	Error    string
 }
 
-// RecordBackup appends r to the backups table, creating the table first if
-// this database has none yet.
+// RecordBackup appends r, creating the backups table if needed.
 func (s *DB) RecordBackup(ctx context.Context, r BackupRecord) error {
 	if r.Time.IsZero() {
 		r.Time = time.Now()
@@ -66,9 +59,8 @@ func (s *DB) RecordBackup(ctx context.Context, r BackupRecord) error {
 	return nil
 }
 
-// LastBackupSuccess returns when the newest successful backup finished. ok is
-// false when there has been none (or the table does not exist yet, as in a
-// state database only the remediator has written).
+// LastBackupSuccess returns when the newest successful backup finished; ok
+// is false when there was none.
 func (s *DB) LastBackupSuccess(ctx context.Context) (t time.Time, ok bool, err error) {
 	exists, err := s.hasTable(ctx, "backups")
 	if err != nil || !exists {
@@ -90,7 +82,7 @@ func (s *DB) LastBackupSuccess(ctx context.Context) (t time.Time, ok bool, err e
 	return t, true, nil
 }
 
-// Backups returns the newest backup records first, at most limit of them.
+// Backups returns at most limit backup records, newest first.
 func (s *DB) Backups(ctx context.Context, limit int) ([]BackupRecord, error) {
 	exists, err := s.hasTable(ctx, "backups")
 	if err != nil || !exists {

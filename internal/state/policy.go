@@ -6,12 +6,8 @@ import (
 	"time"
 )
 
-// policySchema is created by Open, with the journal. Read-only openers of a
-// state database written by an older remediator lack the tables: readers
-// ask hasTable first and see no policy rows.
-//
-// Times are Unix milliseconds, 0 meaning "none": they are compared in SQL,
-// which RFC 3339 text with varying fractions would get wrong.
+// Times are Unix milliseconds (0: none), compared in SQL, where RFC 3339
+// text with varying fractions sorts wrong.
 const policySchema = `
 CREATE TABLE IF NOT EXISTS restart_policy (
     deployment_id        INTEGER PRIMARY KEY,
@@ -39,34 +35,22 @@ CREATE TABLE IF NOT EXISTS in_flight (
 );
 `
 
-// ActionFailure journals a start that was counted as failed after it had
-// been journaled as a restart: its process died within the watch window that
-// follows readiness.
+// ActionFailure journals a restart whose process died in its watch window.
 const ActionFailure = "failure"
 
-// RestartPolicy is what the remediator remembers about one deployment
-// between starts, so that backoff and giving up survive its own restarts.
-// The zero value (apart from DeploymentID) is a deployment with a clean
-// record.
+// RestartPolicy is what the remediator remembers of a deployment between
+// starts, so that backoff and giving up survive its own restarts.
 type RestartPolicy struct {
-	DeploymentID int64
-	// ConsecutiveFailures counts failed starts since the last start that
-	// stayed up through its watch window.
+	DeploymentID        int64
 	ConsecutiveFailures int
-	// NextStart is the earliest time another start may be made; zero when
-	// there is no backoff.
-	NextStart time.Time
-	// GaveUpUntil is when a given-up deployment may be started again; zero
-	// when it was not given up.
-	GaveUpUntil  time.Time
-	GaveUpReason string
-	// ProbationPID is the process of the last start while it is inside its
-	// watch window (until ProbationUntil): if it dies there, the start
-	// counts as failed.
+	NextStart           time.Time
+	GaveUpUntil         time.Time
+	GaveUpReason        string
+	// ProbationPID dying before ProbationUntil makes the last start a failure.
 	ProbationPID   int64
 	ProbationUntil time.Time
-	// StartingPID is a java started and not yet ready or given its outcome:
-	// a remediator killed meanwhile leaves it set, and the next one resumes.
+	// StartingPID is a java started and not yet ready: the next remediator
+	// resumes it.
 	StartingPID int64
 }
 
@@ -89,8 +73,7 @@ func fromMillis(ms int64) time.Time {
 	return time.UnixMilli(ms)
 }
 
-// RestartPolicy returns the policy record of a deployment; a deployment
-// never started by the remediator has a zero record.
+// RestartPolicy returns a deployment's record, zero when never started.
 func (s *DB) RestartPolicy(ctx context.Context, deploymentID int64) (RestartPolicy, error) {
 	p := RestartPolicy{DeploymentID: deploymentID}
 	if ok, err := s.hasTable(ctx, "restart_policy"); err != nil || !ok {
@@ -153,8 +136,7 @@ func (s *DB) SaveRestartPolicy(ctx context.Context, p RestartPolicy) error {
 	return nil
 }
 
-// RecordStart notes that a process was started for the deployment at t, and
-// forgets its starts older than forgetBefore.
+// RecordStart notes a start at t and forgets those before forgetBefore.
 func (s *DB) RecordStart(ctx context.Context, deploymentID int64, t, forgetBefore time.Time) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -189,16 +171,15 @@ func (s *DB) StartsSince(ctx context.Context, deploymentID int64, since time.Tim
 	return n, nil
 }
 
-// ResetRestartPolicy forgets everything the policy remembers about a
-// deployment: failures, backoff, giving up and past starts.
+// ResetRestartPolicy forgets failures, backoff, giving up and past starts.
 func (s *DB) ResetRestartPolicy(ctx context.Context, deploymentID int64) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("resetting restart policy of deployment %d: %w", deploymentID, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	// The row stays, clean, so that a deployment that was given up is
-	// seen as no longer given up rather than vanishing from metrics.
+	// The row stays, clean, so a given-up deployment is seen as no longer
+	// given up rather than vanishing from metrics.
 	for _, q := range []string{
 		`INSERT OR REPLACE INTO restart_policy (deployment_id) VALUES (?)`,
 		`DELETE FROM restart_starts WHERE deployment_id = ?`,

@@ -6,18 +6,13 @@ import (
 	"time"
 )
 
-// pruneBatch bounds the rows one pruning transaction deletes, so that the
-// remediator's own journal writes wait at most for one short transaction
-// even when months of rows go at once.
+// pruneBatch keeps each pruning transaction short for the journal's writers.
 const pruneBatch = 1000
 
-// PruneJournal deletes the journal rows recorded before cutoff and returns
-// how many went. Restart counts live in their own table and are untouched,
-// so steam_deployment_restarts_total stays monotonic; the restart policy's
-// memory is in its own tables too.
+// PruneJournal deletes journal rows recorded before cutoff. Restart counts
+// and policies live in their own tables, untouched.
 func (s *DB) PruneJournal(ctx context.Context, cutoff time.Time) (int64, error) {
-	// Times are compared as instants, not as text: RFC 3339 with trimmed
-	// fractions does not sort as text ("…:00Z" after "…:00.5Z").
+	// Compared as instants: RFC 3339 with trimmed fractions does not sort as text.
 	cut := cutoff.UTC().Format(time.RFC3339Nano)
 	var total int64
 	for {

@@ -1,11 +1,5 @@
-// Package state is steam-overseer's own SQLite database, beside Steam's but
-// never inside it: the journal of every remediation action (the operators'
-// audit trail), the count of successful restarts per deployment that the
-// exporter publishes, and the restart policy's memory that must survive a
-// remediator restart.
-//
-// The remediator opens it read-write; the exporter and the status command
-// open it read-only.
+// Package state is steam-overseer's own SQLite database, beside Steam's:
+// the remediation journal, restart counts and the restart policy's memory.
 package state
 
 import (
@@ -20,9 +14,8 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
 )
 
-// schema is applied on every read-write open; every statement is idempotent.
-// The default rollback journal is kept: writers are few and tiny, and a
-// read-only reader needs no -shm file beside the database.
+// schema is idempotent. The rollback journal is kept: writers are few and
+// tiny, and a read-only reader needs no -shm file.
 const schema = `
 CREATE TABLE IF NOT EXISTS journal (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -88,7 +81,6 @@ type DB struct {
 	readOnly bool
 }
 
-// busyTimeout lets a reader wait out the remediator's writes.
 const busyTimeout = 5 * time.Second
 
 func open(path, mode string) (*sql.DB, error) {
@@ -99,8 +91,7 @@ func open(path, mode string) (*sql.DB, error) {
 	return db, nil
 }
 
-// Open opens the state database read-write, creating it and its schema if
-// needed.
+// Open opens the state database read-write, creating it as needed.
 func Open(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
@@ -124,8 +115,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return &DB{db: db, path: path}, nil
 }
 
-// addedColumns are columns later versions added to tables an older
-// remediator may have created: table, column, declaration.
+// addedColumns are what later versions added to an older remediator's tables.
 var addedColumns = [][3]string{
 	{"journal", "detail", "TEXT NOT NULL DEFAULT ''"},
 	{"restart_policy", "starting_pid", "INTEGER NOT NULL DEFAULT 0"},
@@ -146,8 +136,7 @@ func addColumn(ctx context.Context, db *sql.DB, table, column, decl string) erro
 	return nil
 }
 
-// OpenMemory returns an empty state database that lives in memory only: what
-// a dry run reads when no state database exists yet, without creating one.
+// OpenMemory is what a dry run reads when no state database exists yet.
 func OpenMemory(ctx context.Context) (*DB, error) {
 	db, err := sql.Open("sqlite", "file::memory:")
 	if err != nil {
@@ -162,8 +151,7 @@ func OpenMemory(ctx context.Context) (*DB, error) {
 	return &DB{db: db}, nil
 }
 
-// ErrNoState means the state database does not exist yet: the remediator has
-// never run. Readers treat it as an empty journal.
+// ErrNoState: the remediator never ran; readers see an empty journal.
 var ErrNoState = errors.New("state database does not exist")
 
 // OpenReadOnly opens an existing state database without ever writing to it.
@@ -181,9 +169,8 @@ func OpenReadOnly(path string) (*DB, error) {
 	return &DB{db: db, path: path, readOnly: true}, nil
 }
 
-// HomeMismatchError means a state database belongs to another Steam home:
-// two homes sharing one would take each other's PIDs, restarts and backoff
-// for their own.
+// HomeMismatchError: two homes sharing one state would take each other's
+// PIDs, restarts and backoff.
 type HomeMismatchError struct {
 	Path, Recorded, Home string
 }
@@ -193,10 +180,8 @@ func (e *HomeMismatchError) Error() string {
 		"give each Steam home its own --state.path", e.Path, e.Recorded, e.Home)
 }
 
-// BelongsTo checks that the database is the state of the Steam home dir,
-// an absolute path, and fails with a *HomeMismatchError if it is another
-// home's. A database that records no home yet (new, or written by an older
-// version) adopts dir, unless it is open read-only.
+// BelongsTo fails with a *HomeMismatchError for another home's database;
+// one that records no home adopts dir, unless read-only.
 func (s *DB) BelongsTo(ctx context.Context, dir string) error {
 	if s.readOnly {
 		if ok, err := s.hasTable(ctx, "steam_home"); err != nil || !ok {
@@ -218,8 +203,7 @@ func (s *DB) BelongsTo(ctx context.Context, dir string) error {
 	return &HomeMismatchError{Path: s.path, Recorded: recorded, Home: dir}
 }
 
-// sameDir tells whether two paths name one folder, also through a link or
-// a bind mount that gives it a second name.
+// sameDir also sees through a link or a bind mount.
 func sameDir(a, b string) bool {
 	if filepath.Clean(a) == filepath.Clean(b) {
 		return true
@@ -232,10 +216,8 @@ func sameDir(a, b string) bool {
 // Close closes the database.
 func (s *DB) Close() error { return s.db.Close() }
 
-// hasTable reports whether the database holds the table name. Readers of
-// tables that Open did not always create (an older version's database, the
-// backups table before the first backup) ask this instead of creating them,
-// which a read-only connection cannot do.
+// hasTable lets readers of tables Open did not always create skip them,
+// as a read-only connection cannot create them.
 func (s *DB) hasTable(ctx context.Context, name string) (bool, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx,
@@ -246,8 +228,8 @@ func (s *DB) hasTable(ctx context.Context, name string) (bool, error) {
 	return n > 0, nil
 }
 
-// Record appends e to the journal. A successful restart also increments the
-// deployment's restart count, in the same transaction.
+// Record appends e; a successful restart increments the restart count in
+// the same transaction.
 func (s *DB) Record(ctx context.Context, e Entry) (int64, error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
@@ -300,8 +282,7 @@ func (s *DB) RestartCounts(ctx context.Context) (map[int64]uint64, error) {
 	return counts, nil
 }
 
-// Journal returns the newest entries first, at most limit of them; a
-// deploymentID of 0 means every deployment.
+// Journal returns the newest entries first; deploymentID 0 means all.
 func (s *DB) Journal(ctx context.Context, deploymentID int64, limit int) ([]Entry, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, time, deployment_id, deployment, action, result,
 		reason, detail, old_pid, new_pid, duration_seconds FROM journal

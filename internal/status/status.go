@@ -1,5 +1,4 @@
-// Package status answers what an operator asks first when paged: which
-// deployments run, since when, and what the remediator last did. Read-only.
+// Package status answers, read-only, what an operator asks first when paged.
 package status
 
 import (
@@ -22,24 +21,21 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
-// Row is one deployment's status. The JSON names are an interface: scripts
-// read them.
+// Row is one deployment's status; scripts read its JSON names.
 type Row struct {
-	ID      int64  `json:"id"`
-	Name    string `json:"name"`
-	Port    int64  `json:"port"`
-	PID     int64  `json:"pid"`
-	Status  string `json:"status"` // steam.Statuses or StatusUnresponsive
-	Problem string `json:"problem"`
-	State   string `json:"state"` // Steam's own
-	Error   string `json:"error"` // why the process could not be read
-	// Set only for a verified running process.
+	ID            int64      `json:"id"`
+	Name          string     `json:"name"`
+	Port          int64      `json:"port"`
+	PID           int64      `json:"pid"`
+	Status        string     `json:"status"` // steam.Statuses or StatusUnresponsive
+	Problem       string     `json:"problem"`
+	State         string     `json:"state"` // Steam's own
+	Error         string     `json:"error"` // why the process could not be read
 	Started       *time.Time `json:"started"`
 	UptimeSeconds *float64   `json:"uptime_seconds"`
-	// From AddHistory; LastAction nil when the remediator never acted.
-	Restarts   uint64  `json:"restarts"`
-	LastAction *Action `json:"last_action"`
-	Probe      *Probe  `json:"probe"` // from AddProbes, nil when not probed
+	Restarts      uint64     `json:"restarts"`
+	LastAction    *Action    `json:"last_action"`
+	Probe         *Probe     `json:"probe"` // from AddProbes, nil when not probed
 }
 
 // StatusUnresponsive: a verified running java that fails its probe.
@@ -61,8 +57,8 @@ type Action struct {
 	Time   time.Time `json:"time"`
 }
 
-// Rows observes every deployment of reg. History comes separately
-// (AddHistory), so that a broken state database never hides the registry.
+// Rows observes every deployment; history comes from AddHistory, so that a
+// broken state database never hides the registry.
 func Rows(ctx context.Context, reg *steam.Registry, in *procid.Inspector, now time.Time) ([]Row, error) {
 	obs, err := observe.New(reg, in).All(ctx)
 	if err != nil {
@@ -73,8 +69,7 @@ func Rows(ctx context.Context, reg *steam.Registry, in *procid.Inspector, now ti
 		d, p := o.Deployment, o.Process
 		r := Row{ID: d.ID, Name: d.Name, Port: d.Port, PID: d.PID, Problem: d.Problem, State: d.State, Status: o.Status}
 		if o.Running() {
-			// The kernel counts in 10 ms ticks; milliseconds drop the
-			// float's noise without losing anything real.
+			// The kernel counts 10 ms ticks: milliseconds lose nothing real.
 			started := time.UnixMilli(int64(math.Round(p.StartTime * 1e3))).UTC()
 			uptime := max(now.Sub(started), 0).Seconds()
 			r.Started, r.UptimeSeconds = &started, &uptime
@@ -87,8 +82,7 @@ func Rows(ctx context.Context, reg *steam.Registry, in *procid.Inspector, now ti
 	return rows, nil
 }
 
-// probeConcurrency: a thousand hung deployments cost four timeouts, in
-// sockets well under the file limit.
+// probeConcurrency: a thousand hung deployments cost four timeouts.
 const probeConcurrency = 256
 
 // AddProbes probes every running row and marks those failing unresponsive.
@@ -161,8 +155,7 @@ func WriteTable(w io.Writer, rows []Row, now time.Time) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	// tabwriter pads every cell but the last; an empty last column would
-	// leave trailing blanks on most lines.
+	// tabwriter pads even an empty last cell.
 	for line := range strings.Lines(buf.String()) {
 		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
 			return err
@@ -171,8 +164,7 @@ func WriteTable(w io.Writer, rows []Row, now time.Time) error {
 	return nil
 }
 
-// note: the problem, a read error, a probe failure, and a Steam state other
-// than started (such a row is not restarted).
+// note: the problem, a read or probe failure, a Steam state not started.
 func note(r Row) string {
 	var parts []string
 	if r.Problem != "" {
@@ -190,8 +182,6 @@ func note(r Row) string {
 	return cell(strings.Join(parts, "; "))
 }
 
-// cell keeps a value from Steam's database from breaking the table or
-// acting on the terminal (see printable).
 func cell(s string) string { return printable.Quote(s) }
 
 // formatDuration prints at most two units, as uptime(1): 3d4h, 5h12m, 12s.

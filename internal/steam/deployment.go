@@ -12,7 +12,6 @@ import (
 // StateStarted is the only service state a deployment may be restarted in.
 const StateStarted = "started"
 
-// Problems that make a deployment impossible to verify or start.
 const (
 	ProblemModelMissing       = "model_missing"        // the service row's model row is gone
 	ProblemPortInvalid        = "port_invalid"         // port ≤ 0 or > 65535
@@ -37,21 +36,17 @@ type Deployment struct {
 	State       string
 	Created     string
 
-	// War is the war resolved as Steam lays it out; empty if it cannot be.
-	War string
-	// Problem says why the deployment cannot be verified or started.
+	War     string
 	Problem string
 
-	home        Home
-	modelExists bool
-	// acceptedWars come from the row even when the file is gone.
+	home         Home
+	modelExists  bool
 	acceptedWars []string
 }
 
 // IDString is the deployment's id as its metrics label it.
 func (d Deployment) IDString() string { return strconv.FormatInt(d.ID, 10) }
 
-// resolve fills in War, Problem and the identity of each deployment.
 func (r *Registry) resolve(ds []Deployment) {
 	_, jettyErr := os.Stat(r.Home.JettyRunner())
 	for i := range ds {
@@ -68,7 +63,7 @@ func (r *Registry) resolve(ds []Deployment) {
 	}
 }
 
-// resolveWar finds model/<id>/<logical_name>[_py].war, or the folder's only war.
+// resolveWar: model/<id>/<logical_name>[_py].war, or the folder's only war.
 func (d *Deployment) resolveWar() {
 	dir := d.home.ModelDir(d.ModelID)
 	if !d.modelExists {
@@ -91,7 +86,7 @@ func (d *Deployment) resolveWar() {
 			}
 		}
 	} else {
-		// Read, not globbed: a home's path may hold glob metacharacters.
+		// Read, not globbed: a path may hold glob metacharacters.
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if w := filepath.Join(dir, e.Name()); strings.HasSuffix(e.Name(), ".war") && isWar(w) {
@@ -112,7 +107,6 @@ func (d *Deployment) resolveWar() {
 	}
 }
 
-// isWar reports whether path is a regular file, through symbolic links.
 func isWar(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular()

@@ -12,7 +12,6 @@ import (
 
 // Home is an unpacked Steam release, e.g. /home/steam/steam-1.1.6-linux-amd64.
 type Home struct {
-	// Dir is absolute and cleaned.
 	Dir string
 }
 

@@ -23,12 +23,10 @@ var ErrPIDChanged = errors.New("process_id changed concurrently")
 // ErrNotStarted means a compare-and-set found the row no longer started.
 var ErrNotStarted = errors.New("deployment no longer started")
 
-// DefaultBusyTimeout is how long a statement waits for Steam's write lock:
-// longer than Steam's short transactions, short of hanging a scrape.
+// DefaultBusyTimeout outlasts Steam's transactions, short of hanging a scrape.
 const DefaultBusyTimeout = 5 * time.Second
 
-// Registry lists Steam's deployments, opening the database at every call so
-// a replaced file is seen.
+// Registry opens the database at every call, so a replaced file is seen.
 type Registry struct {
 	Home        Home
 	BusyTimeout time.Duration
@@ -40,11 +38,9 @@ func NewRegistry(home Home) *Registry {
 }
 
 func (r *Registry) open(mode string) (*sql.DB, error) {
-	// A clearer error than SQLite's "unable to open".
 	if _, err := os.Stat(r.Home.DBPath()); err != nil {
 		return nil, fmt.Errorf("opening Steam database: %w", err)
 	}
-	// Never creating, and Steam's journal mode and foreign keys untouched.
 	db, err := sqlitefile.Open(r.Home.DBPath(), sqlitefile.Options{Mode: mode, BusyTimeout: r.BusyTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("opening Steam database: %w", err)
@@ -52,9 +48,8 @@ func (r *Registry) open(mode string) (*sql.DB, error) {
 	return db, nil
 }
 
-// The casts make odd rows (a NULL process_id) a reported problem rather than
-// a scan error that hides every deployment. The port is read as stored:
-// CAST would make '80a' port 80 (see portOf).
+// The casts report odd rows (a NULL process_id) instead of failing every
+// scan; the port is read as stored (see portOf).
 const selectDeployments = `
 SELECT s.id,
        COALESCE(CAST(s.name AS TEXT), ''),
@@ -100,8 +95,7 @@ func (r *Registry) Deployments(ctx context.Context) ([]Deployment, error) {
 	return ds, nil
 }
 
-// IDs returns the ids of Steam's service rows: all a caller needs to tell a
-// known deployment from a made-up one, without resolving any war.
+// IDs lists the ids without resolving any war.
 func (r *Registry) IDs(ctx context.Context) (map[int64]bool, error) {
 	db, err := r.open(sqlitefile.ReadOnly)
 	if err != nil {
@@ -161,9 +155,8 @@ func scanDeployment(s scanner) (Deployment, error) {
 	return d, nil
 }
 
-// portOf returns a port column's value when it is a plain integer, stored
-// as one or as text of decimal digits only, and 0 (port_invalid) for
-// anything else: text such as '80a' or ' 80', a fraction, a blob, NULL.
+// portOf accepts only a plain integer or decimal text: CAST would make
+// '80a' port 80.
 func portOf(v any) int64 {
 	switch v := v.(type) {
 	case int64:
@@ -182,9 +175,8 @@ func portOf(v any) int64 {
 	return 0
 }
 
-// SetPID sets process_id to newPID if the row still holds oldPID and is
-// started, in one short UPDATE (else ErrNotFound, ErrNotStarted or
-// ErrPIDChanged). It retries a locked database until ctx ends.
+// SetPID compare-and-sets process_id in one short UPDATE, retrying while
+// the database is locked.
 func (r *Registry) SetPID(ctx context.Context, id, oldPID, newPID int64) error {
 	db, err := r.open(sqlitefile.ReadWrite)
 	if err != nil {
@@ -233,7 +225,6 @@ func setPID(ctx context.Context, db *sql.DB, id, oldPID, newPID int64) error {
 		newPID, id, current.Int64, oldPID, ErrPIDChanged)
 }
 
-// isBusy tells whether err is SQLITE_BUSY or SQLITE_LOCKED.
 func isBusy(err error) bool {
 	var coder interface{ Code() int }
 	if errors.As(err, &coder) {

@@ -7,8 +7,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
 )
 
-// ServiceRow is what a watcher needs of a service row each second: no join,
-// no war lookup.
+// ServiceRow is a watcher's per-second read: no join, no war lookup.
 type ServiceRow struct {
 	ID    int64
 	PID   int64 // 0 when NULL

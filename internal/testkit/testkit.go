@@ -89,6 +89,16 @@ type (
 // FreePort returns a TCP port nothing listens on now.
 func FreePort() (int, error) { return steamfixture.FreePort() }
 
+// LoopbackAddr returns 127.0.0.1 and a port nothing listens on now.
+func LoopbackAddr(t testing.TB) string {
+	t.Helper()
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
 // WaitReady waits until a scoring service on port answers /ping 200.
 func WaitReady(ctx context.Context, port int, timeout time.Duration) error {
 	return steamfixture.WaitReady(ctx, port, timeout)
@@ -251,12 +261,26 @@ func Alive(pid int) bool {
 // Eventually polls cond every 10 ms until it holds or timeout passes.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	EventuallyEvery(t, timeout, 10*time.Millisecond, what, func() (bool, string) { return cond(), "" })
+}
+
+// EventuallyEvery polls cond every interval until it holds, failing the
+// test with cond's last word after timeout.
+func EventuallyEvery(t testing.TB, timeout, every time.Duration, what string, cond func() (ok bool, detail string)) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !cond() {
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
 		if time.Now().After(deadline) {
+			if detail != "" {
+				t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, detail)
+			}
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 
@@ -376,27 +400,27 @@ func (b *Buffer) String() string {
 	return b.buf.String()
 }
 
-// HoldWriteLock takes steam.db's write lock (BEGIN EXCLUSIVE) on a
-// connection of its own, as a long Steam transaction would. release, also
-// called when the test ends, rolls it back.
+// HoldWriteLock holds steam.db's write lock with BEGIN EXCLUSIVE, as a long
+// Steam transaction would; release, also called when the test ends, rolls
+// it back.
 func (h *Home) HoldWriteLock() (release func()) {
 	h.t.Helper()
-	conn, err := h.DB.Conn(context.Background())
+	l := h.HoldLock(Exclusive)
+	return func() {
+		if err := l.Release(); err != nil {
+			h.t.Errorf("releasing steam.db's write lock: %v", err)
+		}
+	}
+}
+
+// HoldLock begins a transaction in mode on a connection of its own to
+// steam.db, rolled back when the test ends unless ended before.
+func (h *Home) HoldLock(mode LockMode) *WriteLock {
+	h.t.Helper()
+	l, err := TakeWriteLock(context.Background(), h.DB, mode)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := conn.ExecContext(context.Background(), `BEGIN EXCLUSIVE`); err != nil {
-		h.t.Fatal(err)
-	}
-	var once sync.Once
-	release = func() {
-		once.Do(func() {
-			if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
-				h.t.Errorf("releasing steam.db's write lock: %v", err)
-			}
-			conn.Close()
-		})
-	}
-	h.t.Cleanup(release)
-	return release
+	h.t.Cleanup(func() { _ = l.Release() })
+	return l
 }

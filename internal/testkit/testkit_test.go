@@ -94,3 +94,48 @@ func TestRequireTool(t *testing.T) {
 		})
 	}
 }
+
+// fatalTB records the Fatalf that ends a helper, as a failing test would.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalTB) Helper() {}
+
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func TestEventuallyEvery(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		holdsAt int // the call at which cond holds; 0: never
+		want    string
+	}{
+		{name: "holds at once", holdsAt: 1},
+		{name: "holds later", holdsAt: 3},
+		{name: "never holds", want: "timed out after 50ms waiting for the thing; last: call"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := &fatalTB{TB: t}
+			calls := 0
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				testkit.EventuallyEvery(tb, 50*time.Millisecond, time.Millisecond, "the thing", func() (bool, string) {
+					calls++
+					return calls == tc.holdsAt, fmt.Sprint("call ", calls)
+				})
+			}()
+			<-done
+			if tc.want == "" && (tb.msg != "" || calls != tc.holdsAt) {
+				t.Errorf("failed with %q after %d calls, want success at call %d", tb.msg, calls, tc.holdsAt)
+			}
+			if tc.want != "" && !strings.HasPrefix(tb.msg, tc.want) {
+				t.Errorf("failed with %q, want %q…", tb.msg, tc.want)
+			}
+		})
+	}
+}

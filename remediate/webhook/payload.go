@@ -8,22 +8,15 @@ import (
 	"strconv"
 )
 
-// payloadVersion is the only version of Alertmanager's webhook payload
-// understood here; it has been "4" since Alertmanager 0.7.
+// payloadVersion has been "4" since Alertmanager 0.7.
 const payloadVersion = "4"
 
-// Alert statuses Alertmanager sends.
 const (
 	statusFiring   = "firing"
 	statusResolved = "resolved"
 )
 
-// message holds the parts of Alertmanager's webhook payload that are used.
-// The group's status, groupLabels and commonLabels are left out on purpose:
-// the group is "firing" while any one of its alerts fires, and commonLabels
-// shrink to the labels all its alerts share, so only each alert's own status
-// and labels say what to do. Unknown fields are ignored, as newer
-// Alertmanagers add some.
+// message is the payload's part used: each alert's own status and labels.
 type message struct {
 	Version         string   `json:"version"`
 	GroupKey        string   `json:"groupKey"`
@@ -32,17 +25,14 @@ type message struct {
 	Alerts          []*alert `json:"alerts"`
 }
 
-// alert is one alert of a notification. startsAt and endsAt are not read:
-// a firing alert's endsAt is 0001-01-01T00:00:00Z, and status alone says
-// whether it fires.
+// alert omits endsAt: a firing alert's is zero; status alone says it fires.
 type alert struct {
 	Status      string            `json:"status"`
 	Labels      map[string]string `json:"labels"`
 	Fingerprint string            `json:"fingerprint"`
 }
 
-// decode parses and checks a webhook payload. An error means the whole
-// payload is rejected and nothing in it is acted on.
+// decode rejects the whole payload on any error.
 func decode(body []byte) (*message, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
@@ -64,8 +54,7 @@ func decode(body []byte) (*message, error) {
 	if msg.Version != payloadVersion {
 		return nil, fmt.Errorf("unsupported payload version %q, want %q", msg.Version, payloadVersion)
 	}
-	// Alertmanager always sends the array, even empty; null or missing means
-	// the body is not a notification.
+	// Alertmanager always sends the array; null means not a notification.
 	if msg.Alerts == nil {
 		return nil, errors.New(`missing "alerts" array`)
 	}
@@ -83,8 +72,7 @@ func decode(body []byte) (*message, error) {
 // Outcome says what was done with one alert.
 type Outcome string
 
-// Outcomes, also the values of the outcome label of
-// steam_remediator_alerts_total.
+// Outcomes are the values of steam_remediator_alerts_total's outcome label.
 const (
 	Queued                 Outcome = "queued"
 	IgnoredResolved        Outcome = "ignored_resolved"
@@ -92,15 +80,12 @@ const (
 	IgnoredUnmatched       Outcome = "ignored_unmatched"
 	IgnoredNoDeploymentID  Outcome = "ignored_no_deployment_id"
 	IgnoredBadDeploymentID Outcome = "ignored_bad_deployment_id"
-	// UnknownDeployment: the id is not in Steam's registry.
-	UnknownDeployment Outcome = "unknown_deployment"
+	UnknownDeployment      Outcome = "unknown_deployment"
 )
 
 var outcomes = []Outcome{Queued, IgnoredResolved, IgnoredAlertname, IgnoredUnmatched, IgnoredNoDeploymentID, IgnoredBadDeploymentID, UnknownDeployment}
 
-// parseDeploymentID accepts only the canonical decimal form of a positive
-// id, the form the exporter writes, so that "07", "+7" or "7 " never name
-// deployment 7 by accident.
+// parseDeploymentID accepts only the canonical form: "07" is not 7.
 func parseDeploymentID(s string) (int64, bool) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != s {

@@ -19,15 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// DefaultTokenPollInterval is how often a TokenFile looks for a new token:
-// Alertmanager reads its credentials_file at every notification, so a
-// rotated token is sent at once and refused until it is picked up here.
-// A stat every two seconds costs nothing.
+// DefaultTokenPollInterval: Alertmanager rereads its credentials_file at
+// every notification, so a rotated token is refused until picked up here.
 const DefaultTokenPollInterval = 2 * time.Second
 
-// Token is the bearer token requests must carry. It can be replaced while
-// requests are served; each request is judged by the token current when it
-// arrives.
+// Token is the bearer token; a request is judged by the one current then.
 type Token struct {
 	hash atomic.Pointer[[sha256.Size]byte]
 }
@@ -40,13 +36,11 @@ func NewToken(token []byte) *Token {
 }
 
 func (t *Token) set(token []byte) {
-	// Only the hash is kept: comparing hashes takes the same time whatever
-	// the lengths of the tokens compared.
+	// Comparing hashes takes the same time whatever the tokens' lengths.
 	h := sha256.Sum256(token)
 	t.hash.Store(&h)
 }
 
-// revoke makes the token match nothing until the next set.
 func (t *Token) revoke() { t.hash.Store(nil) }
 
 func (t *Token) matches(got string) bool {
@@ -58,20 +52,14 @@ func (t *Token) matches(got string) bool {
 	return subtle.ConstantTimeCompare(h[:], want[:]) == 1
 }
 
-// ReadTokenFile reads a bearer token the way Alertmanager reads its
-// credentials_file: surrounding whitespace, such as the final newline, is
-// not part of the token. It refuses, as ssh refuses a private key, a file
-// that others may read or write (group-readable, to share it with
-// Alertmanager's group, is fine), and an empty token, which would let every
-// request in.
+// ReadTokenFile trims whitespace as Alertmanager does and refuses an empty
+// token or a file others may read or write (group-readable is fine), as ssh.
 func ReadTokenFile(path string) ([]byte, error) {
 	token, _, err := readTokenFile(path)
 	return token, err
 }
 
-// fileVersion tells one content of a file from the next without reading it:
-// a rewrite changes its size or times, a rename over it its inode, a chmod
-// its ctime.
+// fileVersion tells one content of a file from the next without reading it.
 type fileVersion struct {
 	dev, ino     uint64
 	size         int64
@@ -86,14 +74,10 @@ func versionOf(fi fs.FileInfo) fileVersion {
 	return fileVersion{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
 }
 
-// errExposed means the token file is readable or writable by others: the
-// token in it must be taken as known to them.
 var errExposed = errors.New("readable or writable by others")
 
-// readTokenFile reads the token and the version of the file it came from,
-// taken from the open file so that the two agree. O_NONBLOCK keeps a FIFO
-// put in the file's place from holding the open (and every reload after
-// it) until a writer comes; fstat then refuses it.
+// readTokenFile takes the version from the open file, so the two agree;
+// O_NONBLOCK keeps a FIFO in the file's place from blocking the open.
 func readTokenFile(path string) ([]byte, fileVersion, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -112,7 +96,6 @@ func readTokenFile(path string) ([]byte, fileVersion, error) {
 		return nil, v, fmt.Errorf("bearer token file %s is %w (mode %04o): "+
 			"run chmod o-rwx on it (0600, or 0640 to share it with Alertmanager's group)", path, errExposed, perm)
 	}
-	// A token is short; a huge file is a mistake, not a token.
 	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	if err != nil {
 		return nil, v, fmt.Errorf("reading bearer token: %w", err)
@@ -124,12 +107,8 @@ func readTokenFile(path string) ([]byte, fileVersion, error) {
 	return token, v, nil
 }
 
-// TokenFile is a Token read from a file and read again on Reload (the
-// command calls it on SIGHUP) and when the file changes (Watch), so that a
-// token is rotated without a restart. A reload that fails keeps the token
-// in use: a half-written file must not lock Alertmanager out. A file that
-// others can read is the exception: its token may be known, so no token is
-// accepted until the file is fixed.
+// TokenFile is a Token reloaded on SIGHUP and on change. A failed reload
+// keeps the token, unless the file is exposed: then nothing is accepted.
 type TokenFile struct {
 	path   string
 	token  *Token
@@ -142,16 +121,12 @@ type TokenFile struct {
 	lastSuccessful prometheus.Gauge
 }
 
-// Reload results, the values of the result label of
-// steam_remediator_token_reloads_total.
 const (
 	reloadSuccess = "success"
 	reloadFailure = "failure"
 )
 
-// LoadTokenFile reads the token in path and registers the reload metrics on
-// reg. An unusable file is an error: the remediator must not start with a
-// token nobody can send, or with none.
+// LoadTokenFile reads path and registers the reload metrics.
 func LoadTokenFile(path string, reg prometheus.Registerer, logger *slog.Logger) (*TokenFile, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -182,10 +157,9 @@ func LoadTokenFile(path string, reg prometheus.Registerer, logger *slog.Logger) 
 	return f, nil
 }
 
-// Token returns the token, which reloads replace in place.
 func (f *TokenFile) Token() *Token { return f.token }
 
-// Reload reads the file again. trigger says why, for the log.
+// Reload reads the file again; trigger says why, for the log.
 func (f *TokenFile) Reload(trigger string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -194,8 +168,7 @@ func (f *TokenFile) Reload(trigger string) error {
 
 func (f *TokenFile) reload(trigger string) error {
 	token, v, err := readTokenFile(f.path)
-	// Remembered even on failure, so that a bad file is reported once and
-	// not at every poll; the next change to it is tried again.
+	// Remembered even on failure: a bad file is reported once, not every poll.
 	f.seen = v
 	if err != nil {
 		f.reloads.WithLabelValues(reloadFailure).Inc()
@@ -217,10 +190,7 @@ func (f *TokenFile) reload(trigger string) error {
 	return nil
 }
 
-// changed reports whether the file is not the one last read. A file that
-// cannot be stat'ed is compared as the zero version, so that it is reloaded
-// (and the failure reported) once when it disappears and again when it
-// comes back.
+// changed sees a file that cannot be stat'ed as the zero version.
 func (f *TokenFile) changed() bool {
 	var v fileVersion
 	if fi, err := os.Stat(f.path); err == nil {
@@ -233,8 +203,7 @@ func (f *TokenFile) changed() bool {
 	return v != f.seen
 }
 
-// Watch reloads the token whenever the file changes, looking every
-// interval (DefaultTokenPollInterval if 0), until ctx ends.
+// Watch polls every interval (DefaultTokenPollInterval if 0) until ctx ends.
 func (f *TokenFile) Watch(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultTokenPollInterval

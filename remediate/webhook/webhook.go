@@ -1,13 +1,7 @@
-// Package webhook receives Alertmanager's webhook notifications and hands
-// the deployments of matching firing alerts to the remediation queue.
-//
-// The handler only decides and enqueues, then replies at once: a restart
-// takes far longer than Alertmanager waits for a reply, and a 5xx would make
-// it send the notification again. Ids are checked against Steam's registry
-// first, so that made-up ones cost nothing downstream. Whether a queued
-// deployment really needs a restart is the queue's business; the same
-// notification arrives more than once (HA pairs, repeat_interval), so the
-// queue coalesces duplicates.
+// Package webhook receives Alertmanager's notifications and queues the
+// deployments of matching firing alerts. It only decides and enqueues, then
+// replies at once: a restart takes longer than Alertmanager waits, and a 5xx
+// would make it resend.
 package webhook
 
 import (
@@ -29,46 +23,32 @@ import (
 	"github.com/steam-overseer/steam-overseer/remediate"
 )
 
-// Queue takes deployments to remediate, with the alertname that asked for
-// it. Enqueue must not block; the engine coalesces duplicates.
+// Queue takes deployments to remediate; Enqueue must not block.
 type Queue interface {
 	Enqueue(deploymentID int64, alertname string)
 }
 
-// DefaultAlertNames are the alerts acted on unless configured otherwise:
-// the exporter's verdicts that a deployment is dead, or alive but not
-// answering.
+// DefaultAlertNames are the exporter's verdicts that a deployment needs a restart.
 var DefaultAlertNames = []string{remediate.AlertDown, remediate.AlertUnresponsive, remediate.AlertExited}
 
-// Defaults for the zero values of Config.
 const (
 	DefaultMaxBody = 1 << 20
-	// DefaultMargin is how many more distinct deployments than Steam holds
-	// one notification may name. Alerts of deployments just deleted, or of
-	// another host when --webhook.match is not set, fit in it; a body
-	// stuffed with thousands of made-up ids does not.
+	// DefaultMargin fits alerts of just-deleted deployments or of other hosts,
+	// not a body stuffed with made-up ids.
 	DefaultMargin = 100
 )
 
 // Config says which alerts are acted on and how requests are accepted.
 type Config struct {
-	// AlertNames are the alertname values acted on; empty means
-	// DefaultAlertNames.
 	AlertNames []string
-	// Match holds labels every acted-on alert must carry with exactly these
-	// values, so that one Alertmanager can serve many Steam hosts. As in
-	// Prometheus, an empty value matches a missing label.
-	Match map[string]string
-	// MaxBody is the largest accepted body in bytes; 0 means DefaultMaxBody.
+	// Match labels let one Alertmanager serve many hosts; as in Prometheus,
+	// an empty value matches a missing label.
+	Match   map[string]string
 	MaxBody int64
-	// Token, when not nil, must come in "Authorization: Bearer".
-	Token *Token
-	// Known returns the ids of the deployments in Steam's registry. Only
-	// those are queued: an unknown id costs a registry read per request,
-	// never a lock file, a journal row or a place in the queue. Required.
-	Known func(ctx context.Context) (map[int64]bool, error)
-	// Margin is how many more distinct deployments than Known returns a
-	// notification may name before it is refused; 0 means DefaultMargin.
+	Token   *Token
+	// Known (required) lists the registry's ids: an unknown id costs a
+	// registry read, never a lock file, a journal row or a place in the queue.
+	Known  func(ctx context.Context) (map[int64]bool, error)
 	Margin int
 }
 
@@ -78,8 +58,7 @@ type Summary struct {
 	Queued int            `json:"queued"`
 }
 
-// AlertSummary says what was done with one alert. DeploymentID is the
-// label's value as received, so that a bad one can be seen.
+// AlertSummary is one alert's outcome; DeploymentID is the label as received.
 type AlertSummary struct {
 	Fingerprint  string  `json:"fingerprint"`
 	Alertname    string  `json:"alertname"`
@@ -88,8 +67,6 @@ type AlertSummary struct {
 	Outcome      Outcome `json:"outcome"`
 }
 
-// Status codes the handler replies with, initialised in
-// steam_remediator_webhook_requests_total.
 var codes = []int{
 	http.StatusOK,
 	http.StatusBadRequest,
@@ -100,7 +77,7 @@ var codes = []int{
 	http.StatusServiceUnavailable,
 }
 
-// Handler is the http.Handler of the webhook endpoint.
+// Handler serves the webhook endpoint.
 type Handler struct {
 	alertNames []string
 	match      map[string]string
@@ -112,8 +89,7 @@ type Handler struct {
 	logger     *slog.Logger
 
 	shuttingDown atomic.Bool
-	// lastKnown is the last registry read that succeeded (nil before the
-	// first), the fallback while the registry cannot be read.
+	// lastKnown is the last good registry read, used while it cannot be read.
 	lastKnown atomic.Pointer[map[int64]bool]
 
 	requests       *prometheus.CounterVec
@@ -121,8 +97,7 @@ type Handler struct {
 	registryErrors prometheus.Counter
 }
 
-// New returns a Handler that enqueues onto q and registers its metrics on
-// reg.
+// New returns a Handler enqueueing onto q, its metrics registered on reg.
 func New(cfg Config, q Queue, reg prometheus.Registerer, logger *slog.Logger) (*Handler, error) {
 	if q == nil {
 		return nil, errors.New("webhook: no queue")
@@ -198,9 +173,7 @@ func New(cfg Config, q Queue, reg prometheus.Registerer, logger *slog.Logger) (*
 	return h, nil
 }
 
-// Shutdown makes the handler answer every later request with 503, which
-// Alertmanager retries, so that no notification is taken while the queue
-// behind it is stopping.
+// Shutdown answers later requests 503, which Alertmanager retries.
 func (h *Handler) Shutdown() {
 	h.shuttingDown.Store(true)
 }
@@ -220,9 +193,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
 		return
 	}
-	// Only JSON: a browser sends text/plain and form bodies to any origin
-	// without asking first, so accepting them would let any web page open
-	// on the host trigger remediations.
+	// Only JSON: browsers send text/plain and form bodies cross-origin without
+	// a preflight, which would let any web page trigger remediations.
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 		h.reject(w, r, http.StatusUnsupportedMediaType, err)
 		return
@@ -231,7 +203,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes exceeds the limit of %d", r.ContentLength, h.maxBody))
 		return
 	}
-	// Sized from Content-Length, the body is read in one allocation.
 	var body bytes.Buffer
 	body.Grow(int(max(r.ContentLength, 0)) + bytes.MinRead)
 	if _, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, h.maxBody)); err != nil {
@@ -255,8 +226,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.reply(w, http.StatusOK, s)
 }
 
-// checkContentType accepts application/json with any parameters, but a
-// charset other than UTF-8, the only one JSON allows.
+// checkContentType refuses a charset other than UTF-8, the only one JSON allows.
 func checkContentType(v string) error {
 	if v == "" {
 		return errors.New("no Content-Type, send application/json")
@@ -274,10 +244,8 @@ func checkContentType(v string) error {
 	return nil
 }
 
-// accept decides every alert of msg on its own and enqueues the queued
-// ones. Nothing is queued unless the whole notification is accepted: the
-// registry must be readable (else 503, which Alertmanager retries) and the
-// notification must not name far more deployments than Steam has (413).
+// accept queues nothing unless the whole notification is accepted: the
+// registry readable (else 503) and not far more ids than Steam has (413).
 func (h *Handler) accept(ctx context.Context, msg *message) (*Summary, int, error) {
 	s := &Summary{Alerts: make([]AlertSummary, len(msg.Alerts))}
 	ids := make([]int64, len(msg.Alerts))
@@ -295,8 +263,6 @@ func (h *Handler) accept(ctx context.Context, msg *message) (*Summary, int, erro
 		}
 	}
 	if len(distinct) > 0 {
-		// Read once per notification, not per alert: one notification
-		// holds up to a whole group's alerts.
 		known, err := h.known(ctx)
 		if err != nil {
 			h.registryErrors.Inc()
@@ -333,19 +299,13 @@ func (h *Handler) accept(ctx context.Context, msg *message) (*Summary, int, erro
 	h.logger.Info("Accepted webhook notification", "receiver", msg.Receiver, "group_key", msg.GroupKey,
 		"alerts", len(msg.Alerts), "queued", s.Queued, "unknown_deployments", unknown)
 	if msg.TruncatedAlerts > 0 {
-		// Alertmanager's max_alerts dropped some: their deployments come
-		// only with a later notification.
 		h.logger.Warn("Notification truncated by Alertmanager", "group_key", msg.GroupKey, "truncated_alerts", msg.TruncatedAlerts)
 	}
 	return s, http.StatusOK, nil
 }
 
-// queueLastKnown queues, while the registry cannot be read (Steam holding
-// its lock for long, a restore in progress), the deployments of the
-// notification that were in the last read that succeeded: the engine reads
-// each one's row again before acting, and retries that read, so a
-// deployment down now is healed without waiting for Alertmanager's retry,
-// which the 503 still asks for. It returns how many alerts were queued.
+// queueLastKnown queues, while the registry cannot be read, the ids of the
+// last good read: the engine rereads each row before acting.
 func (h *Handler) queueLastKnown(s *Summary, ids []int64, distinct int) int {
 	known := h.lastKnown.Load()
 	if known == nil || distinct > len(*known)+h.margin {
@@ -362,9 +322,7 @@ func (h *Handler) queueLastKnown(s *Summary, ids []int64, distinct int) int {
 	return queued
 }
 
-// Refresh reads the registry, so that the deployments it holds can be
-// queued even if the registry cannot be read when the first notification
-// comes (see queueLastKnown). Every accepted notification refreshes it too.
+// Refresh reads the registry ahead of the first notification.
 func (h *Handler) Refresh(ctx context.Context) error {
 	known, err := h.known(ctx)
 	if err != nil {
@@ -374,8 +332,7 @@ func (h *Handler) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// classify decides what to do with one alert, from its own status and
-// labels only. The id is valid only when the outcome is Queued.
+// classify reads the alert's own status and labels; the id is valid if Queued.
 func (h *Handler) classify(a *alert) (Outcome, int64) {
 	if a.Status != statusFiring {
 		return IgnoredResolved, 0
@@ -415,6 +372,5 @@ func (h *Handler) reply(w http.ResponseWriter, code int, v any) {
 	h.requests.WithLabelValues(strconv.Itoa(code)).Inc()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	// An error here means the client has gone; there is no one to tell.
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -1,7 +1,8 @@
-package demo
+package promstack
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +11,7 @@ import (
 	"time"
 )
 
-func TestWaitOK(t *testing.T) {
+func TestWaitReady(t *testing.T) {
 	// hung accepts connections and never answers: a program that is up
 	// but stuck.
 	hung, err := net.Listen("tcp", "127.0.0.1:0")
@@ -43,27 +44,28 @@ func TestWaitOK(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		url     string
+		failed  func() error
 		wantErr string
 	}{
 		{name: "answers 200", url: ok.URL},
 		{name: "answers 503", url: failing.URL, wantErr: "did not answer"},
+		{name: "program exited", url: failing.URL, failed: func() error { return errors.New("prometheus exited") }, wantErr: "prometheus exited"},
 		{name: "accepts and never answers", url: "http://" + hung.Addr().String() + "/", wantErr: "did not answer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &run{}
-			// Without a per-request timeout a hung listener keeps waitOK
+			// Without a per-request timeout a hung listener keeps WaitReady
 			// past its deadline for good; the guard makes that a failure
 			// rather than a test binary that never ends.
 			errc := make(chan error, 1)
-			go func() { errc <- r.waitOK(context.Background(), tc.url, 500*time.Millisecond) }()
+			go func() { errc <- WaitReady(context.Background(), tc.url, 500*time.Millisecond, tc.failed) }()
 			var err error
 			select {
 			case err = <-errc:
 			case <-time.After(time.Minute):
-				t.Fatalf("waitOK(%s) still waiting a minute after its 500ms deadline", tc.url)
+				t.Fatalf("WaitReady(%s) still waiting a minute after its 500ms deadline", tc.url)
 			}
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Errorf("waitOK(%s) = %v, want an error containing %q", tc.url, err, tc.wantErr)
+				t.Errorf("WaitReady(%s) = %v, want an error containing %q", tc.url, err, tc.wantErr)
 			}
 		})
 	}
