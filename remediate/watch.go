@@ -18,13 +18,25 @@ func (e *Engine) watch(c *child, dep steam.Deployment) {
 		defer e.watchers.Done()
 		t := time.NewTimer(e.cfg.WatchAfterReady)
 		defer t.Stop()
-		select {
-		case <-e.watchCtx.Done():
-			// The policy remembers the window; the next remediation closes it.
-		case <-t.C:
-			e.closeWatch(c, dep, false)
-		case <-c.exited:
-			e.closeWatch(c, dep, true)
+		// Steam deletes a row it stops after its java is gone: a start that
+		// raced that stop serves a deployment nobody wants.
+		poll := time.NewTicker(e.cfg.StopInterval)
+		defer poll.Stop()
+		for {
+			select {
+			case <-e.watchCtx.Done():
+				// The policy remembers the window; the next remediation closes it.
+			case <-t.C:
+				e.closeWatch(c, dep, false)
+			case <-c.exited:
+				e.closeWatch(c, dep, true)
+			case <-poll.C:
+				if steamStopped(e.watchCtx, e.registry, dep.ID) == nil {
+					continue
+				}
+				e.closeWatch(c, dep, false)
+			}
+			return
 		}
 	}()
 }
@@ -56,7 +68,12 @@ func (e *Engine) closeWatch(c *child, dep steam.Deployment, died bool) {
 			e.retryAt(dep.ID, e.cfg.Now().Add(e.cfg.RetryBackoff), AlertDown)
 		}
 	}
-	if !died || stoppedBySteam(ctx, e.registry, dep.ID) {
+	stopped := steamStopped(ctx, e.registry, dep.ID)
+	if stopped != nil && !c.hasExited() {
+		e.cancel(ctx, p, stopped, func() (string, error) { return e.stopChild(ctx, c) })
+		died = true
+	}
+	if !died || stopped != nil {
 		p.policy, p.policyChanged, p.outlived = e.cfg.Policy.healthy(pol), true, !died
 		commit()
 		return
@@ -71,14 +88,18 @@ func (e *Engine) closeWatch(c *child, dep steam.Deployment, died bool) {
 	commit()
 }
 
-// stoppedBySteam reports whether Steam no longer wants the deployment
-// running: a process Steam stopped in its watch window did not fail.
-func stoppedBySteam(ctx context.Context, registry *steam.Registry, id int64) bool {
+// steamStopped says whether Steam no longer wants the deployment running
+// (steam.ErrNotFound, steam.ErrNotStarted; nil otherwise): a process Steam
+// stopped in its watch window did not fail.
+func steamStopped(ctx context.Context, registry *steam.Registry, id int64) error {
 	d, err := registry.Deployment(ctx, id)
-	if errors.Is(err, steam.ErrNotFound) {
-		return true
+	switch {
+	case errors.Is(err, steam.ErrNotFound):
+		return err
+	case err == nil && d.State != steam.StateStarted:
+		return steam.ErrNotStarted
 	}
-	return err == nil && d.State != steam.StateStarted
+	return nil
 }
 
 // WaitWatched waits until the watch window of every process this engine
