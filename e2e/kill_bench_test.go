@@ -96,7 +96,6 @@ func TestKillBench(t *testing.T) {
 		row("kill → serving − own start (kill → exec)", toExec),
 	}, "\n")
 	fmt.Println(report)
-	t.Log("\n" + report)
 }
 
 // processStart is when pid was started, from /proc (10 ms steps, counted

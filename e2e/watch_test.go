@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
+	"github.com/steam-overseer/steam-overseer/internal/exitwatch"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/internal/testkit"
@@ -198,7 +199,7 @@ func startWatchStack(t *testing.T, h *testkit.Home, env []string) *watchStack {
 		return fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	s := &watchStack{h: h, exporterAddr: addr(), remediatorAddr: addr(), alertmanagerAddr: addr(), prometheusAddr: addr(),
-		settle: "the default"}
+		settle: exitwatch.DefaultSettle.String() + " (shipped)"}
 	var err error
 	if s.inspector, err = procid.NewInspector(""); err != nil {
 		t.Fatal(err)
