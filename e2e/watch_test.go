@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -126,21 +127,29 @@ func TestExitWatch(t *testing.T) {
 	t.Run("Steam stops", func(t *testing.T) {
 		stopped := ids[6:]
 		wars := map[int64]string{}
+		running := javasByWar()
 		for _, id := range stopped {
 			d := h.Deployment(id)
+			if pids := running[d.War]; !slices.Equal(pids, []int{int(d.PID)}) {
+				t.Fatalf("deployment %d (PID %d): javas %v running its war", id, d.PID, pids)
+			}
 			wars[id] = d.War
 			stopLikeSteam(t, h, id, int(d.PID))
 		}
 		// The remediator reads the row every second of a start's watch
-		// window and stops its java within Steam's SIGINT phase.
-		time.Sleep(3 * time.Second)
-		javas := javasByWar()
+		// window and stops a java it started once the row is gone.
+		eventually(t, 30*time.Second, "no java of a deployment Steam stopped", func() (bool, string) {
+			javas := javasByWar()
+			for _, id := range stopped {
+				if pids := javas[wars[id]]; len(pids) > 0 {
+					return false, fmt.Sprintf("deployment %d runs javas %v", id, pids)
+				}
+			}
+			return true, ""
+		})
 		begun := 0
 		for _, id := range stopped {
 			begun += starts(t, h, id)
-			if pids := javas[wars[id]]; len(pids) > 0 {
-				t.Errorf("deployment %d stopped by Steam still runs javas %v", id, pids)
-			}
 		}
 		cancelled := metricSum(t, "http://"+s.remediatorAddr+"/metrics", "steam_remediator_actions_total", "action", "cancelled")
 		t.Logf("%d Steam stops (settle %s): starts begun %d, cancelled %v, surviving 0", len(stopped), s.settle, begun, cancelled)
