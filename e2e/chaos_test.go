@@ -40,6 +40,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
 	"github.com/steam-overseer/steam-overseer/demo/jetty"
+	"github.com/steam-overseer/steam-overseer/internal/exitwatch"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/promstack"
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
@@ -212,13 +213,16 @@ func TestChaos(t *testing.T) {
 	t.Logf("%d deployments on real Jetty; JVM start (exec → /ping 200, %d at once): p50 %s", len(all),
 		chaosConcurrency, percentile(c.jvmStart, 50))
 
-	// Each host's exporter and remediator; the remediator acts only on
-	// alerts about its own host's exporter.
+	// Each host's exporter, its exit watch on as the Debian default file
+	// turns it on and telling both Alertmanagers, and remediator; the
+	// remediator acts only on alerts about its own host's exporter.
+	amAddrs := []string{addr(), addr()}
 	for _, hst := range c.hosts {
 		env := testkit.JettyEnv(t, hst.home)
-		hst.exporter = start(t, dir, hst.name+"-exporter", env, bin, "exporter", "--steam.home="+hst.home.Home.Dir,
-			"--web.listen-address="+hst.exporterAddr,
-			"--probe.interval=1s", "--probe.timeout="+chaosProbeTimeout.String(), "--probe.start-grace=5s")
+		hst.exporter = start(t, dir, hst.name+"-exporter", env, append([]string{bin, "exporter", "--steam.home=" + hst.home.Home.Dir,
+			"--web.listen-address=" + hst.exporterAddr, "--alertmanager.url=http://" + amAddrs[1],
+			"--probe.interval=1s", "--probe.timeout=" + chaosProbeTimeout.String(), "--probe.start-grace=5s"},
+			shippedExporterArgs(t, amAddrs[0], hst.exporterAddr)...)...)
 		hst.remediator = start(t, dir, hst.name+"-remediator", env, bin, "remediator",
 			"--steam.home="+hst.home.Home.Dir, "--web.listen-address="+hst.remediatorAddr,
 			"--webhook.bearer-token-file="+tokenFile, "--webhook.match=instance="+hst.exporterAddr,
@@ -229,9 +233,14 @@ func TestChaos(t *testing.T) {
 
 	// Two Alertmanagers in one cluster, each told of the other; both get
 	// every alert from Prometheus and both notify both remediators' webhook.
-	amConfig, _ := alertmanagerConfig(t, "http://"+c.hosts[0].remediatorAddr+"/webhook", tokenFile)
+	// The shipped group_wait (0s to the remediator); the other timers short.
+	amConfig, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, dashboards.AlertmanagerOverrides{
+		RemediatorURL: "http://" + c.hosts[0].remediatorAddr + "/webhook", CredentialsFile: tokenFile,
+		OperatorsURL: "http://127.0.0.1:1/", GroupInterval: 2 * time.Second, RepeatInterval: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
 	amConfig = addRemediator(t, amConfig, "http://"+c.hosts[1].remediatorAddr+"/webhook")
-	amAddrs := []string{addr(), addr()}
 	clusterAddrs := []string{addr(), addr()}
 	for i := range amAddrs {
 		args, err := promstack.Alertmanager(alertmanagerBin, promstack.Instance{
@@ -761,21 +770,22 @@ func (c *chaosRun) report(seed int64, gaveUp float64, dbs map[string]string, rul
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	hold, _ := holdOf(t, rules, "SteamDeploymentDown")
-	hangHold, _ := holdOf(t, rules, "SteamDeploymentUnresponsive")
+	// Its hold is in its expression, not its for: (dashboards.ExpressionHolds).
+	hangHold := dashboards.ExpressionHolds["SteamDeploymentUnresponsive"] / holdFactor
 	p("steam-overseer chaos run: %s of faults (mean gap %s), %d deployments on real Jetty across %d hosts, seed %d",
 		*chaosDuration, *chaosInterval, *chaosDeployments, len(c.hosts), seed)
-	p("settings: scrape and evaluation %s, SteamDeploymentDown held %s, group_wait 1s, 2 Alertmanagers (peer timeout 15s), watch window %s, remediate.concurrency %d",
-		interval, hold, chaosWatch, chaosConcurrency)
+	p("settings: exporters' exit watch on (shipped settle %s), scrape and evaluation %s, SteamDeploymentDown held %s, group_wait 0s, 2 Alertmanagers (peer timeout 15s), watch window %s, remediate.concurrency %d",
+		exitwatch.DefaultSettle, interval, hold, chaosWatch, chaosConcurrency)
 	p("JVM start (exec → /ping 200, %d at once): p50 %s, max %s", chaosConcurrency, percentile(c.jvmStart, 50), percentile(c.jvmStart, 100))
 	jvm := percentile(c.jvmStart, 50)
-	killBound := (interval + hold + time.Second + jvm + 2*time.Second).Round(100 * time.Millisecond)
-	p("expected p95 of a SIGKILL outside an Alertmanager outage: scrape + hold + group_wait + JVM start + 2s = %s", killBound)
+	killBound := (exitwatch.DefaultSettle + jvm + 2*time.Second).Round(100 * time.Millisecond)
+	p("expected p95 of a SIGKILL outside an Alertmanager outage: the exit watch's settle + JVM start + 2s = %s", killBound)
 	// A hung java is probed for hung-after (its last probe timing out),
 	// then stopped as Steam stops one: SIGINTs, which a stopped process
 	// never acts on, until SIGKILL.
-	stopBound := (interval + hangHold + time.Second + chaosHungAfter + chaosProbeTimeout + remediate.DefaultStopTimeout +
+	stopBound := (interval + hangHold + chaosHungAfter + chaosProbeTimeout + remediate.DefaultStopTimeout +
 		jvm + 2*time.Second).Round(100 * time.Millisecond)
-	p("expected p95 of a SIGSTOP: scrape + SteamDeploymentUnresponsive's hold %s + group_wait + hung-after %s + probe timeout %s + Steam's SIGINT phase %s + JVM start + 2s = %s",
+	p("expected p95 of a SIGSTOP: scrape + SteamDeploymentUnresponsive's hold %s + hung-after %s + probe timeout %s + Steam's SIGINT phase %s + JVM start + 2s = %s",
 		hangHold, chaosHungAfter, chaosProbeTimeout, remediate.DefaultStopTimeout, stopBound)
 
 	healed, unhealed := 0, 0

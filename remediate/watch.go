@@ -33,7 +33,7 @@ func (e *Engine) watch(c *child, dep steam.Deployment) {
 				e.closeWatch(c, dep, true)
 				return
 			case <-rowCheck.C:
-				if e.stopIfRowDeleted(c, dep) {
+				if e.stopIfSteamStopped(c, dep) {
 					return
 				}
 			}
@@ -63,7 +63,7 @@ func (e *Engine) closeWatch(c *child, dep steam.Deployment, died bool) {
 	}
 	p := watchedPlan(c, dep, pol)
 	var r result // living through the window, or stopped by Steam: nothing to journal
-	if !died || stoppedBySteam(ctx, e.registry, dep.ID) {
+	if !died || steamStopped(ctx, e.registry, dep.ID) != nil {
 		p.policy, p.policyChanged, p.outlived = e.cfg.Policy.healthy(pol), true, !died
 	} else {
 		output := &logScanner{path: c.logPath, offset: c.offset}
@@ -85,12 +85,12 @@ func (e *Engine) closeWatch(c *child, dep steam.Deployment, died bool) {
 // was recorded, and nobody else would stop the java it leaves running.
 const rowCheckInterval = time.Second
 
-// stopIfRowDeleted stops the engine's own child, still in its watch window,
-// whose row Steam deleted, and journals it as cancelled; it reports whether
-// the watch is over.
-func (e *Engine) stopIfRowDeleted(c *child, dep steam.Deployment) (over bool) {
+// stopIfSteamStopped stops the engine's own child, still in its watch
+// window, whose row Steam deleted or stopped, and journals it as cancelled;
+// it reports whether the watch is over.
+func (e *Engine) stopIfSteamStopped(c *child, dep steam.Deployment) (over bool) {
 	ctx := e.watchCtx
-	if _, err := e.registry.Deployment(ctx, dep.ID); !errors.Is(err, steam.ErrNotFound) {
+	if steamStopped(ctx, e.registry, dep.ID) == nil {
 		return false
 	}
 	unlock, err := e.lock(ctx, dep.ID)
@@ -110,11 +110,11 @@ func (e *Engine) stopIfRowDeleted(c *child, dep steam.Deployment) (over bool) {
 	case pol.ProbationPID != int64(c.pid):
 		return true // a remediation closed the window
 	}
-	_, err = e.registry.Deployment(ctx, dep.ID)
-	if !errors.Is(err, steam.ErrNotFound) {
+	err = steamStopped(ctx, e.registry, dep.ID)
+	if err == nil {
 		return false
 	}
-	e.logger.Info("Deployment's row was deleted in the watch window; stopping its process", "deployment_id", dep.ID, "pid", c.pid)
+	e.logger.Info("Steam stopped the deployment in the watch window; stopping its process", "deployment_id", dep.ID, "pid", c.pid, "why", err)
 	p := watchedPlan(c, dep, e.cfg.Policy.healthy(pol))
 	p.policyChanged = true
 	r := e.cancel(ctx, &p, err, func() (string, error) { return e.stopChild(ctx, c) })
@@ -130,14 +130,18 @@ func watchedPlan(c *child, dep steam.Deployment, pol state.RestartPolicy) plan {
 	return plan{Outcome: Outcome{DeploymentID: dep.ID, Deployment: dep.Name, OldPID: pid, NewPID: pid}, policy: pol}
 }
 
-// stoppedBySteam reports whether Steam no longer wants the deployment
-// running: a process Steam stopped in its watch window did not fail.
-func stoppedBySteam(ctx context.Context, registry *steam.Registry, id int64) bool {
+// steamStopped says whether Steam no longer wants the deployment running
+// (steam.ErrNotFound, steam.ErrNotStarted; nil otherwise): a process Steam
+// stopped in its watch window did not fail.
+func steamStopped(ctx context.Context, registry *steam.Registry, id int64) error {
 	d, err := registry.Deployment(ctx, id)
-	if errors.Is(err, steam.ErrNotFound) {
-		return true
+	switch {
+	case errors.Is(err, steam.ErrNotFound):
+		return err
+	case err == nil && d.State != steam.StateStarted:
+		return steam.ErrNotStarted
 	}
-	return err == nil && d.State != steam.StateStarted
+	return nil
 }
 
 // WaitWatched waits until the watch window of every process this engine

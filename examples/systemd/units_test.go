@@ -209,6 +209,8 @@ func TestUnitsExecStart(t *testing.T) {
 			}
 			var args []string
 			for _, word := range strings.Fields(strings.ReplaceAll(execStart[0], "%f", home)) {
+				// systemd splits a lone unbraced $VAR at whitespace.
+				split := strings.HasPrefix(word, "$") && !strings.HasPrefix(word, "${")
 				missing := ""
 				word = varRef.ReplaceAllStringFunc(word, func(ref string) string {
 					m := varRef.FindStringSubmatch(ref)
@@ -223,7 +225,9 @@ func TestUnitsExecStart(t *testing.T) {
 				if missing != "" {
 					t.Errorf("ExecStart uses $%s, which /etc/default/steam-overseer does not set", missing)
 				}
-				if word != "" {
+				if split {
+					args = append(args, strings.Fields(word)...)
+				} else if word != "" {
 					args = append(args, word)
 				}
 			}

@@ -29,7 +29,8 @@ const (
 	resolvedRetention = 15 * time.Minute
 	maxBatch          = 64
 	minBackoff        = 100 * time.Millisecond
-	maxBackoff        = 10 * time.Second
+	// An Alertmanager back from a restart hears of an exit within 2s.
+	maxBackoff = 2 * time.Second
 )
 
 // Alert is one alert as Alertmanager's v2 API takes it (postableAlert).

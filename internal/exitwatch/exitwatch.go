@@ -22,9 +22,12 @@ import (
 // Defaults for the zero values of Options.
 const (
 	DefaultInterval = time.Second
-	// DefaultSettle covers Steam's own stop, which deletes the row within a
-	// second of seeing the java gone.
-	DefaultSettle = 1500 * time.Millisecond
+	// DefaultSettle lets a row changed with the exit settle, but not Steam's
+	// own stop (its row goes up to a second after the java): waiting that out
+	// would cost every death a second. A start that races Steam's stop is
+	// cancelled by the remediator, which writes only a started row and stops
+	// its java once the row is gone.
+	DefaultSettle = 250 * time.Millisecond
 )
 
 // verifyRetry spaces the retries of a java that could not be verified.
