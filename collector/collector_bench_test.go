@@ -3,7 +3,6 @@ package collector_test
 import (
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,7 +34,7 @@ func BenchmarkCollect(b *testing.B) {
 		ds[i] = h.Add(testkit.Spec{Name: "scorer", LogicalName: "scorer", Port: 20000 + i,
 			Behaviour: testkit.Behaviour{Mode: "never_ready"}})
 	}
-	recordPIDs(b, h, ds, startAll(b, h, ds))
+	h.StartAll(ds)
 
 	c := newCollector(b, h, "")
 	// A benchmark of deployments that are not all up would measure the
@@ -99,49 +98,4 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// recordPIDs writes each deployment's PID into its row, in one
-// transaction.
-func recordPIDs(b *testing.B, h *testkit.Home, ds []steam.Deployment, pids []int) {
-	tx, err := h.DB.Begin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i, d := range ds {
-		if _, err := tx.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, pids[i], d.ID); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
-	}
-}
-
-// startAll starts every deployment with Steam's argv, in parallel batches,
-// and returns their PIDs. All of them are killed when the benchmark ends.
-func startAll(b *testing.B, h *testkit.Home, ds []steam.Deployment) []int {
-	pids := make([]int, len(ds))
-	var wg sync.WaitGroup
-	errs := make(chan error, len(ds))
-	const workers = 16
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(ds); i += workers {
-				cmd := h.Command(h.Java, ds[i])
-				if err := cmd.Start(); err != nil {
-					errs <- err
-					return
-				}
-				testkit.Reap(b, cmd)
-				pids[i] = cmd.Process.Pid
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatalf("starting deployments: %v", err)
-	}
-	return pids
 }

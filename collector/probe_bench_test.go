@@ -28,16 +28,13 @@ func serving(b *testing.B, n, firstPort int) (*testkit.Home, []*os.Process) {
 	for i := range ds {
 		ds[i] = h.Add(testkit.Spec{Name: "scorer", LogicalName: "scorer", Port: firstPort + i})
 	}
-	procs := startAll(b, h, ds)
-	recordPIDs(b, h, ds, procs)
-	ps := make([]*os.Process, n)
-	for i, d := range ds {
+	procs := h.StartAll(ds)
+	for _, d := range ds {
 		if err := testkit.WaitReady(context.Background(), int(d.Port), 30*time.Second); err != nil {
 			b.Fatal(err)
 		}
-		ps[i], _ = os.FindProcess(procs[i])
 	}
-	return h, ps
+	return h, procs
 }
 
 // failing counts the deployments whose latest probe failed.

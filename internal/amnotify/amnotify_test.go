@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/internal/amnotify"
@@ -40,28 +40,14 @@ func labels(id string) map[string]string {
 
 func counter(t *testing.T, n *amnotify.Notifier, name, am string) float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(n)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			match := am == ""
-			for _, l := range m.GetLabel() {
-				match = match || (l.GetName() == "alertmanager" && strings.HasPrefix(l.GetValue(), am))
-			}
-			if match {
-				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	return testkit.MetricSum(t, n, name, func(m *dto.Metric) bool {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "alertmanager" && strings.HasPrefix(l.GetValue(), am) {
+				return true
 			}
 		}
-	}
-	return sum
+		return am == ""
+	})
 }
 
 // TestHAPair: both members of a clustered pair get the alert and its

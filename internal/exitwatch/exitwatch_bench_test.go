@@ -5,7 +5,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +36,7 @@ func BenchmarkWatch1000(b *testing.B) {
 		ds[i] = h.Add(testkit.Spec{Name: "scorer", LogicalName: "scorer", Port: 20000 + i,
 			Behaviour: testkit.Behaviour{Mode: "never_ready"}})
 	}
-	procs := startAll(b, h, ds)
+	procs := h.StartAll(ds)
 
 	in, err := procid.NewInspector("")
 	if err != nil {
@@ -108,46 +107,6 @@ func BenchmarkWatch1000(b *testing.B) {
 			i++
 		}
 	})
-}
-
-// startAll starts every deployment with Steam's argv, in parallel, records
-// the PIDs in one transaction and returns the processes.
-func startAll(b *testing.B, h *testkit.Home, ds []steam.Deployment) []*os.Process {
-	procs := make([]*os.Process, len(ds))
-	var wg sync.WaitGroup
-	errs := make(chan error, len(ds))
-	const workers = 16
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(ds); i += workers {
-				cmd := h.Command(h.Java, ds[i])
-				if err := cmd.Start(); err != nil {
-					errs <- err
-					return
-				}
-				testkit.Reap(b, cmd)
-				procs[i] = cmd.Process
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatalf("starting deployments: %v", err)
-	}
-	tx, err := h.DB.Begin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i, d := range ds {
-		if _, err := tx.Exec(`UPDATE service SET process_id = ? WHERE id = ?`, procs[i].Pid, d.ID); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
-	}
-	return procs
 }
 
 func cpuTime(b *testing.B) time.Duration {

@@ -46,22 +46,7 @@ func watcher(t *testing.T, h *testkit.Home, opts exitwatch.Options) (<-chan exit
 // metric returns the sum of a metric's samples gathered from w.
 func metric(t testing.TB, w prometheus.Collector, name string) float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(w)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		}
-	}
-	return sum
+	return testkit.MetricSum(t, w, name, nil)
 }
 
 func waitWatched(t *testing.T, w *exitwatch.Watcher, n float64) {
