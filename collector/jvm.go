@@ -2,8 +2,6 @@ package collector
 
 import (
 	"errors"
-	"io/fs"
-	"log/slog"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,13 +9,10 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/hsperf"
 )
 
-// JVMCollector publishes heap, GC and threads from hsperfdata, read at the
-// scrape: a 32 KiB file, nothing a hung JVM could block.
+// JVMCollector publishes heap, GC and threads from hsperfdata, as Inside
+// last read them.
 type JVMCollector struct {
 	deployments RunningDeployments
-	readErrors  *ReadErrors
-	proc        string
-	logger      *slog.Logger
 
 	used, committed, max                    *prometheus.Desc
 	poolUsed, poolCommitted, poolMax        *prometheus.Desc
@@ -26,8 +21,8 @@ type JVMCollector struct {
 
 var _ prometheus.Collector = (*JVMCollector)(nil)
 
-// NewJVMCollector reads under proc (/proc but in tests), counting failures in readErrors.
-func NewJVMCollector(deployments RunningDeployments, readErrors *ReadErrors, proc string, logger *slog.Logger) *JVMCollector {
+// NewJVMCollector returns a collector of deployments' latest JVM counters.
+func NewJVMCollector(deployments RunningDeployments) *JVMCollector {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName("steam", "deployment_jvm", name), help,
 			append([]string{"deployment_id", "deployment"}, labels...), nil)
@@ -36,9 +31,6 @@ func NewJVMCollector(deployments RunningDeployments, readErrors *ReadErrors, pro
 	const pool = " pool is old: the old generation, where what survives collections stays."
 	return &JVMCollector{
 		deployments: deployments,
-		readErrors:  readErrors,
-		proc:        proc,
-		logger:      logger,
 
 		used:          desc("memory_used_bytes", "Memory the deployment's JVM uses."+areas, "area"),
 		committed:     desc("memory_committed_bytes", "Memory the deployment's JVM has committed."+areas, "area"),
@@ -63,8 +55,8 @@ func (c *JVMCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *JVMCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, d := range c.deployments() {
-		j, err := c.read(d)
-		if err != nil {
+		j := d.JVM
+		if j == nil {
 			continue
 		}
 		labels := []string{d.ID, strings.ToValidUTF8(d.Name, "\uFFFD")}
@@ -90,21 +82,6 @@ func (c *JVMCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.daemon, float64(j.ThreadsDaemon))
 		gauge(c.classes, float64(j.ClassesLoaded))
 	}
-}
-
-func (c *JVMCollector) read(d RunningDeployment) (hsperf.JVM, error) {
-	j, err := hsperf.ReadJVM(c.proc, d.PID, d.NSPID, d.UID)
-	if err == nil {
-		return j, nil
-	}
-	// A process that ended since the observation is no failure to read.
-	if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, hsperf.ErrNotFound) {
-		c.logger.Debug("Deployment's JVM is gone", "deployment_id", d.ID, "pid", d.PID, "err", err)
-		return hsperf.JVM{}, err
-	}
-	c.logger.Warn("Cannot read a deployment's JVM counters", "deployment_id", d.ID, "pid", d.PID, "err", err)
-	c.readErrors.Add(SourceHSPerfData, hsperfReason(err))
-	return hsperf.JVM{}, err
 }
 
 func hsperfReason(err error) string {
