@@ -89,12 +89,12 @@ func startProber(ctx context.Context, logger *slog.Logger, f probeFlags, reg *st
 	wg.Go(func() { p.Run(ctx) })
 	logger.Info("Probing running deployments", "path", f.path, "interval", f.interval, "timeout", f.timeout)
 	return []prometheus.Collector{
-		collector.NewProbeCollector(p, f.startGrace),
-		collector.NewTrafficCollector(deployments),
-		collector.NewJVMCollector(deployments),
-		readErrors,
-	}, func() {
-		cancel()
-		wg.Wait()
-	}, nil
+			collector.NewProbeCollector(p, f.startGrace),
+			collector.NewTrafficCollector(deployments),
+			collector.NewJVMCollector(deployments),
+			readErrors,
+		}, func() {
+			cancel()
+			wg.Wait()
+		}, nil
 }
