@@ -61,10 +61,10 @@ func (in *Inside) Read(ctx context.Context, t probe.Target, r probe.Result) {
 		d.JVM = in.readJVM(d)
 	}
 	if r.Success {
-		ctx, cancel := context.WithTimeout(ctx, in.timeout)
-		s, err := scorestats.Fetch(ctx, statsClient, "http://127.0.0.1:"+strconv.Itoa(t.Port))
+		timed, cancel := context.WithTimeout(ctx, in.timeout)
+		s, err := scorestats.Fetch(timed, statsClient, "http://127.0.0.1:"+strconv.Itoa(t.Port))
 		cancel()
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil { // stopping is no failure
 			in.readErrors.AddStats(err)
 			in.logger.Debug("Cannot read a deployment's /stats", "deployment_id", t.ID, "err", err)
 		}
