@@ -126,6 +126,15 @@ func TestLoop(t *testing.T) {
 	waitOK(t, "http://"+exporterAddr+"/metrics", "http://"+remediatorAddr+"/-/ready",
 		"http://"+alertmanagerAddr+"/-/ready", "http://"+prometheusAddr+"/-/ready")
 
+	// A few predictions, for the dashboard's traffic row.
+	for _, d := range deployments {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/predict?x=1", d.Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+
 	// Before: Prometheus sees all three up, and both steam-overseer targets.
 	prom := promAPI{base: "http://" + prometheusAddr}
 	prom.waitUp(t, 3, 2)
