@@ -38,7 +38,7 @@ func TestInside(t *testing.T) {
 		t.Fatal(err)
 	}
 	ports := map[string]int{
-		"serving": serveStats(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(serving) }),
+		"serving":  serveStats(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(serving) }),
 		"no-stats": serveStats(t, http.NotFound),
 		"hung":     serveStats(t, func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }),
 	}
