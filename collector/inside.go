@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strconv"
 	"sync"
@@ -35,9 +34,6 @@ type reading struct {
 	RunningDeployment
 }
 
-// statsClient, as the prober's, reuses no connection and follows no redirect.
-var statsClient = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-
 // NewInside reads under proc (/proc but in tests), each /stats within
 // timeout, counting failures in readErrors.
 func NewInside(proc string, timeout time.Duration, readErrors *ReadErrors, logger *slog.Logger) *Inside {
@@ -62,7 +58,7 @@ func (in *Inside) Read(ctx context.Context, t probe.Target, r probe.Result) {
 	}
 	if r.Success {
 		timed, cancel := context.WithTimeout(ctx, in.timeout)
-		s, err := scorestats.Fetch(timed, statsClient, "http://127.0.0.1:"+strconv.Itoa(t.Port))
+		s, err := scorestats.Fetch(timed, scorestats.Client, "http://127.0.0.1:"+strconv.Itoa(t.Port))
 		cancel()
 		if err != nil && ctx.Err() == nil { // stopping is no failure
 			in.readErrors.AddStats(err)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -127,7 +126,6 @@ func AddProbes(ctx context.Context, rows []Row, path string, timeout time.Durati
 // hsperfdata under proc, and, for those that answered AddProbes, predictions
 // from /stats, each read within timeout. What cannot be read stays nil.
 func AddInside(ctx context.Context, rows []Row, proc string, timeout time.Duration) {
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 	for i := range rows {
 		r := &rows[i]
 		if r.Started == nil {
@@ -142,7 +140,7 @@ func AddInside(ctx context.Context, rows []Row, proc string, timeout time.Durati
 			continue
 		}
 		statsCtx, cancel := context.WithTimeout(ctx, timeout)
-		s, err := scorestats.Fetch(statsCtx, client, "http://127.0.0.1:"+strconv.FormatInt(r.Port, 10))
+		s, err := scorestats.Fetch(statsCtx, scorestats.Client, "http://127.0.0.1:"+strconv.FormatInt(r.Port, 10))
 		cancel()
 		if err == nil && s.UpTimeMs > 0 {
 			perSecond := s.Prediction.Count / (float64(s.UpTimeMs) / 1000)
