@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -25,6 +26,8 @@ type Inside struct {
 	readErrors *ReadErrors
 	logger     *slog.Logger
 
+	reading chan struct{} // bounds the counters read at once, each 50 KB of garbage
+
 	mu     sync.Mutex
 	latest map[int64]reading // by deployment id
 }
@@ -37,7 +40,8 @@ type reading struct {
 // NewInside reads under proc (/proc but in tests), each /stats within
 // timeout, counting failures in readErrors.
 func NewInside(proc string, timeout time.Duration, readErrors *ReadErrors, logger *slog.Logger) *Inside {
-	return &Inside{proc: proc, timeout: timeout, readErrors: readErrors, logger: logger, latest: map[int64]reading{}}
+	return &Inside{proc: proc, timeout: timeout, readErrors: readErrors, logger: logger,
+		reading: make(chan struct{}, runtime.GOMAXPROCS(0)), latest: map[int64]reading{}}
 }
 
 // Read reads t's JVM counters and, if it answered its probe r, its /stats.
@@ -73,7 +77,9 @@ func (in *Inside) Read(ctx context.Context, t probe.Target, r probe.Result) {
 
 // readJVM returns d's JVM counters, nil if there are none to trust.
 func (in *Inside) readJVM(d RunningDeployment) *hsperf.JVM {
+	in.reading <- struct{}{}
 	j, err := hsperf.ReadJVM(in.proc, d.PID, d.NSPID, d.UID)
+	<-in.reading
 	if err == nil {
 		return &j
 	}
