@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -61,11 +59,6 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 		return fail("reading processes", err)
 	}
 
-	// A scrape of 1000 deployments builds ~50k series at once; unlimited,
-	// the heap doubles past them between collections (bench-exporter).
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(exporterMemoryLimit)
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collector.New(exporterRegistry(home), inspector, statePath, logger),
@@ -122,10 +115,6 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 // Prometheus's default 10 s scrape timeout, so that a locked database shows
 // as steam_exporter_scrape_success 0 instead of a failed scrape.
 const scrapeBusyTimeout = 3 * time.Second
-
-// exporterMemoryLimit is the exporter's soft memory limit unless GOMEMLIMIT
-// sets one: a target, not a cap (the Go runtime collects more often near it).
-const exporterMemoryLimit = 24 << 20
 
 // exporterRegistry is Steam's registry as the exporter reads it.
 func exporterRegistry(home steam.Home) *steam.Registry {
