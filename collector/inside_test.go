@@ -2,19 +2,24 @@ package collector
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/steam-overseer/steam-overseer/internal/hsperf"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
+	"github.com/steam-overseer/steam-overseer/internal/scorestats"
 )
 
 // serveStats answers /stats as handler does and returns its port.
@@ -90,5 +95,44 @@ steam_exporter_deployment_read_errors_total{reason="timeout",source="stats"} 1
 	}
 	if _, ok := in.latest[2]; ok {
 		t.Error("the stopped deployment is still remembered")
+	}
+}
+
+// BenchmarkInsideCollect is a scrape's JVM and traffic series of 1000
+// deployments: 31 series each, more than the rest of the exposition.
+func BenchmarkInsideCollect(b *testing.B) {
+	captured, err := os.ReadFile("../internal/hsperf/testdata/jdk17-GarbageFirst.hsperf")
+	if err != nil {
+		b.Fatal(err)
+	}
+	counters, err := hsperf.Parse(captured)
+	if err != nil {
+		b.Fatal(err)
+	}
+	j, err := counters.JVM()
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, err := os.ReadFile("../internal/scorestats/testdata/steam-serving.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := scorestats.Decode(js)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ds := make([]RunningDeployment, 1000)
+	for i := range ds {
+		ds[i] = RunningDeployment{ID: strconv.Itoa(i), Name: fmt.Sprintf("scorer-%d", i), JVM: &j, Stats: s}
+	}
+	reg := prometheus.NewRegistry()
+	deployments := func() []RunningDeployment { return ds }
+	reg.MustRegister(NewJVMCollector(deployments), NewTrafficCollector(deployments))
+	b.ReportAllocs()
+	for b.Loop() {
+		mfs, err := reg.Gather()
+		if err != nil || len(mfs) == 0 {
+			b.Fatal(err)
+		}
 	}
 }

@@ -2,9 +2,9 @@ package collector
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/steam-overseer/steam-overseer/internal/hsperf"
 )
@@ -17,6 +17,7 @@ type JVMCollector struct {
 	used, committed, max                    *prometheus.Desc
 	poolUsed, poolCommitted, poolMax        *prometheus.Desc
 	gc, safepoint, threads, daemon, classes *prometheus.Desc
+	heap, nonheap, old                      *dto.LabelPair // shared by every deployment's series
 }
 
 var _ prometheus.Collector = (*JVMCollector)(nil)
@@ -31,6 +32,9 @@ func NewJVMCollector(deployments RunningDeployments) *JVMCollector {
 	const pool = " pool is old: the old generation, where what survives collections stays."
 	return &JVMCollector{
 		deployments: deployments,
+		heap:        labelPair("area", "heap"),
+		nonheap:     labelPair("area", "nonheap"),
+		old:         labelPair("pool", "old"),
 
 		used:          desc("memory_used_bytes", "Memory the deployment's JVM uses."+areas, "area"),
 		committed:     desc("memory_committed_bytes", "Memory the deployment's JVM has committed."+areas, "area"),
@@ -59,28 +63,31 @@ func (c *JVMCollector) Collect(ch chan<- prometheus.Metric) {
 		if j == nil {
 			continue
 		}
-		labels := []string{d.ID, strings.ToValidUTF8(d.Name, "\uFFFD")}
-		gauge := func(desc *prometheus.Desc, v float64, extra ...string) {
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(labels, extra...)...)
+		base := deploymentPairs(d.ID, d.Name)
+		gauge := func(desc *prometheus.Desc, v float64, labels []*dto.LabelPair) {
+			ch <- &series{desc: desc, valueType: prometheus.GaugeValue, value: v, labels: labels}
 		}
 		for _, m := range []struct {
-			area string
+			area *dto.LabelPair
 			mem  hsperf.Memory
-		}{{"heap", j.Heap}, {"nonheap", j.Metaspace}} {
-			gauge(c.used, m.mem.Used, m.area)
-			gauge(c.committed, m.mem.Committed, m.area)
-			gauge(c.max, m.mem.Max, m.area)
+		}{{c.heap, j.Heap}, {c.nonheap, j.Metaspace}} {
+			labels := withPairs(base, m.area)
+			gauge(c.used, m.mem.Used, labels)
+			gauge(c.committed, m.mem.Committed, labels)
+			gauge(c.max, m.mem.Max, labels)
 		}
-		gauge(c.poolUsed, j.Old.Used, "old")
-		gauge(c.poolCommitted, j.Old.Committed, "old")
-		gauge(c.poolMax, j.Old.Max, "old")
+		old := withPairs(base, c.old)
+		gauge(c.poolUsed, j.Old.Used, old)
+		gauge(c.poolCommitted, j.Old.Committed, old)
+		gauge(c.poolMax, j.Old.Max, old)
 		for _, g := range j.Collectors {
-			ch <- prometheus.MustNewConstSummary(c.gc, uint64(g.Collections), g.Seconds, nil, append(labels, g.Name)...)
+			ch <- &summary{desc: c.gc, count: uint64(g.Collections), sum: g.Seconds,
+				labels: withPairs(base, labelPair("gc", validUTF8(g.Name)))}
 		}
-		ch <- prometheus.MustNewConstSummary(c.safepoint, uint64(j.Safepoints), j.SafepointSeconds, nil, labels...)
-		gauge(c.threads, float64(j.ThreadsLive))
-		gauge(c.daemon, float64(j.ThreadsDaemon))
-		gauge(c.classes, float64(j.ClassesLoaded))
+		ch <- &summary{desc: c.safepoint, count: uint64(j.Safepoints), sum: j.SafepointSeconds, labels: base}
+		gauge(c.threads, float64(j.ThreadsLive), base)
+		gauge(c.daemon, float64(j.ThreadsDaemon), base)
+		gauge(c.classes, float64(j.ClassesLoaded), base)
 	}
 }
 
