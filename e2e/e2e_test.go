@@ -126,14 +126,24 @@ func TestLoop(t *testing.T) {
 	waitOK(t, "http://"+exporterAddr+"/metrics", "http://"+remediatorAddr+"/-/ready",
 		"http://"+alertmanagerAddr+"/-/ready", "http://"+prometheusAddr+"/-/ready")
 
-	// A few predictions, for the dashboard's traffic row.
-	for _, d := range deployments {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/predict?x=1", d.Port))
-		if err != nil {
-			t.Fatal(err)
+	// Steady predictions to the deployment never touched, as the demo
+	// sends, for the dashboard's traffic row.
+	stopPredicting := make(chan struct{})
+	t.Cleanup(func() { close(stopPredicting) })
+	go func() {
+		tick := time.NewTicker(300 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopPredicting:
+				return
+			case <-tick.C:
+			}
+			if resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/predict?x=1", deployments[0].Port)); err == nil {
+				resp.Body.Close()
+			}
 		}
-		resp.Body.Close()
-	}
+	}()
 
 	// Before: Prometheus sees all three up, and both steam-overseer targets.
 	prom := promAPI{base: "http://" + prometheusAddr}
