@@ -2,32 +2,28 @@ package collector
 
 import (
 	"errors"
-	"io/fs"
-	"log/slog"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/steam-overseer/steam-overseer/internal/hsperf"
 )
 
-// JVMCollector publishes heap, GC and threads from hsperfdata, read at the
-// scrape: a 32 KiB file, nothing a hung JVM could block.
+// JVMCollector publishes heap, GC and threads from hsperfdata, as Inside
+// last read them.
 type JVMCollector struct {
 	deployments RunningDeployments
-	readErrors  *ReadErrors
-	proc        string
-	logger      *slog.Logger
 
 	used, committed, max                    *prometheus.Desc
 	poolUsed, poolCommitted, poolMax        *prometheus.Desc
 	gc, safepoint, threads, daemon, classes *prometheus.Desc
+	heap, nonheap, old                      *dto.LabelPair // shared by every deployment's series
 }
 
 var _ prometheus.Collector = (*JVMCollector)(nil)
 
-// NewJVMCollector reads under proc (/proc but in tests), counting failures in readErrors.
-func NewJVMCollector(deployments RunningDeployments, readErrors *ReadErrors, proc string, logger *slog.Logger) *JVMCollector {
+// NewJVMCollector returns a collector of deployments' latest JVM counters.
+func NewJVMCollector(deployments RunningDeployments) *JVMCollector {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName("steam", "deployment_jvm", name), help,
 			append([]string{"deployment_id", "deployment"}, labels...), nil)
@@ -36,9 +32,9 @@ func NewJVMCollector(deployments RunningDeployments, readErrors *ReadErrors, pro
 	const pool = " pool is old: the old generation, where what survives collections stays."
 	return &JVMCollector{
 		deployments: deployments,
-		readErrors:  readErrors,
-		proc:        proc,
-		logger:      logger,
+		heap:        labelPair("area", "heap"),
+		nonheap:     labelPair("area", "nonheap"),
+		old:         labelPair("pool", "old"),
 
 		used:          desc("memory_used_bytes", "Memory the deployment's JVM uses."+areas, "area"),
 		committed:     desc("memory_committed_bytes", "Memory the deployment's JVM has committed."+areas, "area"),
@@ -63,48 +59,36 @@ func (c *JVMCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *JVMCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, d := range c.deployments() {
-		j, err := c.read(d)
-		if err != nil {
+		j := d.JVM
+		if j == nil {
 			continue
 		}
-		labels := []string{d.ID, strings.ToValidUTF8(d.Name, "\uFFFD")}
-		gauge := func(desc *prometheus.Desc, v float64, extra ...string) {
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, append(labels, extra...)...)
+		base := deploymentPairs(d.ID, d.Name)
+		gauge := func(desc *prometheus.Desc, v float64, labels []*dto.LabelPair) {
+			ch <- &series{desc: desc, valueType: prometheus.GaugeValue, value: v, labels: labels}
 		}
 		for _, m := range []struct {
-			area string
+			area *dto.LabelPair
 			mem  hsperf.Memory
-		}{{"heap", j.Heap}, {"nonheap", j.Metaspace}} {
-			gauge(c.used, m.mem.Used, m.area)
-			gauge(c.committed, m.mem.Committed, m.area)
-			gauge(c.max, m.mem.Max, m.area)
+		}{{c.heap, j.Heap}, {c.nonheap, j.Metaspace}} {
+			labels := withPairs(base, m.area)
+			gauge(c.used, m.mem.Used, labels)
+			gauge(c.committed, m.mem.Committed, labels)
+			gauge(c.max, m.mem.Max, labels)
 		}
-		gauge(c.poolUsed, j.Old.Used, "old")
-		gauge(c.poolCommitted, j.Old.Committed, "old")
-		gauge(c.poolMax, j.Old.Max, "old")
+		old := withPairs(base, c.old)
+		gauge(c.poolUsed, j.Old.Used, old)
+		gauge(c.poolCommitted, j.Old.Committed, old)
+		gauge(c.poolMax, j.Old.Max, old)
 		for _, g := range j.Collectors {
-			ch <- prometheus.MustNewConstSummary(c.gc, uint64(g.Collections), g.Seconds, nil, append(labels, g.Name)...)
+			ch <- &summary{desc: c.gc, count: uint64(g.Collections), sum: g.Seconds,
+				labels: withPairs(base, labelPair("gc", validUTF8(g.Name)))}
 		}
-		ch <- prometheus.MustNewConstSummary(c.safepoint, uint64(j.Safepoints), j.SafepointSeconds, nil, labels...)
-		gauge(c.threads, float64(j.ThreadsLive))
-		gauge(c.daemon, float64(j.ThreadsDaemon))
-		gauge(c.classes, float64(j.ClassesLoaded))
+		ch <- &summary{desc: c.safepoint, count: uint64(j.Safepoints), sum: j.SafepointSeconds, labels: base}
+		gauge(c.threads, float64(j.ThreadsLive), base)
+		gauge(c.daemon, float64(j.ThreadsDaemon), base)
+		gauge(c.classes, float64(j.ClassesLoaded), base)
 	}
-}
-
-func (c *JVMCollector) read(d RunningDeployment) (hsperf.JVM, error) {
-	j, err := hsperf.ReadJVM(c.proc, d.PID, d.NSPID, d.UID)
-	if err == nil {
-		return j, nil
-	}
-	// A process that ended since the observation is no failure to read.
-	if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, hsperf.ErrNotFound) {
-		c.logger.Debug("Deployment's JVM is gone", "deployment_id", d.ID, "pid", d.PID, "err", err)
-		return hsperf.JVM{}, err
-	}
-	c.logger.Warn("Cannot read a deployment's JVM counters", "deployment_id", d.ID, "pid", d.PID, "err", err)
-	c.readErrors.Add(SourceHSPerfData, hsperfReason(err))
-	return hsperf.JVM{}, err
 }
 
 func hsperfReason(err error) string {

@@ -3,6 +3,7 @@ package collector
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/steam-overseer/steam-overseer/internal/hsperf"
 	"github.com/steam-overseer/steam-overseer/internal/scorestats"
 )
 
@@ -14,6 +15,7 @@ type RunningDeployment struct {
 	NSPID int               // in the JVM's own, which names its hsperfdata file
 	UID   uint32            // the JVM's user, who must own that file
 	Stats *scorestats.Stats // the latest /stats answer; nil if none
+	JVM   *hsperf.JVM       // its latest counters; nil if none
 }
 
 // RunningDeployments yields the deployments at a scrape.

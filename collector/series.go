@@ -1,6 +1,9 @@
 package collector
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -36,4 +39,32 @@ func (s *series) Write(m *dto.Metric) error {
 
 func labelPair(name, value string) *dto.LabelPair {
 	return &dto.LabelPair{Name: &name, Value: &value}
+}
+
+// summary is series for a summary without quantiles: _count and _sum.
+type summary struct {
+	desc   *prometheus.Desc
+	count  uint64
+	sum    float64
+	labels []*dto.LabelPair
+}
+
+func (s *summary) Desc() *prometheus.Desc { return s.desc }
+
+func (s *summary) Write(m *dto.Metric) error {
+	m.Label = s.labels
+	m.Summary = &dto.Summary{SampleCount: &s.count, SampleSum: &s.sum}
+	return nil
+}
+
+// deploymentPairs are a deployment's label pairs, shared by its series.
+func deploymentPairs(id, name string) []*dto.LabelPair {
+	return []*dto.LabelPair{labelPair("deployment", validUTF8(name)), labelPair("deployment_id", id)}
+}
+
+// withPairs returns base and extra sorted by name, as series need them.
+func withPairs(base []*dto.LabelPair, extra ...*dto.LabelPair) []*dto.LabelPair {
+	pairs := append(append(make([]*dto.LabelPair, 0, len(base)+len(extra)), base...), extra...)
+	slices.SortFunc(pairs, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+	return pairs
 }

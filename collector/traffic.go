@@ -1,9 +1,10 @@
 package collector
 
 import (
-	"strings"
-
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/steam-overseer/steam-overseer/internal/scorestats"
 )
 
 // TrafficCollector publishes the latest /stats, which the observation path
@@ -12,6 +13,8 @@ type TrafficCollector struct {
 	deployments RunningDeployments
 
 	prediction, request, lastPrediction *prometheus.Desc
+	// api and method of GET and POST /predict, GET and POST /pypredict.
+	requestPairs [4][]*dto.LabelPair
 }
 
 var _ prometheus.Collector = (*TrafficCollector)(nil)
@@ -19,8 +22,13 @@ var _ prometheus.Collector = (*TrafficCollector)(nil)
 // NewTrafficCollector returns a collector of deployments' latest /stats.
 func NewTrafficCollector(deployments RunningDeployments) *TrafficCollector {
 	labels := []string{"deployment_id", "deployment"}
+	var requestPairs [4][]*dto.LabelPair
+	for i, r := range []struct{ method, api string }{{"GET", "java"}, {"POST", "java"}, {"GET", "python"}, {"POST", "python"}} {
+		requestPairs[i] = []*dto.LabelPair{labelPair("api", r.api), labelPair("method", r.method)}
+	}
 	return &TrafficCollector{
-		deployments: deployments,
+		requestPairs: requestPairs,
+		deployments:  deployments,
 		prediction: prometheus.NewDesc("steam_deployment_prediction_duration_seconds",
 			"Predictions the deployment's model made and the time they took, as its scoring service counts them since its JVM started.",
 			labels, nil),
@@ -45,21 +53,14 @@ func (c *TrafficCollector) Collect(ch chan<- prometheus.Metric) {
 		if s == nil {
 			continue
 		}
-		labels := []string{d.ID, strings.ToValidUTF8(d.Name, "\uFFFD")}
-		ch <- prometheus.MustNewConstSummary(c.prediction, uint64(s.Prediction.Count), s.Prediction.TotalTimeMs/1000, nil, labels...)
-		for _, r := range []struct {
-			method, api string
-			count, ms   float64
-		}{
-			{"GET", "java", s.Get.Count, s.Get.TotalTimeMs},
-			{"POST", "java", s.Post.Count, s.Post.TotalTimeMs},
-			{"GET", "python", s.PythonGet.Count, s.PythonGet.TotalTimeMs},
-			{"POST", "python", s.PythonPost.Count, s.PythonPost.TotalTimeMs},
-		} {
-			ch <- prometheus.MustNewConstSummary(c.request, uint64(r.count), r.ms/1000, nil, append(labels, r.method, r.api)...)
+		base := deploymentPairs(d.ID, d.Name)
+		ch <- &summary{desc: c.prediction, count: uint64(s.Prediction.Count), sum: s.Prediction.TotalTimeMs / 1000, labels: base}
+		for i, t := range []scorestats.Times{s.Get, s.Post, s.PythonGet, s.PythonPost} {
+			ch <- &summary{desc: c.request, count: uint64(t.Count), sum: t.TotalTimeMs / 1000,
+				labels: withPairs(base, c.requestPairs[i]...)}
 		}
 		if s.LastTime > 0 {
-			ch <- prometheus.MustNewConstMetric(c.lastPrediction, prometheus.GaugeValue, float64(s.LastTime)/1000, labels...)
+			ch <- &series{desc: c.lastPrediction, valueType: prometheus.GaugeValue, value: float64(s.LastTime) / 1000, labels: base}
 		}
 	}
 }

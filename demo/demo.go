@@ -110,6 +110,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err := r.startServices(ctx, healer); err != nil {
 		return err
 	}
+	defer r.sendTraffic(ctx)()
 	r.printIntro(healer)
 	r.watch(ctx)
 	return nil

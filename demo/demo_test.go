@@ -144,6 +144,10 @@ func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...st
 	testkit.Eventually(t, 10*time.Second, "the exporter to report 3 deployments up", func() bool {
 		return countUp(exporter) == 3
 	})
+	// The demo's own traffic, read from each deployment's /stats.
+	testkit.Eventually(t, 30*time.Second, "the exporter to report predictions of 3 deployments", func() bool {
+		return countPredicting(exporter) == 3
+	})
 
 	// Kill the first deployment, verified as the demo's java first.
 	registry := steam.NewRegistry(home)
@@ -362,6 +366,21 @@ func countUp(exporter string) int {
 	n := 0
 	for _, l := range strings.Split(b, "\n") {
 		if strings.HasPrefix(l, "steam_deployment_up{") && strings.HasSuffix(l, " 1") {
+			n++
+		}
+	}
+	return n
+}
+
+// countPredicting is how many deployments the exporter says made predictions.
+func countPredicting(exporter string) int {
+	b, err := get("http://" + exporter + "/metrics")
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, l := range strings.Split(b, "\n") {
+		if strings.HasPrefix(l, "steam_deployment_prediction_duration_seconds_count{") && !strings.HasSuffix(l, " 0") {
 			n++
 		}
 	}

@@ -87,6 +87,25 @@ func TestLoop(t *testing.T) {
 	})
 	exporterAddr, remediatorAddr, prom, operators := st.exporterAddr, st.remediatorAddr, st.prom, st.operators
 
+	// Steady predictions to the deployment never touched, as the demo
+	// sends, for the dashboard's traffic row.
+	stopPredicting := make(chan struct{})
+	t.Cleanup(func() { close(stopPredicting) })
+	go func() {
+		tick := time.NewTicker(300 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopPredicting:
+				return
+			case <-tick.C:
+			}
+			if resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/predict?x=1", deployments[0].Port)); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+
 	// Before: Prometheus sees all three up, and both steam-overseer targets.
 	prom.waitUp(t, 3, 2)
 	loop := loopRun{h: h, prom: prom, inspector: inspector, exporterAddr: exporterAddr,

@@ -66,14 +66,12 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	probeCollector, stopProber, err := startProber(ctx, logger, probes, exporterRegistry(home), inspector)
+	probeCollectors, stopProber, err := startProber(ctx, logger, probes, exporterRegistry(home), inspector, procRoot)
 	if err != nil {
 		return usageError(err)
 	}
 	defer stopProber()
-	if probeCollector != nil {
-		reg.MustRegister(probeCollector)
-	}
+	reg.MustRegister(probeCollectors...)
 	stopWatch, err := startExitWatch(ctx, logger, watch, home, inspector, reg)
 	if err != nil {
 		return watchFailed(err)

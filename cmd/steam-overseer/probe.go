@@ -59,10 +59,11 @@ func (f *probeFlags) addStartGraceFlag(cmd *kingpin.CmdClause) {
 }
 
 // startProber runs the exporter's background prober and returns the
-// collector of its results, and stop, which ends the prober and waits for
-// it. Disabled, it returns no collector.
-func startProber(ctx context.Context, logger *slog.Logger, f probeFlags, reg *steam.Registry, in *procid.Inspector) (
-	c prometheus.Collector, stop func(), err error) {
+// collectors of its results (probes, then /stats and JVM counters read in
+// the same round), and stop, which ends the prober and waits for it.
+// Disabled, it returns no collector.
+func startProber(ctx context.Context, logger *slog.Logger, f probeFlags, reg *steam.Registry, in *procid.Inspector,
+	procRoot string) (cs []prometheus.Collector, stop func(), err error) {
 	if !f.enabled {
 		logger.Info("Probing deployments is disabled")
 		return nil, func() {}, nil
@@ -74,15 +75,26 @@ func startProber(ctx context.Context, logger *slog.Logger, f probeFlags, reg *st
 	if err := f.checkTimeout(); err != nil {
 		return nil, nil, err
 	}
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	readErrors := collector.NewReadErrors()
+	inside := collector.NewInside(procRoot, f.timeout, readErrors, logger)
 	p := probe.NewProber(probe.RunningTargets(reg, in), probe.Config{
-		Path: f.path, Timeout: f.timeout, Interval: f.interval,
+		Path: f.path, Timeout: f.timeout, Interval: f.interval, After: inside.Read,
 	}, logger)
+	deployments := func() []collector.RunningDeployment { return inside.Of(p.Latest()) }
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { p.Run(ctx) })
 	logger.Info("Probing running deployments", "path", f.path, "interval", f.interval, "timeout", f.timeout)
-	return collector.NewProbeCollector(p, f.startGrace), func() {
-		cancel()
-		wg.Wait()
-	}, nil
+	return []prometheus.Collector{
+			collector.NewProbeCollector(p, f.startGrace),
+			collector.NewTrafficCollector(deployments),
+			collector.NewJVMCollector(deployments),
+			readErrors,
+		}, func() {
+			cancel()
+			wg.Wait()
+		}, nil
 }

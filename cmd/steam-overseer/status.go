@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -19,7 +20,7 @@ import (
 func init() { register(statusCommand) }
 
 func statusCommand(app *kingpin.Application) []subcommand {
-	cmd := app.Command("status", "Print every deployment's status, uptime, restarts and last remediation.")
+	cmd := app.Command("status", "Print every deployment's status, uptime, restarts, predictions per second, heap use and last remediation.")
 	var loc location
 	addLocationFlags(cmd, &loc, "The unpacked Steam release whose deployments are listed.",
 		"read for restarts and actions")
@@ -54,6 +55,7 @@ func runStatus(ctx context.Context, logger *slog.Logger, stdout io.Writer, loc l
 		return fail("reading Steam's deployments in "+home.Dir, err)
 	}
 	status.AddProbes(ctx, rows, probes.path, probes.timeout)
+	status.AddInside(ctx, rows, cmp.Or(procRoot, "/proc"), probes.timeout)
 	st, err := openStateReadOnly(ctx, home, statePath)
 	var mismatch *state.HomeMismatchError
 	switch {

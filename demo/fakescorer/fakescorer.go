@@ -197,6 +197,7 @@ func Main(args []string) int {
 
 func handler(b Behaviour, start time.Time) http.Handler {
 	mux := http.NewServeMux()
+	counted := &stats{start: start}
 	mux.HandleFunc("/ping", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(b.PingDelay):
@@ -210,14 +211,15 @@ func handler(b Behaviour, start time.Time) http.Handler {
 		fmt.Fprintln(w, "pong")
 	})
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
-		ms := time.Now().UnixMilli()
-		writeJSON(w, map[string]any{"startTime": start.UnixMilli(), "lastTime": ms})
+		writeJSON(w, counted.answer())
 	})
 	mux.HandleFunc("/info", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, map[string]any{"model": "fake", "pid": os.Getpid()})
 	})
-	mux.HandleFunc("/predict", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("/predict", func(w http.ResponseWriter, r *http.Request) {
+		begin := time.Now()
 		writeJSON(w, map[string]any{"labelIndex": 1, "label": "yes", "classProbabilities": []float64{0.27, 0.73}})
+		counted.predicted(r.Method, begin)
 	})
 	return mux
 }

@@ -22,6 +22,7 @@ type Target struct {
 	PID  int
 	// With PID, names one process: a restarted deployment counts afresh.
 	Started float64
+	UID     uint32 // the java's effective user
 }
 
 func (t Target) sameProcess(u Target) bool { return t.PID == u.PID && t.Started == u.Started }
@@ -43,6 +44,9 @@ type Config struct {
 	Timeout     time.Duration
 	Interval    time.Duration
 	Concurrency int
+	// After, if set, runs in the round after each probe, where a slow
+	// deployment delays only the round (reading its /stats, its JVM's counters).
+	After func(ctx context.Context, t Target, r Result)
 }
 
 // Prober probes in the background, so a scrape never waits on a hung JVM.
@@ -113,6 +117,9 @@ func (p *Prober) Round(ctx context.Context) {
 
 	forEach(len(targets), p.concurrency(len(targets)), func(i int) {
 		r := Ping(ctx, targets[i].Port, p.cfg.Path, p.cfg.Timeout)
+		if ctx.Err() == nil && p.cfg.After != nil {
+			p.cfg.After(ctx, targets[i], r)
+		}
 		if ctx.Err() == nil { // cancelled is not failed
 			p.record(round, targets[i], r)
 		}
@@ -173,7 +180,8 @@ func RunningTargets(reg *steam.Registry, in *procid.Inspector) Targets {
 		}
 		ts := make([]Target, 0, len(running))
 		for _, o := range running {
-			ts = append(ts, Target{ID: o.ID, Name: o.Name, Port: int(o.Port), PID: o.Process.PID, Started: o.Process.StartTime})
+			ts = append(ts, Target{ID: o.ID, Name: o.Name, Port: int(o.Port), PID: o.Process.PID,
+				Started: o.Process.StartTime, UID: o.Process.UID})
 		}
 		return ts, nil
 	}

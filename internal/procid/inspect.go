@@ -42,6 +42,7 @@ type Process struct {
 	VirtualBytes  uint64
 	StartTime     float64 // seconds since the Unix epoch
 	CreateTime    int64   // ms since the epoch, whole seconds; with PID, names one process
+	UID           uint32  // effective; the owner of the JVM's hsperfdata file
 }
 
 // Inspector reads processes through gopsutil under one procfs mount.
@@ -110,7 +111,20 @@ func verify(ctx context.Context, proc *process.Process, argv []string, id Identi
 		p.Status = StatusPIDReused
 		return p
 	}
-	return measure(ctx, proc)
+	p = measure(ctx, proc)
+	if p.Status != StatusRunning {
+		return p
+	}
+	// Read once per process: Remeasure keeps it, a java cannot change user.
+	uids, err := proc.UidsWithContext(ctx)
+	if err == nil && len(uids) < 2 {
+		err = fmt.Errorf("uids %v without an effective one", uids)
+	}
+	if err != nil {
+		return p.failed(err)
+	}
+	p.UID = uint32(uids[1])
+	return p
 }
 
 func measure(ctx context.Context, proc *process.Process) Process {
@@ -146,6 +160,7 @@ func (in *Inspector) Remeasure(prev Process, id Identity) Process {
 	if p.Status != StatusRunning || p.CreateTime != prev.CreateTime || p.VirtualBytes == 0 {
 		return in.Inspect(prev.PID, id)
 	}
+	p.UID = prev.UID
 	return p
 }
 

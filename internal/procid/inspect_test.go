@@ -278,6 +278,7 @@ func TestInspectProcFixture(t *testing.T) {
 				want.ResidentBytes, want.VirtualBytes = 2560*page, 262144*page
 				want.CreateTime = base.CreateTime + tc.startDelay
 				want.StartTime = float64(want.CreateTime) / 1e3
+				want.UID = 1001 // the effective one of status's Uid line
 			}
 			if got != want {
 				t.Errorf("Inspect(%d) = %+v, want %+v", tc.pid, got, want)

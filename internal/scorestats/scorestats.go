@@ -121,6 +121,11 @@ func (s *Stats) check() error {
 	return nil
 }
 
+// Client suits Fetch: no proxy, and no connection kept, since a stopped JVM
+// must not be judged by an old socket.
+var Client = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
+	ReadBufferSize: 2048, WriteBufferSize: 256}}
+
 // Fetch reads baseURL's /stats with client, within ctx's deadline.
 func Fetch(ctx context.Context, client *http.Client, baseURL string) (*Stats, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(baseURL, "/")+"/stats", nil)

@@ -13,10 +13,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/steam-overseer/steam-overseer/internal/hsperf"
 	"github.com/steam-overseer/steam-overseer/internal/observe"
 	"github.com/steam-overseer/steam-overseer/internal/printable"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
+	"github.com/steam-overseer/steam-overseer/internal/scorestats"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
@@ -36,6 +38,13 @@ type Row struct {
 	Restarts      uint64     `json:"restarts"`
 	LastAction    *Action    `json:"last_action"`
 	Probe         *Probe     `json:"probe"` // from AddProbes, nil when not probed
+	// From AddInside: predictions per second are the mean since the JVM
+	// started, as one reading has no rate.
+	PredictionsPerSecond *float64 `json:"predictions_per_second"`
+	HeapUsedBytes        *float64 `json:"heap_used_bytes"`
+	HeapMaxBytes         *float64 `json:"heap_max_bytes"`
+
+	uid uint32 // the verified java's, owner of its hsperfdata file
 }
 
 // StatusUnresponsive: a verified running java that fails its probe.
@@ -73,6 +82,7 @@ func Rows(ctx context.Context, reg *steam.Registry, in *procid.Inspector, now ti
 			started := time.UnixMilli(int64(math.Round(p.StartTime * 1e3))).UTC()
 			uptime := max(now.Sub(started), 0).Seconds()
 			r.Started, r.UptimeSeconds = &started, &uptime
+			r.uid = p.UID
 		}
 		if p.Err != nil {
 			r.Error = p.Err.Error()
@@ -101,6 +111,33 @@ func AddProbes(ctx context.Context, rows []Row, path string, timeout time.Durati
 			DurationSeconds: res.Duration.Seconds(), Error: res.Reason()}
 		if !res.Success {
 			r.Status = StatusUnresponsive
+		}
+	}
+}
+
+// AddInside adds what running rows' JVMs say: heap use from their
+// hsperfdata under proc, and, for those that answered AddProbes, predictions
+// from /stats, each read within timeout. What cannot be read stays nil.
+func AddInside(ctx context.Context, rows []Row, proc string, timeout time.Duration) {
+	for i := range rows {
+		r := &rows[i]
+		if r.Started == nil {
+			continue
+		}
+		if nsPID, err := hsperf.NamespacePID(proc, int(r.PID)); err == nil {
+			if j, err := hsperf.ReadJVM(proc, int(r.PID), nsPID, r.uid); err == nil {
+				r.HeapUsedBytes, r.HeapMaxBytes = &j.Heap.Used, &j.Heap.Max
+			}
+		}
+		if r.Probe == nil || !r.Probe.Success {
+			continue
+		}
+		statsCtx, cancel := context.WithTimeout(ctx, timeout)
+		s, err := scorestats.Fetch(statsCtx, scorestats.Client, "http://127.0.0.1:"+strconv.FormatInt(r.Port, 10))
+		cancel()
+		if err == nil && s.UpTimeMs > 0 {
+			perSecond := s.Prediction.Count / (float64(s.UpTimeMs) / 1000)
+			r.PredictionsPerSecond = &perSecond
 		}
 	}
 }
@@ -139,7 +176,7 @@ func WriteJSON(w io.Writer, rows []Row) error {
 func WriteTable(w io.Writer, rows []Row, now time.Time) error {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPORT\tPID\tSTATUS\tUPTIME\tRESTARTS\tLAST ACTION\tNOTE")
+	fmt.Fprintln(tw, "ID\tNAME\tPORT\tPID\tSTATUS\tUPTIME\tRESTARTS\tPRED/S\tHEAP\tLAST ACTION\tNOTE")
 	for _, r := range rows {
 		uptime := "-"
 		if r.UptimeSeconds != nil {
@@ -149,8 +186,16 @@ func WriteTable(w io.Writer, rows []Row, now time.Time) error {
 		if a := r.LastAction; a != nil {
 			last = fmt.Sprintf("%s %s %s ago", a.Action, a.Result, formatDuration(now.Sub(a.Time)))
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\t%d\t%s\t%s\n",
-			r.ID, cell(r.Name), r.Port, r.PID, r.Status, uptime, r.Restarts, last, note(r))
+		predictions, heap := "-", "-"
+		if r.PredictionsPerSecond != nil {
+			predictions = strconv.FormatFloat(*r.PredictionsPerSecond, 'f', 2, 64)
+		}
+		if r.HeapUsedBytes != nil {
+			const mib = 1 << 20
+			heap = fmt.Sprintf("%.0f/%.0fMiB", *r.HeapUsedBytes/mib, *r.HeapMaxBytes/mib)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n",
+			r.ID, cell(r.Name), r.Port, r.PID, r.Status, uptime, r.Restarts, predictions, heap, last, note(r))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
