@@ -17,7 +17,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/collector"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/collector.prom from this run")

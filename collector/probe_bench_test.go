@@ -15,7 +15,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/collector"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // serving starts n deployments that listen on ports firstPort.. (below the

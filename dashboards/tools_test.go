@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // runTool runs a tool in this package's folder, where the shipped files are,

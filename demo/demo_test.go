@@ -24,7 +24,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/demo"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // output collects the demo's stdout line by line as it runs.

@@ -46,8 +46,8 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
 	"github.com/steam-overseer/steam-overseer/remediate"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 var (

@@ -11,7 +11,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
 	"github.com/steam-overseer/steam-overseer/demo/jetty"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // minutes matches a rule's range of whole minutes, as in [5m].

@@ -13,7 +13,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/dashboards"
 	"github.com/steam-overseer/steam-overseer/internal/promstack"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // shippedBudget is what the shipped prometheus.yml, alerts.yml and

@@ -29,7 +29,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/exitwatch"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 var (

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // fakeClock is the restart policy's clock in tests: it moves only when told.

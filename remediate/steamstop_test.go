@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // TestSteamStopAfterRecord: Steam's stop of the java that died deletes or

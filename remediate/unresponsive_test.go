@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // hungConfig verifies a hang quickly: three probes of 200 ms over 400 ms.

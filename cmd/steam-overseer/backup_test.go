@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 func TestBackupCommand(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/steam-overseer/steam-overseer/internal/state"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // runBinary runs the real steam-overseer with args and no STEAM_HOME, and

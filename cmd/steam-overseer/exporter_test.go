@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // subprocess is a steam-overseer command run by a test: its stderr is

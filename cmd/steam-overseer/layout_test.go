@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 const module = "github.com/steam-overseer/steam-overseer"
@@ -37,7 +37,7 @@ func TestLayout(t *testing.T) {
 			continue
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(pkg.ImportPath, module), "/")
-		if slices.Contains(pkg.Imports, "testing") || strings.HasPrefix(rel, "internal/testkit") {
+		if slices.Contains(pkg.Imports, "testing") || strings.HasPrefix(rel, "testkit") {
 			t.Errorf("%s is test support in the shipped binary", pkg.ImportPath)
 		}
 		demo := rel == "demo" || strings.HasPrefix(rel, "demo/")

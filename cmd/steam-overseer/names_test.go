@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // TestNamesReachTerminalEscaped: a deployment name holding an escape

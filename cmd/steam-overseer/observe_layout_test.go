@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // TestOneObservationPath: outside remediate and procid, only

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // TestStateDatabaseOfAnotherHome: two Steam homes pointed at one

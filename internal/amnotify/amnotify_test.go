@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/steam-overseer/steam-overseer/internal/amnotify"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 func notifier(t *testing.T, opts amnotify.Options, logger *slog.Logger) *amnotify.Notifier {

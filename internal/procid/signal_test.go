@@ -10,7 +10,7 @@ import (
 	"github.com/shirou/gopsutil/v3/process"
 
 	"github.com/steam-overseer/steam-overseer/internal/procid"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // TestSignal sends SIGKILL through Signal and then looks at how the process

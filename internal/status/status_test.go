@@ -16,7 +16,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/internal/state"
 	"github.com/steam-overseer/steam-overseer/internal/status"
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // want is what one deployment's row must say.

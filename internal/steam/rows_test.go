@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/steam-overseer/steam-overseer/internal/steam"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // TestRows: the watch's cheap read agrees with Deployments on id, PID and

@@ -12,7 +12,7 @@ import (
 	"github.com/steam-overseer/steam-overseer/demo/jetty"
 	"github.com/steam-overseer/steam-overseer/internal/hsperf"
 	"github.com/steam-overseer/steam-overseer/internal/scorestats"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // readJVM reads the counters of the real JVM pid as the exporter will.

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/steam-overseer/steam-overseer/internal/sqlitefile"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 // TestHoldLock: what another connection (no busy timeout) may do while a

@@ -16,7 +16,7 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/demo/jetty"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
-	"github.com/steam-overseer/steam-overseer/internal/testkit"
+	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
 var client = &http.Client{Timeout: 2 * time.Second}
