@@ -62,7 +62,7 @@ func buildOnce(t testing.TB, pkg, name string) string {
 // RepoRoot is the repository's top folder, found from this file's location.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	return filepath.Clean(filepath.Join(filepath.Dir(file), ".."))
 }
 
 // Java builds the fake scoring service and returns the path of the
