@@ -117,8 +117,8 @@ func gather(c prometheus.Collector, write func(*dto.MetricFamily) error) error {
 }
 
 // Handler serves the exposition format the request accepts, gzipped if it
-// accepts gzip, as promhttp does; a collector that fails costs its own
-// families and a log line.
+// accepts gzip, only the families of its name[] parameters if any, as
+// promhttp does; a collector that fails costs its own families and a log line.
 func (r *inTurn) Handler(logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		format := expfmt.NegotiateAccept(req.Header, expfmt.DefaultAcceptedFormats()...)
@@ -137,8 +137,12 @@ func (r *inTurn) Handler(logger *slog.Logger) http.Handler {
 			out = gz
 		}
 		enc := expfmt.NewEncoder(out, format)
+		names := req.URL.Query()["name[]"] // promhttp's filter; none: all
 		var writeErr error
 		write := func(mf *dto.MetricFamily) error {
+			if len(names) > 0 && !slices.Contains(names, mf.GetName()) {
+				return nil
+			}
 			writeErr = enc.Encode(mf)
 			return writeErr
 		}

@@ -54,7 +54,7 @@ func TestInTurnHandler(t *testing.T) {
 	requests.WithLabelValues("500").Inc()
 	reg := newInTurn()
 	reg.MustRegister(collector.NewJVMCollector(func() []collector.RunningDeployment { return ds }), requests)
-	want := scrapeText(t, promhttp.HandlerFor(reg.all, promhttp.HandlerOpts{}), "", "")
+	want := scrapeText(t, promhttp.HandlerFor(reg.all, promhttp.HandlerOpts{}), "/metrics", "", "")
 	if len(want) < 10 {
 		t.Fatalf("promhttp served %d families", len(want))
 	}
@@ -68,7 +68,7 @@ func TestInTurnHandler(t *testing.T) {
 		{"protobuf", `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited`, "gzip"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := scrapeText(t, handler, tc.accept, tc.encoding)
+			got := scrapeText(t, handler, "/metrics", tc.accept, tc.encoding)
 			if _, ok := got["steam_test_broken"]; ok {
 				t.Error("the broken collector's family was served")
 			}
@@ -82,12 +82,18 @@ func TestInTurnHandler(t *testing.T) {
 			}
 		})
 	}
+	const only = "/metrics?name[]=steam_test_requests_total&name[]=steam_deployment_jvm_threads_current"
+	got := scrapeText(t, handler, only, "", "")
+	if len(got) != 2 || got["steam_test_requests_total"] != want["steam_test_requests_total"] ||
+		got["steam_deployment_jvm_threads_current"] != want["steam_deployment_jvm_threads_current"] {
+		t.Errorf("%s served %v", only, got)
+	}
 }
 
-// scrapeText GETs /metrics from h and returns each family in the text format.
-func scrapeText(t *testing.T, h http.Handler, accept, encoding string) map[string]string {
+// scrapeText GETs target from h and returns each family in the text format.
+func scrapeText(t *testing.T, h http.Handler, target, accept, encoding string) map[string]string {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req := httptest.NewRequest(http.MethodGet, target, nil)
 	if accept != "" {
 		req.Header.Set("Accept", accept)
 	}
