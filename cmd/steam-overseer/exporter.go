@@ -100,14 +100,15 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 // prober; stop ends it.
 func exporterMetrics(ctx context.Context, logger *slog.Logger, home steam.Home, statePath string,
 	inspector *procid.Inspector, probes probeFlags, procRoot string) (reg *inTurn, stop func(), err error) {
+	deployments := collector.New(exporterRegistry(home), inspector, statePath, logger)
 	reg = newInTurn()
 	reg.MustRegister(
-		collector.New(exporterRegistry(home), inspector, statePath, logger),
+		deployments,
 		versioncollector.NewCollector(collector.Namespace+"_exporter"),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	probeCollectors, stop, err := startProber(ctx, logger, probes, exporterRegistry(home), inspector, procRoot)
+	probeCollectors, stop, err := startProber(ctx, logger, probes, deployments.Observer(), procRoot)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -70,7 +70,7 @@ func BenchmarkExporterHeap(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	probes := probeFlags{enabled: true, path: probe.DefaultPath, timeout: probe.DefaultTimeout,
-		interval: time.Hour, startGrace: probe.DefaultStartGrace}
+		interval: probe.DefaultInterval, startGrace: probe.DefaultStartGrace}
 	reg, stop, err := exporterMetrics(ctx, promslog.NewNopLogger(), h.Home, h.Home.StatePath(), in, probes, "")
 	if err != nil {
 		b.Fatal(err)
