@@ -80,6 +80,9 @@ func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *sl
 	}
 }
 
+// Observer is the collector's observation path, to share with the prober.
+func (c *Collector) Observer() *observe.Observer { return c.observer }
+
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.status, c.cpu, c.resident, c.virtual, c.startTime,

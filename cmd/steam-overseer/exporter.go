@@ -7,10 +7,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
@@ -59,19 +57,11 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 		return fail("reading processes", err)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collector.New(exporterRegistry(home), inspector, statePath, logger),
-		versioncollector.NewCollector(collector.Namespace+"_exporter"),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	probeCollectors, stopProber, err := startProber(ctx, logger, probes, exporterRegistry(home), inspector, procRoot)
+	reg, stopProber, err := exporterMetrics(ctx, logger, home, statePath, inspector, probes, procRoot)
 	if err != nil {
 		return usageError(err)
 	}
 	defer stopProber()
-	reg.MustRegister(probeCollectors...)
 	stopWatch, err := startExitWatch(ctx, logger, watch, home, inspector, reg)
 	if err != nil {
 		return watchFailed(err)
@@ -80,10 +70,7 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 
 	mux := http.NewServeMux()
 	handleHealth(mux, func() bool { return ctx.Err() == nil })
-	mux.Handle(metricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
-		ErrorHandling: promhttp.ContinueOnError,
-	}))
+	mux.Handle(metricsPath, reg.Handler(logger))
 	if metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "steam-overseer exporter",
@@ -107,6 +94,26 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 		return fail("serving metrics", err)
 	}
 	return 0
+}
+
+// exporterMetrics registers what the exporter publishes and starts the
+// prober; stop ends it.
+func exporterMetrics(ctx context.Context, logger *slog.Logger, home steam.Home, statePath string,
+	inspector *procid.Inspector, probes probeFlags, procRoot string) (reg *inTurn, stop func(), err error) {
+	deployments := collector.New(exporterRegistry(home), inspector, statePath, logger)
+	reg = newInTurn()
+	reg.MustRegister(
+		deployments,
+		versioncollector.NewCollector(collector.Namespace+"_exporter"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	probeCollectors, stop, err := startProber(ctx, logger, probes, deployments.Observer(), procRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg.MustRegister(probeCollectors...)
+	return reg, stop, nil
 }
 
 // scrapeBusyTimeout plus the state database's 5 s stay under Prometheus's

@@ -11,9 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/steam-overseer/steam-overseer/collector"
+	"github.com/steam-overseer/steam-overseer/internal/observe"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
-	"github.com/steam-overseer/steam-overseer/internal/procid"
-	"github.com/steam-overseer/steam-overseer/internal/steam"
 )
 
 // probeFlags are the --probe.* flags; each command adds the ones it uses.
@@ -62,7 +61,7 @@ func (f *probeFlags) addStartGraceFlag(cmd *kingpin.CmdClause) {
 // collectors of its results (probes, then /stats and JVM counters read in
 // the same round), and stop, which ends the prober and waits for it.
 // Disabled, it returns no collector.
-func startProber(ctx context.Context, logger *slog.Logger, f probeFlags, reg *steam.Registry, in *procid.Inspector,
+func startProber(ctx context.Context, logger *slog.Logger, f probeFlags, obs *observe.Observer,
 	procRoot string) (cs []prometheus.Collector, stop func(), err error) {
 	if !f.enabled {
 		logger.Info("Probing deployments is disabled")
@@ -80,7 +79,7 @@ func startProber(ctx context.Context, logger *slog.Logger, f probeFlags, reg *st
 	}
 	readErrors := collector.NewReadErrors()
 	inside := collector.NewInside(procRoot, f.timeout, readErrors, logger)
-	p := probe.NewProber(probe.RunningTargets(reg, in), probe.Config{
+	p := probe.NewProber(probe.ObservedTargets(obs), probe.Config{
 		Path: f.path, Timeout: f.timeout, Interval: f.interval, After: inside.Read,
 	}, logger)
 	deployments := func() []collector.RunningDeployment { return inside.Of(p.Latest()) }

@@ -172,7 +172,12 @@ func (p *Prober) Latest() []Outcome {
 
 // RunningTargets: a foreign process on a deployment's port is never probed.
 func RunningTargets(reg *steam.Registry, in *procid.Inspector) Targets {
-	obs := observe.New(reg, in)
+	return ObservedTargets(observe.New(reg, in))
+}
+
+// ObservedTargets are the running deployments obs observes; an observer
+// shared with the collector remembers each verified java once.
+func ObservedTargets(obs *observe.Observer) Targets {
 	return func(ctx context.Context) ([]Target, error) {
 		running, err := obs.Running(ctx)
 		if err != nil {
