@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
@@ -25,16 +24,7 @@ const benchDeployments = 1000
 // an HTTP request to /metrics.
 func BenchmarkCollect(b *testing.B) {
 	h := testkit.NewHome(b)
-	// Speeds up building the fixture only; the journal mode stays Steam's.
-	h.Exec(`PRAGMA synchronous = OFF`)
-	ds := make([]steam.Deployment, benchDeployments)
-	for i := range ds {
-		// never_ready: alive with Steam's argv but not listening, so a
-		// thousand of them stay cheap and the port needs no reservation.
-		ds[i] = h.Add(testkit.Spec{Name: "scorer", LogicalName: "scorer", Port: 20000 + i,
-			Behaviour: testkit.Behaviour{Mode: "never_ready"}})
-	}
-	h.StartAll(ds)
+	h.StartAll(h.AddScorers(benchDeployments, 20000, testkit.Behaviour{Mode: "never_ready"}))
 
 	c := newCollector(b, h, "")
 	// A benchmark of deployments that are not all up would measure the

@@ -14,7 +14,6 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/collector"
 	"github.com/steam-overseer/steam-overseer/internal/probe"
-	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
@@ -23,11 +22,7 @@ import (
 // PIDs and waits until each answers /ping.
 func serving(b *testing.B, n, firstPort int) (*testkit.Home, []*os.Process) {
 	h := testkit.NewHome(b)
-	h.Exec(`PRAGMA synchronous = OFF`) // speeds up building the fixture only
-	ds := make([]steam.Deployment, n)
-	for i := range ds {
-		ds[i] = h.Add(testkit.Spec{Name: "scorer", LogicalName: "scorer", Port: firstPort + i})
-	}
+	ds := h.AddScorers(n, firstPort, testkit.Behaviour{})
 	procs := h.StartAll(ds)
 	for _, d := range ds {
 		if err := testkit.WaitReady(context.Background(), int(d.Port), 30*time.Second); err != nil {

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -74,4 +75,16 @@ func MetricSum(t testing.TB, c prometheus.Collector, name string, keep func(*dto
 		}
 	}
 	return sum
+}
+
+// AddScorers adds n deployments, scorer-0.., on ports firstPort and up. With
+// the never_ready behaviour they live with Steam's argv but never listen,
+// so a thousand stay cheap.
+func (h *Home) AddScorers(n, firstPort int, b Behaviour) []steam.Deployment {
+	h.Exec(`PRAGMA synchronous = OFF`) // builds the fixture faster; the journal mode stays Steam's
+	ds := make([]steam.Deployment, n)
+	for i := range ds {
+		ds[i] = h.Add(Spec{Name: fmt.Sprintf("scorer-%d", i), LogicalName: "scorer", Port: firstPort + i, Behaviour: b})
+	}
+	return ds
 }

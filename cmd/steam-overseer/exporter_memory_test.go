@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 	"github.com/steam-overseer/steam-overseer/internal/procid"
-	"github.com/steam-overseer/steam-overseer/internal/steam"
 	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
@@ -46,11 +44,7 @@ func BenchmarkExporterHeap(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := testkit.NewHome(b)
-	h.Exec(`PRAGMA synchronous = OFF`) // speeds up building the fixture only
-	ds := make([]steam.Deployment, n)
-	for i := range ds {
-		ds[i] = h.Add(testkit.Spec{Name: fmt.Sprintf("scorer-%d", i), LogicalName: "scorer", Port: 24000 + i})
-	}
+	ds := h.AddScorers(n, 24000, testkit.Behaviour{})
 	for _, p := range h.StartAll(ds) {
 		file := filepath.Join(perfDir, strconv.Itoa(p.Pid))
 		if err := os.WriteFile(file, counters, 0o600); err != nil {

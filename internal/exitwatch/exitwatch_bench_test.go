@@ -28,15 +28,7 @@ const benchDeployments = 1000
 // "kill" is one SIGKILL until the report, settle window included.
 func BenchmarkWatch1000(b *testing.B) {
 	h := testkit.NewHome(b)
-	// Speeds up building the fixture only; the journal mode stays Steam's.
-	h.Exec(`PRAGMA synchronous = OFF`)
-	ds := make([]steam.Deployment, benchDeployments)
-	for i := range ds {
-		// never_ready: alive with Steam's argv but not listening.
-		ds[i] = h.Add(testkit.Spec{Name: "scorer", LogicalName: "scorer", Port: 20000 + i,
-			Behaviour: testkit.Behaviour{Mode: "never_ready"}})
-	}
-	procs := h.StartAll(ds)
+	procs := h.StartAll(h.AddScorers(benchDeployments, 20000, testkit.Behaviour{Mode: "never_ready"}))
 
 	in, err := procid.NewInspector("")
 	if err != nil {
