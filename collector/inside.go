@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -103,8 +102,12 @@ func (in *Inside) Of(outcomes []probe.Outcome) []RunningDeployment {
 		}
 	}
 	if len(in.latest) > len(ds) {
+		running := make(map[int64]bool, len(outcomes))
+		for _, o := range outcomes {
+			running[o.ID] = true
+		}
 		for id := range in.latest {
-			if !slices.ContainsFunc(outcomes, func(o probe.Outcome) bool { return o.ID == id }) {
+			if !running[id] {
 				delete(in.latest, id)
 			}
 		}

@@ -67,12 +67,14 @@ func (f *family) Collect(ch chan<- prometheus.Metric) {
 // c does not describe is refused, as a registry refuses it.
 func gather(c prometheus.Collector, write func(*dto.MetricFamily) error) error {
 	var byDesc []*family
+	index := map[*prometheus.Desc]int{}
 	descs := make(chan *prometheus.Desc, 16)
 	go func() {
 		c.Describe(descs)
 		close(descs)
 	}()
 	for d := range descs {
+		index[d] = len(byDesc)
 		byDesc = append(byDesc, &family{desc: d})
 	}
 	unchecked := len(byDesc) == 0 // as a registry takes such a collector
@@ -83,12 +85,13 @@ func gather(c prometheus.Collector, write func(*dto.MetricFamily) error) error {
 	}()
 	var errs []error
 	for m := range ch {
-		i := slices.IndexFunc(byDesc, func(f *family) bool { return f.desc == m.Desc() })
-		if i < 0 && unchecked {
-			i = len(byDesc)
+		i, ok := index[m.Desc()]
+		if !ok && unchecked {
+			i, ok = len(byDesc), true
+			index[m.Desc()] = i
 			byDesc = append(byDesc, &family{desc: m.Desc()})
 		}
-		if i < 0 {
+		if !ok {
 			errs = append(errs, fmt.Errorf("collected metric of %s was not described", m.Desc()))
 			continue
 		}
