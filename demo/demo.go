@@ -206,13 +206,19 @@ func (r *run) buildHome(ctx context.Context) error {
 	return nil
 }
 
+// FakeJavaName is the link the demo makes to this binary in its bin folder;
+// FakeJava serves the java arguments Steam gives it as a fake scoring service.
+const FakeJavaName = "java"
+
+func FakeJava(javaArgs []string) int { return fakescorer.Main(javaArgs) }
+
 // linkFakeJava: Steam finds its JVM on PATH as "java".
 func (r *run) linkFakeJava() error {
 	binDir := filepath.Join(r.dir, "bin")
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return fmt.Errorf("creating the demo's bin folder: %w", err)
 	}
-	r.java = filepath.Join(binDir, "java")
+	r.java = filepath.Join(binDir, FakeJavaName)
 	if err := os.Symlink(r.cfg.Exe, r.java); err != nil {
 		return fmt.Errorf("linking the fake java: %w", err)
 	}

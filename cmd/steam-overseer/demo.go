@@ -10,11 +10,13 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 
 	"github.com/steam-overseer/steam-overseer/demo"
-	"github.com/steam-overseer/steam-overseer/demo/fakescorer"
 	"github.com/steam-overseer/steam-overseer/demo/jetty"
 )
 
-func init() { register(demoCommand) }
+func init() {
+	register(demoCommand)
+	linkNames[demo.FakeJavaName] = []string{"demo", "scorer", "--"}
+}
 
 func demoCommand(app *kingpin.Application) []subcommand {
 	cfg := demo.Config{Out: os.Stdout}
@@ -33,12 +35,13 @@ func demoCommand(app *kingpin.Application) []subcommand {
 		BoolVar(&cfg.Jetty)
 	cmd.Flag("keep", "Keep the demo's Steam home when it ends.").BoolVar(&cfg.Keep)
 	runCmd := cmd.Command("run", "Run the demo (the default).").Default()
-	// The demo's deployments run this binary linked as java (see main).
+	// The demo's deployments run this binary linked as bin/java: procid
+	// verifies a deployment by its argv, which must start with java.
 	var javaArgs []string
 	scorer := cmd.Command("scorer", "Serve as the demo's fake scoring service, given Steam's java arguments after --.").Hidden()
 	scorer.Arg("java-args", "").StringsVar(&javaArgs)
 	return []subcommand{{clause: scorer, run: func(context.Context, *slog.Logger) int {
-		return fakescorer.Main(javaArgs)
+		return demo.FakeJava(javaArgs)
 	}}, {clause: runCmd, run: func(ctx context.Context, logger *slog.Logger) int {
 		exe, err := os.Executable()
 		if err != nil {

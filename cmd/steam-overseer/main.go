@@ -31,13 +31,15 @@ func register(r func(app *kingpin.Application) []subcommand) {
 	registrations = append(registrations, r)
 }
 
+// linkNames: a link to this binary under one of these names runs that
+// command, as a multi-call binary does; each is declared by its command's file.
+var linkNames = map[string][]string{}
+
 func main() { os.Exit(run(os.Args)) }
 
 func run(args []string) int {
-	// The demo links this binary as its deployments' java (procid needs argv
-	// to start with "java"); called so, it is the hidden "demo scorer" command.
-	if filepath.Base(args[0]) == "java" {
-		args = append([]string{args[0], "demo", "scorer", "--"}, args[1:]...)
+	if command, ok := linkNames[filepath.Base(args[0])]; ok {
+		args = append(append([]string{args[0]}, command...), args[1:]...)
 	}
 
 	app := kingpin.New("steam-overseer", "Watches H2O Steam deployments and restarts the dead ones.")
