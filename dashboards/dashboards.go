@@ -17,7 +17,6 @@ import (
 	"go.yaml.in/yaml/v2"
 )
 
-// The shipped files.
 var (
 	//go:embed alerts.yml
 	AlertRules []byte

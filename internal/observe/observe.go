@@ -20,7 +20,6 @@ type Observation struct {
 	Status  string         // one of steam.Statuses
 }
 
-// Running reports whether the recorded process is the deployment's verified java.
 func (o Observation) Running() bool { return o.Process.Status == procid.StatusRunning }
 
 // Observer remembers the javas it verified, to only re-measure them next time.
@@ -37,7 +36,6 @@ type verified struct {
 	proc procid.Process
 }
 
-// New returns an observer of reg's deployments, their processes read through in.
 func New(reg *steam.Registry, in *procid.Inspector) *Observer {
 	return &Observer{registry: reg, procs: in, verified: map[int64]verified{}}
 }
@@ -66,14 +64,12 @@ func (o *Observer) All(ctx context.Context) ([]Observation, error) {
 	return obs, nil
 }
 
-// Running is All without the deployments that do not run.
 func (o *Observer) Running(ctx context.Context) ([]Observation, error) {
 	obs, err := o.All(ctx)
 	return slices.DeleteFunc(obs, func(ob Observation) bool { return !ob.Running() }), err
 }
 
-// ErrUnidentified is Verify's answer for a row whose java cannot be told
-// from any other (no war or port to check a command line against).
+// ErrUnidentified: no war or port to check a command line against.
 var ErrUnidentified = errors.New("the deployment's row identifies no java")
 
 // Verify checks once whether d's recorded PID runs d's java, for a caller
@@ -87,7 +83,7 @@ func (o *Observer) Verify(d steam.Deployment) (procid.Process, error) {
 }
 
 func (o *Observer) observe(d steam.Deployment, prev map[int64]verified) Observation {
-	id, _ := d.Identity() // a zero identity proves no process
+	id, _ := d.Identity()
 	var p procid.Process
 	if v, ok := prev[d.ID]; ok && int64(v.proc.PID) == d.PID && sameIdentity(v.id, id) {
 		p = o.procs.Remeasure(v.proc, id)

@@ -18,7 +18,7 @@ func Quote(s string) string {
 	return strconv.Quote(s)
 }
 
-// Escape escapes each unprintable rune, for text inside a longer sentence.
+// Escape is for text inside a longer sentence.
 func Escape(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {

@@ -23,7 +23,6 @@ const (
 	MaxConcurrency     = 256 // when many deployments time out (see Prober.Round)
 )
 
-// Result is one probe's outcome.
 type Result struct {
 	Success    bool // HTTP 200 within the timeout
 	StatusCode int  // 0 when no answer came
@@ -43,7 +42,6 @@ func (r Result) Reason() string {
 	return "HTTP " + strconv.Itoa(r.StatusCode)
 }
 
-// ErrTimeout is the Err of a probe that got no answer within its timeout.
 var ErrTimeout = errors.New("no answer within the timeout")
 
 // client never reuses a connection (a stopped JVM must not be judged by an
@@ -59,7 +57,6 @@ var client = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-// Ping GETs http://127.0.0.1:<port><path>; the status is the verdict.
 func Ping(ctx context.Context, port int, path string, timeout time.Duration) Result {
 	begin := time.Now()
 	r := Result{Time: begin}

@@ -27,7 +27,6 @@ type Target struct {
 
 func (t Target) sameProcess(u Target) bool { return t.PID == u.PID && t.Started == u.Started }
 
-// Outcome is the latest probe of one target.
 type Outcome struct {
 	Target
 	Result
@@ -60,7 +59,7 @@ type Prober struct {
 	outcomes map[int64]Outcome
 }
 
-// NewProber returns a prober; zero fields of cfg take the defaults.
+// NewProber: zero fields of cfg take the defaults.
 func NewProber(targets Targets, cfg Config, logger *slog.Logger) *Prober {
 	if cfg.Path == "" {
 		cfg.Path = DefaultPath
@@ -96,7 +95,7 @@ func (p *Prober) Run(ctx context.Context) {
 func (p *Prober) Round(ctx context.Context) {
 	targets, err := p.targets(ctx)
 	if ctx.Err() != nil {
-		return // stopping
+		return
 	}
 	if err != nil {
 		p.logger.Error("Listing the deployments to probe failed", "err", err)
@@ -158,7 +157,6 @@ func (p *Prober) record(round uint64, t Target, r Result) {
 	p.outcomes[t.ID] = o
 }
 
-// Latest returns the outcomes of the last round, by deployment id.
 func (p *Prober) Latest() []Outcome {
 	p.mu.Lock()
 	out := make([]Outcome, 0, len(p.outcomes))

@@ -32,7 +32,6 @@ const (
 // ErrNoStats: a 404, counted but not the deployment's fault.
 var ErrNoStats = errors.New("no /stats page")
 
-// Error is a failed read, with its reason.
 type Error struct {
 	Reason string
 	Err    error
@@ -41,7 +40,6 @@ type Error struct {
 func (e *Error) Error() string { return e.Reason + ": " + e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
-// Reason is err's reason label ("" for nil).
 func Reason(err error) string {
 	var e *Error
 	switch {
@@ -126,7 +124,6 @@ func (s *Stats) check() error {
 var Client = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
 	ReadBufferSize: 2048, WriteBufferSize: 256}}
 
-// Fetch reads baseURL's /stats with client, within ctx's deadline.
 func Fetch(ctx context.Context, client *http.Client, baseURL string) (*Stats, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(baseURL, "/")+"/stats", nil)
 	if err != nil {

@@ -18,7 +18,6 @@ const (
 	ReadWriteCreate = "rwc"
 )
 
-// Options say how a file is opened.
 type Options struct {
 	Mode        string // ReadOnly, ReadWrite or ReadWriteCreate
 	BusyTimeout time.Duration
@@ -26,7 +25,6 @@ type Options struct {
 	Immediate bool
 }
 
-// DSN is the modernc.org/sqlite data source name of the file at path.
 func DSN(path string, o Options) string {
 	q := url.Values{}
 	q.Set("mode", o.Mode)
