@@ -68,6 +68,7 @@ var (
 )
 
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		healer  string
@@ -442,6 +443,7 @@ func cmdline(pid int) []string {
 // TestDemoPortTaken: a port already taken stops the demo with an error that
 // names the program and the cause, and leaves nothing behind.
 func TestDemoPortTaken(t *testing.T) {
+	t.Parallel()
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -473,6 +475,7 @@ func TestDemoPortTaken(t *testing.T) {
 // --jetty stops the demo before it makes anything, with one sentence naming
 // the Debian packages to install.
 func TestDemoJettyMissing(t *testing.T) {
+	t.Parallel()
 	tmp := t.TempDir()
 	cmd := exec.Command(testkit.Binary(t), "demo", "--jetty", "--healer="+demo.HealerReconcile)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "PATH="+t.TempDir())

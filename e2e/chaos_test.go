@@ -149,6 +149,7 @@ type chaosRun struct {
 }
 
 func TestChaos(t *testing.T) {
+	t.Parallel()
 	prometheusBin := testkit.RequireTool(t, "prometheus")
 	alertmanagerBin := testkit.RequireTool(t, "prometheus-alertmanager")
 	bin := testkit.Binary(t)
@@ -1003,6 +1004,7 @@ func getJSON(u string, v any) error {
 // The HA pair's configuration is the shipped one with a webhook per host,
 // and Alertmanager accepts it.
 func TestAddRemediator(t *testing.T) {
+	t.Parallel()
 	amtool := testkit.RequireTool(t, "amtool")
 	config, err := dashboards.AdaptAlertmanagerConfig(dashboards.AlertmanagerConfig, dashboards.AlertmanagerOverrides{
 		RemediatorURL: "http://127.0.0.1:1/webhook", CredentialsFile: "/dev/null"})

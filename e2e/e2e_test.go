@@ -57,6 +57,7 @@ var loopTimers = dashboards.AlertmanagerOverrides{
 	GroupWait: time.Second, GroupInterval: 2 * time.Second, RepeatInterval: 20 * time.Second}
 
 func TestLoop(t *testing.T) {
+	t.Parallel()
 	testkit.RequireTool(t, "prometheus")
 	testkit.RequireTool(t, "prometheus-alertmanager")
 	h := testkit.NewJettyHome(t)

@@ -37,13 +37,15 @@ func scaleTime(t *testing.T) []byte {
 // shipped rules (time scaled, see scaleTime); a healthy one beside it fires
 // neither.
 func TestJVMAlerts(t *testing.T) {
+	t.Parallel()
 	prometheusBin := testkit.RequireTool(t, "prometheus")
 	bin := testkit.Binary(t)
 	dir := t.TempDir()
 	h := testkit.NewJettyHome(t)
 	healthy, _ := testkit.RunJetty(t, h, testkit.Spec{Name: "healthy", LogicalName: "healthy"}, jetty.War{})
-	t.Setenv("JDK_JAVA_OPTIONS", "-Xmx64m")
+	h.JavaEnv = []string{"JDK_JAVA_OPTIONS=-Xmx64m"}
 	full, _ := testkit.RunJetty(t, h, testkit.Spec{Name: "full", LogicalName: "full"}, jetty.War{Mode: jetty.ModeFillHeap})
+	h.JavaEnv = nil
 	// fill_heap starts filling at its first request.
 	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/predict?x=1", full.Port)); err == nil {
 		resp.Body.Close()

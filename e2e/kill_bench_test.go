@@ -33,6 +33,7 @@ var (
 )
 
 func TestKillBench(t *testing.T) {
+	t.Parallel()
 	var h *testkit.Home
 	var env []string
 	var ids []int64

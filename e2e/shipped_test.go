@@ -33,6 +33,7 @@ const shippedBudget = 25 * time.Second
 // fails when that takes longer than shippedBudget plus the deployment's own
 // start.
 func TestShippedTimings(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	h := testkit.NewHome(t)
 	victim := h.Add(testkit.Spec{Name: "churn-gbm", LogicalName: "churn-gbm"})

@@ -40,6 +40,7 @@ var (
 )
 
 func TestExitWatch(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	var ids []int64
 	for i := range 6 + *watchStops {

@@ -17,6 +17,7 @@ import (
 // TestRowDeletedWhileStarting: Steam deletes the deployment while its java
 // starts; the java is stopped, not left holding the port.
 func TestRowDeletedWhileStarting(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
 	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: time.Second}})
@@ -48,6 +49,7 @@ func TestRowDeletedWhileStarting(t *testing.T) {
 // java is stopped within its watch window, not left holding the port, and
 // the journal says cancelled after the restart.
 func TestRowDeletedInWatchWindow(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.WatchAfterReady = time.Hour })
 	d := h.Add(testkit.Spec{Name: "churn"})
@@ -81,6 +83,7 @@ func TestRowDeletedInWatchWindow(t *testing.T) {
 // timeout the remediation fails, and the engine tries again by itself: the
 // deployment serves after the lock is released, with no second notification.
 func TestLockedRegistryIsRetried(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.RetryBackoff = 200 * time.Millisecond })
 	e.registry.BusyTimeout = 200 * time.Millisecond
@@ -107,6 +110,7 @@ func TestLockedRegistryIsRetried(t *testing.T) {
 // TestDeathInWatchWindowIsNoSuccess: a war that dies right after becoming
 // ready counts as a failed restart, never as a successful one.
 func TestDeathInWatchWindowIsNoSuccess(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.WatchAfterReady = 3 * time.Second })
 	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{Mode: "crash_after_ready", CrashAfter: 200 * time.Millisecond}})
@@ -128,6 +132,7 @@ func TestDeathInWatchWindowIsNoSuccess(t *testing.T) {
 // leaves it running; the next one adopts it as soon as it serves, with no
 // notification.
 func TestInterruptedStartIsResumed(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
 	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: 1500 * time.Millisecond}})
@@ -161,6 +166,7 @@ func TestInterruptedStartIsResumed(t *testing.T) {
 // TestSweepRemovesStaleLocks: lock files of deployments Steam no longer has
 // are removed; those of its deployments stay.
 func TestSweepRemovesStaleLocks(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
 	d, _ := h.Run(testkit.Spec{Name: "churn"})

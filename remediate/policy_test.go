@@ -34,6 +34,7 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	p := Policy{}.withDefaults()
 	for _, tc := range []struct {
 		failures int
@@ -61,6 +62,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestPolicyArithmetic(t *testing.T) {
+	t.Parallel()
 	p := Policy{Jitter: -1}.withDefaults()
 	clock := newFakeClock()
 	pol := state.RestartPolicy{DeploymentID: 1}
@@ -99,6 +101,7 @@ func TestPolicyArithmetic(t *testing.T) {
 // the same state remembers all of it, and an hour later one start is tried
 // again.
 func TestBackoffAndGivingUpAcrossRestarts(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	clock := newFakeClock()
 	production := func(c *Config) {
@@ -166,6 +169,7 @@ func TestBackoffAndGivingUpAcrossRestarts(t *testing.T) {
 // TestFlapping: a deployment that starts fine but keeps dying (after its
 // watch window) is given up after MaxStarts starts within the window.
 func TestFlapping(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	clock := newFakeClock()
 	e := newEngine(t, h, func(c *Config) {
@@ -216,6 +220,7 @@ func TestFlapping(t *testing.T) {
 // within it, or gone by the time the window is checked after it, counts as
 // a failed start; one found running wipes the failures.
 func TestWatchWindowLeftOpen(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		behaviour testkit.Behaviour

@@ -5,6 +5,7 @@ import "testing"
 // TestJettyVerdict: verdicts come from Jetty's own lines, by logger and
 // message from the line's start, never from a war's name inside a line.
 func TestJettyVerdict(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		line       string
 		wantReason Reason

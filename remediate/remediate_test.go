@@ -27,6 +27,7 @@ import (
 // row, it answers /ping, the journal says so, and whatever owns the old PID
 // is left alone.
 func TestRestartsDeadDeployment(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		// breakIt turns a running deployment into a dead one and returns
@@ -155,6 +156,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // TestConcurrentNotifications sends 50 notifications for one deployment at
 // once: a dead one is started exactly once, a live one never.
 func TestConcurrentNotifications(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		dead       bool
@@ -203,6 +205,7 @@ func TestConcurrentNotifications(t *testing.T) {
 // TestAdoptsUnknownPID: the deployment's java runs, but the row names
 // another PID; the row is corrected and nothing is started.
 func TestAdoptsUnknownPID(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		rowPID func(t *testing.T) int
@@ -250,6 +253,7 @@ func TestAdoptsUnknownPID(t *testing.T) {
 // TestPortConflict: something else listens on a dead deployment's port.
 // Nothing is started and the listener is not touched.
 func TestPortConflict(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		// listen takes the port and returns a check that the listener
@@ -318,6 +322,7 @@ func TestPortConflict(t *testing.T) {
 // TestNothingToStart covers the deployments that are not started, whatever
 // their state, and the misconfigured ones.
 func TestNothingToStart(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		spec       testkit.Spec
@@ -384,6 +389,7 @@ func TestNothingToStart(t *testing.T) {
 // TestPlanChangesNothing: a dry run says what it would do and does none of
 // it.
 func TestPlanChangesNothing(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
 	dead, p := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
@@ -428,6 +434,7 @@ func TestPlanChangesNothing(t *testing.T) {
 // TestFailedStartIsStopped: a start that does not become ready is stopped
 // as Steam stops one, and its process is gone.
 func TestFailedStartIsStopped(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		behaviour  testkit.Behaviour
@@ -520,6 +527,7 @@ func wrapJava(t *testing.T, java string) string {
 // exactly MaxFailures times, then never again, also by a new remediator on
 // the same state, until an operator resets it.
 func TestCrashAtStartGivesUp(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 	e := newEngine(t, h)
@@ -596,6 +604,7 @@ func TestCrashAtStartGivesUp(t *testing.T) {
 // starts it himself. The next look finds it running, and the give-up, with
 // its alert, is lifted.
 func TestGivenUpThenRunningAgain(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn", Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
 	e := newEngine(t, h)
@@ -644,6 +653,7 @@ func TestGivenUpThenRunningAgain(t *testing.T) {
 // TestCrashAfterReady: a start whose process dies within the watch window
 // counts as failed; one that lives through it wipes the failures.
 func TestCrashAfterReady(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name         string
 		crashAfter   time.Duration
@@ -705,6 +715,7 @@ func TestCrashAfterReady(t *testing.T) {
 // TestSteamDatabaseLocked: Steam holds its write lock for 3 s while the
 // restarted deployment becomes ready; the PID lands once it lets go.
 func TestSteamDatabaseLocked(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
 	d, p := h.Run(testkit.Spec{Name: "churn"})
@@ -733,6 +744,7 @@ func TestSteamDatabaseLocked(t *testing.T) {
 // being restarted. The new java is stopped (no process may hold the port of
 // a deployment Steam does not run) and nothing is written to the row.
 func TestRowChangesBeforeRecording(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.RecordTimeout = time.Hour })
 	d := h.Add(testkit.Spec{Name: "churn"})
@@ -784,6 +796,7 @@ func TestRowChangesBeforeRecording(t *testing.T) {
 // TestShutdownAbandonsSafely: shutting down while a start waits for
 // readiness leaves the process running; the next remediator adopts it.
 func TestShutdownAbandonsSafely(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: 800 * time.Millisecond}})
 	e := newEngine(t, h)
@@ -816,6 +829,7 @@ func TestShutdownAbandonsSafely(t *testing.T) {
 // TestJavaOptions: --java.opts are passed as separate arguments, no shell,
 // and the started process is still recognised as the deployment's.
 func TestJavaOptions(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.JavaOpts = []string{"-Xmx64m", "-Dsteam.note=$(touch /tmp/x)"} })
 	d := h.Add(testkit.Spec{Name: "churn"})
@@ -863,6 +877,7 @@ func helper(t *testing.T, h *testkit.Home, mode string, id int64) *exec.Cmd {
 // TestTwoRemediatorProcesses: two remediator processes on one Steam home,
 // both notified 25 times at once about a dead deployment, start it once.
 func TestTwoRemediatorProcesses(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, p := h.Run(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: 500 * time.Millisecond}})
 	testkit.Kill(t, p)
@@ -890,6 +905,7 @@ func TestTwoRemediatorProcesses(t *testing.T) {
 // TestRemediatorKilledAfterStart: the remediator is SIGKILLed right after
 // starting a java; the next one adopts it instead of starting a second.
 func TestRemediatorKilledAfterStart(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: time.Second}})
 	cmd := helper(t, h, "remediate", d.ID)
@@ -974,6 +990,7 @@ func fail(err error) int {
 // TestSweep remediates every deployment at once, as reconcile does; a dry
 // run first changes nothing.
 func TestSweep(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
 	dead, p := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead"})
@@ -1049,6 +1066,7 @@ func cancelled() context.Context {
 // out the stop: the process gets SIGKILL at once, and is not left behind
 // for the next remediation to adopt.
 func TestShutdownKillsFailedStart(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) {
 		c.StartTimeout = 300 * time.Millisecond
@@ -1074,6 +1092,7 @@ func TestShutdownKillsFailedStart(t *testing.T) {
 // new PID from landing does not wait out RecordTimeout: the process keeps
 // serving, the row is untouched, and the next remediation adopts it.
 func TestShutdownAbandonsRecording(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) { c.RecordTimeout = time.Hour })
 	d, p := h.Run(testkit.Spec{Name: "churn"})
@@ -1113,6 +1132,7 @@ func TestShutdownAbandonsRecording(t *testing.T) {
 // Shutdown during the sweep's start lets it finish within its grace
 // instead of abandoning it, and returns only once it has.
 func TestPeriodicReconcile(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: time.Second}})
 	e := newEngine(t, h, func(c *Config) { c.ReconcileInterval = time.Hour })
@@ -1137,6 +1157,7 @@ func TestPeriodicReconcile(t *testing.T) {
 // TestSweepStopsWhenContextEnds: a sweep whose context ends begins no more
 // remediations; the deployments left are neither touched nor journaled.
 func TestSweepStopsWhenContextEnds(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, func(c *Config) {
 		c.Concurrency = 1
@@ -1186,6 +1207,7 @@ func TestSweepStopsWhenContextEnds(t *testing.T) {
 // series for the deployments in Steam's registry only, not for the policy
 // rows of deleted ones.
 func TestGaveUpMetricFollowsSteam(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h)
 	kept := h.Add(testkit.Spec{Name: "kept"})

@@ -14,6 +14,7 @@ import (
 // later, a fake java serves in milliseconds). The new java is stopped in its
 // watch window, not left serving a deployment nobody wants.
 func TestSteamStopAfterRecord(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, query, reason string
 	}{

@@ -24,6 +24,7 @@ func hungConfig(c *Config) {
 // hung, stopped through its pidfd and replaced by a new java whose PID lands
 // in the row; a foreign process planted in another row is never signalled.
 func TestUnresponsiveIsRestarted(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig)
 	d, p := h.Run(testkit.Spec{Name: "churn"})
@@ -57,6 +58,7 @@ func TestUnresponsiveIsRestarted(t *testing.T) {
 // that answers, slowly within the timeout or again after SIGCONT during the
 // verification, does nothing but journal why.
 func TestAnsweringIsLeftAlone(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		resume bool // SIGSTOP first, SIGCONT while the remediator verifies
@@ -98,6 +100,7 @@ func TestAnsweringIsLeftAlone(t *testing.T) {
 // TestStartGraceProtectsYoungJava: a java younger than the start grace is
 // never stopped, however it answers.
 func TestStartGraceProtectsYoungJava(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig, func(c *Config) { c.StartGrace = time.Hour })
 	d, p := h.Run(testkit.Spec{Name: "churn"})
@@ -117,6 +120,7 @@ func TestStartGraceProtectsYoungJava(t *testing.T) {
 // the row does not know but never answers is not recorded: it is stopped
 // and a serving java is started and recorded instead.
 func TestAdoptionProvesReadiness(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig, func(c *Config) { c.StartTimeout = 2 * time.Second })
 	d := h.Add(testkit.Spec{Name: "churn"})
@@ -147,6 +151,7 @@ func TestAdoptionProvesReadiness(t *testing.T) {
 // given up like one that crashes: each java stopped as hung inside its watch
 // window counts as a failed start.
 func TestHangingAgainGivesUp(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig)
 	d := h.Add(testkit.Spec{Name: "churn"})
@@ -182,6 +187,7 @@ func TestHangingAgainGivesUp(t *testing.T) {
 // start grace left: hung a moment later, it is stopped at once (a failed
 // start, being inside its watch window) instead of after an hour's grace.
 func TestStartGraceEndsAtAnswer(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	e := newEngine(t, h, hungConfig, func(c *Config) { c.StartGrace = time.Hour })
 	d := h.Add(testkit.Spec{Name: "churn"})

@@ -33,6 +33,7 @@ func readJVM(t *testing.T, pid int) hsperf.JVM {
 // takes it) and counts the predictions made; its JVM's counters are found
 // and read as the exporter reads them.
 func TestStatsAndCountersOfARealDeployment(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewJettyHome(t)
 	d, p := testkit.RunJetty(t, h, testkit.Spec{Name: "inside"}, jetty.War{})
 	base := fmt.Sprintf("http://127.0.0.1:%d", d.Port)
@@ -70,8 +71,9 @@ func TestStatsAndCountersOfARealDeployment(t *testing.T) {
 // generation over 90% full even after collections, and collecting more than
 // half the time.
 func TestFillHeapWarKeepsTheCollectorsBusy(t *testing.T) {
-	t.Setenv("JDK_JAVA_OPTIONS", "-Xmx64m")
+	t.Parallel()
 	h := testkit.NewJettyHome(t)
+	h.JavaEnv = []string{"JDK_JAVA_OPTIONS=-Xmx64m"}
 	_, p := testkit.RunJetty(t, h, testkit.Spec{Name: "full"}, jetty.War{Mode: jetty.ModeFillHeap})
 	if j := readJVM(t, p.Pid); j.Heap.Max > 70<<20 {
 		t.Fatalf("heap max %.0f: JDK_JAVA_OPTIONS=-Xmx64m was not taken", j.Heap.Max)

@@ -68,7 +68,7 @@ func JettyEnv(t testing.TB, h *Home) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env
+	return append(env, h.JavaEnv...)
 }
 
 // AddJetty adds a deployment to h whose war is a real scoring war behaving as w.

@@ -36,6 +36,7 @@ func get(t *testing.T, port int, path string) (int, string, error) {
 // recognises it as the deployment's java, and SIGINT (Steam's stop) ends it
 // at once because Go's exec leaves SIGINT's disposition at its default.
 func TestDeploymentOnRealJetty(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewJettyHome(t)
 	d, p := testkit.RunJetty(t, h, testkit.Spec{Name: "churn-gbm", LogicalName: "churn_gbm"}, jetty.War{})
 
@@ -112,6 +113,7 @@ func sigIgnored(status string, sig syscall.Signal) bool {
 // Each of the war's modes fails (or not) the way real Jetty does, with the
 // lines Steam and the remediator read.
 func TestModes(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewJettyHome(t)
 	for _, tc := range []struct {
 		name     string
@@ -153,6 +155,7 @@ func TestModes(t *testing.T) {
 
 // A second java on a taken port logs Jetty's BindException and exits 1.
 func TestPortTaken(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewJettyHome(t)
 	d, _ := testkit.RunJetty(t, h, testkit.Spec{Name: "first"}, jetty.War{})
 	p := testkit.LaunchJetty(t, h, d)
@@ -171,6 +174,7 @@ func TestPortTaken(t *testing.T) {
 // ignored, and the JVM keeps it so: Steam's SIGINTs would not stop it. Go's
 // exec, Steam's and the tests', leaves SIGINT at its default.
 func TestShellBackgroundIgnoresSIGINT(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewJettyHome(t)
 	d := testkit.AddJetty(t, h, testkit.Spec{Name: "from-a-shell"}, jetty.War{})
 	cmd := h.Command(h.Java, d)

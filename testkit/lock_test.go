@@ -10,6 +10,7 @@ import (
 // TestHoldLock: what another connection (no busy timeout) may do while a
 // lock is held, and what the holder's own writes become once it ends.
 func TestHoldLock(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name              string
 		mode              testkit.LockMode

@@ -109,6 +109,9 @@ type Home struct {
 	*steamfixture.Fixture
 	t    testing.TB
 	Java string
+	// JavaEnv is added to the environment of the javas started after it is
+	// set: t.Setenv would keep the test from running in parallel.
+	JavaEnv []string
 }
 
 // NewHome builds a Steam home for t; everything it starts is killed when the

@@ -12,6 +12,7 @@ import (
 )
 
 func TestAlive(t *testing.T) {
+	t.Parallel()
 	sleep := testkit.StartForeign(t)
 	dead := testkit.StartForeign(t)
 	testkit.Kill(t, dead)
@@ -66,6 +67,7 @@ func (o *outcome) Fatalf(format string, args ...any) {
 // TestRequireTool: a missing program fails the test, except under -short,
 // where every test needing a program is skipped.
 func TestRequireTool(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, tool string
 		wantPath   bool
@@ -109,6 +111,7 @@ func (f *fatalTB) Fatalf(format string, args ...any) {
 }
 
 func TestEventuallyEvery(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		holdsAt int // the call at which cond holds; 0: never

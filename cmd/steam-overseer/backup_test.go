@@ -22,6 +22,7 @@ import (
 )
 
 func TestBackupCommand(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		// prepare returns the --steam.home and --output flags.
@@ -111,6 +112,7 @@ func TestBackupCommand(t *testing.T) {
 }
 
 func TestBackupCommandFlags(t *testing.T) {
+	t.Parallel()
 	if code := run([]string{"steam-overseer", "backup", "--steam.home", t.TempDir()}); code != 2 {
 		t.Errorf("backup without --output exits %d, want 2", code)
 	}
@@ -154,6 +156,7 @@ func flipByte(t *testing.T, archive string, content []byte) {
 // up, verify, restore into an empty folder and list its deployments; a
 // changed byte fails verify naming the file; a non-empty folder is refused.
 func TestBackupVerifyRestore(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	var ids []int64
 	for _, name := range []string{"churn", "fraud", "spam"} {
@@ -211,6 +214,7 @@ func TestBackupVerifyRestore(t *testing.T) {
 // TestBackupProgress: --progress prints the progress line on stderr even
 // when it is not a terminal; without it, a pipe gets none.
 func TestBackupProgress(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	line := regexp.MustCompile(`(?m)^backup: \d+\.\d MiB / \d+\.\d MiB \(100%\), \d+\.\d MiB/s$`)
@@ -241,6 +245,7 @@ func TestBackupProgress(t *testing.T) {
 // from util-linux's script): the progress line comes without --progress and
 // is rewritten in place.
 func TestBackupProgressOnTerminal(t *testing.T) {
+	t.Parallel()
 	script := testkit.RequireTool(t, "script")
 	h := testkit.NewHome(t)
 	h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})

@@ -54,6 +54,7 @@ func isFailureSentence(line, want string) bool {
 // TestExitCodes runs the real binary: usage errors exit 2, runtime errors
 // exit 1, each as one plain sentence on stderr.
 func TestExitCodes(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	home := "--steam.home=" + h.Home.Dir
@@ -162,6 +163,7 @@ func TestExitCodes(t *testing.T) {
 // default serve), every boolean's default, and a man page that man's
 // whatis can index.
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -201,6 +203,7 @@ func TestHelp(t *testing.T) {
 // TestOperatorCommand: the demo's hint names a command that still works
 // after the demo ends, which the binary of `go run` does not.
 func TestOperatorCommand(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ exe, want string }{
 		{"/tmp/go-build1234567/b001/exe/steam-overseer", "go run ./cmd/steam-overseer"},
 		{"/home/op/.cache/tmp/go-build99/b001/exe/steam-overseer", "go run ./cmd/steam-overseer"},

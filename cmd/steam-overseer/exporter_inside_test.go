@@ -93,6 +93,7 @@ func jstatGC(t *testing.T, pid int) map[string]float64 {
 // The exporter's JVM figures of a real Jetty agree with jstat -gc of the
 // same process, and its prediction count with the /predict calls made.
 func TestExporterSeesInsideRealJetty(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewJettyHome(t)
 	d, p := testkit.RunJetty(t, h, testkit.Spec{Name: "inside"}, jetty.War{})
 	id := strconv.FormatInt(d.ID, 10)

@@ -75,6 +75,7 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestExporterServes(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	port, err := testkit.FreePort()
@@ -158,6 +159,7 @@ func TestExporterServes(t *testing.T) {
 // TestExporterProcfs: the exporter measures processes under --path.procfs,
 // here a fixture in which the recorded PID is the deployment's java.
 func TestExporterProcfs(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only
@@ -192,6 +194,7 @@ func TestExporterProcfs(t *testing.T) {
 }
 
 func TestExporterFailsToStart(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -236,6 +239,7 @@ func TestExporterFailsToStart(t *testing.T) {
 // default 10 s scrape timeout, or a locked database fails the whole scrape
 // instead of reporting steam_exporter_scrape_success 0.
 func TestExporterBusyTimeout(t *testing.T) {
+	t.Parallel()
 	const stateBusyTimeout, prometheusScrapeTimeout = 5 * time.Second, 10 * time.Second
 	r := exporterRegistry(steam.Home{Dir: t.TempDir()})
 	if r.BusyTimeout <= 0 || r.BusyTimeout+stateBusyTimeout >= prometheusScrapeTimeout {

@@ -42,6 +42,7 @@ func startWatchingExporter(t *testing.T, dir string, n int, args ...string) *sub
 // configured labels; it is resolved once a verified java is recorded, and a
 // death while the exporter was down is sent once it is back.
 func TestExporterSendsExits(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	a, b := testkit.AlertmanagerPair(t)
@@ -80,6 +81,7 @@ func TestExporterSendsExits(t *testing.T) {
 }
 
 func TestExporterWatchFlagsRefused(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	for _, tc := range []struct{ name, flag, want string }{
 		{"bad URL", "--alertmanager.url=127.0.0.1:9093", "alertmanager URL"},

@@ -16,6 +16,7 @@ const module = "github.com/steam-overseer/steam-overseer"
 // The shipped binary carries no test support, and production packages do
 // not lean on the demo: only this command wires it in.
 func TestLayout(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Imports", "./cmd/steam-overseer")
 	cmd.Dir = testkit.RepoRoot()
 	out, err := cmd.Output()

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -53,7 +54,7 @@ func run(args []string) int {
 		commands = append(commands, r(app)...)
 	}
 	showBoolDefaults(app)
-	kingpin.ManPageTemplate = manPageTemplate(kingpin.ManPageTemplate)
+	manPageOnce.Do(func() { kingpin.ManPageTemplate = manPageTemplate(kingpin.ManPageTemplate) })
 
 	// No command: usage on stderr and exit 2, so a script that lost its
 	// arguments fails (kingpin would exit 0).
@@ -118,6 +119,8 @@ func showBoolDefaults(app *kingpin.Application) {
 
 // manPageTemplate puts one word in the header, a description in NAME for
 // whatis, and every command's flags, not only leaf commands'.
+var manPageOnce sync.Once
+
 func manPageTemplate(t string) string {
 	t = strings.Replace(t, `.TH {{.App.Name}} 1 {{.App.Version}} "{{.App.Author}}"`,
 		fmt.Sprintf(`.TH STEAM-OVERSEER 1 "" "steam-overseer %s" "User Commands"`, version.Version), 1)

@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 // TestInterruptContext: the first SIGINT starts a graceful stop, a second
 // one kills a program whose cleanup hangs, as Ctrl-C does any program.
 func TestInterruptContext(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), interruptHelperEnv+"=1")
 	stdout, err := cmd.StdoutPipe()
@@ -99,6 +100,7 @@ func TestInterruptContext(t *testing.T) {
 // that trickles its body would take the timeouts' full length, so the
 // server's settings are what is checked.
 func TestNewServer(t *testing.T) {
+	t.Parallel()
 	srv := newServer(http.NotFoundHandler())
 	var problems []string
 	if srv.ReadHeaderTimeout <= 0 || srv.ReadHeaderTimeout > time.Minute {
@@ -126,6 +128,7 @@ func TestNewServer(t *testing.T) {
 // command with nothing to reload (the remediator's reload is tested with
 // its token).
 func TestLongRunningCommandsSurviveSIGHUP(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	for _, tc := range []struct {
 		name    string

@@ -32,6 +32,7 @@ func (b broken) Collect(ch chan<- prometheus.Metric) {
 // gather holds, in the format and encoding asked for; a collector whose
 // series break their Desc loses its own families only.
 func TestInTurnHandler(t *testing.T) {
+	t.Parallel()
 	captured, err := os.ReadFile("../../internal/hsperf/testdata/jdk17-GarbageFirst.hsperf")
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 // sequence and a line break is printed quoted by status and reconcile,
 // never raw; a plain name stays as it is.
 func TestNamesReachTerminalEscaped(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	const evil = "evil\x1b[2J\nFAKE"
 	h.Add(testkit.Spec{Name: evil, LogicalName: "evil"})

@@ -14,6 +14,7 @@ import (
 // internal/observe inspects a process (issue 17), so that the exporter's
 // series, the prober, status and the exit watch agree on what runs.
 func TestOneObservationPath(t *testing.T) {
+	t.Parallel()
 	root := testkit.RepoRoot()
 	allowed := []string{"remediate", "internal/procid", "internal/observe"}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {

@@ -15,6 +15,7 @@ import (
 // text '80a' is port_invalid to the exporter, and neither reconcile nor the
 // remediator starts a java for it (SQLite's CAST would have made it 80).
 func TestTextPortStartsNothing(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, p := h.Run(testkit.Spec{Name: "textport", LogicalName: "textport"})
 	testkit.Kill(t, p)

@@ -34,6 +34,7 @@ func startProbingExporter(t *testing.T, h *testkit.Home, args ...string) string 
 }
 
 func TestExporterProbesDeployments(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, proc := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	dead, deadProc := h.Run(testkit.Spec{Name: "gone", LogicalName: "gone"})
@@ -82,6 +83,7 @@ func TestExporterProbesDeployments(t *testing.T) {
 }
 
 func TestExporterProbesDisabled(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, _ := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	url := startProbingExporter(t, h, "--no-probe.enabled", "--probe.interval=100ms")
@@ -100,6 +102,7 @@ func TestExporterProbesDisabled(t *testing.T) {
 }
 
 func TestStatusShowsUnresponsive(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	_, stopped := h.Run(testkit.Spec{Name: "fraud", LogicalName: "fraud"})
@@ -127,6 +130,7 @@ func TestStatusShowsUnresponsive(t *testing.T) {
 }
 
 func TestProbeFlagsRefused(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	for _, args := range [][]string{
 		{"exporter", "--probe.timeout=0s"},

@@ -75,6 +75,7 @@ func running(t *testing.T, h *testkit.Home, id int64) int {
 }
 
 func TestReconcileOnce(t *testing.T) {
+	t.Parallel()
 	h := newReconcileHome(t)
 
 	code, out := h.reconcile(t, false)
@@ -118,6 +119,7 @@ func TestReconcileOnce(t *testing.T) {
 }
 
 func TestReconcileDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
 	h := newReconcileHome(t)
 	deadPID := h.Deployment(h.dead.ID).PID
 
@@ -142,6 +144,7 @@ func TestReconcileDryRunChangesNothing(t *testing.T) {
 }
 
 func TestReconcileOnceFailsWhileDown(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	crash := h.Add(testkit.Spec{Name: "crash", LogicalName: "crash",
 		Behaviour: testkit.Behaviour{Mode: "crash_at_start"}})
@@ -166,6 +169,7 @@ func TestReconcileOnceFailsWhileDown(t *testing.T) {
 // down (exit 1) and its failed start is counted, so that the next run holds
 // back; one that lived through it is counted healthy.
 func TestReconcileOnceWatchesRestarts(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		behaviour testkit.Behaviour
@@ -213,6 +217,7 @@ func TestReconcileOnceWatchesRestarts(t *testing.T) {
 }
 
 func TestRemediatorReconcileInterval(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	startRemediator(t, h, "--reconcile.interval=200ms")
@@ -228,6 +233,7 @@ func TestRemediatorReconcileInterval(t *testing.T) {
 // a fixture where the deployment's recorded PID runs as its java, the dry
 // run finds nothing to do.
 func TestReconcileProcfs(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only

@@ -22,6 +22,7 @@ func journaledReason(t *testing.T, h *testkit.Home, id int64, action, reason str
 // restarted at once, a few seconds old; a java as young that it never saw
 // answer is left alone.
 func TestRemediatorGraceEndsAtFirstAnswer(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	answered := h.Add(testkit.Spec{Name: "answered", LogicalName: "answered"})
 	loading, loadingProc := h.Run(testkit.Spec{Name: "loading", LogicalName: "loading"})

@@ -25,6 +25,7 @@ import (
 // and is kept, not stopped as a failed start. (Jetty 9.4 cannot deploy a war
 // whose path holds a newline at all; TestJettyVerdict covers such lines.)
 func TestRemediatorNameSaysFailed(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewJettyHome(t)
 	var ids []int64
 	for _, name := range []string{"PAYMENT_FAILED_model", "Started @1ms FAILED"} {
@@ -83,6 +84,7 @@ func holdStateLock(t *testing.T, h *testkit.Home) (release func()) {
 // journaled as an error, counted and logged, and the deployment healed by
 // the retry once the lock goes.
 func TestRemediatorStateLockedBeforeStart(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn"})
 	r := startRemediator(t, h)
@@ -111,6 +113,7 @@ func TestRemediatorStateLockedBeforeStart(t *testing.T) {
 // window while the state database is locked longer than its busy timeout;
 // the failure is journaled once, also after the next notification.
 func TestRemediatorPolicyBusyCountsOnce(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn"})
 	r := startRemediator(t, h, "--remediate.watch-after-ready=5m")
@@ -142,6 +145,7 @@ func TestRemediatorPolicyBusyCountsOnce(t *testing.T) {
 // socket, goes too and the port is free, instead of every later start
 // ending in port_conflict.
 func TestRemediatorStopsStartsSession(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn"})
 	python, err := exec.LookPath("python3")
@@ -194,6 +198,7 @@ time.sleep(3600)
 // cannot handle SIGINT: it is killed at once, not after Steam's 10 s of
 // SIGINT. It leads no session of its own, so only its PID is signalled.
 func TestRemediatorKillsStoppedHungJava(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, p := h.Run(testkit.Spec{Name: "churn"})
 	if err := p.Signal(syscall.SIGSTOP); err != nil {
@@ -220,6 +225,7 @@ func TestRemediatorKillsStoppedHungJava(t *testing.T) {
 // verifies a hung java; started again, it finishes the check and restarts
 // the deployment with no new notification.
 func TestRemediatorResumesHungCheck(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, p := h.Run(testkit.Spec{Name: "churn"})
 	if err := p.Signal(syscall.SIGSTOP); err != nil {

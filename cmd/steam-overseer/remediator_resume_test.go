@@ -15,6 +15,7 @@ import (
 // java it started is coming up; started again, it records that java's PID
 // as soon as it serves, with no new notification and no second java.
 func TestRemediatorResumesInterruptedStart(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "slow", Behaviour: testkit.Behaviour{ReadyAfter: 3 * time.Second}})
 	r := startRemediator(t, h)
@@ -54,6 +55,7 @@ func TestRemediatorResumesInterruptedStart(t *testing.T) {
 // Steam does while deploying); the remediator heals the deployment once the
 // lock is released, with no second notification.
 func TestRemediatorOutlastsLockedRegistry(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn"})
 	r := startRemediator(t, h)

@@ -198,6 +198,7 @@ func startsLogged(t *testing.T, h *testkit.Home, id int64) int {
 }
 
 func TestRemediatorServes(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	testkit.Kill(t, p)
@@ -304,6 +305,7 @@ func TestRemediatorServes(t *testing.T) {
 // TestTwoRemediatorsOneHome: two remediator processes on one Steam home,
 // both notified at once, many times, about a dead deployment: one start.
 func TestTwoRemediatorsOneHome(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn",
 		Behaviour: testkit.Behaviour{ReadyAfter: 300 * time.Millisecond}})
@@ -365,6 +367,7 @@ func assertOneStart(t *testing.T, h *testkit.Home, d steam.Deployment) {
 // deployment start it once; 50 more, once it runs, and 50 for a deployment
 // that ran all along start nothing.
 func TestRemediatorConcurrentWebhooks(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	// Slow enough to be ready that notifications pile up while it starts.
 	dead, p := h.Run(testkit.Spec{Name: "dead", LogicalName: "dead",
@@ -401,6 +404,7 @@ func TestRemediatorConcurrentWebhooks(t *testing.T) {
 // and nothing is queued, started or journaled, though each names a dead
 // deployment that an accepted notification would start.
 func TestRemediatorRejectsBadRequests(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	testkit.Kill(t, p)
@@ -453,6 +457,7 @@ func TestRemediatorRejectsBadRequests(t *testing.T) {
 }
 
 func TestRemediatorFailsToStart(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	empty := filepath.Join(t.TempDir(), "empty-token")
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {

@@ -17,6 +17,7 @@ import (
 // remediator started is stopped within its watch window, its port freed,
 // and the journal says cancelled (row_deleted) after the restart.
 func TestRemediatorStopsJavaOfDeletedRow(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn"})
 	r := startRemediator(t, h, "--remediate.watch-after-ready=5m")

@@ -47,6 +47,7 @@ func (r *remediatorProcess) request(t *testing.T, method, path, contentType, bod
 // unknown path is 404; none of it starts the dead deployment the refused
 // notifications name.
 func TestRemediatorRoutes(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	testkit.Kill(t, p)
@@ -132,6 +133,7 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 // with a message that says what to change; the settings next to them
 // start.
 func TestRemediatorAuthSettings(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	dir := t.TempDir()
 	file := func(name, content string, mode os.FileMode) string {
@@ -218,6 +220,7 @@ func hangup(t *testing.T, r *remediatorProcess) {
 // without a restart, when the file changes and on SIGHUP, and the old one
 // is refused; a rotation to an unusable file keeps the token in use.
 func TestRemediatorTokenRotation(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 
 	t.Run("file changed", func(t *testing.T) {
@@ -355,6 +358,7 @@ func unknownNotification(first int64, distinct, size int) []byte {
 // deployment at once. An unreadable registry is answered 503, for
 // Alertmanager to retry.
 func TestRemediatorUnknownDeployments(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d, p := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	testkit.Kill(t, p)

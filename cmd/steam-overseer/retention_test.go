@@ -38,6 +38,7 @@ func journalTimes(t *testing.T, st *state.DB) []time.Time {
 // TestJournalPruning: rows older than the retention go at start and at every
 // interval after it; newer rows and the restart count stay.
 func TestJournalPruning(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := state.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
@@ -70,6 +71,7 @@ func TestJournalPruning(t *testing.T) {
 // TestRemediatorPrunesJournal: the real remediator, with the default
 // retention of 90 days, prunes a 100-day-old row at start.
 func TestRemediatorPrunesJournal(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	st, err := state.Open(context.Background(), h.Home.StatePath())
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 // it with a sentence naming both homes. A state database of an older
 // version, which records no home, adopts the first home that writes it.
 func TestStateDatabaseOfAnotherHome(t *testing.T) {
+	t.Parallel()
 	a, b := testkit.NewHome(t), testkit.NewHome(t)
 	statePath := filepath.Join(t.TempDir(), "shared.db")
 	stateFlag := "--state.path=" + statePath

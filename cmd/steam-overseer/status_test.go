@@ -16,6 +16,7 @@ import (
 )
 
 func TestStatusCommand(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	_, p := h.Run(testkit.Spec{Name: "fraud", LogicalName: "fraud"})
@@ -77,6 +78,7 @@ func TestStatusCommand(t *testing.T) {
 var defaultProbes = probeFlags{path: probe.DefaultPath, timeout: probe.DefaultTimeout}
 
 func TestStatusCommandFlags(t *testing.T) {
+	t.Parallel()
 	if code := run([]string{"steam-overseer", "status", "--steam.home", t.TempDir(), "--output", "xml"}); code != 2 {
 		t.Errorf("--output=xml exits %d, want 2", code)
 	}
@@ -84,6 +86,7 @@ func TestStatusCommandFlags(t *testing.T) {
 
 // TestStatusProcfs: processes are read under --path.procfs, not /proc.
 func TestStatusProcfs(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	fixture := h.FakeProcess(d, 4242) // a PID in the fixture only

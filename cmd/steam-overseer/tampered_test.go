@@ -79,6 +79,7 @@ func appendEntries(t *testing.T, src string, extra ...*tar.Header) string {
 // restore must refuse before writing a byte of it (a file size limit of
 // 8 MiB on the restore shows it).
 func TestTamperedArchiveRefused(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t)
 	h.Add(testkit.Spec{Name: "churn", LogicalName: "churn"})
 	good := filepath.Join(t.TempDir(), "steam.tar.gz")

@@ -14,6 +14,7 @@ import (
 // /stats takes the exporter's strict decoder and counts the /predict calls
 // made, GET and POST apart, as Steam's StatsServlet does.
 func TestStatsCountsPredictions(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(handler(Behaviour{Mode: "normal"}, time.Now().Add(-time.Minute)))
 	defer srv.Close()
 	fetch := func() *scorestats.Stats {

@@ -20,6 +20,7 @@ func TestCheckWithoutJavac(t *testing.T) {
 }
 
 func TestWrapManifest(t *testing.T) {
+	t.Parallel()
 	long := "Class-Path: " + strings.Repeat("x", 100)
 	for _, tc := range []struct {
 		in, want string

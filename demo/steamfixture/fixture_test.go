@@ -16,6 +16,7 @@ import (
 // row changed since it was read is left alone, and the started process is
 // not left running.
 func TestStart(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		// rowPID is written into the row after the deployment is read;
@@ -64,6 +65,7 @@ func TestStart(t *testing.T) {
 }
 
 func TestSetPID(t *testing.T) {
+	t.Parallel()
 	h := testkit.NewHome(t, steamfixture.Options{Lax: true})
 	d := h.Add(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
 	for _, tc := range []struct {

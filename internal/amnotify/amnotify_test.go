@@ -137,6 +137,10 @@ func TestRefusedAlerts(t *testing.T) {
 	})
 	n.Fire("7", labels("7"), nil, time.Now())
 	am.WaitAlert("7", true)
+	// Counted once Alertmanager's answer is read, which may be after it shows the alert.
+	testkit.Eventually(t, 5*time.Second, "the second notification counted", func() bool {
+		return counter(t, n, "steam_exporter_notifications_total", "") >= 2
+	})
 	if got := counter(t, n, "steam_exporter_notifications_total", ""); got != 2 {
 		t.Errorf("notifications_total = %v, want 2: the refused alert was retried", got)
 	}

@@ -67,6 +67,7 @@ func next(t *testing.T, events <-chan exitwatch.Event, within time.Duration) (ex
 }
 
 func TestReportsDeathsNotStops(t *testing.T) {
+	t.Parallel()
 	opts := exitwatch.Options{Interval: time.Second, Settle: settle}
 	for _, tc := range []struct {
 		name string
@@ -141,6 +142,7 @@ func TestReportsDeathsNotStops(t *testing.T) {
 // TestDeathsWhileNotWatching: the exporter was down when the java died; the
 // row still says started with a PID that is dead or someone else's.
 func TestDeathsWhileNotWatching(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		spec       testkit.Spec
@@ -201,6 +203,7 @@ func TestDeathsWhileNotWatching(t *testing.T) {
 // java is recorded, or once Steam no longer wants it running; a restart
 // recorded within the settle window is no death at all.
 func TestUpAgain(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		restart  func(t *testing.T, h *testkit.Home, d steam.Deployment)
@@ -274,6 +277,7 @@ func stopLikeSteam(t *testing.T, h *testkit.Home, d steam.Deployment, p *os.Proc
 // and up again once the row is gone, which resolves the alert; the
 // remediator cancels what it started meanwhile (e2e TestSteamStopsUnderWatch).
 func TestSteamStopWithDefaults(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		behaviour fakescorer.Behaviour

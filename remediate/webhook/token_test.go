@@ -17,6 +17,7 @@ import (
 )
 
 func TestReadTokenFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name    string
@@ -110,6 +111,7 @@ func (s *testServer) status(t *testing.T, token string) int {
 // except a file others can read, which leaves no token accepted; a FIFO is
 // refused without waiting for a writer.
 func TestTokenFileReload(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name        string
 		content     string
@@ -184,6 +186,7 @@ func TestTokenFileReload(t *testing.T) {
 // being asked for, whether the file is rewritten in place or replaced by a
 // rename, and a bad version is reported once, not at every poll.
 func TestTokenFileWatch(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "token")
 	writeToken(t, path, "first\n", 0)
@@ -256,6 +259,7 @@ func TestTokenFileWatch(t *testing.T) {
 // accepted while the token is reloaded over and over: the swap leaves no
 // moment without a token.
 func TestTokenReloadUnderLoad(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "token")
 	writeToken(t, path, "steady\n", 0)
 	s, tf := tokenServer(t, path)
@@ -294,6 +298,7 @@ func TestTokenReloadUnderLoad(t *testing.T) {
 }
 
 func TestLoadTokenFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good")
 	writeToken(t, good, "s3cret\n", 0o640)

@@ -134,6 +134,7 @@ func (s *testServer) requestsTotal(code string) float64 {
 }
 
 func TestAlerts(t *testing.T) {
+	t.Parallel()
 	const steam1 = "steam1.example.internal:9732"
 	for _, tc := range []struct {
 		name           string
@@ -372,6 +373,7 @@ func summaryEqual(a, b Summary) bool {
 }
 
 func TestRejected(t *testing.T) {
+	t.Parallel()
 	firing := fixture(t, "firing.json")
 	const token = "s3cret-t0ken"
 	withToken := Config{Token: NewToken([]byte(token))}
@@ -511,6 +513,7 @@ func TestRejected(t *testing.T) {
 // TestAccepted are the positive controls of TestRejected: the same server
 // set-ups take a good request.
 func TestAccepted(t *testing.T) {
+	t.Parallel()
 	firing := fixture(t, "firing.json")
 	const token = "s3cret-t0ken"
 	for _, tc := range []struct {
@@ -550,6 +553,7 @@ func TestAccepted(t *testing.T) {
 }
 
 func TestConcurrentRequests(t *testing.T) {
+	t.Parallel()
 	const n = 50
 	s := newTestServer(t, Config{})
 	body := fixture(t, "firing.json")
@@ -588,6 +592,7 @@ func TestConcurrentRequests(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	s := newTestServer(t, Config{})
 	const help = `# HELP steam_remediator_alerts_total Alerts received in accepted webhook notifications, by what was done with them.
 # TYPE steam_remediator_alerts_total counter
@@ -635,6 +640,7 @@ steam_remediator_webhook_requests_total{code="503"} 0
 }
 
 func TestLogging(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	h, err := New(withRegistry(Config{}), &recordingQueue{}, prometheus.NewRegistry(),
 		slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -681,6 +687,7 @@ func TestLogging(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		cfg        Config
@@ -734,6 +741,7 @@ func TestNew(t *testing.T) {
 // deployments of the last read that succeeded are queued meanwhile; with no
 // such read, none is.
 func TestRegistryUnreadable(t *testing.T) {
+	t.Parallel()
 	locked := errors.New("database is locked")
 	for _, tc := range []struct {
 		name    string
