@@ -2,8 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -58,4 +62,44 @@ func TestLayout(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The packages that wait on processes run their tests side by side: one
+// test left serial adds its whole wait to ./scripts/test.
+func TestWaitingTestsRunInParallel(t *testing.T) {
+	t.Parallel()
+	for _, dir := range []string{"cmd/steam-overseer", "remediate", "internal/exitwatch", "e2e", "demo", "testkit"} {
+		files, err := filepath.Glob(filepath.Join(testkit.RepoRoot(), dir, "*_test.go"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("test files of %s: %v", dir, err)
+		}
+		for _, path := range files {
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, decl := range f.Decls {
+				fn, ok := decl.(*ast.FuncDecl)
+				if !ok || fn.Recv != nil || !strings.HasPrefix(fn.Name.Name, "Test") || fn.Name.Name == "TestMain" || len(fn.Body.List) == 0 {
+					continue
+				}
+				if !callsParallel(fn.Body.List[0]) {
+					t.Errorf("%s: %s does not start with t.Parallel()", filepath.Join(dir, filepath.Base(path)), fn.Name.Name)
+				}
+			}
+		}
+	}
+}
+
+func callsParallel(stmt ast.Stmt) bool {
+	expr, ok := stmt.(*ast.ExprStmt)
+	if !ok {
+		return false
+	}
+	call, ok := expr.X.(*ast.CallExpr)
+	if !ok {
+		return false
+	}
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	return ok && sel.Sel.Name == "Parallel"
 }
