@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -34,13 +36,16 @@ func exporterCommand(app *kingpin.Application) []subcommand {
 	probes.addExporterFlags(cmd)
 	var watch watchFlags
 	watch.addFlags(cmd)
+	memoryLimit := cmd.Flag("runtime.memory-limit", "Soft limit of the exporter's Go memory (GOMEMLIMIT wins if set); "+
+		"0: 6MiB plus 8KiB per deployment, which keeps its RSS near 30 MB at 1000 deployments.").
+		Default("0").Bytes()
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
-		return runExporter(ctx, logger, loc, procRoot, webConfig, *metricsPath, probes, watch)
+		return runExporter(ctx, logger, loc, procRoot, webConfig, *metricsPath, probes, watch, int64(*memoryLimit))
 	}}}
 }
 
 func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoot string, webConfig *web.FlagConfig,
-	metricsPath string, probes probeFlags, watch watchFlags) int {
+	metricsPath string, probes probeFlags, watch watchFlags, memoryLimit int64) int {
 	logger.Info("Starting steam-overseer exporter", "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
 
@@ -57,7 +62,7 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 		return fail("reading processes", err)
 	}
 
-	reg, stopProber, err := exporterMetrics(ctx, logger, home, statePath, inspector, probes, procRoot)
+	reg, deployments, stopProber, err := exporterMetrics(ctx, logger, home, statePath, inspector, probes, procRoot)
 	if err != nil {
 		return usageError(err)
 	}
@@ -70,7 +75,7 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 
 	mux := http.NewServeMux()
 	handleHealth(mux, func() bool { return ctx.Err() == nil })
-	mux.Handle(metricsPath, reg.Handler(logger))
+	mux.Handle(metricsPath, limitMemory(ctx, logger, reg.Handler(logger), memoryLimit, home, deployments.Deployments))
 	if metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "steam-overseer exporter",
@@ -99,8 +104,8 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 // exporterMetrics registers what the exporter publishes and starts the
 // prober; stop ends it.
 func exporterMetrics(ctx context.Context, logger *slog.Logger, home steam.Home, statePath string,
-	inspector *procid.Inspector, probes probeFlags, procRoot string) (reg *inTurn, stop func(), err error) {
-	deployments := collector.New(exporterRegistry(home), inspector, statePath, logger)
+	inspector *procid.Inspector, probes probeFlags, procRoot string) (reg *inTurn, deployments *collector.Collector, stop func(), err error) {
+	deployments = collector.New(exporterRegistry(home), inspector, statePath, logger)
 	reg = newInTurn()
 	reg.MustRegister(
 		deployments,
@@ -110,10 +115,41 @@ func exporterMetrics(ctx context.Context, logger *slog.Logger, home steam.Home, 
 	)
 	probeCollectors, stop, err := startProber(ctx, logger, probes, deployments.Observer(), procRoot)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	reg.MustRegister(probeCollectors...)
-	return reg, stop, nil
+	return reg, deployments, stop, nil
+}
+
+// Unlimited, the Go heap grows to twice its peak between collections; the
+// exporter's peak is a scrape's, which grows with the deployments.
+const (
+	baseMemoryLimit          = 6 << 20
+	memoryLimitPerDeployment = 8 << 10
+)
+
+// limitMemory sets the Go runtime's soft memory limit: limit if positive,
+// else one for the deployments of the last scrape (the registry's at first).
+// GOMEMLIMIT, if set, wins.
+func limitMemory(ctx context.Context, logger *slog.Logger, metrics http.Handler, limit int64, home steam.Home,
+	deployments func() int) http.Handler {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return metrics
+	}
+	if limit > 0 {
+		debug.SetMemoryLimit(limit)
+		return metrics
+	}
+	forDeployments := func(n int) int64 { return baseMemoryLimit + int64(n)*memoryLimitPerDeployment }
+	if ids, err := exporterRegistry(home).IDs(ctx); err == nil {
+		debug.SetMemoryLimit(forDeployments(len(ids)))
+	} else {
+		logger.Warn("Counting deployments for the memory limit failed", "err", err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		metrics.ServeHTTP(w, req)
+		debug.SetMemoryLimit(forDeployments(deployments()))
+	})
 }
 
 // scrapeBusyTimeout plus the state database's 5 s stay under Prometheus's
