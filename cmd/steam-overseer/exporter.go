@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -129,8 +130,9 @@ const (
 )
 
 // limitMemory sets the Go runtime's soft memory limit: limit if positive,
-// else one for the deployments of the last scrape (the registry's at first).
-// GOMEMLIMIT, if set, wins.
+// else one for the most deployments seen (by the registry at first, then by
+// scrapes): a registry read that fails must not shrink it below a scrape's
+// need. GOMEMLIMIT, if set, wins.
 func limitMemory(ctx context.Context, logger *slog.Logger, metrics http.Handler, limit int64, home steam.Home,
 	deployments func() int) http.Handler {
 	if os.Getenv("GOMEMLIMIT") != "" {
@@ -140,15 +142,24 @@ func limitMemory(ctx context.Context, logger *slog.Logger, metrics http.Handler,
 		debug.SetMemoryLimit(limit)
 		return metrics
 	}
-	forDeployments := func(n int) int64 { return baseMemoryLimit + int64(n)*memoryLimitPerDeployment }
+	var mu sync.Mutex
+	most := 0
+	seen := func(n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n > most || most == 0 {
+			most = max(n, most)
+			debug.SetMemoryLimit(baseMemoryLimit + int64(most)*memoryLimitPerDeployment)
+		}
+	}
 	if ids, err := exporterRegistry(home).IDs(ctx); err == nil {
-		debug.SetMemoryLimit(forDeployments(len(ids)))
+		seen(len(ids))
 	} else {
 		logger.Warn("Counting deployments for the memory limit failed", "err", err)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		metrics.ServeHTTP(w, req)
-		debug.SetMemoryLimit(forDeployments(deployments()))
+		seen(deployments())
 	})
 }
 
