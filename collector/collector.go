@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +24,6 @@ type Collector struct {
 	observer  *observe.Observer
 	statePath string
 	logger    *slog.Logger
-	observed  atomic.Int64 // deployments at the last scrape
 
 	up, status, cpu, resident, virtual, startTime, info, restarts *prometheus.Desc
 	scrapeSuccess, scrapeDuration, stateScrapeSuccess             *prometheus.Desc
@@ -82,9 +80,6 @@ func New(reg *steam.Registry, in *procid.Inspector, statePath string, logger *sl
 	}
 }
 
-// Deployments is how many deployments the last scrape observed.
-func (c *Collector) Deployments() int { return int(c.observed.Load()) }
-
 // Observer is the collector's observation path, to share with the prober.
 func (c *Collector) Observer() *observe.Observer { return c.observer }
 
@@ -121,7 +116,6 @@ func (c *Collector) CollectInBatches(emit func([]prometheus.Metric)) {
 		c.logger.Error("Reading the state database failed", "path", c.statePath, "err", stateErr)
 	}
 	took := time.Since(begin)
-	c.observed.Store(int64(len(observations)))
 
 	// Rows anyone may edit: a value that is not UTF-8 would lose its series.
 	labels := make([][]*dto.LabelPair, len(observations)) // deployment, deployment_id

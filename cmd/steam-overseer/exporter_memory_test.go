@@ -65,7 +65,7 @@ func BenchmarkExporterHeap(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	probes := probeFlags{enabled: true, path: probe.DefaultPath, timeout: probe.DefaultTimeout,
 		interval: probe.DefaultInterval, startGrace: probe.DefaultStartGrace}
-	reg, _, stop, err := exporterMetrics(ctx, promslog.NewNopLogger(), h.Home, h.Home.StatePath(), in, probes, "")
+	reg, stop, err := exporterMetrics(ctx, promslog.NewNopLogger(), h.Home, h.Home.StatePath(), in, probes, "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,32 +13,31 @@ import (
 	"github.com/steam-overseer/steam-overseer/testkit"
 )
 
-// The default memory limit follows the most deployments seen, by the
-// registry at start and then by scrapes; a flag or GOMEMLIMIT sets it instead.
+// The default memory limit follows the most series a scrape wrote (the
+// registry's deployments' guessed at start); a flag or GOMEMLIMIT sets it instead.
 func TestLimitMemory(t *testing.T) {
 	t.Cleanup(func() { debug.SetMemoryLimit(math.MaxInt64) })
 	h := testkit.NewHome(t)
 	h.AddScorers(3, 24100, testkit.Behaviour{})
-	forDeployments := func(n int64) int64 { return baseMemoryLimit + n*memoryLimitPerDeployment }
 	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	scrape := func(h http.Handler) {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	}
 
-	observed := 0
-	metrics := limitMemory(context.Background(), promslog.NewNopLogger(), ok, 0, h.Home, func() int { return observed })
+	written := 0
+	metrics := limitMemory(context.Background(), promslog.NewNopLogger(), ok, 0, h.Home, func() int { return written })
 	for _, step := range []struct {
-		name     string
-		observed int
-		want     int64
+		name    string
+		written int
+		want    int64
 	}{
-		{"at start: the registry's", -1, forDeployments(3)},
-		{"a scrape of more", 5, forDeployments(5)},
-		{"a failed registry read", 0, forDeployments(5)},
-		{"a scrape of fewer", 4, forDeployments(5)},
+		{"at start: the registry's deployments", -1, baseMemoryLimit + 3*memoryLimitPerDeployment},
+		{"a scrape of more series", 500, baseMemoryLimit + 500*memoryLimitPerSeries},
+		{"a failed registry read", 40, baseMemoryLimit + 500*memoryLimitPerSeries},
+		{"a scrape of fewer", 400, baseMemoryLimit + 500*memoryLimitPerSeries},
 	} {
-		if step.observed >= 0 {
-			observed = step.observed
+		if step.written >= 0 {
+			written = step.written
 			scrape(metrics)
 		}
 		if got := debug.SetMemoryLimit(-1); got != step.want {
