@@ -91,9 +91,19 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect implements prometheus.Collector; an unreadable registry costs the
-// deployment series, never the scrape.
+// Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	c.CollectInBatches(func(ms []prometheus.Metric) {
+		for _, m := range ms {
+			ch <- m
+		}
+	})
+}
+
+// CollectInBatches hands over one family at a time (no family in two
+// batches), so that each can be written and dropped before the next is
+// built; an unreadable registry costs the deployment series, never the scrape.
+func (c *Collector) CollectInBatches(emit func([]prometheus.Metric)) {
 	begin := time.Now()
 	ctx := context.Background()
 
@@ -102,45 +112,85 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		c.logger.Error("Reading Steam's registry failed", "err", err)
 	}
 	st, stateErr := c.readState(ctx)
-	restarts := st.restarts
 	if stateErr != nil {
 		c.logger.Error("Reading the state database failed", "path", c.statePath, "err", stateErr)
 	}
-
-	for _, o := range observations {
-		c.collectDeployment(ch, o, restarts, stateErr == nil)
-	}
-
-	ch <- prometheus.MustNewConstMetric(c.scrapeSuccess, prometheus.GaugeValue, boolValue(err == nil))
-	ch <- prometheus.MustNewConstMetric(c.stateScrapeSuccess, prometheus.GaugeValue, boolValue(stateErr == nil))
-	if st.backupOK {
-		ch <- prometheus.MustNewConstMetric(c.backupLastSuccess, prometheus.GaugeValue,
-			float64(st.lastBackup.UnixNano())/1e9)
-	}
-	ch <- prometheus.MustNewConstMetric(c.scrapeDuration, prometheus.GaugeValue, time.Since(begin).Seconds())
-}
-
-func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, o observe.Observation, restarts map[int64]uint64, restartsKnown bool) {
-	d, p := o.Deployment, o.Process
-	if p.Err != nil {
-		c.logger.Debug("Cannot read a deployment's process", "deployment_id", d.ID, "pid", d.PID, "err", p.Err)
-	}
+	took := time.Since(begin)
 
 	// Rows anyone may edit: a value that is not UTF-8 would lose its series.
-	namePair, idPair := labelPair("deployment", validUTF8(d.Name)), labelPair("deployment_id", d.IDString())
-	labels := []*dto.LabelPair{namePair, idPair}
-	emit := func(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels []*dto.LabelPair) {
-		ch <- &series{desc: desc, valueType: t, value: v, labels: labels}
+	labels := make([][]*dto.LabelPair, len(observations)) // deployment, deployment_id
+	for i, o := range observations {
+		if o.Process.Err != nil {
+			c.logger.Debug("Cannot read a deployment's process", "deployment_id", o.ID, "pid", o.PID, "err", o.Process.Err)
+		}
+		labels[i] = []*dto.LabelPair{labelPair("deployment", validUTF8(o.Name)), labelPair("deployment_id", o.IDString())}
 	}
-	running := o.Running()
-	emit(c.up, prometheus.GaugeValue, boolValue(running), labels)
-	for i, s := range steam.Statuses {
-		emit(c.status, prometheus.GaugeValue, boolValue(s == o.Status), []*dto.LabelPair{namePair, idPair, c.statusPairs[i]})
+	// family emits the series each observation's add returns, if any.
+	family := func(add func(o observe.Observation, labels []*dto.LabelPair, ms []prometheus.Metric) []prometheus.Metric) {
+		var ms []prometheus.Metric
+		for i, o := range observations {
+			ms = add(o, labels[i], ms)
+		}
+		if len(ms) > 0 {
+			emit(ms)
+		}
 	}
-	emit(c.info, prometheus.GaugeValue, 1, []*dto.LabelPair{
+	gauge := func(desc *prometheus.Desc, value func(o observe.Observation) float64, running bool) {
+		family(func(o observe.Observation, labels []*dto.LabelPair, ms []prometheus.Metric) []prometheus.Metric {
+			if running && !o.Running() {
+				return ms
+			}
+			return append(ms, &series{desc: desc, valueType: prometheus.GaugeValue, value: value(o), labels: labels})
+		})
+	}
+	gauge(c.up, func(o observe.Observation) float64 { return boolValue(o.Running()) }, false)
+	family(func(o observe.Observation, labels []*dto.LabelPair, ms []prometheus.Metric) []prometheus.Metric {
+		for i, s := range steam.Statuses {
+			ms = append(ms, &series{desc: c.status, valueType: prometheus.GaugeValue, value: boolValue(s == o.Status),
+				labels: []*dto.LabelPair{labels[0], labels[1], c.statusPairs[i]}})
+		}
+		return ms
+	})
+	family(func(o observe.Observation, labels []*dto.LabelPair, ms []prometheus.Metric) []prometheus.Metric {
+		return append(ms, &series{desc: c.info, valueType: prometheus.GaugeValue, value: 1, labels: c.infoPairs(o.Deployment, labels)})
+	})
+	family(func(o observe.Observation, labels []*dto.LabelPair, ms []prometheus.Metric) []prometheus.Metric {
+		if !o.Running() {
+			return ms
+		}
+		return append(ms,
+			&series{desc: c.cpu, valueType: prometheus.CounterValue, value: o.Process.UserCPUSeconds,
+				labels: []*dto.LabelPair{labels[0], labels[1], c.userPair}},
+			&series{desc: c.cpu, valueType: prometheus.CounterValue, value: o.Process.SystemCPUSeconds,
+				labels: []*dto.LabelPair{labels[0], labels[1], c.systemPair}})
+	})
+	gauge(c.resident, func(o observe.Observation) float64 { return float64(o.Process.ResidentBytes) }, true)
+	gauge(c.virtual, func(o observe.Observation) float64 { return float64(o.Process.VirtualBytes) }, true)
+	gauge(c.startTime, func(o observe.Observation) float64 { return o.Process.StartTime }, true)
+	if stateErr == nil {
+		family(func(o observe.Observation, labels []*dto.LabelPair, ms []prometheus.Metric) []prometheus.Metric {
+			return append(ms, &series{desc: c.restarts, valueType: prometheus.CounterValue,
+				value: float64(st.restarts[o.ID]), labels: labels})
+		})
+	}
+
+	exporter := []prometheus.Metric{
+		prometheus.MustNewConstMetric(c.scrapeSuccess, prometheus.GaugeValue, boolValue(err == nil)),
+		prometheus.MustNewConstMetric(c.stateScrapeSuccess, prometheus.GaugeValue, boolValue(stateErr == nil)),
+	}
+	if st.backupOK {
+		exporter = append(exporter, prometheus.MustNewConstMetric(c.backupLastSuccess, prometheus.GaugeValue,
+			float64(st.lastBackup.UnixNano())/1e9))
+	}
+	emit(append(exporter, prometheus.MustNewConstMetric(c.scrapeDuration, prometheus.GaugeValue, took.Seconds())))
+}
+
+// infoPairs are d's info labels, sorted by name as the Desc's.
+func (c *Collector) infoPairs(d steam.Deployment, deployment []*dto.LabelPair) []*dto.LabelPair {
+	return []*dto.LabelPair{
 		labelPair("address", validUTF8(d.Address)),
-		namePair,
-		idPair,
+		deployment[0],
+		deployment[1],
 		labelPair("model", validUTF8(d.ModelName)),
 		labelPair("model_id", strconv.FormatInt(d.ModelID, 10)),
 		labelPair("port", strconv.FormatInt(d.Port, 10)),
@@ -148,16 +198,6 @@ func (c *Collector) collectDeployment(ch chan<- prometheus.Metric, o observe.Obs
 		labelPair("project", validUTF8(d.ProjectName)),
 		labelPair("state", validUTF8(d.State)),
 		labelPair("war", validUTF8(d.War)),
-	})
-	if running {
-		emit(c.cpu, prometheus.CounterValue, p.UserCPUSeconds, []*dto.LabelPair{namePair, idPair, c.userPair})
-		emit(c.cpu, prometheus.CounterValue, p.SystemCPUSeconds, []*dto.LabelPair{namePair, idPair, c.systemPair})
-		emit(c.resident, prometheus.GaugeValue, float64(p.ResidentBytes), labels)
-		emit(c.virtual, prometheus.GaugeValue, float64(p.VirtualBytes), labels)
-		emit(c.startTime, prometheus.GaugeValue, p.StartTime, labels)
-	}
-	if restartsKnown {
-		emit(c.restarts, prometheus.CounterValue, float64(restarts[d.ID]), labels)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -24,6 +25,7 @@ import (
 type inTurn struct {
 	all        *prometheus.Registry
 	collectors []prometheus.Collector
+	written    atomic.Int64 // series of the last full exposition
 }
 
 var _ prometheus.Registerer = (*inTurn)(nil)
@@ -48,6 +50,9 @@ func (r *inTurn) MustRegister(cs ...prometheus.Collector) {
 
 func (r *inTurn) Unregister(prometheus.Collector) bool { return false } // nothing here unregisters
 
+// Written is the number of series of the last exposition served unfiltered.
+func (r *inTurn) Written() int { return int(r.written.Load()) }
+
 // family is one Desc's metrics of a collection, for a registry of its own,
 // which checks and sorts them as it would in a gather of everything.
 type family struct {
@@ -61,6 +66,14 @@ func (f *family) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range f.metrics {
 		ch <- m
 	}
+}
+
+// batchCollector hands its series over a family or a few at a time, no
+// family in two batches, so that each batch is written and dropped before
+// the next is built (collector.Collector: 1000 deployments' series at once
+// were the most the exporter's heap held).
+type batchCollector interface {
+	CollectInBatches(emit func([]prometheus.Metric))
 }
 
 // gather calls write with each family of c in turn. A series of a Desc that
@@ -78,43 +91,73 @@ func gather(c prometheus.Collector, write func(*dto.MetricFamily) error) error {
 		byDesc = append(byDesc, &family{desc: d})
 	}
 	unchecked := len(byDesc) == 0 // as a registry takes such a collector
-	ch := make(chan prometheus.Metric, 256)
-	go func() {
-		c.Collect(ch)
-		close(ch)
-	}()
 	var errs []error
-	for m := range ch {
+	written := map[*prometheus.Desc]bool{}
+	add := func(m prometheus.Metric) {
 		i, ok := index[m.Desc()]
 		if !ok && unchecked {
 			i, ok = len(byDesc), true
 			index[m.Desc()] = i
 			byDesc = append(byDesc, &family{desc: m.Desc()})
 		}
-		if !ok {
+		switch {
+		case !ok:
 			errs = append(errs, fmt.Errorf("collected metric of %s was not described", m.Desc()))
-			continue
+		case written[m.Desc()]:
+			errs = append(errs, fmt.Errorf("collected metric of %s after its family was written", m.Desc()))
+		default:
+			byDesc[i].metrics = append(byDesc[i].metrics, m)
 		}
-		byDesc[i].metrics = append(byDesc[i].metrics, m)
 	}
-	for i, f := range byDesc {
-		if len(f.metrics) == 0 {
-			continue
-		}
-		reg := prometheus.NewRegistry()
-		if err := reg.Register(f); err != nil {
-			return err
-		}
-		mfs, err := reg.Gather()
-		byDesc[i] = nil // garbage once written
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, mf := range mfs {
-			if err := write(mf); err != nil {
+	// flush writes the families collected so far and drops them.
+	flush := func() error {
+		for _, f := range byDesc {
+			if len(f.metrics) == 0 {
+				continue
+			}
+			reg := prometheus.NewRegistry()
+			if err := reg.Register(f); err != nil {
 				return err
 			}
+			mfs, err := reg.Gather()
+			f.metrics, written[f.desc] = nil, true
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for _, mf := range mfs {
+				if err := write(mf); err != nil {
+					return err
+				}
+			}
 		}
+		return nil
+	}
+	if bc, ok := c.(batchCollector); ok {
+		var writeErr error
+		bc.CollectInBatches(func(ms []prometheus.Metric) {
+			if writeErr != nil {
+				return
+			}
+			for _, m := range ms {
+				add(m)
+			}
+			writeErr = flush()
+		})
+		if writeErr != nil {
+			return writeErr
+		}
+		return errors.Join(errs...)
+	}
+	ch := make(chan prometheus.Metric, 256)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
+	for m := range ch {
+		add(m)
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	return errors.Join(errs...)
 }
@@ -142,10 +185,12 @@ func (r *inTurn) Handler(logger *slog.Logger) http.Handler {
 		enc := expfmt.NewEncoder(out, format)
 		names := req.URL.Query()["name[]"] // promhttp's filter; none: all
 		var writeErr error
+		var written int
 		write := func(mf *dto.MetricFamily) error {
 			if len(names) > 0 && !slices.Contains(names, mf.GetName()) {
 				return nil
 			}
+			written += len(mf.GetMetric())
 			writeErr = enc.Encode(mf)
 			return writeErr
 		}
@@ -159,6 +204,9 @@ func (r *inTurn) Handler(logger *slog.Logger) http.Handler {
 		}
 		if c, ok := enc.(expfmt.Closer); ok {
 			_ = c.Close()
+		}
+		if len(names) == 0 {
+			r.written.Store(int64(written))
 		}
 	})
 }

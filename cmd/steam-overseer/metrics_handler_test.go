@@ -142,3 +142,57 @@ func scrapeText(t *testing.T, h http.Handler, target, accept, encoding string) m
 	}
 	return families
 }
+
+// batches hands its series over in the batches given, as collector.Collector does.
+type batches struct {
+	descs []*prometheus.Desc
+	of    [][]prometheus.Metric
+}
+
+func (b batches) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range b.descs {
+		ch <- d
+	}
+}
+
+func (b batches) Collect(ch chan<- prometheus.Metric) {
+	b.CollectInBatches(func(ms []prometheus.Metric) {
+		for _, m := range ms {
+			ch <- m
+		}
+	})
+}
+
+func (b batches) CollectInBatches(emit func([]prometheus.Metric)) {
+	for _, ms := range b.of {
+		emit(ms)
+	}
+}
+
+// A collector's batches are written in turn, each family once: a series of
+// a family already written is refused rather than served twice.
+func TestInTurnHandlerBatches(t *testing.T) {
+	a := prometheus.NewDesc("steam_test_a", "A.", []string{"n"}, nil)
+	b := prometheus.NewDesc("steam_test_b", "B.", nil, nil)
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
+		return prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	reg := newInTurn()
+	reg.MustRegister(batches{descs: []*prometheus.Desc{a, b}, of: [][]prometheus.Metric{
+		{gauge(a, 1, "1"), gauge(a, 2, "2")},
+		{gauge(b, 3)},
+		{gauge(a, 4, "late")},
+	}})
+	got := scrapeText(t, reg.Handler(promslog.NewNopLogger()), "/metrics", "", "")
+	want := map[string]string{
+		"steam_test_a": "# HELP steam_test_a A.\n# TYPE steam_test_a gauge\nsteam_test_a{n=\"1\"} 1\nsteam_test_a{n=\"2\"} 2\n",
+		"steam_test_b": "# HELP steam_test_b B.\n# TYPE steam_test_b gauge\nsteam_test_b 3\n",
+	}
+	if len(got) != len(want) || got["steam_test_a"] != want["steam_test_a"] || got["steam_test_b"] != want["steam_test_b"] {
+		t.Errorf("served %q, want %q", got, want)
+	}
+	scrapeText(t, reg.Handler(promslog.NewNopLogger()), "/metrics?name[]=steam_test_b", "", "")
+	if n := reg.Written(); n != 3 {
+		t.Errorf("Written() = %d after a full and a filtered scrape, want the full one's 3 series", n)
+	}
+}

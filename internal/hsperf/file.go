@@ -6,9 +6,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // MaxFileSize bounds a read: HotSpot's default is 32 KiB (-XX:PerfDataMemorySize).
@@ -21,15 +24,12 @@ var ErrNotFound = errors.New("no hsperfdata file")
 // /tmp of its mount namespace (PrivateTmp=), owned by uid, not another's stale one.
 func Find(proc string, pid, nsPID int, uid uint32) (string, error) {
 	tmp := filepath.Join(proc, strconv.Itoa(pid), "root", "tmp")
-	dirs, err := os.ReadDir(tmp)
+	dirs, err := perfDataDirs(tmp)
 	if err != nil {
 		return "", fmt.Errorf("listing %s: %w", tmp, err)
 	}
 	for _, d := range dirs {
-		if !strings.HasPrefix(d.Name(), "hsperfdata_") {
-			continue
-		}
-		p := filepath.Join(tmp, d.Name(), strconv.Itoa(nsPID))
+		p := filepath.Join(tmp, d, strconv.Itoa(nsPID))
 		var st syscall.Stat_t
 		if syscall.Lstat(p, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Uid == uid {
 			return p, nil
@@ -37,6 +37,66 @@ func Find(proc string, pid, nsPID int, uid uint32) (string, error) {
 	}
 	return "", fmt.Errorf("%w for pid %d in %s", ErrNotFound, pid, tmp)
 }
+
+// listings keeps each /tmp's hsperfdata_ folders while its mtime holds: all
+// JVMs of a host mostly share one /tmp, which may hold thousands of entries.
+var listings = struct {
+	sync.Mutex
+	byDir map[[2]uint64]listing // by device and inode
+}{byDir: map[[2]uint64]listing{}}
+
+type listing struct {
+	mtime syscall.Timespec
+	names []string
+}
+
+func perfDataDirs(tmp string) ([]string, error) {
+	fi, err := os.Stat(tmp)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil, fmt.Errorf("no stat of %s", tmp)
+	}
+	key := [2]uint64{st.Dev, st.Ino}
+	listings.Lock()
+	l, ok := listings.byDir[key]
+	listings.Unlock()
+	if ok && l.mtime == st.Mtim {
+		return l.names, nil
+	}
+	listedAt := time.Now()
+	f, err := os.Open(tmp)
+	if err != nil {
+		return nil, err
+	}
+	all, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, n := range all {
+		if strings.HasPrefix(n, "hsperfdata_") {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	// A change in the clock tick of the listing could leave the mtime as it was.
+	if listedAt.Sub(time.Unix(st.Mtim.Unix())) > time.Second {
+		listings.Lock()
+		if len(listings.byDir) >= maxListings {
+			clear(listings.byDir)
+		}
+		listings.byDir[key] = listing{mtime: st.Mtim, names: names}
+		listings.Unlock()
+	}
+	return names, nil
+}
+
+// maxListings bounds the /tmp folders remembered (one per PrivateTmp service).
+const maxListings = 64
 
 // ReadFile parses path if it is a regular file (no symlink) owned by uid.
 func ReadFile(path string, uid uint32) (*Counters, error) {

@@ -359,3 +359,47 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// Find lists a /tmp again only once its mtime changed: a folder added
+// behind an unchanged mtime stays unseen, one added plainly is found.
+func TestFindListsTmpOnceWhileUnchanged(t *testing.T) {
+	proc := t.TempDir()
+	tmp := filepath.Join(proc, "42", "root", "tmp")
+	b, err := os.ReadFile(captured(t)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(user string, nsPID int) string {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(tmp, "hsperfdata_"+user), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(tmp, "hsperfdata_"+user, strconv.Itoa(nsPID))
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	old := time.Now().Add(-time.Hour)
+	uid := uint32(os.Getuid())
+	first := add("steam", 7)
+	if err := os.Chtimes(tmp, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Find(proc, 42, 7, uid); err != nil || got != first {
+		t.Fatalf("Find = %q, %v; want %s", got, err, first)
+	}
+
+	hidden := add("hidden", 8)
+	if err := os.Chtimes(tmp, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Find(proc, 42, 8, uid); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Find = %q, %v; want the remembered listing, without %s", got, err, hidden)
+	}
+
+	seen := add("seen", 9)
+	if got, err := Find(proc, 42, 9, uid); err != nil || got != seen {
+		t.Errorf("Find after /tmp changed = %q, %v; want %s", got, err, seen)
+	}
+}

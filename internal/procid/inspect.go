@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/shirou/gopsutil/v3/common"
 	"github.com/shirou/gopsutil/v3/host"
 	gnet "github.com/shirou/gopsutil/v3/net"
 	"github.com/shirou/gopsutil/v3/process"
+	"golang.org/x/sys/unix"
 )
 
 // Status is what became of a deployment's recorded PID.
@@ -43,11 +46,16 @@ type Process struct {
 	StartTime     float64 // seconds since the Unix epoch
 	CreateTime    int64   // ms since the epoch, whole seconds; with PID, names one process
 	UID           uint32  // effective; the owner of the JVM's hsperfdata file
+
+	pin *pin // set by Remeasure: proves the PID still names this process
 }
 
 // Inspector reads processes through gopsutil under one procfs mount.
 type Inspector struct {
 	env common.EnvMap // gopsutil's documented way to name the procfs root
+
+	maxPins int64 // 0: PIDs under the procfs root are not in our namespace
+	pins    atomic.Int64
 }
 
 // bootTimeCache: without it every process rereads the boot time, and
@@ -60,6 +68,10 @@ func NewInspector(procRoot string) (*Inspector, error) {
 		procRoot = "/proc"
 	}
 	in := &Inspector{env: common.EnvMap{common.HostProcEnvKey: procRoot}}
+	var limit unix.Rlimit
+	if procRoot == "/proc" && unix.Getrlimit(unix.RLIMIT_NOFILE, &limit) == nil {
+		in.maxPins = int64(min(limit.Cur, math.MaxInt32) / 4) // the rest for sockets and /proc reads
+	}
 	bootTimeCache.Do(func() { process.EnableBootTimeCache(true) })
 	if _, err := host.BootTimeWithContext(in.withRoot(context.Background())); err != nil {
 		return nil, fmt.Errorf("reading boot time under %s: %w", procRoot, err)
@@ -128,12 +140,23 @@ func verify(ctx context.Context, proc *process.Process, argv []string, id Identi
 }
 
 func measure(ctx context.Context, proc *process.Process) Process {
-	p := Process{PID: int(proc.Pid)}
-	times, err := proc.TimesWithContext(ctx)
+	p := measureFigures(ctx, proc)
+	if p.Status != StatusRunning {
+		return p
+	}
+	created, err := proc.CreateTimeWithContext(ctx)
 	if err != nil {
 		return p.failed(err)
 	}
-	created, err := proc.CreateTimeWithContext(ctx)
+	p.CreateTime = created
+	p.StartTime = float64(created) / 1e3
+	return p
+}
+
+// measureFigures reads what changes while a process runs.
+func measureFigures(ctx context.Context, proc *process.Process) Process {
+	p := Process{PID: int(proc.Pid)}
+	times, err := proc.TimesWithContext(ctx)
 	if err != nil {
 		return p.failed(err)
 	}
@@ -145,23 +168,89 @@ func measure(ctx context.Context, proc *process.Process) Process {
 	p.UserCPUSeconds, p.SystemCPUSeconds = times.User, times.System
 	p.ResidentBytes = mem.RSS
 	p.VirtualBytes = mem.VMS
-	p.CreateTime = created
-	p.StartTime = float64(created) / 1e3
 	return p
 }
 
-// Remeasure skips the command line while prev's start time holds. Whole
-// seconds only: for figures, never for signalling.
+// Remeasure skips the command line while prev is the same process: pinned
+// by a pidfd that has not seen it exit after the reads (its PID cannot be
+// reused before), or else with prev's start time (whole seconds only: for
+// figures, never for signalling). A zombie (no memory) is inspected afresh.
 func (in *Inspector) Remeasure(prev Process, id Identity) Process {
 	if prev.Status != StatusRunning || prev.PID <= 0 || prev.PID > math.MaxInt32 {
 		return in.Inspect(prev.PID, id)
 	}
-	p := measure(in.withRoot(context.Background()), &process.Process{Pid: int32(prev.PID)})
+	ctx := in.withRoot(context.Background())
+	proc := &process.Process{Pid: int32(prev.PID)}
+	if prev.pin != nil {
+		p := measureFigures(ctx, proc)
+		if p.Status != StatusRunning || p.VirtualBytes == 0 || prev.pin.exited() {
+			return in.Inspect(prev.PID, id)
+		}
+		p.CreateTime, p.StartTime, p.UID, p.pin = prev.CreateTime, prev.StartTime, prev.UID, prev.pin
+		return p
+	}
+	// Opened before the start time is compared, so it pins that process.
+	pin := in.openPin(prev.PID)
+	p := measure(ctx, proc)
 	if p.Status != StatusRunning || p.CreateTime != prev.CreateTime || p.VirtualBytes == 0 {
+		pin.release()
 		return in.Inspect(prev.PID, id)
 	}
 	p.UID = prev.UID
+	if pin != nil && !pin.exited() {
+		p.pin = pin
+	} else {
+		pin.release()
+	}
 	return p
+}
+
+// pin is a pidfd, closed once no Process holds it.
+type pin struct {
+	fd      int
+	in      *Inspector
+	cleanup runtime.Cleanup
+}
+
+// openPin returns nil if pidfds are unusable or would take too many files.
+func (in *Inspector) openPin(pid int) *pin {
+	if in.pins.Add(1) > in.maxPins {
+		in.pins.Add(-1)
+		return nil
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		in.pins.Add(-1)
+		return nil
+	}
+	p := &pin{fd: fd, in: in}
+	p.cleanup = runtime.AddCleanup(p, closePin, pinnedFd{fd, in})
+	return p
+}
+
+type pinnedFd struct {
+	fd int
+	in *Inspector
+}
+
+func closePin(f pinnedFd) {
+	_ = unix.Close(f.fd)
+	f.in.pins.Add(-1)
+}
+
+// release closes a pin that nothing else holds.
+func (p *pin) release() {
+	if p != nil {
+		p.cleanup.Stop()
+		closePin(pinnedFd{p.fd, p.in})
+	}
+}
+
+// exited reports whether the pinned process exited, or cannot tell.
+func (p *pin) exited() bool {
+	n, err := unix.Poll([]unix.PollFd{{Fd: int32(p.fd), Events: unix.POLLIN}}, 0)
+	runtime.KeepAlive(p) // the fd stays open until the poll returns
+	return err != nil || n != 0
 }
 
 func (p Process) failed(err error) Process {

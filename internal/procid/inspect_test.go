@@ -457,3 +457,51 @@ func TestRemeasure(t *testing.T) {
 		})
 	}
 }
+
+// A remeasured java is pinned by a pidfd; a pinned one keeps its start and
+// owner while it runs and is inspected afresh once it exits, reaped or not.
+func TestRemeasurePinned(t *testing.T) {
+	h := testkit.NewHome(t)
+	in := inspector(t)
+	for _, tc := range []struct {
+		name string
+		end  func(t *testing.T, cmd *exec.Cmd)
+		want procid.Status
+	}{
+		{"running", func(*testing.T, *exec.Cmd) {}, procid.StatusRunning},
+		{"killed and reaped", func(t *testing.T, cmd *exec.Cmd) {
+			testkit.Reap(t, cmd)
+			testkit.Kill(t, cmd.Process)
+		}, procid.StatusDead},
+		{"killed, not reaped", func(t *testing.T, cmd *exec.Cmd) {
+			t.Cleanup(func() { _ = cmd.Wait() })
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, 10*time.Second, "the java to become a zombie", func() bool {
+				return procState(cmd.Process.Pid) == "Z"
+			})
+		}, procid.StatusZombie},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := h.Add(testkit.Spec{Name: strings.ReplaceAll(tc.name, " ", "-"), LogicalName: "pinned"})
+			cmd := h.Command(h.Java, d)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill() })
+			waitExec(t, cmd)
+			id := identity(t, h.Deployment(d.ID))
+			verified := in.Inspect(cmd.Process.Pid, id)
+			pinned := in.Remeasure(in.Remeasure(verified, id), id)
+			if pinned.Status != procid.StatusRunning || pinned.CreateTime != verified.CreateTime ||
+				pinned.StartTime != verified.StartTime || pinned.UID != verified.UID || pinned.VirtualBytes == 0 {
+				t.Fatalf("remeasured %+v, want the running process inspected as %+v", pinned, verified)
+			}
+			tc.end(t, cmd)
+			if got := in.Remeasure(pinned, id); got.Status != tc.want || got.PID != verified.PID {
+				t.Errorf("Remeasure after the java ended = %+v, want %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/steam-overseer/steam-overseer/internal/procid"
 )
@@ -47,8 +48,18 @@ type Deployment struct {
 // IDString is the deployment's id as its metrics label it.
 func (d Deployment) IDString() string { return strconv.FormatInt(d.ID, 10) }
 
+// resolve stats two wars per deployment: the halves go side by side, as the
+// scrape after it does.
 func (r *Registry) resolve(ds []Deployment) {
 	_, jettyErr := os.Stat(r.Home.JettyRunner())
+	half := len(ds) / 2
+	var wg sync.WaitGroup
+	wg.Go(func() { r.resolveEach(ds[:half], jettyErr) })
+	r.resolveEach(ds[half:], jettyErr)
+	wg.Wait()
+}
+
+func (r *Registry) resolveEach(ds []Deployment, jettyErr error) {
 	for i := range ds {
 		d := &ds[i]
 		d.home = r.Home
