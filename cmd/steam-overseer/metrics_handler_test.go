@@ -172,6 +172,7 @@ func (b batches) CollectInBatches(emit func([]prometheus.Metric)) {
 // A collector's batches are written in turn, each family once: a series of
 // a family already written is refused rather than served twice.
 func TestInTurnHandlerBatches(t *testing.T) {
+	t.Parallel()
 	a := prometheus.NewDesc("steam_test_a", "A.", []string{"n"}, nil)
 	b := prometheus.NewDesc("steam_test_b", "B.", nil, nil)
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
