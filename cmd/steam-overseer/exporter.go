@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -37,9 +36,8 @@ func exporterCommand(app *kingpin.Application) []subcommand {
 	probes.addExporterFlags(cmd)
 	var watch watchFlags
 	watch.addFlags(cmd)
-	memoryLimit := cmd.Flag("runtime.memory-limit", "Soft limit of the exporter's Go memory (GOMEMLIMIT wins if set); "+
-		"0: 6MiB plus 430B per series served (at 1000 deployments without JVM series, an RSS near 29 MB).").
-		Default("0").Bytes()
+	memoryLimit := cmd.Flag("runtime.memory-limit", "Soft limit of the exporter's Go memory, as GOMEMLIMIT (which wins if set); 0: none. "+
+		"Below what a scrape needs plus the runtime's own, the GC runs without pause.").Default("0").Bytes()
 	return []subcommand{{clause: cmd, run: func(ctx context.Context, logger *slog.Logger) int {
 		return runExporter(ctx, logger, loc, procRoot, webConfig, *metricsPath, probes, watch, int64(*memoryLimit))
 	}}}
@@ -76,7 +74,10 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 
 	mux := http.NewServeMux()
 	handleHealth(mux, func() bool { return ctx.Err() == nil })
-	mux.Handle(metricsPath, limitMemory(ctx, logger, reg.Handler(logger), memoryLimit, home, reg.Written))
+	if memoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
+	mux.Handle(metricsPath, reg.Handler(logger))
 	if metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "steam-overseer exporter",
@@ -120,51 +121,6 @@ func exporterMetrics(ctx context.Context, logger *slog.Logger, home steam.Home, 
 	}
 	reg.MustRegister(probeCollectors...)
 	return reg, stop, nil
-}
-
-// Unlimited, the Go heap grows to twice its peak between collections. The
-// peak is a scrape's, which grows with the series served (JVM and /stats
-// series double a deployment's); before the first scrape, a deployment's
-// series are guessed. Measured with scripts/bench-exporter at 1000
-// deployments: 19k series need about 13.8 MiB.
-const (
-	baseMemoryLimit          = 6 << 20
-	memoryLimitPerSeries     = 430
-	memoryLimitPerDeployment = 19 * memoryLimitPerSeries
-)
-
-// limitMemory sets the Go runtime's soft memory limit: limit if positive,
-// else the most that any scrape needed (the registry's deployments' at
-// first): a failed registry read must not shrink it below a scrape's need.
-// GOMEMLIMIT, if set, wins.
-func limitMemory(ctx context.Context, logger *slog.Logger, metrics http.Handler, limit int64, home steam.Home,
-	written func() int) http.Handler {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return metrics
-	}
-	if limit > 0 {
-		debug.SetMemoryLimit(limit)
-		return metrics
-	}
-	var mu sync.Mutex
-	var most int64
-	need := func(bytes int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		if bytes > most {
-			most = bytes
-			debug.SetMemoryLimit(baseMemoryLimit + most)
-		}
-	}
-	if ids, err := exporterRegistry(home).IDs(ctx); err == nil {
-		need(int64(len(ids)) * memoryLimitPerDeployment)
-	} else {
-		logger.Warn("Counting deployments for the memory limit failed", "err", err)
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		metrics.ServeHTTP(w, req)
-		need(int64(written()) * memoryLimitPerSeries)
-	})
 }
 
 // scrapeBusyTimeout plus the state database's 5 s stay under Prometheus's

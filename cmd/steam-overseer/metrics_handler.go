@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -25,7 +24,6 @@ import (
 type inTurn struct {
 	all        *prometheus.Registry
 	collectors []prometheus.Collector
-	written    atomic.Int64 // series of the last full exposition
 }
 
 var _ prometheus.Registerer = (*inTurn)(nil)
@@ -49,9 +47,6 @@ func (r *inTurn) MustRegister(cs ...prometheus.Collector) {
 }
 
 func (r *inTurn) Unregister(prometheus.Collector) bool { return false } // nothing here unregisters
-
-// Written is the number of series of the last exposition served unfiltered.
-func (r *inTurn) Written() int { return int(r.written.Load()) }
 
 // family is one Desc's metrics of a collection, for a registry of its own,
 // which checks and sorts them as it would in a gather of everything.
@@ -185,12 +180,10 @@ func (r *inTurn) Handler(logger *slog.Logger) http.Handler {
 		enc := expfmt.NewEncoder(out, format)
 		names := req.URL.Query()["name[]"] // promhttp's filter; none: all
 		var writeErr error
-		var written int
 		write := func(mf *dto.MetricFamily) error {
 			if len(names) > 0 && !slices.Contains(names, mf.GetName()) {
 				return nil
 			}
-			written += len(mf.GetMetric())
 			writeErr = enc.Encode(mf)
 			return writeErr
 		}
@@ -204,9 +197,6 @@ func (r *inTurn) Handler(logger *slog.Logger) http.Handler {
 		}
 		if c, ok := enc.(expfmt.Closer); ok {
 			_ = c.Close()
-		}
-		if len(names) == 0 {
-			r.written.Store(int64(written))
 		}
 	})
 }

@@ -192,8 +192,4 @@ func TestInTurnHandlerBatches(t *testing.T) {
 	if len(got) != len(want) || got["steam_test_a"] != want["steam_test_a"] || got["steam_test_b"] != want["steam_test_b"] {
 		t.Errorf("served %q, want %q", got, want)
 	}
-	scrapeText(t, reg.Handler(promslog.NewNopLogger()), "/metrics?name[]=steam_test_b", "", "")
-	if n := reg.Written(); n != 3 {
-		t.Errorf("Written() = %d after a full and a filtered scrape, want the full one's 3 series", n)
-	}
 }
