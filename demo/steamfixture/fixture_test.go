@@ -94,3 +94,23 @@ func TestSetPID(t *testing.T) {
 		t.Error("SetPID of a missing row succeeded")
 	}
 }
+
+// Ports come from below the ephemeral range, where no outgoing connection
+// can take one before its deployment binds it.
+func TestFreePortBelowEphemeralRange(t *testing.T) {
+	t.Parallel()
+	seen := map[int]bool{}
+	for range 50 {
+		port, err := steamfixture.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port < 10000 || port >= steamfixture.EphemeralStart() {
+			t.Fatalf("port %d outside [10000, %d)", port, steamfixture.EphemeralStart())
+		}
+		if seen[port] {
+			t.Fatalf("port %d handed out twice", port)
+		}
+		seen[port] = true
+	}
+}
