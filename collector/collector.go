@@ -117,13 +117,12 @@ func (c *Collector) CollectInBatches(emit func([]prometheus.Metric)) {
 	}
 	took := time.Since(begin)
 
-	// Rows anyone may edit: a value that is not UTF-8 would lose its series.
 	labels := make([][]*dto.LabelPair, len(observations)) // deployment, deployment_id
 	for i, o := range observations {
 		if o.Process.Err != nil {
 			c.logger.Debug("Cannot read a deployment's process", "deployment_id", o.ID, "pid", o.PID, "err", o.Process.Err)
 		}
-		labels[i] = []*dto.LabelPair{labelPair("deployment", validUTF8(o.Name)), labelPair("deployment_id", o.IDString())}
+		labels[i] = deploymentPairs(o.IDString(), o.Name)
 	}
 	// family emits the series each observation's add returns, if any.
 	family := func(add func(o observe.Observation, labels []*dto.LabelPair, ms []prometheus.Metric) []prometheus.Metric) {

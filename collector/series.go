@@ -57,7 +57,8 @@ func (s *summary) Write(m *dto.Metric) error {
 	return nil
 }
 
-// deploymentPairs are a deployment's label pairs, shared by its series.
+// deploymentPairs are a deployment's label pairs, shared by its series. Rows
+// anyone may edit: a name that is not UTF-8 would lose its series.
 func deploymentPairs(id, name string) []*dto.LabelPair {
 	return []*dto.LabelPair{labelPair("deployment", validUTF8(name)), labelPair("deployment_id", id)}
 }

@@ -11,7 +11,6 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -57,7 +56,7 @@ func TestExitWatch(t *testing.T) {
 		silence := s.silence(t, map[string]string{"deployment_id": strconv.FormatInt(id, 10)})
 		killed, old := s.kill(t, id)
 		for end := time.Now().Add(*watchSilence); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-			if n := starts(t, h, id); n > 0 || h.Deployment(id).PID != int64(old) {
+			if n := testkit.StartsLogged(t, h, id); n > 0 || h.Deployment(id).PID != int64(old) {
 				t.Fatalf("deployment %d started %d times (row PID %d) under a silence, %s after the kill",
 					id, n, h.Deployment(id).PID, time.Since(killed).Round(time.Millisecond))
 			}
@@ -150,7 +149,7 @@ func TestExitWatch(t *testing.T) {
 		})
 		begun := 0
 		for _, id := range stopped {
-			begun += starts(t, h, id)
+			begun += testkit.StartsLogged(t, h, id)
 		}
 		// A java is stopped before its cancellation is recorded.
 		var cancelled float64
@@ -420,18 +419,4 @@ func stopLikeSteam(t testing.TB, h *testkit.Home, id int64, pid int) {
 		time.Sleep(time.Second)
 	}
 	h.Exec(`DELETE FROM service WHERE id = ?`, id)
-}
-
-// starts counts the remediator's starts of a deployment from the header
-// line each writes into the deployment's log before the exec.
-func starts(t testing.TB, h *testkit.Home, id int64) int {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(h.Home.LogDir(), fmt.Sprintf("deployment-%d.log", id)))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.Count(b, []byte("steam-overseer remediator: starting deployment "))
 }

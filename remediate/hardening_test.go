@@ -158,7 +158,7 @@ func TestInterruptedStartIsResumed(t *testing.T) {
 	testkit.Eventually(t, 20*time.Second, "the resumed java's PID in the row", func() bool {
 		return h.Deployment(d.ID).PID == int64(java)
 	})
-	if n := starts(t, h, d.ID); n != 1 {
+	if n := testkit.StartsLogged(t, h, d.ID); n != 1 {
 		t.Errorf("%d starts, want 1 (nothing started twice)", n)
 	}
 }

@@ -3,11 +3,9 @@ package remediate
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,21 +134,6 @@ func describeJournal(es []state.Entry) string {
 		fmt.Fprintf(&sb, "\n  %s %s %s (%s) old=%d new=%d", e.Time.Format("15:04:05.000"), e.Action, e.Result, entryWhy(e), e.OldPID, e.NewPID)
 	}
 	return sb.String()
-}
-
-// starts counts the starts of a deployment by the engine from the
-// deployment's log, a witness apart from both databases: every start writes
-// one header line before the exec.
-func starts(t *testing.T, h *testkit.Home, id int64) int {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(h.Home.LogDir(), fmt.Sprintf("deployment-%d.log", id)))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.Count(b, []byte("steam-overseer remediator: starting deployment "))
 }
 
 // running asserts that the deployment's row holds a PID verified as its

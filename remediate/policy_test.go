@@ -120,7 +120,7 @@ func TestBackoffAndGivingUpAcrossRestarts(t *testing.T) {
 		if o.Action != action || !strings.HasPrefix(o.Why(), reason) {
 			t.Fatalf("outcome %s, want %s (%s…)", o, action, reason)
 		}
-		if n := starts(t, h, d.ID); n != wantStarts {
+		if n := testkit.StartsLogged(t, h, d.ID); n != wantStarts {
 			t.Fatalf("%d starts, want %d", n, wantStarts)
 		}
 	}
@@ -202,7 +202,7 @@ func TestFlapping(t *testing.T) {
 	if o, err := e.Remediate(context.Background(), d.ID); err != nil || o.Action != ActionSkip || !strings.HasPrefix(o.Why(), "gave_up: flapping") {
 		t.Fatalf("outcome %s (%v), want skip (gave_up: flapping)", o, err)
 	}
-	if n := starts(t, h, d.ID); n != DefaultMaxStarts {
+	if n := testkit.StartsLogged(t, h, d.ID); n != DefaultMaxStarts {
 		t.Errorf("%d starts, want %d", n, DefaultMaxStarts)
 	}
 	js := e.journal(t, d.ID)
@@ -288,7 +288,7 @@ func TestWatchWindowLeftOpen(t *testing.T) {
 			case tc.wantReason != "" && (len(failures) != 1 || entryWhy(failures[0]) != tc.wantReason || failures[0].NewPID != o.NewPID):
 				t.Errorf("want one failure of PID %d (%s):%s", o.NewPID, tc.wantReason, describeJournal(js))
 			}
-			if n := starts(t, h, d.ID); n != 1 {
+			if n := testkit.StartsLogged(t, h, d.ID); n != 1 {
 				t.Errorf("%d starts, want 1", n)
 			}
 		})

@@ -123,7 +123,7 @@ func TestRestartsDeadDeployment(t *testing.T) {
 			if pid != o.NewPID || pid == old || o.OldPID != old {
 				t.Errorf("row PID %d, outcome %d → %d, old row PID %d", pid, o.OldPID, o.NewPID, old)
 			}
-			if n := starts(t, h, d.ID); n != 1 {
+			if n := testkit.StartsLogged(t, h, d.ID); n != 1 {
 				t.Errorf("%d starts, want 1", n)
 			}
 			js := e.journal(t, d.ID)
@@ -187,7 +187,7 @@ func TestConcurrentNotifications(t *testing.T) {
 			wg.Wait()
 			e.idle(t)
 
-			if n := starts(t, h, d.ID); n != tc.wantStarts {
+			if n := testkit.StartsLogged(t, h, d.ID); n != tc.wantStarts {
 				t.Errorf("%d starts, want %d", n, tc.wantStarts)
 			}
 			js := e.journal(t, d.ID)
@@ -236,7 +236,7 @@ func TestAdoptsUnknownPID(t *testing.T) {
 			if pid := running(t, h, d.ID); pid != int64(p.Pid) {
 				t.Errorf("row PID %d, want %d", pid, p.Pid)
 			}
-			if n := starts(t, h, d.ID); n != 0 {
+			if n := testkit.StartsLogged(t, h, d.ID); n != 0 {
 				t.Errorf("%d starts, want 0", n)
 			}
 			if js := e.journal(t, d.ID); len(js) != 1 || js[0].Action != state.ActionAdopt || js[0].NewPID != int64(p.Pid) {
@@ -306,7 +306,7 @@ func TestPortConflict(t *testing.T) {
 			if o.Action != ActionPortConflict || o.Result != ResultFailure {
 				t.Fatalf("outcome %s, want port_conflict failure", o)
 			}
-			if n := starts(t, h, d.ID); n != 0 {
+			if n := testkit.StartsLogged(t, h, d.ID); n != 0 {
 				t.Errorf("%d starts, want 0", n)
 			}
 			if !serves() {
@@ -376,7 +376,7 @@ func TestNothingToStart(t *testing.T) {
 					t.Errorf("outcome %s, want %s (%s…)", got, tc.wantAction, tc.wantReason)
 				}
 			}
-			if n := starts(t, h, d.ID); n != 0 {
+			if n := testkit.StartsLogged(t, h, d.ID); n != 0 {
 				t.Errorf("%d starts, want 0", n)
 			}
 			if js := e.journal(t, d.ID); len(js) != 1 || js[0].Action != string(tc.wantAction) {
@@ -420,7 +420,7 @@ func TestPlanChangesNothing(t *testing.T) {
 			t.Errorf("plan adopts %d, want %d", o.NewPID, q.Pid)
 		}
 	}
-	if n := starts(t, h, dead.ID); n != 0 {
+	if n := testkit.StartsLogged(t, h, dead.ID); n != 0 {
 		t.Errorf("%d starts, want 0", n)
 	}
 	if pid := h.Deployment(lost.ID).PID; pid != 0 {
@@ -482,7 +482,7 @@ func TestFailedStartIsStopped(t *testing.T) {
 			if o.NewPID == 0 || alive(t, int(o.NewPID)) {
 				t.Errorf("started process %d still runs", o.NewPID)
 			}
-			if n := starts(t, h, d.ID); n != 1 {
+			if n := testkit.StartsLogged(t, h, d.ID); n != 1 {
 				t.Errorf("%d starts, want 1", n)
 			}
 			if pid := h.Deployment(d.ID).PID; pid != 0 {
@@ -545,7 +545,7 @@ func TestCrashAtStartGivesUp(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	e.idle(t)
-	if n := starts(t, h, d.ID); n != DefaultMaxFailures {
+	if n := testkit.StartsLogged(t, h, d.ID); n != DefaultMaxFailures {
 		t.Fatalf("%d starts, want %d:%s", n, DefaultMaxFailures, describeJournal(e.journal(t, d.ID)))
 	}
 	js := e.journal(t, d.ID)
@@ -577,7 +577,7 @@ func TestCrashAtStartGivesUp(t *testing.T) {
 	e2.Enqueue(d.ID, AlertDown)
 	e2.idle(t)
 	gaveUp(e2, "1")
-	if n := starts(t, h, d.ID); n != DefaultMaxFailures {
+	if n := testkit.StartsLogged(t, h, d.ID); n != DefaultMaxFailures {
 		t.Fatalf("after a remediator restart: %d starts, want %d", n, DefaultMaxFailures)
 	}
 
@@ -588,7 +588,7 @@ func TestCrashAtStartGivesUp(t *testing.T) {
 	gaveUp(e2, "0")
 	e2.Enqueue(d.ID, AlertDown)
 	testkit.Eventually(t, 10*time.Second, "a start after the reset", func() bool {
-		return starts(t, h, d.ID) > DefaultMaxFailures
+		return testkit.StartsLogged(t, h, d.ID) > DefaultMaxFailures
 	})
 	js = e2.journal(t, d.ID)
 	if countActions(js, state.ActionReset, state.ResultSuccess) != 1 {
@@ -804,14 +804,14 @@ func TestShutdownAbandonsSafely(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Enqueue(d.ID, AlertDown)
-	testkit.Eventually(t, 5*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
+	testkit.Eventually(t, 5*time.Second, "the start", func() bool { return testkit.StartsLogged(t, h, d.ID) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := e.Shutdown(ctx); err == nil {
 		t.Error("Shutdown returned nil, want the context's error for an abandoned remediation")
 	}
 	e.Enqueue(d.ID, AlertDown) // ignored
-	if n := starts(t, h, d.ID); n != 1 {
+	if n := testkit.StartsLogged(t, h, d.ID); n != 1 {
 		t.Errorf("%d starts after shutdown, want 1", n)
 	}
 
@@ -821,7 +821,7 @@ func TestShutdownAbandonsSafely(t *testing.T) {
 		t.Fatalf("outcome %s (%v), want adopt", o, err)
 	}
 	running(t, h, d.ID)
-	if n := starts(t, h, d.ID); n != 1 {
+	if n := testkit.StartsLogged(t, h, d.ID); n != 1 {
 		t.Errorf("%d starts, want 1", n)
 	}
 }
@@ -887,7 +887,7 @@ func TestTwoRemediatorProcesses(t *testing.T) {
 			t.Fatalf("remediator process: %v", err)
 		}
 	}
-	if n := starts(t, h, d.ID); n != 1 {
+	if n := testkit.StartsLogged(t, h, d.ID); n != 1 {
 		t.Errorf("%d starts, want 1", n)
 	}
 	st, err := state.OpenReadOnly(h.Home.StatePath())
@@ -909,7 +909,7 @@ func TestRemediatorKilledAfterStart(t *testing.T) {
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn", Behaviour: testkit.Behaviour{ReadyAfter: time.Second}})
 	cmd := helper(t, h, "remediate", d.ID)
-	testkit.Eventually(t, 10*time.Second, "the start", func() bool { return starts(t, h, d.ID) == 1 })
+	testkit.Eventually(t, 10*time.Second, "the start", func() bool { return testkit.StartsLogged(t, h, d.ID) == 1 })
 	identity, _ := d.Identity()
 	testkit.Eventually(t, 5*time.Second, "the java", func() bool {
 		found, _ := inspector(t).Find(identity)
@@ -925,7 +925,7 @@ func TestRemediatorKilledAfterStart(t *testing.T) {
 	if err != nil || o.Action != ActionAdopt || o.Result != ResultSuccess {
 		t.Fatalf("outcome %s (%v), want adopt success", o, err)
 	}
-	if n := starts(t, h, d.ID); n != 1 {
+	if n := testkit.StartsLogged(t, h, d.ID); n != 1 {
 		t.Errorf("%d starts, want 1", n)
 	}
 	running(t, h, d.ID)
@@ -1022,7 +1022,7 @@ func TestSweep(t *testing.T) {
 			t.Errorf("sweep (dry run %v): %q, want %q", tc.dryRun, got, tc.want)
 		}
 	}
-	if n := starts(t, h, dead.ID); n != 1 {
+	if n := testkit.StartsLogged(t, h, dead.ID); n != 1 {
 		t.Errorf("%d starts, want 1", n)
 	}
 	// The journal holds what was done, not the sweeps' noops and skips.
@@ -1123,7 +1123,7 @@ func TestShutdownAbandonsRecording(t *testing.T) {
 		t.Fatalf("outcome %s (%v), want adoption of PID %d", o, err, js[0].NewPID)
 	}
 	running(t, h, d.ID)
-	if n := starts(t, h, d.ID); n != 1 {
+	if n := testkit.StartsLogged(t, h, d.ID); n != 1 {
 		t.Errorf("%d starts, want 1", n)
 	}
 }
@@ -1139,7 +1139,7 @@ func TestPeriodicReconcile(t *testing.T) {
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 20*time.Second, "the sweep to start the deployment", func() bool { return starts(t, h, d.ID) == 1 })
+	testkit.Eventually(t, 20*time.Second, "the sweep to start the deployment", func() bool { return testkit.StartsLogged(t, h, d.ID) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := shutdown(t, e, ctx); err != nil {
@@ -1181,7 +1181,7 @@ func TestSweepStopsWhenContextEnds(t *testing.T) {
 		outcomes, err := e.Sweep(ctx, false)
 		done <- result{outcomes, err}
 	}()
-	testkit.Eventually(t, 20*time.Second, "the first start", func() bool { return starts(t, h, ds[0].ID) == 1 })
+	testkit.Eventually(t, 20*time.Second, "the first start", func() bool { return testkit.StartsLogged(t, h, ds[0].ID) == 1 })
 	cancel()
 	r := <-done
 	if !errors.Is(r.err, context.Canceled) {
@@ -1194,7 +1194,7 @@ func TestSweepStopsWhenContextEnds(t *testing.T) {
 		if o := r.outcomes[i+1]; o.DeploymentID != d.ID || o.Action != ActionError || !strings.HasPrefix(o.Why(), "not_remediated") || !o.Down() {
 			t.Errorf("outcome %s, want %s not remediated", o, d.Name)
 		}
-		if n := starts(t, h, d.ID); n != 0 {
+		if n := testkit.StartsLogged(t, h, d.ID); n != 0 {
 			t.Errorf("%s: %d starts, want 0", d.Name, n)
 		}
 		if js := e.journal(t, d.ID); len(js) != 0 {

@@ -86,7 +86,7 @@ func TestAnsweringIsLeftAlone(t *testing.T) {
 			if !alive(t, p.Pid) || running(t, h, d.ID) != int64(p.Pid) {
 				t.Error("the answering java was replaced")
 			}
-			if n := starts(t, h, d.ID); n != 0 {
+			if n := testkit.StartsLogged(t, h, d.ID); n != 0 {
 				t.Errorf("%d starts, want 0", n)
 			}
 			js := e.journal(t, d.ID)

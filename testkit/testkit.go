@@ -427,3 +427,14 @@ func (h *Home) HoldLock(mode LockMode) *WriteLock {
 	h.t.Cleanup(func() { _ = l.Release() })
 	return l
 }
+
+// StartsLogged counts the remediator's starts of deployment id: the header
+// line it writes into the deployment's log before each exec.
+func StartsLogged(t testing.TB, h *Home, id int64) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(h.Home.LogDir(), fmt.Sprintf("deployment-%d.log", id)))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte("steam-overseer remediator: starting deployment "))
+}

@@ -127,34 +127,40 @@ func gather(c prometheus.Collector, write func(*dto.MetricFamily) error) error {
 		}
 		return nil
 	}
+	collect := collectOnce(c)
 	if bc, ok := c.(batchCollector); ok {
-		var writeErr error
-		bc.CollectInBatches(func(ms []prometheus.Metric) {
-			if writeErr != nil {
-				return
-			}
-			for _, m := range ms {
-				add(m)
-			}
-			writeErr = flush()
-		})
+		collect = bc.CollectInBatches
+	}
+	var writeErr error
+	collect(func(ms []prometheus.Metric) {
 		if writeErr != nil {
-			return writeErr
+			return
 		}
-		return errors.Join(errs...)
-	}
-	ch := make(chan prometheus.Metric, 256)
-	go func() {
-		c.Collect(ch)
-		close(ch)
-	}()
-	for m := range ch {
-		add(m)
-	}
-	if err := flush(); err != nil {
-		return err
+		for _, m := range ms {
+			add(m)
+		}
+		writeErr = flush()
+	})
+	if writeErr != nil {
+		return writeErr
 	}
 	return errors.Join(errs...)
+}
+
+// collectOnce hands all of c's series over as one batch.
+func collectOnce(c prometheus.Collector) func(emit func([]prometheus.Metric)) {
+	return func(emit func([]prometheus.Metric)) {
+		ch := make(chan prometheus.Metric, 256)
+		go func() {
+			c.Collect(ch)
+			close(ch)
+		}()
+		var ms []prometheus.Metric
+		for m := range ch {
+			ms = append(ms, m)
+		}
+		emit(ms)
+	}
 }
 
 // Handler serves the exposition format the request accepts, gzipped if it

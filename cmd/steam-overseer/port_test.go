@@ -31,7 +31,7 @@ func TestTextPortStartsNothing(t *testing.T) {
 		t.Fatalf("POST /webhook: %d %s", code, body)
 	}
 	r.drain(t)
-	if n := startsLogged(t, h, d.ID); n != 0 {
+	if n := testkit.StartsLogged(t, h, d.ID); n != 0 {
 		t.Errorf("%d starts of a deployment with port '80a', want 0", n)
 	}
 

@@ -45,7 +45,7 @@ func TestRemediatorResumesInterruptedStart(t *testing.T) {
 	testkit.Eventually(t, 15*time.Second, "the resumed java's PID in the row", func() bool {
 		return h.Deployment(d.ID).PID == pol.StartingPID
 	})
-	if n := startsLogged(t, h, d.ID); n != 1 {
+	if n := testkit.StartsLogged(t, h, d.ID); n != 1 {
 		t.Errorf("%d starts logged, want 1", n)
 	}
 }

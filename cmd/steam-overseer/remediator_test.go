@@ -187,16 +187,6 @@ func journaledWhere(t *testing.T, h *testkit.Home, id int64, match func(state.En
 	return n
 }
 
-// startsLogged counts the starts the remediator logged for a deployment.
-func startsLogged(t *testing.T, h *testkit.Home, id int64) int {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(h.Home.LogDir(), fmt.Sprintf("deployment-%d.log", id)))
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	return bytes.Count(b, []byte("steam-overseer remediator: starting deployment "))
-}
-
 func TestRemediatorServes(t *testing.T) {
 	t.Parallel()
 	h := testkit.NewHome(t)
@@ -330,7 +320,7 @@ func TestTwoRemediatorsOneHome(t *testing.T) {
 // running, the one in its row.
 func assertOneStart(t *testing.T, h *testkit.Home, d steam.Deployment) {
 	t.Helper()
-	if n := startsLogged(t, h, d.ID); n != 1 {
+	if n := testkit.StartsLogged(t, h, d.ID); n != 1 {
 		t.Errorf("%d starts logged, want 1", n)
 	}
 	st, err := state.OpenReadOnly(h.Home.StatePath())
@@ -391,7 +381,7 @@ func TestRemediatorConcurrentWebhooks(t *testing.T) {
 	r.drain(t)
 
 	assertOneStart(t, h, dead)
-	if n := startsLogged(t, h, live.ID); n != 0 {
+	if n := testkit.StartsLogged(t, h, live.ID); n != 0 {
 		t.Errorf("live deployment: %d starts, want 0", n)
 	}
 	if pid := running(t, h, live.ID); pid != lp.Pid {

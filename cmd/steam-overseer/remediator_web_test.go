@@ -109,7 +109,7 @@ func assertNothingStarted(t *testing.T, r *remediatorProcess, h *testkit.Home, d
 		t.Errorf("%v alerts queued, want 0", got)
 	}
 	r.drain(t)
-	if n := startsLogged(t, h, d.ID); n != 0 {
+	if n := testkit.StartsLogged(t, h, d.ID); n != 0 {
 		t.Errorf("%d starts, want 0", n)
 	}
 	if got := h.Deployment(d.ID).PID; got != int64(pid) {

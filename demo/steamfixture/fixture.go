@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -241,7 +242,7 @@ var nextPort = func() *atomic.Int64 {
 }()
 
 // EphemeralStart is the first port the kernel picks for outgoing connections.
-func EphemeralStart() int {
+var EphemeralStart = sync.OnceValue(func() int {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
 		return firstPort
@@ -251,4 +252,4 @@ func EphemeralStart() int {
 		return firstPort
 	}
 	return low
-}
+})
