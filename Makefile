@@ -25,6 +25,8 @@ LDFLAGS := -s -w \
 	-X $(version_pkg).BuildDate=$(BUILD_DATE)
 
 DEB := steam-overseer_$(VERSION)_amd64.deb
+# Where `make build` writes the binary (scripts/bench-exporter measures this build).
+BIN ?= steam-overseer
 
 .PHONY: all build test deb clean
 
@@ -34,7 +36,7 @@ all: build
 # cannot see every source file the binary depends on. Pure Go (SQLite is
 # modernc.org/sqlite), so the binary is static and runs on any amd64 Linux.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o steam-overseer ./cmd/steam-overseer
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/steam-overseer
 
 test:
 	./scripts/test
