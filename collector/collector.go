@@ -92,13 +92,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector.
-func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	c.CollectInBatches(func(ms []prometheus.Metric) {
-		for _, m := range ms {
-			ch <- m
-		}
-	})
-}
+func (c *Collector) Collect(ch chan<- prometheus.Metric) { send(ch, c.CollectInBatches) }
 
 // CollectInBatches hands over one family at a time (no family in two
 // batches), so that each can be written and dropped before the next is

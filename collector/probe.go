@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/steam-overseer/steam-overseer/internal/probe"
 )
@@ -54,19 +55,36 @@ func (c *ProbeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector.
-func (c *ProbeCollector) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(c.grace, prometheus.GaugeValue, c.startGrace.Seconds())
-	for _, o := range c.prober.Latest() {
-		// Names come from rows anyone may have edited; see collectDeployment.
-		labels := []string{strconv.FormatInt(o.ID, 10), validUTF8(o.Name)}
-		ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, boolValue(o.Success), labels...)
-		ch <- prometheus.MustNewConstMetric(c.duration, prometheus.GaugeValue, o.Duration.Seconds(), labels...)
-		ch <- prometheus.MustNewConstMetric(c.timestamp, prometheus.GaugeValue,
-			float64(o.Time.UnixNano())/1e9, labels...)
-		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.GaugeValue, float64(o.Failures), labels...)
-		if !o.LastSuccess.IsZero() {
-			ch <- prometheus.MustNewConstMetric(c.lastSuccess, prometheus.GaugeValue,
-				float64(o.LastSuccess.UnixNano())/1e9, labels...)
+func (c *ProbeCollector) Collect(ch chan<- prometheus.Metric) { send(ch, c.CollectInBatches) }
+
+// CollectInBatches hands over one family at a time, as Collector does: five
+// families of 1000 deployments at once were most of a scrape's heap.
+func (c *ProbeCollector) CollectInBatches(emit func([]prometheus.Metric)) {
+	emit([]prometheus.Metric{prometheus.MustNewConstMetric(c.grace, prometheus.GaugeValue, c.startGrace.Seconds())})
+	outcomes := c.prober.Latest()
+	labels := make([][]*dto.LabelPair, len(outcomes))
+	for i, o := range outcomes {
+		labels[i] = deploymentPairs(strconv.FormatInt(o.ID, 10), o.Name)
+	}
+	seconds := func(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+	for _, f := range []struct {
+		desc  *prometheus.Desc
+		value func(o probe.Outcome) (v float64, ok bool)
+	}{
+		{c.success, func(o probe.Outcome) (float64, bool) { return boolValue(o.Success), true }},
+		{c.duration, func(o probe.Outcome) (float64, bool) { return o.Duration.Seconds(), true }},
+		{c.timestamp, func(o probe.Outcome) (float64, bool) { return seconds(o.Time), true }},
+		{c.failures, func(o probe.Outcome) (float64, bool) { return float64(o.Failures), true }},
+		{c.lastSuccess, func(o probe.Outcome) (float64, bool) { return seconds(o.LastSuccess), !o.LastSuccess.IsZero() }},
+	} {
+		var ms []prometheus.Metric
+		for i, o := range outcomes {
+			if v, ok := f.value(o); ok {
+				ms = append(ms, &series{desc: f.desc, valueType: prometheus.GaugeValue, value: v, labels: labels[i]})
+			}
+		}
+		if len(ms) > 0 {
+			emit(ms)
 		}
 	}
 }

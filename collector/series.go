@@ -69,3 +69,12 @@ func withPairs(base []*dto.LabelPair, extra ...*dto.LabelPair) []*dto.LabelPair 
 	slices.SortFunc(pairs, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
 	return pairs
 }
+
+// send passes every batch of collect to ch: Collect of a batch collector.
+func send(ch chan<- prometheus.Metric, collect func(emit func([]prometheus.Metric))) {
+	collect(func(ms []prometheus.Metric) {
+		for _, m := range ms {
+			ch <- m
+		}
+	})
+}

@@ -42,6 +42,17 @@ func New(reg *steam.Registry, in *procid.Inspector) *Observer {
 
 // All reads the registry once and observes every deployment.
 func (o *Observer) All(ctx context.Context) ([]Observation, error) {
+	return o.all(ctx, true)
+}
+
+// Running observes who runs, not how much: a java still pinned since the
+// last look keeps the figures it had then (the prober, every round).
+func (o *Observer) Running(ctx context.Context) ([]Observation, error) {
+	obs, err := o.all(ctx, false)
+	return slices.DeleteFunc(obs, func(ob Observation) bool { return !ob.Running() }), err
+}
+
+func (o *Observer) all(ctx context.Context, measure bool) ([]Observation, error) {
 	ds, err := o.registry.Deployments(ctx)
 	if err != nil {
 		return nil, err
@@ -50,7 +61,7 @@ func (o *Observer) All(ctx context.Context) ([]Observation, error) {
 	prev := o.verified
 	o.mu.Unlock()
 	obs := make([]Observation, len(ds))
-	forEach(len(ds), func(i int) { obs[i] = o.observe(ds[i], prev) })
+	forEach(len(ds), func(i int) { obs[i] = o.observe(ds[i], prev, measure) })
 	next := make(map[int64]verified, len(obs))
 	for _, ob := range obs {
 		if ob.Running() {
@@ -62,11 +73,6 @@ func (o *Observer) All(ctx context.Context) ([]Observation, error) {
 	o.verified = next
 	o.mu.Unlock()
 	return obs, nil
-}
-
-func (o *Observer) Running(ctx context.Context) ([]Observation, error) {
-	obs, err := o.All(ctx)
-	return slices.DeleteFunc(obs, func(ob Observation) bool { return !ob.Running() }), err
 }
 
 // ErrUnidentified: no war or port to check a command line against.
@@ -82,11 +88,14 @@ func (o *Observer) Verify(d steam.Deployment) (procid.Process, error) {
 	return o.procs.Inspect(int(d.PID), id), nil
 }
 
-func (o *Observer) observe(d steam.Deployment, prev map[int64]verified) Observation {
+func (o *Observer) observe(d steam.Deployment, prev map[int64]verified, measure bool) Observation {
 	id, _ := d.Identity()
 	var p procid.Process
 	if v, ok := prev[d.ID]; ok && int64(v.proc.PID) == d.PID && sameIdentity(v.id, id) {
-		p = o.procs.Remeasure(v.proc, id)
+		p = v.proc
+		if measure || !p.StillPinned() {
+			p = o.procs.Remeasure(v.proc, id)
+		}
 	} else {
 		p = o.procs.Inspect(int(d.PID), id)
 	}

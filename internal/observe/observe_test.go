@@ -112,6 +112,34 @@ func TestRemembersVerified(t *testing.T) {
 	}
 }
 
+// Running takes a java pinned since the last look as running without
+// reading it again, and still sees at once that it died.
+func TestRunningTrustsOnlyALivePin(t *testing.T) {
+	h := testkit.NewHome(t)
+	d, proc := h.Run(testkit.Spec{Name: "churn", LogicalName: "churn"})
+	o := newObserver(t, h)
+	var last observe.Observation
+	for range 2 { // the second look pins the java
+		obs, err := o.All(context.Background())
+		if err != nil || len(obs) != 1 || !obs[0].Running() {
+			t.Fatalf("All: %+v, %v", obs, err)
+		}
+		last = obs[0]
+	}
+	running, err := o.Running(context.Background())
+	if err != nil || len(running) != 1 || running[0].ID != d.ID {
+		t.Fatalf("Running before the kill: %+v, %v", running, err)
+	}
+	if got := running[0].Process; got.StartTime != last.Process.StartTime || got.ResidentBytes != last.Process.ResidentBytes {
+		t.Errorf("Running gave %+v, want the last look's %+v", got, last.Process)
+	}
+	testkit.Kill(t, proc)
+	running, err = o.Running(context.Background())
+	if err != nil || len(running) != 0 {
+		t.Errorf("Running after the kill: %+v, %v", running, err)
+	}
+}
+
 // Verify looks at one row's PID afresh, as All does, and refuses a row that
 // identifies no java rather than calling whatever runs there not running.
 func TestVerify(t *testing.T) {

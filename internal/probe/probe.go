@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -88,21 +87,45 @@ func Ping(ctx context.Context, port int, path string, timeout time.Duration) Res
 // costs its timeout, not more.
 func PingAll(ctx context.Context, ports []int, path string, timeout time.Duration, concurrency int) []Result {
 	results := make([]Result, len(ports))
-	forEach(len(ports), concurrency, func(i int) {
+	forEach(len(ports), concurrency, concurrency, 0, func(i int) {
 		results[i] = Ping(ctx, ports[i], path, timeout)
 	})
 	return results
 }
 
-func forEach(n, concurrency int, do func(i int)) {
-	var next atomic.Int64
+// forEach calls do for 0..n-1 on concurrency workers, and adds one (up to
+// most) whenever item i waits past (i+1)/n of within: slow items still all
+// start within it, fast ones cost no more goroutines than concurrency.
+func forEach(n, concurrency, most int, within time.Duration, do func(i int)) {
+	items := make(chan int)
 	var wg sync.WaitGroup
-	for range min(max(concurrency, 1), n) {
+	workers := 0
+	addWorker := func() {
+		workers++
 		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-				do(int(i))
+			for i := range items {
+				do(i)
 			}
 		})
 	}
+	for range min(max(concurrency, 1), n) {
+		addWorker()
+	}
+	begin := time.Now()
+	late := time.NewTimer(time.Hour)
+	defer late.Stop()
+	for i := range n {
+		if workers < most {
+			late.Reset(time.Until(begin.Add(within * time.Duration(i+1) / time.Duration(n))))
+			select {
+			case items <- i:
+				continue
+			case <-late.C:
+				addWorker()
+			}
+		}
+		items <- i
+	}
+	close(items)
 	wg.Wait()
 }

@@ -284,9 +284,9 @@ func TestProberKeepsResultsWhenTheRegistryFails(t *testing.T) {
 	}
 }
 
-// A round has enough probes in flight to end within one interval even if
-// every deployment times out, and no more than configured when the
-// interval leaves time for them all.
+// A round adds probes in flight as they fall behind, so that it ends within
+// one interval even if every deployment times out, and has no more than
+// configured when the interval leaves time for them all.
 func TestProberConcurrency(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -294,7 +294,8 @@ func TestProberConcurrency(t *testing.T) {
 		wantMax  int32
 	}{
 		{name: "the interval fits 40 timeouts of 4 at once", interval: time.Hour, wantMax: 4},
-		{name: "40 timeouts must fit one interval", interval: 10 * time.Second, wantMax: 40},
+		{name: "40 timeouts must start at once", interval: 10 * time.Second, wantMax: 40},
+		{name: "40 timeouts must start within 2s", interval: 22 * time.Second, wantMax: 40},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var inFlight, most atomic.Int32
@@ -306,16 +307,19 @@ func TestProberConcurrency(t *testing.T) {
 				}
 				<-release
 			}))
+			var releaseOnce sync.Once
+			free := func() { releaseOnce.Do(func() { close(release) }) }
+			t.Cleanup(free) // before the server's: a failed test must not hang in its Close
 			targets := make([]probe.Target, 40)
 			for i := range targets {
 				targets[i] = probe.Target{ID: int64(i + 1), Port: port, PID: i + 1}
 			}
 			p := probe.NewProber(func(context.Context) ([]probe.Target, error) { return targets, nil },
-				probe.Config{Interval: tc.interval, Timeout: 10 * time.Second, Concurrency: 4}, promslog.NewNopLogger())
+				probe.Config{Interval: tc.interval, Timeout: 20 * time.Second, Concurrency: 4}, promslog.NewNopLogger())
 			done := make(chan struct{})
 			go func() { p.Round(context.Background()); close(done) }()
 			testkit.Eventually(t, 10*time.Second, "the probes to be in flight", func() bool { return inFlight.Load() == tc.wantMax })
-			close(release)
+			free()
 			<-done
 			if m := most.Load(); m != tc.wantMax {
 				t.Errorf("%d probes in flight at most, want %d", m, tc.wantMax)
@@ -324,5 +328,38 @@ func TestProberConcurrency(t *testing.T) {
 				t.Errorf("%d outcomes, want %d", n, len(targets))
 			}
 		})
+	}
+}
+
+// Probes that answer in 5ms never fall behind: a round of 200 keeps to the
+// configured workers, however many a round of timeouts would need.
+func TestProberAddsNoWorkerForFastProbes(t *testing.T) {
+	var inFlight, most atomic.Int32
+	port := serverPort(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(5 * time.Millisecond)
+	}))
+	targets := make([]probe.Target, 200)
+	for i := range targets {
+		targets[i] = probe.Target{ID: int64(i + 1), Port: port, PID: i + 1}
+	}
+	// 200 timeouts of 2s in a minute would need 7 at once.
+	p := probe.NewProber(func(context.Context) ([]probe.Target, error) { return targets, nil },
+		probe.Config{Interval: time.Minute, Timeout: 2 * time.Second, Concurrency: 2}, promslog.NewNopLogger())
+	p.Round(context.Background())
+	if m := most.Load(); m > 2 {
+		t.Errorf("%d probes in flight at most, want at most 2", m)
+	}
+	succeeded := 0
+	for _, o := range p.Latest() {
+		if o.Success {
+			succeeded++
+		}
+	}
+	if succeeded != len(targets) {
+		t.Errorf("%d of %d probes succeeded", succeeded, len(targets))
 	}
 }

@@ -114,7 +114,7 @@ func (p *Prober) Round(ctx context.Context) {
 	p.outcomes = kept
 	p.mu.Unlock()
 
-	forEach(len(targets), p.concurrency(len(targets)), func(i int) {
+	forEach(len(targets), p.cfg.Concurrency, MaxConcurrency, p.cfg.Interval-p.cfg.Timeout, func(i int) {
 		r := Ping(ctx, targets[i].Port, p.cfg.Path, p.cfg.Timeout)
 		if ctx.Err() == nil && p.cfg.After != nil {
 			p.cfg.After(ctx, targets[i], r)
@@ -123,13 +123,6 @@ func (p *Prober) Round(ctx context.Context) {
 			p.record(round, targets[i], r)
 		}
 	})
-}
-
-// concurrency is enough that a round ends within one interval even if every
-// probe times out (a host-wide stall), within [configured, MaxConcurrency].
-func (p *Prober) concurrency(n int) int {
-	worst := (time.Duration(n)*p.cfg.Timeout + p.cfg.Interval - 1) / p.cfg.Interval
-	return min(max(int(worst), p.cfg.Concurrency), MaxConcurrency)
 }
 
 func (p *Prober) record(round uint64, t Target, r Result) {

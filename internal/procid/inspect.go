@@ -205,6 +205,12 @@ func (in *Inspector) Remeasure(prev Process, id Identity) Process {
 	return p
 }
 
+// StillPinned reports whether p, as Remeasure left it, still runs, by its
+// pidfd alone; false without one (then only a Remeasure tells).
+func (p Process) StillPinned() bool {
+	return p.Status == StatusRunning && p.pin != nil && !p.pin.exited()
+}
+
 // pin is a pidfd, closed once no Process holds it.
 type pin struct {
 	fd      int
