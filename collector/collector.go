@@ -120,13 +120,9 @@ func (c *Collector) CollectInBatches(emit func([]prometheus.Metric)) {
 	}
 	// family emits the series each observation's add returns, if any.
 	family := func(add func(o observe.Observation, labels []*dto.LabelPair, ms []prometheus.Metric) []prometheus.Metric) {
-		var ms []prometheus.Metric
-		for i, o := range observations {
-			ms = add(o, labels[i], ms)
-		}
-		if len(ms) > 0 {
-			emit(ms)
-		}
+		batch(emit, len(observations), func(i int, ms []prometheus.Metric) []prometheus.Metric {
+			return add(observations[i], labels[i], ms)
+		})
 	}
 	gauge := func(desc *prometheus.Desc, value func(o observe.Observation) float64, running bool) {
 		family(func(o observe.Observation, labels []*dto.LabelPair, ms []prometheus.Metric) []prometheus.Metric {

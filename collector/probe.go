@@ -77,14 +77,11 @@ func (c *ProbeCollector) CollectInBatches(emit func([]prometheus.Metric)) {
 		{c.failures, func(o probe.Outcome) (float64, bool) { return float64(o.Failures), true }},
 		{c.lastSuccess, func(o probe.Outcome) (float64, bool) { return seconds(o.LastSuccess), !o.LastSuccess.IsZero() }},
 	} {
-		var ms []prometheus.Metric
-		for i, o := range outcomes {
-			if v, ok := f.value(o); ok {
+		batch(emit, len(outcomes), func(i int, ms []prometheus.Metric) []prometheus.Metric {
+			if v, ok := f.value(outcomes[i]); ok {
 				ms = append(ms, &series{desc: f.desc, valueType: prometheus.GaugeValue, value: v, labels: labels[i]})
 			}
-		}
-		if len(ms) > 0 {
-			emit(ms)
-		}
+			return ms
+		})
 	}
 }

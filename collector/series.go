@@ -78,3 +78,14 @@ func send(ch chan<- prometheus.Metric, collect func(emit func([]prometheus.Metri
 		}
 	})
 }
+
+// batch emits, as one batch, the series add appends for each of n items, if any.
+func batch(emit func([]prometheus.Metric), n int, add func(i int, ms []prometheus.Metric) []prometheus.Metric) {
+	var ms []prometheus.Metric
+	for i := range n {
+		ms = add(i, ms)
+	}
+	if len(ms) > 0 {
+		emit(ms)
+	}
+}

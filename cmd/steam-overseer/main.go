@@ -117,10 +117,11 @@ func showBoolDefaults(app *kingpin.Application) {
 	}
 }
 
-// manPageTemplate puts one word in the header, a description in NAME for
-// whatis, and every command's flags, not only leaf commands'.
+// manPageOnce: kingpin's template is a global, and tests call run side by side.
 var manPageOnce sync.Once
 
+// manPageTemplate puts one word in the header, a description in NAME for
+// whatis, and every command's flags, not only leaf commands'.
 func manPageTemplate(t string) string {
 	t = strings.Replace(t, `.TH {{.App.Name}} 1 {{.App.Version}} "{{.App.Author}}"`,
 		fmt.Sprintf(`.TH STEAM-OVERSEER 1 "" "steam-overseer %s" "User Commands"`, version.Version), 1)

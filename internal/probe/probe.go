@@ -99,7 +99,7 @@ func PingAll(ctx context.Context, ports []int, path string, timeout time.Duratio
 func forEach(n, concurrency, most int, within time.Duration, do func(i int)) {
 	items := make(chan int)
 	var wg sync.WaitGroup
-	workers := 0
+	workers, most := 0, min(most, n)
 	addWorker := func() {
 		workers++
 		wg.Go(func() {
