@@ -169,7 +169,8 @@ open(`+strconv.Quote(childPID)+`, "w").write(str(pid))
 time.sleep(3600)
 `, 0o755)
 	h.Java = java
-	r := startRemediator(t, h, "--remediate.start-timeout=3s")
+	// Long enough for python to fork on a loaded machine (3s was not, once).
+	r := startRemediator(t, h, "--remediate.start-timeout=10s")
 	r.notify(t, d.ID)
 	testkit.Eventually(t, 60*time.Second, "the failed start journaled", func() bool {
 		return journaledResult(t, h, d.ID, state.ActionRestart, state.ResultFailure) == 1
