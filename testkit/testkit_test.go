@@ -124,10 +124,15 @@ func TestEventuallyEvery(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tb := &fatalTB{TB: t}
 			calls := 0
+			// A condition that holds gets time a loaded machine cannot use up.
+			timeout := 10 * time.Second
+			if tc.holdsAt == 0 {
+				timeout = 50 * time.Millisecond
+			}
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				testkit.EventuallyEvery(tb, 50*time.Millisecond, time.Millisecond, "the thing", func() (bool, string) {
+				testkit.EventuallyEvery(tb, timeout, time.Millisecond, "the thing", func() (bool, string) {
 					calls++
 					return calls == tc.holdsAt, fmt.Sprint("call ", calls)
 				})
