@@ -38,6 +38,9 @@ func startSubprocess(t *testing.T, env []string, args ...string) *subprocess {
 	t.Cleanup(func() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
+		if t.Failed() {
+			t.Logf("%s logged:\n%s", strings.Join(p.cmd.Args, " "), p.stderr.String())
+		}
 	})
 	return p
 }

@@ -191,7 +191,9 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	go func() {
 		if err := hook.Refresh(ctx); err != nil {
 			logger.Warn("Cannot read Steam's deployments yet", "err", err)
+			return
 		}
+		logger.Debug("Read Steam's deployments ahead of the first notification")
 	}()
 	if err := engine.Start(ctx); err != nil {
 		return fail("starting remediation", err)

@@ -59,6 +59,11 @@ func TestRemediatorOutlastsLockedRegistry(t *testing.T) {
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn"})
 	r := startRemediator(t, h)
+	// Locked before that read, the webhook has no last read to queue from
+	// and answers 503 (TestRemediatorUnknownDeployments).
+	testkit.Eventually(t, 30*time.Second, "the remediator's first read of steam.db", func() bool {
+		return strings.Contains(r.stderr.String(), "Read Steam's deployments")
+	})
 	release := h.HoldWriteLock()
 	go func() { // answered once the webhook's own look-up gives up
 		_, _, _ = r.post(http.MethodPost, strings.NewReader(notification(d.ID, 0)), "")
