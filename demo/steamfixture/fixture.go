@@ -6,15 +6,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -210,46 +206,3 @@ func WaitReady(ctx context.Context, port int, timeout time.Duration) error {
 		}
 	}
 }
-
-// FreePort returns a TCP port that was free a moment ago, from below the
-// kernel's ephemeral range: one inside it can become the local port of any
-// outgoing connection before the deployment binds it, as tests run side by side.
-func FreePort() (int, error) {
-	low, high := firstPort, EphemeralStart()
-	for range min(100, max(high-low, 0)) {
-		port := low + int(nextPort.Add(1)%int64(high-low))
-		if ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port)); err == nil {
-			ln.Close()
-			return port, nil
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// firstPort stays clear of the well-known services' ports (Prometheus' 9090).
-const firstPort = 10000
-
-// nextPort starts at random, so that two processes rarely walk the same ports.
-var nextPort = func() *atomic.Int64 {
-	var n atomic.Int64
-	n.Store(rand.Int64N(1 << 30))
-	return &n
-}()
-
-// EphemeralStart is the first port the kernel picks for outgoing connections.
-var EphemeralStart = sync.OnceValue(func() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return firstPort
-	}
-	var low int
-	if _, err := fmt.Sscan(string(b), &low); err != nil {
-		return firstPort
-	}
-	return low
-})

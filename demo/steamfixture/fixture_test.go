@@ -1,9 +1,15 @@
 package steamfixture_test
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -113,4 +119,67 @@ func TestFreePortBelowEphemeralRange(t *testing.T) {
 		}
 		seen[port] = true
 	}
+}
+
+// Two processes walking the same ports get different ones, as two test
+// packages whose random starts meet would.
+func TestFreePortAcrossProcesses(t *testing.T) {
+	const n = 20
+	if from := os.Getenv("STEAMFIXTURE_PORTS_FROM"); from != "" {
+		start, err := strconv.ParseInt(from, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steamfixture.NextPort.Store(start)
+		fmt.Println(freePorts(t, n))
+		_, _ = io.Copy(io.Discard, os.Stdin) // holds the ports until the parent is done
+		return
+	}
+	start := steamfixture.NextPort.Load() + 1000 // ahead of any port this process handed out
+	other := exec.Command(os.Args[0], "-test.run=^TestFreePortAcrossProcesses$")
+	other.Env = append(os.Environ(), fmt.Sprintf("STEAMFIXTURE_PORTS_FROM=%d", start))
+	other.Stderr = os.Stderr
+	stdin, err := other.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := other.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); _ = other.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the other process's ports: %v", err)
+	}
+	theirs := map[string]bool{}
+	for _, p := range strings.Fields(strings.Trim(line, "[]\n")) {
+		theirs[p] = true
+	}
+	if len(theirs) != n {
+		t.Fatalf("the other process printed %q, want %d ports", line, n)
+	}
+
+	steamfixture.NextPort.Store(start)
+	for _, p := range freePorts(t, n) {
+		if theirs[strconv.Itoa(p)] {
+			t.Errorf("port %d handed to both processes", p)
+		}
+	}
+}
+
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		port, err := steamfixture.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, port)
+	}
+	return ports
 }

@@ -1,0 +1,87 @@
+package steamfixture
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// FreePort returns a TCP port that was free a moment ago, from below the
+// kernel's ephemeral range: one inside it can become the local port of any
+// outgoing connection before the deployment binds it. A port another
+// process's FreePort handed out is skipped, bound yet or not, since test
+// packages run side by side.
+func FreePort() (int, error) {
+	low, high := firstPort, EphemeralStart()
+	for range min(100, max(high-low, 0)) {
+		port := low + int(nextPort.Add(1)%int64(high-low))
+		if !reserve(port) {
+			continue
+		}
+		if ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port)); err == nil {
+			ln.Close()
+			return port, nil
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// firstPort stays clear of the well-known services' ports (Prometheus' 9090).
+const firstPort = 10000
+
+// nextPort starts at random, so that two processes rarely walk the same ports.
+var nextPort = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(rand.Int64N(1 << 30))
+	return &n
+}()
+
+// reservations is a file whose byte n is locked by the process FreePort
+// handed port n to, until that process exits. Nil if it cannot be opened:
+// the listen check alone remains.
+var reservations = sync.OnceValue(func() *os.File {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("steam-overseer-ports-%d.lock", os.Getuid())),
+		os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil
+	}
+	return f
+})
+
+// reserve locks port's byte with an open file description lock, which no
+// other close in this process can drop; false if another process holds it.
+func reserve(port int) bool {
+	f := reservations()
+	if f == nil {
+		return true
+	}
+	lock := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: int64(port), Len: 1}
+	err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lock)
+	return !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES)
+}
+
+// EphemeralStart is the first port the kernel picks for outgoing connections.
+var EphemeralStart = sync.OnceValue(func() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return firstPort
+	}
+	var low int
+	if _, err := fmt.Sscan(string(b), &low); err != nil {
+		return firstPort
+	}
+	return low
+})
