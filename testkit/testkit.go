@@ -89,6 +89,15 @@ type (
 // FreePort returns a TCP port nothing listens on now.
 func FreePort() (int, error) { return steamfixture.FreePort() }
 
+// Test packages run side by side, each walking ports from its own random
+// start: where two walks meet, the reservations keep one port to one test.
+func init() {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("steam-overseer-test-ports-%d.lock", os.Getuid()))
+	if err := steamfixture.ReservePorts(path); err != nil {
+		panic(fmt.Sprintf("testkit: %v", err))
+	}
+}
+
 // LoopbackAddr returns 127.0.0.1 and a port nothing listens on now.
 func LoopbackAddr(t testing.TB) string {
 	t.Helper()

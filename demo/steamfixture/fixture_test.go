@@ -122,7 +122,7 @@ func TestFreePortBelowEphemeralRange(t *testing.T) {
 }
 
 // Two processes walking the same ports get different ones, as two test
-// packages whose random starts meet would.
+// packages whose random starts meet would (testkit turns reserving on).
 func TestFreePortAcrossProcesses(t *testing.T) {
 	const n = 20
 	if from := os.Getenv("STEAMFIXTURE_PORTS_FROM"); from != "" {

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -16,9 +15,8 @@ import (
 
 // FreePort returns a TCP port that was free a moment ago, from below the
 // kernel's ephemeral range: one inside it can become the local port of any
-// outgoing connection before the deployment binds it. A port another
-// process's FreePort handed out is skipped, bound yet or not, since test
-// packages run side by side.
+// outgoing connection before the deployment binds it. With ReservePorts, a
+// port another process handed out is skipped, bound yet or not.
 func FreePort() (int, error) {
 	low, high := firstPort, EphemeralStart()
 	for range min(100, max(high-low, 0)) {
@@ -49,22 +47,28 @@ var nextPort = func() *atomic.Int64 {
 	return &n
 }()
 
-// reservations is a file whose byte n is locked by the process FreePort
-// handed port n to, until that process exits. Nil if it cannot be opened:
-// the listen check alone remains.
-var reservations = sync.OnceValue(func() *os.File {
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("steam-overseer-ports-%d.lock", os.Getuid())),
-		os.O_RDWR|os.O_CREATE, 0o600)
+// reservations, once ReservePorts opened it, is a file whose byte n is
+// locked by the process FreePort handed port n to, until that process exits.
+var reservations atomic.Pointer[os.File]
+
+// ReservePorts makes FreePort skip the ports handed out by other processes
+// reserving in the file at path, as test packages running side by side do.
+// The demo does without: it runs alone and leaves nothing behind.
+func ReservePorts(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil
+		return fmt.Errorf("opening the port reservations: %w", err)
 	}
-	return f
-})
+	if old := reservations.Swap(f); old != nil {
+		old.Close()
+	}
+	return nil
+}
 
 // reserve locks port's byte with an open file description lock, which no
 // other close in this process can drop; false if another process holds it.
 func reserve(port int) bool {
-	f := reservations()
+	f := reservations.Load()
 	if f == nil {
 		return true
 	}
