@@ -190,7 +190,10 @@ time.sleep(3600)
 		t.Fatalf("port still held: %v", err)
 	}
 	l.Close()
-	if !strings.Contains(r.stderr.String(), "stopped with SIGINT to its session") {
+	// The journal, not the log: the log line follows the journal's commit.
+	if journaledWhere(t, h, d.ID, func(e state.Entry) bool {
+		return e.Result == state.ResultFailure && strings.Contains(e.Detail, "stopped with SIGINT to its session")
+	}) != 1 {
 		t.Errorf("the journal does not say the session was signalled:\n%s", r.stderr.String())
 	}
 }
