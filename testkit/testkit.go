@@ -91,10 +91,14 @@ func FreePort() (int, error) { return steamfixture.FreePort() }
 
 // Test packages run side by side, each walking ports from its own random
 // start: where two walks meet, the reservations keep one port to one test.
+// Set in the environment, they cover the demos and tests' children too.
 func init() {
+	if os.Getenv(steamfixture.ReservationsEnv) != "" {
+		return
+	}
 	path := filepath.Join(os.TempDir(), fmt.Sprintf("steam-overseer-test-ports-%d.lock", os.Getuid()))
-	if err := steamfixture.ReservePorts(path); err != nil {
-		panic(fmt.Sprintf("testkit: %v", err))
+	if err := os.Setenv(steamfixture.ReservationsEnv, path); err != nil {
+		panic(err)
 	}
 }
 

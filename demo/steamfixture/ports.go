@@ -15,13 +15,17 @@ import (
 
 // FreePort returns a TCP port that was free a moment ago, from below the
 // kernel's ephemeral range: one inside it can become the local port of any
-// outgoing connection before the deployment binds it. With ReservePorts, a
-// port another process handed out is skipped, bound yet or not.
+// outgoing connection before the deployment binds it. With ReservationsEnv
+// set, a port another process handed out is skipped, bound yet or not.
 func FreePort() (int, error) {
+	f, err := reservations()
+	if err != nil {
+		return 0, err
+	}
 	low, high := firstPort, EphemeralStart()
 	for range min(100, max(high-low, 0)) {
 		port := low + int(nextPort.Add(1)%int64(high-low))
-		if !reserve(port) {
+		if !reserve(f, port) {
 			continue
 		}
 		if ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port)); err == nil {
@@ -47,28 +51,29 @@ var nextPort = func() *atomic.Int64 {
 	return &n
 }()
 
-// reservations, once ReservePorts opened it, is a file whose byte n is
-// locked by the process FreePort handed port n to, until that process exits.
-var reservations atomic.Pointer[os.File]
+// ReservationsEnv, set in a process's environment, names the file in which
+// FreePort reserves the ports it hands out and skips those other processes
+// reserved. testkit sets it, for the tests and the demos they run side by
+// side; a demo run by hand does without and leaves nothing behind.
+const ReservationsEnv = "STEAM_OVERSEER_PORT_RESERVATIONS"
 
-// ReservePorts makes FreePort skip the ports handed out by other processes
-// reserving in the file at path, as test packages running side by side do.
-// The demo does without: it runs alone and leaves nothing behind.
-func ReservePorts(path string) error {
+// reservations is that file, whose byte n the process FreePort handed port n
+// to locks until it exits; nil without the variable.
+var reservations = sync.OnceValues(func() (*os.File, error) {
+	path := os.Getenv(ReservationsEnv)
+	if path == "" {
+		return nil, nil
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("opening the port reservations: %w", err)
+		return nil, fmt.Errorf("opening the port reservations ($%s): %w", ReservationsEnv, err)
 	}
-	if old := reservations.Swap(f); old != nil {
-		old.Close()
-	}
-	return nil
-}
+	return f, nil
+})
 
 // reserve locks port's byte with an open file description lock, which no
 // other close in this process can drop; false if another process holds it.
-func reserve(port int) bool {
-	f := reservations.Load()
+func reserve(f *os.File, port int) bool {
 	if f == nil {
 		return true
 	}
