@@ -54,7 +54,7 @@ func runExporter(ctx context.Context, logger *slog.Logger, loc location, procRoo
 	}
 	// Checked once: the collector reads the state database at every scrape.
 	if err := refuseOtherHomesState(ctx, home, statePath); err != nil {
-		return fail("", err)
+		return failUnlessStopped(ctx, logger, "checking the state database", err)
 	}
 	inspector, err := procid.NewInspector(procRoot)
 	if err != nil {

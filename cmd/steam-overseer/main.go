@@ -148,6 +148,16 @@ func fail(what string, err error) int {
 	return exitFailure
 }
 
+// failUnlessStopped: a daemon told to stop while it starts has not failed,
+// and systemd counts only exit 0 after SIGTERM as a clean stop.
+func failUnlessStopped(ctx context.Context, logger *slog.Logger, what string, err error) int {
+	if ctx.Err() != nil {
+		logger.Info("Stopped while starting", "step", what, "err", err)
+		return 0
+	}
+	return fail(what, err)
+}
+
 func usageError(err error) int {
 	fmt.Fprintf(os.Stderr, "steam-overseer: %s (see steam-overseer --help)\n", oneLine(err))
 	return exitUsage

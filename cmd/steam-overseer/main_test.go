@@ -123,6 +123,39 @@ func TestNewServer(t *testing.T) {
 	}
 }
 
+// TestStoppedWhileStarting: SIGTERM while the state database is locked
+// against a starting daemon is a clean stop, exit 0, as systemd expects.
+func TestStoppedWhileStarting(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		started string // logged before the state database is opened
+	}{
+		{"remediator", []string{"remediator", "--web.listen-address=127.0.0.1:0"}, "Starting steam-overseer remediator"},
+		{"reconcile loop", []string{"reconcile", "--reconcile.interval=1h"}, "Reconciling Steam home"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := testkit.NewHome(t)
+			holdStateLock(t, h, testkit.Exclusive)
+			p := startSubprocess(t, nil, append(tc.args, "--steam.home="+h.Home.Dir, "--java.path="+h.Java)...)
+			testkit.Eventually(t, 10*time.Second, "the command to start", func() bool {
+				return strings.Contains(p.stderr.String(), tc.started)
+			})
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.exitCode(t); code != 0 {
+				t.Errorf("exit code after SIGTERM %d, want 0; log:\n%s", code, p.stderr.String())
+			}
+			if log := p.stderr.String(); !strings.Contains(log, "Stopped while starting") {
+				t.Errorf("no word of the stop; log:\n%s", log)
+			}
+		})
+	}
+}
+
 // TestLongRunningCommandsSurviveSIGHUP: SIGHUP, whose default action ends
 // a process without a word, is logged and ignored by every long-running
 // command with nothing to reload (the remediator's reload is tested with

@@ -49,6 +49,11 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 	if err != nil {
 		return fail("", err)
 	}
+	loop := !f.once && !f.dryRun
+	if loop {
+		onHangup(ctx, logger, "(every sweep reads Steam's database afresh)", nil)
+		logger.Info("Reconciling Steam home", "steam_home", home.Dir)
+	}
 	// A dry run reads the state database but must not create it.
 	var st *state.DB
 	if f.dryRun {
@@ -60,11 +65,11 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 		st, err = openState(ctx, home, statePath)
 	}
 	if err != nil {
-		return fail("opening the state database", err)
+		return failUnlessStopped(ctx, logger, "opening the state database", err)
 	}
 	defer st.Close()
 	cfg := f.engine.config(home, st)
-	if !f.once && !f.dryRun {
+	if loop {
 		cfg.ReconcileInterval = f.interval
 	}
 	engine, err := remediate.New(cfg, logger, nil)
@@ -80,11 +85,9 @@ func runReconcile(ctx context.Context, logger *slog.Logger, f *reconcileFlags, o
 			logger.Error("Stopping remediation failed", "err", err)
 		}
 	}()
-	if !f.once && !f.dryRun {
-		onHangup(ctx, logger, "(every sweep reads Steam's database afresh)", nil)
-		logger.Info("Reconciling Steam home", "steam_home", home.Dir)
+	if loop {
 		if err := engine.Start(ctx); err != nil {
-			return fail("starting remediation", err)
+			return failUnlessStopped(ctx, logger, "starting remediation", err)
 		}
 		<-ctx.Done()
 		return 0

@@ -152,7 +152,7 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 	}
 	home, st, err := openRemediatorState(ctx, f)
 	if err != nil {
-		return fail("opening the Steam home or the state database", err)
+		return failUnlessStopped(ctx, logger, "opening the Steam home or the state database", err)
 	}
 	defer st.Close()
 
@@ -196,7 +196,7 @@ func runRemediator(ctx context.Context, logger *slog.Logger, f *remediatorFlags)
 		logger.Debug("Read Steam's deployments ahead of the first notification")
 	}()
 	if err := engine.Start(ctx); err != nil {
-		return fail("starting remediation", err)
+		return failUnlessStopped(ctx, logger, "starting remediation", err)
 	}
 	// Deferred after st.Close, so stopped before it.
 	defer startJournalPruning(ctx, logger, st, time.Duration(f.journalRetention), journalPruneInterval)()

@@ -58,16 +58,16 @@ func TestRemediatorNameSaysFailed(t *testing.T) {
 	}
 }
 
-// holdStateLock takes the state database's write lock (BEGIN IMMEDIATE) on
-// a connection of its own, as a busy writer would; release, also called
-// when the test ends, rolls it back.
-func holdStateLock(t *testing.T, h *testkit.Home) (release func()) {
+// holdStateLock takes the state database's lock in mode on a connection of
+// its own, as a busy writer would; release, also called when the test ends,
+// rolls it back.
+func holdStateLock(t *testing.T, h *testkit.Home, mode testkit.LockMode) (release func()) {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+h.Home.StatePath()+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock, err := testkit.TakeWriteLock(context.Background(), db, testkit.Immediate)
+	lock, err := testkit.TakeWriteLock(context.Background(), db, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestRemediatorStateLockedBeforeStart(t *testing.T) {
 	h := testkit.NewHome(t)
 	d := h.Add(testkit.Spec{Name: "churn"})
 	r := startRemediator(t, h)
-	release := holdStateLock(t, h)
+	release := holdStateLock(t, h, testkit.Immediate)
 	r.notify(t, d.ID)
 	testkit.Eventually(t, 30*time.Second, "a retry scheduled", func() bool {
 		return r.metric(t, `steam_remediator_retries_total{outcome="scheduled"}`) >= 1
@@ -121,7 +121,7 @@ func TestRemediatorPolicyBusyCountsOnce(t *testing.T) {
 	testkit.Eventually(t, 30*time.Second, "the restart journaled", func() bool {
 		return journaledResult(t, h, d.ID, state.ActionRestart, state.ResultSuccess) == 1
 	})
-	release := holdStateLock(t, h)
+	release := holdStateLock(t, h, testkit.Immediate)
 	if err := syscall.Kill(int(h.Deployment(d.ID).PID), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
