@@ -43,10 +43,15 @@ func (o *output) read(r io.Reader) {
 }
 
 // find returns the submatches of the first line matching re.
-func (o *output) find(re *regexp.Regexp) []string {
+func (o *output) find(re *regexp.Regexp) []string { return o.findAfter(0, re) }
+
+// findAfter looks only at the lines after the first n, so that a report
+// the demo printed before a fault (a loaded machine's slow probe) is not
+// taken for the fault's.
+func (o *output) findAfter(n int, re *regexp.Regexp) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for _, l := range o.lines {
+	for _, l := range o.lines[n:] {
 		if m := re.FindStringSubmatch(l); m != nil {
 			return m
 		}
@@ -58,6 +63,12 @@ func (o *output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return strings.Join(o.lines, "\n")
+}
+
+func (o *output) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.lines)
 }
 
 var (
@@ -176,16 +187,17 @@ func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...st
 	}
 	remediatorLog := filepath.Join(filepath.Dir(home.Dir), "remediator.log")
 	logBefore, _ := os.ReadFile(remediatorLog)
+	killedAt := out.count()
 	if err := in.Signal(p, identity, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	back := regexp.MustCompile(fmt.Sprintf(`%s \(id 1\) is back: PID (\d+), serving again (\S+) after it went down`, regexp.QuoteMeta(victim.Name)))
-	testkit.Eventually(t, 60*time.Second, "the demo to report the deployment back", func() bool { return out.find(back) != nil })
-	t.Logf("killed deployment serving again %s after it went down", out.find(back)[2])
+	testkit.Eventually(t, 60*time.Second, "the demo to report the deployment back", func() bool { return out.findAfter(killedAt, back) != nil })
+	t.Logf("killed deployment serving again %s after it went down", out.findAfter(killedAt, back)[2])
 	if healer == demo.HealerAlertmanager {
 		healedByExitWatch(t, exporter, remediatorLog, len(logBefore))
 	}
-	newPID, _ := strconv.Atoi(out.find(back)[1])
+	newPID, _ := strconv.Atoi(out.findAfter(killedAt, back)[1])
 	if d, err := registry.Deployment(context.Background(), 1); err != nil || int(d.PID) != newPID || newPID == pids[0] {
 		t.Fatalf("Steam's row holds PID %d (%v), want the new PID %d (killed %d)", d.PID, err, newPID, pids[0])
 	}
@@ -270,7 +282,7 @@ func hang(t *testing.T, out *output, registry *steam.Registry, in *procid.Inspec
 	if p.Status != procid.StatusRunning {
 		t.Fatalf("the demo's second PID %d is %s, not its deployment", pid, p.Status)
 	}
-	stoppedAt := time.Now()
+	stoppedAt, stoppedLine := time.Now(), out.count()
 	if err := in.Signal(p, identity, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -278,12 +290,12 @@ func hang(t *testing.T, out *output, registry *steam.Registry, in *procid.Inspec
 	t.Cleanup(func() { _ = in.Signal(p, identity, syscall.SIGCONT) })
 	name := regexp.QuoteMeta(d.Name)
 	testkit.Eventually(t, 30*time.Second, "the demo to report the stopped deployment unresponsive", func() bool {
-		return out.find(regexp.MustCompile(name+` \(id 2\) is unresponsive: PID `+strconv.Itoa(pid)+` is alive`)) != nil
+		return out.findAfter(stoppedLine, regexp.MustCompile(name+` \(id 2\) is unresponsive: PID `+strconv.Itoa(pid)+` is alive`)) != nil
 	})
 	back := regexp.MustCompile(name + ` \(id 2\) is back: PID (\d+)`)
-	testkit.Eventually(t, 120*time.Second, "the demo to report the stopped deployment back", func() bool { return out.find(back) != nil })
+	testkit.Eventually(t, 120*time.Second, "the demo to report the stopped deployment back", func() bool { return out.findAfter(stoppedLine, back) != nil })
 	t.Logf("stopped deployment serving again after %s", time.Since(stoppedAt).Round(100*time.Millisecond))
-	newPID, _ := strconv.Atoi(out.find(back)[1])
+	newPID, _ := strconv.Atoi(out.findAfter(stoppedLine, back)[1])
 	if d, err := registry.Deployment(context.Background(), 2); err != nil || int(d.PID) != newPID || newPID == pid {
 		t.Fatalf("Steam's row holds PID %d (%v), want the new PID %d (stopped %d)", d.PID, err, newPID, pid)
 	}
