@@ -168,6 +168,10 @@ func (f *Fixture) Start(javaPath string, d steam.Deployment, logTo *os.File) (*e
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if err := checkListener(ctx, cmd.Process.Pid, int(d.Port)); err != nil {
+		stop()
+		return nil, fmt.Errorf("starting deployment %s: %w", d.Name, err)
+	}
 	if err := steam.NewRegistry(f.Home).SetPID(ctx, d.ID, d.PID, int64(cmd.Process.Pid)); err != nil {
 		stop()
 		return nil, fmt.Errorf("starting deployment %s: %w", d.Name, err)

@@ -70,6 +70,28 @@ func TestStart(t *testing.T) {
 	}
 }
 
+// TestStartPortServedByAnother: a port that answers /ping from another
+// process (here the first deployment's java) is not taken for the started
+// java's, whose PID a test would then stop or kill: Start fails, names the
+// process that answers and records nothing.
+func TestStartPortServedByAnother(t *testing.T) {
+	t.Parallel()
+	h := testkit.NewHome(t)
+	first, p := h.Run(steamfixture.Spec{Name: "churn", LogicalName: "churn"})
+	second := h.Add(steamfixture.Spec{Name: "fraud", LogicalName: "fraud", Port: int(first.Port)})
+	cmd, err := h.Fixture.Start(h.Java, second, nil)
+	if err == nil {
+		testkit.Reap(t, cmd)
+		t.Fatalf("Start of a second java on port %d answered by PID %d succeeded", first.Port, p.Pid)
+	}
+	if want := fmt.Sprintf("from PID %d (", p.Pid); !strings.Contains(err.Error(), want) {
+		t.Errorf("Start = %v, want it to name %q", err, want)
+	}
+	if got := h.Deployment(second.ID).PID; got != 0 {
+		t.Errorf("row holds PID %d after a failed start, want 0", got)
+	}
+}
+
 func TestSetPID(t *testing.T) {
 	t.Parallel()
 	h := testkit.NewHome(t, steamfixture.Options{Lax: true})
