@@ -34,6 +34,10 @@ public final class ScoringServlet extends HttpServlet {
     // Written, never read: the JIT must not elide the allocations.
     private static volatile Object garbage;
     private static final int CHUNK = 64 * 1024;
+    // A held chunk fills a whole 1 MiB G1 region (-Xmx64m's region size) less
+    // the array's header: G1 puts it straight into the old generation, where
+    // no collection moves or shrinks it.
+    private static final int HELD_CHUNK = (1 << 20) - 16;
 
     // Times is Steam's ServletUtil.Times: a count and sums of milliseconds.
     private static final class Times {
@@ -111,7 +115,7 @@ public final class ScoringServlet extends HttpServlet {
         }
         // Filling starts at the first request: Jetty has started by then.
         if (mode.equals("fill_heap") && filling.compareAndSet(false, true)) {
-            held = new byte[(int) (Runtime.getRuntime().maxMemory() / CHUNK) + 1][];
+            held = new byte[(int) (Runtime.getRuntime().maxMemory() / HELD_CHUNK) + 1][];
             Thread filler = new Thread(() -> {
                 while (true) {
                     try {
@@ -180,7 +184,7 @@ public final class ScoringServlet extends HttpServlet {
         while (true) {
             try {
                 if (heldCount < held.length && rt.totalMemory() - rt.freeMemory() < target) {
-                    held[heldCount] = new byte[CHUNK];
+                    held[heldCount] = new byte[HELD_CHUNK];
                     heldCount++;
                 }
                 garbage = new byte[CHUNK];
