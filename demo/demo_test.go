@@ -192,12 +192,13 @@ func runDemo(t *testing.T, healer string, jetty bool, healing string, args ...st
 		t.Fatal(err)
 	}
 	back := regexp.MustCompile(fmt.Sprintf(`%s \(id 1\) is back: PID (\d+), serving again (\S+) after it went down`, regexp.QuoteMeta(victim.Name)))
-	testkit.Eventually(t, 60*time.Second, "the demo to report the deployment back", func() bool { return out.findAfter(killedAt, back) != nil })
-	t.Logf("killed deployment serving again %s after it went down", out.findAfter(killedAt, back)[2])
+	var m []string
+	testkit.Eventually(t, 60*time.Second, "the demo to report the deployment back", func() bool { m = out.findAfter(killedAt, back); return m != nil })
+	t.Logf("killed deployment serving again %s after it went down", m[2])
 	if healer == demo.HealerAlertmanager {
 		healedByExitWatch(t, exporter, remediatorLog, len(logBefore))
 	}
-	newPID, _ := strconv.Atoi(out.findAfter(killedAt, back)[1])
+	newPID, _ := strconv.Atoi(m[1])
 	if d, err := registry.Deployment(context.Background(), 1); err != nil || int(d.PID) != newPID || newPID == pids[0] {
 		t.Fatalf("Steam's row holds PID %d (%v), want the new PID %d (killed %d)", d.PID, err, newPID, pids[0])
 	}
@@ -293,9 +294,10 @@ func hang(t *testing.T, out *output, registry *steam.Registry, in *procid.Inspec
 		return out.findAfter(stoppedLine, regexp.MustCompile(name+` \(id 2\) is unresponsive: PID `+strconv.Itoa(pid)+` is alive`)) != nil
 	})
 	back := regexp.MustCompile(name + ` \(id 2\) is back: PID (\d+)`)
-	testkit.Eventually(t, 120*time.Second, "the demo to report the stopped deployment back", func() bool { return out.findAfter(stoppedLine, back) != nil })
+	var m []string
+	testkit.Eventually(t, 120*time.Second, "the demo to report the stopped deployment back", func() bool { m = out.findAfter(stoppedLine, back); return m != nil })
 	t.Logf("stopped deployment serving again after %s", time.Since(stoppedAt).Round(100*time.Millisecond))
-	newPID, _ := strconv.Atoi(out.findAfter(stoppedLine, back)[1])
+	newPID, _ := strconv.Atoi(m[1])
 	if d, err := registry.Deployment(context.Background(), 2); err != nil || int(d.PID) != newPID || newPID == pid {
 		t.Fatalf("Steam's row holds PID %d (%v), want the new PID %d (stopped %d)", d.PID, err, newPID, pid)
 	}
